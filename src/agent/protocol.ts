@@ -1,0 +1,71 @@
+/**
+ * Constants of the guest agent protocol. The normative description is docs/agent-protocol.md;
+ * guest/agent/proto.h mirrors these numbers for the C side.
+ */
+export const PROTOCOL_VERSION = 1;
+export const HEADER_SIZE = 12;
+export const MAX_PAYLOAD = 1024 * 1024;
+/** Bytes per DATA/STDIN frame the host sends: large enough to amortise framing, small enough to interleave. */
+export const DATA_CHUNK = 256 * 1024;
+export const VSOCK_PORT = 1024;
+export const SERIAL_PORT_NAME = "hf.agent";
+
+export const FLAG_END = 0x01;
+
+export const MsgType = {
+  HELLO: 0x01,
+  PING: 0x02,
+  PONG: 0x03,
+  READY: 0x04,
+  EXEC: 0x10,
+  EXEC_STARTED: 0x11,
+  STDIN: 0x12,
+  SIGNAL: 0x13,
+  STDOUT: 0x14,
+  STDERR: 0x15,
+  EXIT: 0x16,
+  WRITE: 0x20,
+  DATA: 0x21,
+  READ: 0x22,
+  STAT: 0x30,
+  STAT_RESULT: 0x31,
+  DELETE: 0x32,
+  MKDIR: 0x33,
+  SHUTDOWN: 0x40,
+  OK: 0x7e,
+  ERROR: 0x7f,
+} as const;
+export type MsgType = (typeof MsgType)[keyof typeof MsgType];
+
+export const Tag = {
+  VERSION: 1,
+  AGENT_VERSION: 2,
+  ARG: 3,
+  ENV: 4,
+  CWD: 5,
+  USER: 6,
+  TIMEOUT_MS: 7,
+  STDIN: 8,
+  PID: 9,
+  EXIT_CODE: 10,
+  SIGNAL: 11,
+  TIMED_OUT: 12,
+  PATH: 13,
+  MODE: 14,
+  FLAGS: 15,
+  SIZE: 16,
+  OFFSET: 17,
+  LENGTH: 18,
+  UID: 19,
+  GID: 20,
+  MTIME_NS: 21,
+  ERRNO: 22,
+  MESSAGE: 23,
+  DURATION_US: 24,
+} as const;
+export type Tag = (typeof Tag)[keyof typeof Tag];
+
+export const WriteFlags = { MKDIRS: 1, APPEND: 2 } as const;
+export const DeleteFlags = { RECURSIVE: 1 } as const;
+export const MkdirFlags = { PARENTS: 1 } as const;
+export const ShutdownFlags = { REBOOT: 1 } as const;

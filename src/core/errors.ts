@@ -1,0 +1,82 @@
+/**
+ * The one error hierarchy. Every error we raise is a HyperfleetError with a stable `code` (listed in
+ * ERROR_CODES and docs/errors.md), a `category` that the API layer alone maps to an HTTP status, and
+ * an optional `cause`. Messages say what happened and what to do next.
+ */
+export type ErrorCategory =
+  | "invalid_argument"
+  | "unauthenticated"
+  | "not_found"
+  | "already_exists"
+  | "conflict"
+  | "too_large"
+  | "timeout"
+  | "unavailable"
+  | "unsupported"
+  | "internal";
+
+/** Stable error codes and their categories. Add here first; docs/errors.md is checked against it. */
+export const ERROR_CODES = {
+  INVALID_ARGUMENT: "invalid_argument",
+  CONFIG_INVALID: "invalid_argument",
+  UNAUTHENTICATED: "unauthenticated",
+  MACHINE_NOT_FOUND: "not_found",
+  FILE_NOT_FOUND: "not_found",
+  IMAGE_NOT_FOUND: "not_found",
+  MACHINE_ALREADY_EXISTS: "already_exists",
+  INVALID_STATE_TRANSITION: "conflict",
+  MACHINE_NOT_RUNNING: "conflict",
+  FILE_TOO_LARGE: "too_large",
+  EXEC_TIMEOUT: "timeout",
+  WAIT_TIMEOUT: "timeout",
+  AGENT_TIMEOUT: "timeout",
+  VM_START_TIMEOUT: "timeout",
+  EXEC_NOT_FOUND: "invalid_argument",
+  EXEC_PERMISSION_DENIED: "invalid_argument",
+  FILE_IS_DIRECTORY: "invalid_argument",
+  FILE_PERMISSION_DENIED: "invalid_argument",
+  FILE_OPERATION_FAILED: "internal",
+  AGENT_PROTOCOL_ERROR: "internal",
+  AGENT_DISCONNECTED: "unavailable",
+  AGENT_UNSUPPORTED_VERSION: "unsupported",
+  VMM_SPAWN_FAILED: "internal",
+  VMM_EXITED: "unavailable",
+  VMM_CONTROL_FAILED: "internal",
+  GUEST_ASSETS_MISSING: "unavailable",
+  HOST_TOOL_MISSING: "unavailable",
+  NOT_SUPPORTED_YET: "unsupported",
+  INTERNAL: "internal",
+} as const satisfies Record<string, ErrorCategory>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorDetails {
+  /** Request field the error is about (for invalid_argument). */
+  field?: string;
+  [key: string]: unknown;
+}
+
+export class HyperfleetError extends Error {
+  override readonly name: string = "HyperfleetError";
+  readonly code: ErrorCode;
+  readonly category: ErrorCategory;
+  readonly details: ErrorDetails | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: ErrorDetails }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.category = ERROR_CODES[code];
+    this.details = options?.details;
+  }
+}
+
+export function isHyperfleetError(e: unknown, code?: ErrorCode): e is HyperfleetError {
+  return e instanceof HyperfleetError && (code === undefined || e.code === code);
+}
+
+/** Wraps anything thrown into a HyperfleetError, keeping the original as cause. */
+export function toHyperfleetError(e: unknown, fallback: ErrorCode = "INTERNAL"): HyperfleetError {
+  if (e instanceof HyperfleetError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  return new HyperfleetError(fallback, msg, { cause: e });
+}

@@ -1,0 +1,74 @@
+/**
+ * The VMM driver port: what the rest of Hyperfleet needs from a hypervisor process, small enough
+ * that QEMU and Firecracker both fit. Drivers own the VMM process only; the machine lifecycle
+ * (states, persistence) lives above them.
+ */
+import type { Duplex } from "node:stream";
+
+export type VmmKind = "qemu" | "firecracker";
+
+export interface NicSpec {
+  /** Host TAP device name. */
+  tap: string;
+  mac: string;
+}
+
+export interface DiskSpec {
+  path: string;
+  readOnly?: boolean;
+  /** "raw" or "qcow2" (QEMU only; Firecracker takes raw). */
+  format?: "raw" | "qcow2";
+}
+
+/** Everything needed to boot one VM. Paths are absolute. */
+export interface VmSpec {
+  id: string;
+  vcpus: number;
+  memMib: number;
+  /** Kernel: bzImage or ELF vmlinux for QEMU, ELF vmlinux for Firecracker. */
+  kernelPath: string;
+  initrdPath?: string;
+  kernelArgs: string;
+  rootDisk: DiskSpec;
+  extraDisks?: DiskSpec[];
+  nics?: NicSpec[];
+  /** Directory for this VM's sockets, pidfile and console log (created by the driver). */
+  runDir: string;
+}
+
+export type VmmProcessState = "running" | "paused" | "exited" | "unknown";
+
+export interface VmmStatus {
+  state: VmmProcessState;
+  pid: number | null;
+  /** Exit code or signal once exited, when known (only for processes this driver spawned). */
+  exitCode?: number | null;
+  signal?: string | null;
+}
+
+/** A live (or adopted) VMM process. */
+export interface VmHandle {
+  readonly id: string;
+  readonly pid: number;
+  readonly runDir: string;
+  readonly consoleLogPath: string;
+  /** Opens a fresh byte stream to the guest agent (virtio-serial socket or vsock UDS + CONNECT). */
+  connectAgent(signal?: AbortSignal): Promise<Duplex>;
+  status(): Promise<VmmStatus>;
+  /** Resolves when the VMM process is gone. */
+  exited(): Promise<VmmStatus>;
+  /** Asks the VMM to shut the guest down (ACPI / CtrlAltDel); resolves when the process exited or rejects after timeoutMs. */
+  requestStop(timeoutMs: number): Promise<void>;
+  /** SIGKILL the VMM process and wait for it to go. */
+  kill(): Promise<void>;
+  /** Removes sockets, pidfile and runtime files (the console log is kept unless `all`). */
+  cleanup(opts?: { all?: boolean }): Promise<void>;
+}
+
+export interface VmmDriver {
+  readonly kind: VmmKind;
+  /** Spawns the VMM (own session, survives its parent) and returns once it is running. */
+  start(spec: VmSpec, signal?: AbortSignal): Promise<VmHandle>;
+  /** Re-attaches to a VMM process left by an earlier daemon, from the files in runDir; null if it is gone. */
+  adopt(id: string, runDir: string): Promise<VmHandle | null>;
+}
