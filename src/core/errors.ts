@@ -46,6 +46,15 @@ export const ERROR_CODES = {
   HOST_TOOL_MISSING: "unavailable",
   NOT_SUPPORTED_YET: "unsupported",
   INTERNAL: "internal",
+  // HTTP surface: malformed requests are answered with a stable code, never a bare 500.
+  MALFORMED_REQUEST: "invalid_argument",
+  ROUTE_NOT_FOUND: "not_found",
+  BODY_TOO_LARGE: "too_large",
+  UNSUPPORTED_MEDIA_TYPE: "unsupported",
+  // Machine lifecycle and I/O as seen through the service layer.
+  MACHINE_FAILED: "conflict",
+  FILE_TRANSFER_TIMEOUT: "timeout",
+  SHUTTING_DOWN: "unavailable",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Idempotent host setup: Debian packages, npm dependencies, the guest agent/init build, and the
+# guest assets (kernel, initramfs, base root disk). Then starts the server unless --no-start.
+# Every step skips what is already up to date, so re-running costs a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+START=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-start) START=0 ;;
+    *) echo "setup: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Host packages. Keep this list and docs/ARCHITECTURE.md in sync.
+PACKAGES=(
+  qemu-system-x86 qemu-utils      # VMM (microvm machine) and qemu-img for disk overlays
+  musl-tools                      # static guest agent and initramfs init
+  busybox-static                  # userland of the default root disk
+  e2fsprogs                       # mkfs.ext4 -d: root disks without loop mounts
+  cpio lz4                        # initramfs inspection; vmlinux extraction from the bzImage
+  iproute2 nftables               # networking
+  skopeo umoci                    # OCI images
+  clang llvm                      # libFuzzer target for the agent's frame parser
+  ca-certificates
+)
+step "host packages"
+missing=()
+for p in "${PACKAGES[@]}"; do
+  [[ "$p" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "all ${#PACKAGES[@]} packages present"
+fi
+
+step "npm dependencies"
+if [[ ! -d node_modules ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund
+else
+  echo "node_modules up to date"
+fi
+
+step "guest agent and init (musl, static)"
+make -C guest --no-print-directory
+
+step "guest assets (kernel, initramfs, base root disk)"
+node --import tsx scripts/setup-assets.ts
+
+if ((START)); then
+  step "starting the server (Ctrl-C to stop)"
+  exec npm start
+fi

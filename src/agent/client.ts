@@ -1,0 +1,419 @@
+/**
+ * Host side of the guest agent protocol (docs/agent-protocol.md): one connection, many concurrent
+ * operations, each keyed by an id. Transport-agnostic: give it any Duplex (the QEMU virtio-serial
+ * socket, or a Firecracker vsock UDS after CONNECT).
+ */
+import type { Duplex } from "node:stream";
+import { HyperfleetError } from "../core/errors.js";
+import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, type Frame, FrameDecoder } from "./codec.js";
+import { errnoError } from "./errno.js";
+import { DATA_CHUNK, DeleteFlags, FLAG_END, MkdirFlags, MsgType, PROTOCOL_VERSION, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
+
+export interface ExecOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  /** Guest-enforced timeout; the process group is SIGKILLed when it expires. */
+  timeoutMs?: number;
+  stdin?: string | Buffer;
+  signal?: AbortSignal;
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+export interface ExecOutcome {
+  pid: number;
+  exitCode: number | null;
+  /** Signal number that ended the process, or null. */
+  signal: number | null;
+  timedOut: boolean;
+  stdout: Buffer;
+  stderr: Buffer;
+  durationMs: number;
+}
+
+export interface FileStat {
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date;
+  type: "file" | "directory" | "symlink" | "other";
+}
+
+type FrameHandler = (frame: Frame) => void;
+
+interface PendingOp {
+  onFrame: FrameHandler;
+  onClose: (err: HyperfleetError) => void;
+}
+
+/** Extra host-side wait beyond a guest timeout before we stop trusting the guest to answer. */
+const HOST_GRACE_MS = 5_000;
+
+export class AgentClient {
+  private readonly decoder = new FrameDecoder();
+  private readonly ops = new Map<number, PendingOp>();
+  private nextId = 1;
+  private closedError: HyperfleetError | null = null;
+  private readonly closeListeners: Array<(err: HyperfleetError) => void> = [];
+  agentVersion = "";
+  version = 0;
+
+  private constructor(private readonly stream: Duplex) {
+    stream.on("data", (chunk: Buffer) => this.onData(chunk));
+    stream.on("error", (e) => this.fail(new HyperfleetError("AGENT_DISCONNECTED", `agent connection error: ${e.message}`, { cause: e })));
+    stream.on("close", () => this.fail(new HyperfleetError("AGENT_DISCONNECTED", "agent connection closed")));
+  }
+
+  /**
+   * Wraps a freshly opened stream: waits for the guest's READY, then does the HELLO handshake.
+   * @example const agent = await AgentClient.connect(await handle.connectAgent(), { timeoutMs: 10_000 });
+   */
+  static async connect(stream: Duplex, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<AgentClient> {
+    const client = new AgentClient(stream);
+    try {
+      await client.withDeadline(opts.timeoutMs ?? 30_000, opts.signal, "agent handshake", () => client.handshake());
+      return client;
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+  }
+
+  get closed(): boolean {
+    return this.closedError !== null;
+  }
+
+  onClose(listener: (err: HyperfleetError) => void): void {
+    if (this.closedError) listener(this.closedError);
+    else this.closeListeners.push(listener);
+  }
+
+  close(): void {
+    this.stream.destroy();
+    this.fail(new HyperfleetError("AGENT_DISCONNECTED", "agent connection closed by host"));
+  }
+
+  /** Round trip with an opaque payload; resolves with the round-trip time in microseconds. */
+  async ping(payload: Buffer = Buffer.alloc(0)): Promise<number> {
+    const t0 = process.hrtime.bigint();
+    await this.request(MsgType.PING, payload, (f) => (f.type === MsgType.PONG ? true : undefined));
+    return Number(process.hrtime.bigint() - t0) / 1000;
+  }
+
+  /** Runs a command to completion, collecting its output. */
+  exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecOutcome> {
+    if (argv.length === 0) throw new HyperfleetError("INVALID_ARGUMENT", "command must have at least one element", { details: { field: "command" } });
+    const fields: Array<[number, FieldValue]> = argv.map((a) => [Tag.ARG, a]);
+    for (const [k, v] of Object.entries(opts.env ?? {})) fields.push([Tag.ENV, `${k}=${v}`]);
+    if (opts.cwd !== undefined) fields.push([Tag.CWD, opts.cwd]);
+    if (opts.user !== undefined) fields.push([Tag.USER, opts.user]);
+    if (opts.timeoutMs) fields.push([Tag.TIMEOUT_MS, { u32: Math.ceil(opts.timeoutMs) }]);
+    const hasStdin = opts.stdin !== undefined;
+    fields.push([Tag.STDIN, { u8: hasStdin ? 1 : 0 }]);
+
+    const id = this.allocId();
+    const started = Date.now();
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let pid = 0;
+    return new Promise<ExecOutcome>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (fn: () => void) => {
+        if (timer) clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
+        this.ops.delete(id);
+        fn();
+      };
+      const onAbort = () => {
+        this.send(MsgType.SIGNAL, 0, id, encodeFields([[Tag.SIGNAL, { u32: 9 }]]));
+      };
+      this.ops.set(id, {
+        onClose: (err) => done(() => reject(err)),
+        onFrame: (f) => {
+          switch (f.type) {
+            case MsgType.EXEC_STARTED:
+              pid = decodeFields(f.payload).u32(Tag.PID) ?? 0;
+              if (hasStdin) void this.streamData(MsgType.STDIN, id, toBuffer(opts.stdin!)).catch(() => undefined);
+              return;
+            case MsgType.STDOUT:
+              if (f.payload.length) (opts.onStdout ? opts.onStdout(f.payload) : stdout.push(f.payload));
+              return;
+            case MsgType.STDERR:
+              if (f.payload.length) (opts.onStderr ? opts.onStderr(f.payload) : stderr.push(f.payload));
+              return;
+            case MsgType.EXIT: {
+              const x = decodeFields(f.payload);
+              const code = x.i32(Tag.EXIT_CODE) ?? -1;
+              const sig = x.u32(Tag.SIGNAL) ?? 0;
+              const outcome: ExecOutcome = {
+                pid,
+                exitCode: sig ? null : code,
+                signal: sig || null,
+                timedOut: (x.u8(Tag.TIMED_OUT) ?? 0) === 1,
+                stdout: Buffer.concat(stdout),
+                stderr: Buffer.concat(stderr),
+                durationMs: Number(x.u64(Tag.DURATION_US) ?? BigInt((Date.now() - started) * 1000)) / 1000,
+              };
+              return done(() => resolve(outcome));
+            }
+            case MsgType.ERROR:
+              return done(() => reject(errorFromFrame(f, "exec", argv[0] ?? "")));
+            default:
+              return done(() => reject(protocolError(f, "exec")));
+          }
+        },
+      });
+      if (opts.timeoutMs) {
+        timer = setTimeout(() => done(() => reject(new HyperfleetError("AGENT_TIMEOUT", `the guest agent did not report the end of '${argv[0]}' within ${opts.timeoutMs! + HOST_GRACE_MS} ms`))), opts.timeoutMs + HOST_GRACE_MS);
+      }
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      this.send(MsgType.EXEC, 0, id, encodeFields(fields));
+    });
+  }
+
+  /** Writes a file atomically (temp file + rename in the guest). */
+  async writeFile(path: string, data: Buffer | AsyncIterable<Buffer>, opts: { mode?: number; mkdirs?: boolean; append?: boolean } = {}): Promise<number> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
+    if (opts.mode !== undefined) fields.push([Tag.MODE, { u32: opts.mode }]);
+    const flags = (opts.mkdirs ? WriteFlags.MKDIRS : 0) | (opts.append ? WriteFlags.APPEND : 0);
+    if (flags) fields.push([Tag.FLAGS, { u32: flags }]);
+    const id = this.allocId();
+    const result = this.awaitOp(id, "write", path, (f) => (f.type === MsgType.OK ? Number(decodeFields(f.payload).u64(Tag.SIZE) ?? 0n) : undefined));
+    this.send(MsgType.WRITE, 0, id, encodeFields(fields));
+    // Stop streaming as soon as the guest has answered (an early ERROR).
+    let answered = false;
+    result.then(() => (answered = true), () => (answered = true));
+    try {
+      if (Buffer.isBuffer(data)) await this.streamData(MsgType.DATA, id, data, () => answered);
+      else {
+        for await (const chunk of data) {
+          if (answered) break;
+          for (let off = 0; off < chunk.length; off += DATA_CHUNK) await this.sendData(MsgType.DATA, 0, id, chunk.subarray(off, off + DATA_CHUNK));
+        }
+        if (!answered) await this.sendData(MsgType.DATA, FLAG_END, id, Buffer.alloc(0));
+      }
+    } catch (e) {
+      if (!answered) throw e;
+    }
+    return result;
+  }
+
+  /** Reads a whole file. `onChunk` streams instead of collecting (the result is then empty). */
+  async readFile(path: string, opts: { offset?: number; length?: number; onChunk?: (b: Buffer) => void } = {}): Promise<Buffer> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
+    if (opts.offset) fields.push([Tag.OFFSET, { u64: opts.offset }]);
+    if (opts.length !== undefined) fields.push([Tag.LENGTH, { u64: opts.length }]);
+    const parts: Buffer[] = [];
+    const id = this.allocId();
+    const result = this.awaitOp(id, "read", path, (f) => {
+      if (f.type !== MsgType.DATA) return undefined;
+      if (f.payload.length) (opts.onChunk ? opts.onChunk(f.payload) : parts.push(f.payload));
+      return f.flags & FLAG_END ? Buffer.concat(parts) : null;
+    });
+    this.send(MsgType.READ, 0, id, encodeFields(fields));
+    return result;
+  }
+
+  async stat(path: string): Promise<FileStat> {
+    return this.request(MsgType.STAT, encodeFields([[Tag.PATH, path]]), (f) => {
+      if (f.type !== MsgType.STAT_RESULT) return undefined;
+      const x = decodeFields(f.payload);
+      const mode = x.u32(Tag.MODE) ?? 0;
+      return {
+        size: Number(x.u64(Tag.SIZE) ?? 0n),
+        mode,
+        uid: x.u32(Tag.UID) ?? 0,
+        gid: x.u32(Tag.GID) ?? 0,
+        mtime: new Date(Number((x.i64(Tag.MTIME_NS) ?? 0n) / 1_000_000n)),
+        type: fileType(mode),
+      };
+    }, "stat", path);
+  }
+
+  async remove(path: string, opts: { recursive?: boolean } = {}): Promise<void> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
+    if (opts.recursive) fields.push([Tag.FLAGS, { u32: DeleteFlags.RECURSIVE }]);
+    await this.request(MsgType.DELETE, encodeFields(fields), okOnly, "delete", path);
+  }
+
+  async mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<void> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
+    if (opts.mode !== undefined) fields.push([Tag.MODE, { u32: opts.mode }]);
+    if (opts.parents) fields.push([Tag.FLAGS, { u32: MkdirFlags.PARENTS }]);
+    await this.request(MsgType.MKDIR, encodeFields(fields), okOnly, "mkdir", path);
+  }
+
+  /** Asks the guest to power off (or reboot). Resolves once the guest acknowledged. */
+  async shutdown(opts: { reboot?: boolean } = {}): Promise<void> {
+    const payload = opts.reboot ? encodeFields([[Tag.FLAGS, { u32: ShutdownFlags.REBOOT }]]) : Buffer.alloc(0);
+    await this.request(MsgType.SHUTDOWN, payload, okOnly, "shutdown", "");
+  }
+
+  // --- internals ---
+
+  private async handshake(): Promise<void> {
+    await this.awaitOp(0, "handshake", "", (f) => (f.type === MsgType.READY ? true : undefined), true);
+    const hello = await this.request(MsgType.HELLO, encodeFields([[Tag.VERSION, { u32: PROTOCOL_VERSION }]]), (f) => (f.type === MsgType.HELLO ? decodeFields(f.payload) : undefined), "hello", "", 0);
+    this.version = hello.u32(Tag.VERSION) ?? 0;
+    this.agentVersion = hello.str(Tag.AGENT_VERSION) ?? "";
+    if (this.version < 1) throw new HyperfleetError("AGENT_UNSUPPORTED_VERSION", `guest agent speaks protocol ${this.version}, host needs 1..${PROTOCOL_VERSION}`);
+  }
+
+  private request<T>(type: number, payload: Buffer, map: (f: Frame) => T | undefined | null, op = "request", subject = "", fixedId?: number): Promise<T> {
+    const id = fixedId ?? this.allocId();
+    const p = this.awaitOp(id, op, subject, map);
+    this.send(type, 0, id, payload);
+    return p;
+  }
+
+  /**
+   * Registers handler for op `id`. `map` returns a value to resolve, null to keep waiting, or
+   * undefined for an unexpected frame (a protocol error). ERROR frames reject with a mapped code.
+   */
+  private awaitOp<T>(id: number, op: string, subject: string, map: (f: Frame) => T | undefined | null, allowBeforeHello = false): Promise<T> {
+    void allowBeforeHello;
+    return new Promise<T>((resolve, reject) => {
+      if (this.closedError) return reject(this.closedError);
+      this.ops.set(id, {
+        onClose: (err) => {
+          this.ops.delete(id);
+          reject(err);
+        },
+        onFrame: (f) => {
+          if (f.type === MsgType.ERROR) {
+            this.ops.delete(id);
+            return reject(errorFromFrame(f, op, subject));
+          }
+          let value: T | undefined | null;
+          try {
+            value = map(f);
+          } catch (e) {
+            this.ops.delete(id);
+            return reject(new HyperfleetError("AGENT_PROTOCOL_ERROR", `malformed ${op} reply: ${(e as Error).message}`, { cause: e }));
+          }
+          if (value === null) return;
+          this.ops.delete(id);
+          if (value === undefined) reject(protocolError(f, op));
+          else resolve(value);
+        },
+      });
+    });
+  }
+
+  private allocId(): number {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffff_fffe ? 1 : this.nextId + 1;
+      if (!this.ops.has(id)) return id;
+    }
+  }
+
+  private send(type: number, flags: number, id: number, payload: Buffer): boolean {
+    if (this.closedError) throw this.closedError;
+    return this.stream.write(encodeFrame(type, flags, id, payload));
+  }
+
+  /** Sends one data frame, honouring socket backpressure so big uploads do not balloon memory. */
+  private async sendData(type: number, flags: number, id: number, chunk: Buffer): Promise<void> {
+    if (!this.send(type, flags, id, chunk)) await this.drained();
+  }
+
+  private async streamData(type: number, id: number, data: Buffer, stop: () => boolean = () => false): Promise<void> {
+    let off = 0;
+    do {
+      if (stop()) return;
+      const end = Math.min(off + DATA_CHUNK, data.length);
+      await this.sendData(type, end >= data.length ? FLAG_END : 0, id, data.subarray(off, end));
+      off = end;
+    } while (off < data.length);
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onDrain = () => {
+        this.stream.off("close", onClose);
+        resolve();
+      };
+      const onClose = () => {
+        this.stream.off("drain", onDrain);
+        reject(this.closedError ?? new HyperfleetError("AGENT_DISCONNECTED", "agent connection closed"));
+      };
+      this.stream.once("drain", onDrain);
+      this.stream.once("close", onClose);
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      this.fail(new HyperfleetError("AGENT_PROTOCOL_ERROR", `guest agent sent a malformed frame: ${(e as Error).message}`, { cause: e }));
+      this.stream.destroy();
+      return;
+    }
+    for (const f of frames) this.ops.get(f.id)?.onFrame(f);
+  }
+
+  private fail(err: HyperfleetError): void {
+    if (this.closedError) return;
+    this.closedError = err;
+    for (const op of [...this.ops.values()]) op.onClose(err);
+    this.ops.clear();
+    for (const l of this.closeListeners.splice(0)) l(err);
+  }
+
+  private async withDeadline<T>(ms: number, signal: AbortSignal | undefined, what: string, fn: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => this.fail(new HyperfleetError("AGENT_DISCONNECTED", `${what} aborted`));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      return await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new HyperfleetError("AGENT_TIMEOUT", `${what} did not complete within ${ms} ms`)), ms);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+function okOnly(f: Frame): true | undefined {
+  return f.type === MsgType.OK ? true : undefined;
+}
+
+function toBuffer(v: string | Buffer): Buffer {
+  return typeof v === "string" ? Buffer.from(v, "utf8") : v;
+}
+
+function fileType(mode: number): FileStat["type"] {
+  switch (mode & 0o170000) {
+    case 0o100000:
+      return "file";
+    case 0o040000:
+      return "directory";
+    case 0o120000:
+      return "symlink";
+    default:
+      return "other";
+  }
+}
+
+function errorFromFrame(f: Frame, op: string, subject: string): HyperfleetError {
+  let x: Fields;
+  try {
+    x = decodeFields(f.payload);
+  } catch {
+    return protocolError(f, op);
+  }
+  return errnoError(x.u32(Tag.ERRNO) ?? 0, x.str(Tag.MESSAGE) ?? "", op, subject);
+}
+
+function protocolError(f: Frame, op: string): HyperfleetError {
+  return new HyperfleetError("AGENT_PROTOCOL_ERROR", `unexpected frame type 0x${f.type.toString(16)} in ${op}`);
+}

@@ -1,0 +1,127 @@
+/**
+ * The daemon's configuration: one typed, validated, frozen object built from the environment at
+ * startup. This is the only module that reads `process.env`; everything else gets a `Config` (or
+ * the slice it needs) injected. Variable names, defaults and meanings: src/config/README.md.
+ */
+import { isIP } from "node:net";
+import { join } from "node:path";
+import { HyperfleetError } from "../core/errors.js";
+import { err, ok, type Result } from "../core/result.js";
+import { EnvReader, type ConfigProblem, type Env } from "./env-reader.js";
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Shortest API key we accept from HYPERFLEET_API_KEY; generated keys are far longer. */
+export const MIN_API_KEY_LENGTH = 16;
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly logLevel: LogLevel;
+  /** Database, per-VM run dirs (`<dataDir>/vms/<id>`) and, by default, the guest assets. */
+  readonly dataDir: string;
+  /** Where `assets.json` (from `npm run setup`) is looked up; defaults to dataDir. */
+  readonly assetsDir: string;
+  /** Base of per-VM run dirs (sockets, pidfile, overlay disk); null means `<dataDir>/vms`. */
+  readonly socketDir: string | null;
+  /** Guest overrides; null means "take it from the guest assets manifest". */
+  readonly guest: {
+    readonly kernelImagePath: string | null;
+    readonly initrdPath: string | null;
+    readonly kernelArgs: string | null;
+    readonly rootfsPath: string | null;
+  };
+  readonly startTimeoutMs: number;
+  readonly stopTimeoutMs: number;
+  readonly fileTransferTimeoutMs: number;
+  readonly fileMaxSize: number;
+  readonly auth: {
+    readonly enabled: boolean;
+    /** Plain keys from HYPERFLEET_API_KEY; empty means "use the stored (or a generated) key". */
+    readonly apiKeys: readonly string[];
+  };
+  readonly stopVmsOnExit: boolean;
+  readonly oci: { readonly cacheDir: string; readonly maxCacheSize: number };
+}
+
+/** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost" || h === "::1") return true;
+  return isIP(h) === 4 && h.startsWith("127.");
+}
+
+/**
+ * Builds the configuration from `env` (the daemon passes `process.env`). All problems are reported
+ * together in one CONFIG_INVALID error whose message names each variable.
+ *
+ * @example
+ * const cfg = loadConfig({ PORT: "8080", HYPERFLEET_DATA_DIR: "/tmp/hf" }).unwrap();
+ */
+export function loadConfig(env: Env = process.env): Result<Config> {
+  const r = new EnvReader(env);
+  const dataDir = r.path("HYPERFLEET_DATA_DIR", "/var/lib/hyperfleet");
+  const host = r.string("HOST", "127.0.0.1");
+  const authEnabled = r.bool("HYPERFLEET_AUTH", true);
+  const apiKeys = r.list("HYPERFLEET_API_KEY");
+
+  if (isIP(host.replace(/^\[|\]$/g, "")) === 0 && !/^[A-Za-z0-9.-]+$/.test(host)) {
+    r.problem("HOST", `must be an IP address or host name, got '${host}'`);
+  }
+  if (!authEnabled && !isLoopbackHost(host)) {
+    r.problem(
+      "HYPERFLEET_AUTH",
+      `is off, which is only allowed on a loopback address, but HOST is '${host}': turn auth on or set HOST=127.0.0.1`,
+    );
+  }
+  for (const key of apiKeys) {
+    if (key.length < MIN_API_KEY_LENGTH || /\s/.test(key)) {
+      r.problem("HYPERFLEET_API_KEY", `each key needs at least ${MIN_API_KEY_LENGTH} characters and no spaces`);
+      break;
+    }
+  }
+
+  const config: Config = {
+    port: r.int("PORT", 3000, 0, 65535),
+    host,
+    logLevel: r.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
+    dataDir,
+    assetsDir: r.path("HYPERFLEET_ASSETS_DIR", dataDir),
+    socketDir: r.path("HYPERFLEET_SOCKET_DIR", null),
+    guest: {
+      kernelImagePath: r.path("HYPERFLEET_KERNEL_IMAGE_PATH", null),
+      initrdPath: r.path("HYPERFLEET_INITRD_PATH", null),
+      kernelArgs: r.raw("HYPERFLEET_KERNEL_ARGS") ?? null,
+      rootfsPath: r.path("HYPERFLEET_ROOTFS_PATH", null),
+    },
+    startTimeoutMs: r.int("HYPERFLEET_START_TIMEOUT", 60_000, 1_000, 600_000, "ms"),
+    stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
+    fileTransferTimeoutMs: r.int("HYPERFLEET_FILE_TRANSFER_TIMEOUT", 60_000, 100, 3_600_000, "ms"),
+    fileMaxSize: r.int("HYPERFLEET_FILE_MAX_SIZE", 104_857_600, 1, 1_073_741_824, "bytes"),
+    auth: { enabled: authEnabled, apiKeys },
+    stopVmsOnExit: r.bool("HYPERFLEET_STOP_VMS_ON_EXIT", false),
+    oci: {
+      cacheDir: r.path("HYPERFLEET_OCI_CACHE_DIR", join(dataDir, "images")),
+      maxCacheSize: r.int("HYPERFLEET_OCI_MAX_CACHE_SIZE", 10_737_418_240, 0, Number.MAX_SAFE_INTEGER, "bytes"),
+    },
+  };
+
+  if (r.problems.length > 0) return err(configError(r.problems));
+  return ok(deepFreeze(config));
+}
+
+function configError(problems: ConfigProblem[]): HyperfleetError {
+  const lines = problems.map((p) => `  ${p.variable} ${p.message}`);
+  return new HyperfleetError("CONFIG_INVALID", `invalid configuration:\n${lines.join("\n")}`, {
+    details: { field: problems[0]?.variable, problems },
+  });
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o !== null && typeof o === "object" && !Object.isFrozen(o)) {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

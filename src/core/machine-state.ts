@@ -1,0 +1,104 @@
+/**
+ * The machine lifecycle as a pure transition table. The service layer asks this module whether a
+ * status change is allowed before it persists anything; nothing here does I/O, so a restarted daemon
+ * and the API agree on what a state means.
+ *
+ * The lifecycle state (this table) is kept apart from the VMM process state (`VmmStatus`): a machine
+ * is `stopping` while its QEMU is still `running`, and `running` only once the guest agent answered.
+ */
+import { HyperfleetError } from "./errors.js";
+import { err, ok, type Result } from "./result.js";
+
+/** Every lifecycle status, in the order a machine normally goes through them. */
+export const MACHINE_STATUSES = [
+  "created",
+  "starting",
+  "running",
+  "stopping",
+  "stopped",
+  "failed",
+  "destroying",
+] as const;
+
+export type MachineStatus = (typeof MACHINE_STATUSES)[number];
+
+/**
+ * Allowed status changes, `from -> [to...]`. Why some edges exist:
+ * - `starting -> stopping|destroying`: a user may stop or delete a machine that is still booting.
+ * - `running -> stopped|failed`: the VMM exited on its own (guest poweroff, or killed / crashed).
+ * - `failed -> stopped`: cleaning up a failed machine's leftover VMM is a stop.
+ * - `destroying -> failed`: deleting can fail half-way (the VMM refuses to die); the row stays.
+ */
+export const TRANSITIONS: Readonly<Record<MachineStatus, readonly MachineStatus[]>> = Object.freeze({
+  created: ["starting", "destroying"],
+  starting: ["running", "stopping", "stopped", "failed", "destroying"],
+  running: ["stopping", "stopped", "failed", "destroying"],
+  stopping: ["stopped", "failed", "destroying"],
+  stopped: ["starting", "destroying"],
+  failed: ["starting", "stopped", "destroying"],
+  destroying: ["failed"],
+});
+
+/** What a user can ask for; each names the first status it moves the machine to. */
+export type MachineAction = "start" | "stop" | "restart" | "delete";
+
+/** First status of each user action. `restart` of a running machine begins with a stop. */
+export function actionTarget(action: MachineAction, current: MachineStatus): MachineStatus {
+  switch (action) {
+    case "start":
+      return "starting";
+    case "stop":
+      return "stopping";
+    case "restart":
+      return current === "running" ? "stopping" : "starting";
+    case "delete":
+      return "destroying";
+  }
+}
+
+export function isMachineStatus(s: unknown): s is MachineStatus {
+  return typeof s === "string" && (MACHINE_STATUSES as readonly string[]).includes(s);
+}
+
+export function canTransition(from: MachineStatus, to: MachineStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/**
+ * Checks `from -> to`; the error carries the current status so the API can answer 409 with it.
+ *
+ * @example
+ * checkTransition("stopped", "stopping") // Err(INVALID_STATE_TRANSITION, details.current_status = "stopped")
+ */
+export function checkTransition(from: MachineStatus, to: MachineStatus, what?: string): Result<MachineStatus> {
+  if (canTransition(from, to)) return ok(to);
+  const verb = what ?? `move to '${to}'`;
+  return err(
+    new HyperfleetError(
+      "INVALID_STATE_TRANSITION",
+      `cannot ${verb}: the machine is '${from}'`,
+      { details: { current_status: from, requested_status: to } },
+    ),
+  );
+}
+
+/**
+ * Checks a user action against the current status.
+ *
+ * @example
+ * checkAction("start", "running") // Err: cannot start: machine is 'running' ...
+ */
+export function checkAction(action: MachineAction, current: MachineStatus): Result<MachineStatus> {
+  return checkTransition(current, actionTarget(action, current), action);
+}
+
+/** Statuses in which a VMM process may exist and must be looked after (adopted, killed, waited on). */
+export const LIVE_STATUSES: readonly MachineStatus[] = ["starting", "running", "stopping", "destroying"];
+
+/**
+ * What an unexpected VMM exit means: a guest that powered off by itself (exit 0) is `stopped`; a
+ * killed or crashed VMM, or one whose exit we could not observe, is `failed`.
+ */
+export function statusAfterUnexpectedExit(exitCode: number | null | undefined): MachineStatus {
+  return exitCode === 0 ? "stopped" : "failed";
+}

@@ -1,0 +1,14 @@
+/**
+ * In-code migrations, applied in name order by Kysely's Migrator. Never edit a released migration:
+ * add the next numbered one.
+ */
+import type { Migration, MigrationProvider } from "kysely";
+import { initial } from "./0001-initial.js";
+
+const MIGRATIONS: Record<string, Migration> = {
+  "0001-initial": initial,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(MIGRATIONS),
+};

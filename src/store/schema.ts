@@ -1,0 +1,56 @@
+/**
+ * Kysely table types: the columns exactly as SQLite stores them (JSON as text, times as ISO-8601
+ * strings). Repositories turn rows into the records the rest of the daemon uses.
+ */
+import type { Generated } from "kysely";
+
+export interface MachinesTable {
+  id: string;
+  name: string;
+  status: string;
+  vcpu_count: number;
+  mem_size_mib: number;
+  image_ref: string | null;
+  kernel_image_path: string | null;
+  initrd_path: string | null;
+  kernel_args: string | null;
+  rootfs_path: string | null;
+  run_dir: string;
+  pid: number | null;
+  /** JSON object or null. */
+  network: string | null;
+  /** JSON object of strings. */
+  env: string;
+  /** JSON object of strings. */
+  metadata: string;
+  last_error_code: string | null;
+  last_error_message: string | null;
+  created_at: string;
+  updated_at: string;
+  status_changed_at: string;
+  started_at: string | null;
+  stopped_at: string | null;
+}
+
+export interface MachineEventsTable {
+  id: Generated<number>;
+  machine_id: string;
+  from_status: string | null;
+  to_status: string;
+  reason: string | null;
+  at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  /** Hex sha256 of the key; the key itself is never stored. */
+  key_hash: string;
+  source: string;
+  created_at: string;
+}
+
+export interface Database {
+  machines: MachinesTable;
+  machine_events: MachineEventsTable;
+  api_keys: ApiKeysTable;
+}

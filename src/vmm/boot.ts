@@ -1,0 +1,43 @@
+/**
+ * Boot sequence shared by the Machine class and the KVM probe: spawn the VMM, open the agent
+ * channel and complete the handshake. One-shot: on failure everything started here is undone.
+ */
+import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
+import type { VmHandle, VmmDriver, VmSpec } from "../core/ports/vmm-driver.js";
+import { AgentClient } from "../agent/client.js";
+
+export interface BootedVm {
+  handle: VmHandle;
+  agent: AgentClient;
+}
+
+/** Connects to the agent of a running VM; rejects early if the VMM exits meanwhile. */
+export async function connectAgent(handle: VmHandle, timeoutMs: number, signal?: AbortSignal): Promise<AgentClient> {
+  const stream = await handle.connectAgent(signal);
+  const exited = handle.exited().then(() => {
+    throw new HyperfleetError("VMM_EXITED", `the VM ${handle.id} exited before its agent answered; see ${handle.consoleLogPath}`);
+  });
+  const connecting = AgentClient.connect(stream, { timeoutMs, ...(signal ? { signal } : {}) });
+  try {
+    return await Promise.race([connecting, exited]);
+  } catch (e) {
+    stream.destroy();
+    connecting.catch(() => undefined);
+    throw e;
+  } finally {
+    exited.catch(() => undefined);
+  }
+}
+
+export async function bootVm(driver: VmmDriver, spec: VmSpec, timeoutMs: number, signal?: AbortSignal): Promise<BootedVm> {
+  const handle = await driver.start(spec, signal);
+  try {
+    const agent = await connectAgent(handle, timeoutMs, signal);
+    return { handle, agent };
+  } catch (e) {
+    await handle.kill().catch(() => undefined);
+    await handle.cleanup().catch(() => undefined);
+    const err = toHyperfleetError(e, "VM_START_TIMEOUT");
+    throw err.code === "AGENT_TIMEOUT" ? new HyperfleetError("VM_START_TIMEOUT", `VM ${spec.id} did not become ready within ${timeoutMs} ms; see ${handle.consoleLogPath}`, { cause: e }) : err;
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Pure builder of the guest kernel command line. The defaults are the measured fast-boot set
+ * (HOST-NOTES): self-tests off, no KASLR, no PIT calibration when the host TSC rate is known,
+ * `panic=-1` so a guest panic ends the VM (QEMU runs with -no-reboot) instead of hanging.
+ */
+export interface KernelArgsInput {
+  /** Guest hostname, passed to the agent as `hf.hostname=`. */
+  hostname?: string;
+  /** Host TSC rate; skips calibration, which is slow and erratic under TCG. */
+  tscKhz?: number;
+  /** Console device: hvc0 (virtio console, QEMU) or ttyS0 (Firecracker serial). */
+  console?: "hvc0" | "ttyS0";
+  rootDevice?: string;
+  /** Extra arguments appended last (user override). */
+  extra?: string;
+}
+
+export const FAST_BOOT_ARGS = [
+  "quiet",
+  "cryptomgr.notests",
+  "init_on_alloc=0",
+  "mitigations=off",
+  "nokaslr",
+  "tsc=reliable",
+  "no_timer_check",
+  "audit=0",
+  "pci=off",
+  "8250.nr_uarts=0",
+  "panic=-1",
+];
+
+export function buildKernelArgs(i: KernelArgsInput = {}): string {
+  const args = [`console=${i.console ?? "hvc0"}`, `root=${i.rootDevice ?? "/dev/vda"}`, "rw", "rootfstype=ext4", ...FAST_BOOT_ARGS];
+  if (i.tscKhz) args.push(`tsc_early_khz=${Math.round(i.tscKhz)}`);
+  if (i.hostname) args.push(`hf.hostname=${i.hostname}`);
+  if (i.extra) args.push(i.extra);
+  return args.join(" ");
+}

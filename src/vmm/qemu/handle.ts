@@ -1,0 +1,117 @@
+/**
+ * A running (spawned or adopted) QEMU process. Exit is detected from the child's 'exit' event when
+ * we spawned it, else from the QMP socket closing plus /proc polling, so an adopted VM whose QEMU
+ * is killed is noticed within about a second.
+ */
+import type { ChildProcess } from "node:child_process";
+import { connect } from "node:net";
+import { rm } from "node:fs/promises";
+import type { Duplex } from "node:stream";
+import { HyperfleetError } from "../../core/errors.js";
+import type { VmHandle, VmmStatus } from "../../core/ports/vmm-driver.js";
+import type { QemuPaths } from "./argv.js";
+import { QmpClient } from "./qmp.js";
+import { isAlive, sleep, waitForExit } from "../process.js";
+
+export class QemuHandle implements VmHandle {
+  private exitStatus: VmmStatus | null = null;
+  private readonly exitPromise: Promise<VmmStatus>;
+  private qmp: QmpClient | null = null;
+
+  constructor(
+    readonly id: string,
+    readonly pid: number,
+    readonly runDir: string,
+    readonly paths: QemuPaths & { metaFile: string; stderrLog: string },
+    child: ChildProcess | null,
+  ) {
+    this.exitPromise = child
+      ? new Promise((resolve) => {
+          const onExit = (code: number | null, signal: NodeJS.Signals | null) => resolve((this.exitStatus = { state: "exited", pid, exitCode: code, signal }));
+          if (child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode, child.signalCode);
+          else child.once("exit", onExit);
+        })
+      : waitForExit(pid, 250).then(() => (this.exitStatus = { state: "exited", pid, exitCode: null, signal: null }));
+  }
+
+  get consoleLogPath(): string {
+    return this.paths.consoleLog;
+  }
+
+  /** Attaches QMP; called once by the driver after spawn/adopt. */
+  async attachQmp(timeoutMs: number): Promise<void> {
+    this.qmp = await QmpClient.connect(this.paths.qmpSocket, timeoutMs);
+  }
+
+  connectAgent(signal?: AbortSignal): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      if (this.exitStatus) return reject(exitedError(this.id));
+      const s = connect(this.paths.agentSocket);
+      const onAbort = () => s.destroy(new Error("aborted"));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      s.once("connect", () => {
+        signal?.removeEventListener("abort", onAbort);
+        s.setNoDelay(true);
+        resolve(s);
+      });
+      s.once("error", (e) => {
+        signal?.removeEventListener("abort", onAbort);
+        reject(new HyperfleetError("AGENT_DISCONNECTED", `cannot connect to the agent socket of ${this.id}: ${e.message}`, { cause: e }));
+      });
+    });
+  }
+
+  async status(): Promise<VmmStatus> {
+    if (this.exitStatus) return this.exitStatus;
+    if (!(await isAlive(this.pid))) return { state: "exited", pid: this.pid };
+    try {
+      const s = await this.qmp?.execute<{ status: string; running: boolean }>("query-status");
+      if (!s) return { state: "unknown", pid: this.pid };
+      return { state: s.running ? "running" : s.status === "paused" ? "paused" : "unknown", pid: this.pid };
+    } catch {
+      return { state: this.exitStatus ? "exited" : "unknown", pid: this.pid };
+    }
+  }
+
+  exited(): Promise<VmmStatus> {
+    return this.exitPromise;
+  }
+
+  async requestStop(timeoutMs: number): Promise<void> {
+    if (this.exitStatus) return;
+    // ACPI power button first; if the guest ignores it, `quit` ends QEMU cleanly (disk caches flushed).
+    await this.qmp?.execute("system_powerdown").catch(() => undefined);
+    if (await this.waitExit(timeoutMs / 2)) return;
+    await this.qmp?.execute("quit").catch(() => undefined);
+    if (await this.waitExit(timeoutMs / 2)) return;
+    throw new HyperfleetError("VMM_CONTROL_FAILED", `VMM of ${this.id} did not stop within ${timeoutMs} ms`);
+  }
+
+  async kill(): Promise<void> {
+    if (this.exitStatus) return;
+    try {
+      process.kill(this.pid, "SIGKILL");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ESRCH") throw e;
+    }
+    await this.exitPromise;
+  }
+
+  async cleanup(opts: { all?: boolean } = {}): Promise<void> {
+    this.qmp?.close();
+    if (opts.all) {
+      await rm(this.runDir, { recursive: true, force: true });
+      return;
+    }
+    for (const p of [this.paths.qmpSocket, this.paths.agentSocket, this.paths.pidFile, this.paths.metaFile]) await rm(p, { force: true });
+  }
+
+  private async waitExit(ms: number): Promise<boolean> {
+    const r = await Promise.race([this.exitPromise.then(() => true), sleep(ms).then(() => false)]);
+    return r;
+  }
+}
+
+function exitedError(id: string): HyperfleetError {
+  return new HyperfleetError("VMM_EXITED", `the VMM process of ${id} has exited`);
+}

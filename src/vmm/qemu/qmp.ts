@@ -1,0 +1,92 @@
+/**
+ * Minimal QMP client: JSON lines over a UNIX socket. One command in flight at a time is enough for
+ * control-plane use (status, powerdown, quit); events are surfaced to a listener.
+ */
+import { connect, type Socket } from "node:net";
+import { HyperfleetError } from "../../core/errors.js";
+
+export interface QmpEvent {
+  event: string;
+  data?: unknown;
+}
+
+export class QmpClient {
+  private buf = "";
+  private queue: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = [];
+  private greeted!: Promise<void>;
+  private closed = false;
+  onEvent: ((e: QmpEvent) => void) | undefined;
+  readonly closedPromise: Promise<void>;
+
+  private constructor(private readonly sock: Socket) {
+    let greet!: () => void;
+    this.greeted = new Promise((r) => (greet = r));
+    let first = true;
+    this.closedPromise = new Promise((resolve) => sock.once("close", () => resolve()));
+    sock.setEncoding("utf8");
+    sock.on("data", (chunk: string) => {
+      this.buf += chunk;
+      let nl: number;
+      while ((nl = this.buf.indexOf("\n")) >= 0) {
+        const line = this.buf.slice(0, nl).trim();
+        this.buf = this.buf.slice(nl + 1);
+        if (!line) continue;
+        let msg: Record<string, unknown>;
+        try {
+          msg = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        if (first && "QMP" in msg) {
+          first = false;
+          greet();
+        } else if ("event" in msg) this.onEvent?.(msg as unknown as QmpEvent);
+        else if ("return" in msg) this.queue.shift()?.resolve(msg.return);
+        else if ("error" in msg) {
+          const e = msg.error as { class?: string; desc?: string };
+          this.queue.shift()?.reject(new HyperfleetError("VMM_CONTROL_FAILED", `QMP: ${e.class ?? "error"}: ${e.desc ?? ""}`));
+        }
+      }
+    });
+    sock.on("error", () => undefined);
+    sock.on("close", () => {
+      this.closed = true;
+      for (const q of this.queue.splice(0)) q.reject(new HyperfleetError("VMM_EXITED", "QMP connection closed (the VMM exited)"));
+    });
+  }
+
+  /** Connects and negotiates capabilities. */
+  static async connect(path: string, timeoutMs = 5_000): Promise<QmpClient> {
+    const sock = await new Promise<Socket>((resolve, reject) => {
+      const s = connect(path);
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new HyperfleetError("VMM_CONTROL_FAILED", `QMP socket ${path} did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      s.once("connect", () => {
+        clearTimeout(t);
+        resolve(s);
+      });
+      s.once("error", (e) => {
+        clearTimeout(t);
+        reject(new HyperfleetError("VMM_CONTROL_FAILED", `cannot connect to QMP socket ${path}: ${e.message}`, { cause: e }));
+      });
+    });
+    const c = new QmpClient(sock);
+    await c.greeted;
+    await c.execute("qmp_capabilities");
+    return c;
+  }
+
+  execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
+    if (this.closed) return Promise.reject(new HyperfleetError("VMM_EXITED", "QMP connection closed (the VMM exited)"));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ resolve: resolve as (v: unknown) => void, reject });
+      this.sock.write(JSON.stringify(args ? { execute: command, arguments: args } : { execute: command }) + "\n");
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
