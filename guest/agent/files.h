@@ -1,0 +1,22 @@
+/* File operations: WRITE (temp file + rename), READ (chunked, interleaved), STAT, DELETE, MKDIR. */
+#ifndef HF_FILES_H
+#define HF_FILES_H
+
+#include <stdint.h>
+
+#include "conn.h"
+
+/* Bytes per DATA frame of a READ; one chunk per READ per loop iteration keeps others moving. */
+#define READ_CHUNK (256u * 1024u)
+
+void file_write_start(struct conn *c, const struct hf_frame *f, const struct hf_msg *m);
+void file_write_data(struct op *o, const struct hf_frame *f);
+void file_read_start(struct conn *c, uint32_t id, const struct hf_msg *m);
+/* Queues the next chunk of every READ on c while c's output is below OUT_HIGH. Returns 1 when
+ * some READ still has data to send and room to send it, i.e. the loop must not sleep. */
+int file_read_pump(struct conn *c);
+void file_stat(struct conn *c, uint32_t id, const struct hf_msg *m);
+void file_delete(struct conn *c, uint32_t id, const struct hf_msg *m);
+void file_mkdir(struct conn *c, uint32_t id, const struct hf_msg *m);
+
+#endif

@@ -1,0 +1,10 @@
+/* Per-kind cleanup of operations, called by conn_end_op (exec.c and files.c implement them). */
+#ifndef HF_OPS_H
+#define HF_OPS_H
+
+#include "conn.h"
+
+void exec_release(struct op *o);
+void file_release(struct op *o);
+
+#endif

@@ -1,0 +1,173 @@
+#include "req.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int bad(const char **why, const char *msg, int err)
+{
+	*why = msg;
+	return err;
+}
+
+/* Copies a field into a C string; refuses embedded NULs because they would silently cut it. */
+static int cstr(const struct hf_field *f, char *out, size_t cap)
+{
+	if (memchr(f->p, 0, f->len))
+		return -EINVAL;
+	if (f->len >= cap)
+		return -ENAMETOOLONG;
+	memcpy(out, f->p, f->len);
+	out[f->len] = 0;
+	return 0;
+}
+
+int req_hello(const struct hf_msg *m, uint32_t *version, const char **why)
+{
+	int r = hf_get_u32(m, T_VERSION, version);
+	if (r == 0)
+		return bad(why, "HELLO needs VERSION", -EINVAL);
+	if (r < 0)
+		return bad(why, "VERSION must be a u32", -EINVAL);
+	return 0;
+}
+
+int req_flags(const struct hf_msg *m, uint32_t *flags, const char **why)
+{
+	*flags = 0;
+	if (hf_get_u32(m, T_FLAGS, flags) < 0)
+		return bad(why, "FLAGS must be a u32", -EINVAL);
+	return 0;
+}
+
+int req_path(const struct hf_msg *m, uint32_t default_mode, struct path_req *r, const char **why)
+{
+	memset(r, 0, sizeof *r);
+	if (m->count[T_PATH] == 0)
+		return bad(why, "PATH is required", -EINVAL);
+	int e = cstr(&m->first[T_PATH], r->path, sizeof r->path);
+	if (e == -EINVAL)
+		return bad(why, "PATH contains a NUL byte", e);
+	if (e)
+		return bad(why, "PATH is too long", e);
+	if (r->path[0] == 0)
+		return bad(why, "PATH is empty", -ENOENT);
+	r->mode = default_mode;
+	if (hf_get_u32(m, T_MODE, &r->mode) < 0)
+		return bad(why, "MODE must be a u32", -EINVAL);
+	if (r->mode & ~07777u)
+		return bad(why, "MODE has bits beyond 07777", -EINVAL);
+	if (hf_get_u64(m, T_OFFSET, &r->offset) < 0)
+		return bad(why, "OFFSET must be a u64", -EINVAL);
+	int has = hf_get_u64(m, T_LENGTH, &r->length);
+	if (has < 0)
+		return bad(why, "LENGTH must be a u64", -EINVAL);
+	r->has_length = has;
+	return req_flags(m, &r->flags, why);
+}
+
+/* Bytes needed to copy every occurrence of tag as a C string. */
+static size_t strings_size(const struct hf_msg *m, uint8_t tag)
+{
+	size_t pos = 0, total = 0;
+	struct hf_field f;
+	while (hf_msg_next(m, tag, &pos, &f))
+		total += (size_t)f.len + 1;
+	return total;
+}
+
+/* Copies the occurrences of tag into NULL-terminated vec, strings at *heap. */
+static int copy_list(const struct hf_msg *m, uint8_t tag, char **vec, char **heap)
+{
+	size_t pos = 0, i = 0;
+	struct hf_field f;
+	while (hf_msg_next(m, tag, &pos, &f)) {
+		if (memchr(f.p, 0, f.len))
+			return -EINVAL;
+		memcpy(*heap, f.p, f.len);
+		(*heap)[f.len] = 0;
+		vec[i++] = *heap;
+		*heap += f.len + 1;
+	}
+	vec[i] = NULL;
+	return 0;
+}
+
+static const char *copy_one(const struct hf_msg *m, uint8_t tag, char **heap, int *err)
+{
+	if (m->count[tag] == 0)
+		return NULL;
+	const struct hf_field *f = &m->first[tag];
+	if (memchr(f->p, 0, f->len)) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	char *s = *heap;
+	memcpy(s, f->p, f->len);
+	s[f->len] = 0;
+	*heap += f->len + 1;
+	return s;
+}
+
+int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why)
+{
+	memset(r, 0, sizeof *r);
+	size_t nargs = m->count[T_ARG], nenv = m->count[T_ENV];
+	if (nargs == 0)
+		return bad(why, "EXEC needs at least one ARG", -EINVAL);
+	if (m->first[T_ARG].len == 0)
+		return bad(why, "ARG 0 (the program) is empty", -EINVAL);
+	if (hf_get_u32(m, T_TIMEOUT_MS, &r->timeout_ms) < 0)
+		return bad(why, "TIMEOUT_MS must be a u32", -EINVAL);
+	if (hf_get_u8(m, T_STDIN, &r->stdin_pipe) < 0 || r->stdin_pipe > 1)
+		return bad(why, "STDIN must be a u8 of 0 or 1", -EINVAL);
+
+	/* One allocation: both pointer vectors, then every string. The payload is at most 1 MiB, so
+	 * the sizes cannot overflow. */
+	size_t vecs = (nargs + 1 + nenv + 1) * sizeof(char *);
+	size_t strs = strings_size(m, T_ARG) + strings_size(m, T_ENV);
+	if (m->count[T_CWD])
+		strs += m->first[T_CWD].len + 1;
+	if (m->count[T_USER])
+		strs += m->first[T_USER].len + 1;
+	char *mem = malloc(vecs + strs);
+	if (!mem)
+		return bad(why, "out of memory", -ENOMEM);
+	r->mem = mem;
+	r->argv = (char **)(void *)mem;
+	r->env = r->argv + nargs + 1;
+	char *heap = mem + vecs;
+	int err = 0;
+	if (copy_list(m, T_ARG, r->argv, &heap) < 0) {
+		req_exec_free(r);
+		return bad(why, "an ARG contains a NUL byte", -EINVAL);
+	}
+	if (copy_list(m, T_ENV, r->env, &heap) < 0) {
+		req_exec_free(r);
+		return bad(why, "an ENV entry contains a NUL byte", -EINVAL);
+	}
+	for (char **e = r->env; *e; e++) {
+		if (!strchr(*e, '=') || **e == '=') {
+			req_exec_free(r);
+			return bad(why, "an ENV entry is not of the form K=V", -EINVAL);
+		}
+	}
+	r->cwd = copy_one(m, T_CWD, &heap, &err);
+	r->user = copy_one(m, T_USER, &heap, &err);
+	if (err) {
+		req_exec_free(r);
+		return bad(why, "CWD or USER contains a NUL byte", -EINVAL);
+	}
+	if (r->cwd && !r->cwd[0])
+		r->cwd = NULL;
+	if (r->user && !r->user[0])
+		r->user = NULL;
+	return 0;
+}
+
+void req_exec_free(struct exec_req *r)
+{
+	free(r->mem);
+	r->mem = NULL;
+	r->argv = r->env = NULL;
+}

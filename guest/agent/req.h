@@ -1,0 +1,41 @@
+/*
+ * Requests decoded from their fields into C structs: the checks the spec asks for (required
+ * fields, numeric sizes, NUL bytes in strings that become C strings). Pure, so it is fuzzed along
+ * with the frame parser. Each decoder returns 0 or a negative errno with *why set to a message.
+ */
+#ifndef HF_REQ_H
+#define HF_REQ_H
+
+#include <stdint.h>
+
+#include "proto.h"
+
+#define HF_PATH_MAX 4096
+
+struct exec_req {
+	char **argv; /* NULL-terminated */
+	char **env;  /* NULL-terminated `K=V` entries, in request order */
+	const char *cwd;  /* NULL: default */
+	const char *user; /* NULL: run as the agent's user */
+	uint32_t timeout_ms;
+	uint8_t stdin_pipe;
+	void *mem;
+};
+
+struct path_req {
+	char path[HF_PATH_MAX];
+	uint32_t mode;
+	uint32_t flags;
+	uint64_t offset;
+	uint64_t length;
+	int has_length;
+};
+
+int req_hello(const struct hf_msg *m, uint32_t *version, const char **why);
+int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why);
+void req_exec_free(struct exec_req *r);
+/* PATH plus the numeric fields of WRITE, READ, STAT, DELETE and MKDIR; default_mode fills MODE. */
+int req_path(const struct hf_msg *m, uint32_t default_mode, struct path_req *r, const char **why);
+int req_flags(const struct hf_msg *m, uint32_t *flags, const char **why);
+
+#endif

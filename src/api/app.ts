@@ -1,0 +1,85 @@
+/**
+ * Builds the Fastify app: validation from TypeBox schemas, OpenAPI at /openapi.json and Swagger UI
+ * at /docs generated from those same schemas, bearer auth, and one error shape for every failure.
+ * The app does not listen; the daemon does (and tests use `inject()`).
+ */
+import type { Socket } from "node:net";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import { ulid } from "ulid";
+import { HyperfleetError } from "../core/errors.js";
+import { registerAuth, type ApiKeyVerifier } from "./auth.js";
+import { errorBody, handleError, handleNotFound } from "./errors.js";
+import { httpStatus } from "./http-status.js";
+import { execRoutes } from "./routes/exec.js";
+import { fileRoutes, uploadBodyLimit } from "./routes/files.js";
+import { healthRoutes } from "./routes/health.js";
+import { machineRoutes } from "./routes/machines.js";
+import { ErrorSchema } from "./schemas/common.js";
+import { MachineSchema } from "./schemas/machine.js";
+import type { MachineServicePort } from "./service.js";
+import { typeboxValidatorCompiler } from "./validation.js";
+
+export interface AppOptions {
+  service: MachineServicePort;
+  logger: FastifyBaseLogger;
+  /** null: authentication disabled (the config only allows that on loopback). */
+  auth: ApiKeyVerifier | null;
+  fileMaxSize: number;
+  version: string;
+}
+
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    genReqId: () => `req_${ulid()}`,
+    requestIdLogLabel: "request_id",
+    // Everything a client can get wrong before routing (bad URL encoding, too-long params) goes
+    // through the same mapping as route errors.
+    frameworkErrors: (e, req, reply) => handleError(e, req, reply),
+    clientErrorHandler: answerClientError,
+  });
+  app.setValidatorCompiler(typeboxValidatorCompiler);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler(handleNotFound);
+  app.addSchema(ErrorSchema);
+  app.addSchema(MachineSchema);
+  app.addHook("onRequest", (req, reply, done) => {
+    void reply.header("x-request-id", req.id);
+    done();
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "Hyperfleet API",
+        version: opts.version,
+        description: "MicroVMs driven over REST. Errors: `{ error: { code, message, field? } }`, codes in docs/errors.md.",
+      },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: opts.auth ? [{ bearer: [] }] : [],
+    },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  registerAuth(app, opts.auth);
+  healthRoutes(app, { version: opts.version, startedAt: Date.now() });
+  await app.register(async (scope) => machineRoutes(scope, opts.service));
+  await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: uploadBodyLimit(opts.fileMaxSize) }));
+  await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
+  return app;
+}
+
+/** Malformed HTTP (before Fastify sees a request): answer 400 with our body, then close. */
+function answerClientError(e: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) return;
+  const he = new HyperfleetError("MALFORMED_REQUEST", `malformed HTTP request (${e.code ?? "parse error"})`);
+  const body = JSON.stringify(errorBody(he));
+  socket.end(
+    `HTTP/1.1 ${httpStatus(he.code)} Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}

@@ -1,0 +1,85 @@
+/**
+ * Error responses. Everything a request can fail with (our HyperfleetErrors, Fastify's parser and
+ * routing errors, bugs) becomes one body shape with a stable code:
+ *
+ *   { "error": { "code": "MACHINE_NOT_FOUND", "message": "...", "field"?: "...", "current_status"?: "..." } }
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { HyperfleetError, isHyperfleetError, type ErrorCode } from "../core/errors.js";
+import { httpStatus } from "./http-status.js";
+
+export interface ErrorBody {
+  error: {
+    code: ErrorCode;
+    message: string;
+    field?: string;
+    current_status?: string;
+    stdout?: string;
+    stderr?: string;
+  };
+}
+
+/** Detail keys that are safe and useful to show a client; the rest stay in the logs. */
+const PUBLIC_DETAILS = ["field", "current_status", "stdout", "stderr"] as const;
+
+export function errorBody(e: HyperfleetError): ErrorBody {
+  const body: ErrorBody = { error: { code: e.code, message: e.message } };
+  for (const k of PUBLIC_DETAILS) {
+    const v = e.details?.[k];
+    if (typeof v === "string") body.error[k] = v;
+  }
+  return body;
+}
+
+/** Route config key: which code a too-large body gets on this route (uploads say FILE_TOO_LARGE). */
+export interface ErrorRouteConfig {
+  bodyTooLargeCode?: ErrorCode;
+}
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    bodyTooLargeCode?: ErrorCode;
+  }
+}
+
+/**
+ * Maps what Fastify throws before our handler runs (parse, size, media type, URL) to our codes.
+ * Anything unknown is INTERNAL; those are the only errors worth logging at error level.
+ */
+export function toApiError(e: unknown, route?: ErrorRouteConfig): HyperfleetError {
+  if (isHyperfleetError(e)) return e;
+  const fe = e as Partial<FastifyError>;
+  const status = typeof fe.statusCode === "number" ? fe.statusCode : 500;
+  const message = typeof fe.message === "string" ? fe.message : String(e);
+  if (status === 413) {
+    return new HyperfleetError(route?.bodyTooLargeCode ?? "BODY_TOO_LARGE", `request body is too large: ${message}`);
+  }
+  if (status === 415) {
+    return new HyperfleetError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      "unsupported Content-Type: send JSON with 'Content-Type: application/json'",
+    );
+  }
+  if (status === 404) return new HyperfleetError("ROUTE_NOT_FOUND", message);
+  if (status >= 400 && status < 500) {
+    return new HyperfleetError("MALFORMED_REQUEST", `malformed request: ${message}`, { cause: e });
+  }
+  return new HyperfleetError("INTERNAL", "internal error; the daemon log has the details (search for the request id)", {
+    cause: e,
+  });
+}
+
+/** Fastify error handler: log server faults, answer everything with the stable body. */
+export function handleError(e: unknown, req: FastifyRequest, reply: FastifyReply): void {
+  const he = toApiError(e, req.routeOptions?.config);
+  const status = httpStatus(he.code);
+  if (status >= 500) req.log.error({ err: e, code: he.code }, "request failed");
+  else req.log.info({ code: he.code, status }, he.message);
+  void reply.code(status).send(errorBody(he));
+}
+
+/** Not-found handler: unknown paths and methods get ROUTE_NOT_FOUND. */
+export function handleNotFound(req: FastifyRequest, reply: FastifyReply): void {
+  const he = new HyperfleetError("ROUTE_NOT_FOUND", `no route ${req.method} ${(req.url.split("?")[0] ?? "").slice(0, 200)}; see /docs for the API`);
+  void reply.code(404).send(errorBody(he));
+}

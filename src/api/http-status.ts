@@ -1,0 +1,32 @@
+/**
+ * Error code -> HTTP status: the one place where our errors meet HTTP. Categories give the default;
+ * a few codes need a more precise status than their category.
+ */
+import { ERROR_CODES, type ErrorCategory, type ErrorCode } from "../core/errors.js";
+
+const CATEGORY_STATUS: Readonly<Record<ErrorCategory, number>> = {
+  invalid_argument: 400,
+  unauthenticated: 401,
+  not_found: 404,
+  already_exists: 409,
+  conflict: 409,
+  too_large: 413,
+  timeout: 504,
+  unavailable: 503,
+  unsupported: 501,
+  internal: 500,
+};
+
+const CODE_STATUS: Partial<Record<ErrorCode, number>> = {
+  // The client chose how long to wait; the server is fine. 408 tells the client to ask again.
+  WAIT_TIMEOUT: 408,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  // A field the API validates but cannot act on yet. It is the request, not the server, that is
+  // refused, so this must not be a 5xx (clients and monitors treat 5xx as "server broken").
+  NOT_SUPPORTED_YET: 422,
+};
+
+/** HTTP status for an error code. */
+export function httpStatus(code: ErrorCode): number {
+  return CODE_STATUS[code] ?? CATEGORY_STATUS[ERROR_CODES[code]];
+}

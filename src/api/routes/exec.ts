@@ -1,0 +1,55 @@
+/** POST /machines/:id/exec */
+import type { FastifyInstance } from "fastify";
+import { HyperfleetError } from "../../core/errors.js";
+import { errorResponses, MachineIdParams } from "../schemas/common.js";
+import { DEFAULT_EXEC_TIMEOUT_S, ExecBody, ExecResponse } from "../schemas/exec.js";
+import type { MachineServicePort } from "../service.js";
+import { bindMachineId, callContext } from "./context.js";
+
+export function execRoutes(app: FastifyInstance, service: MachineServicePort, opts: { bodyLimit: number }): void {
+  app.addHook("preHandler", bindMachineId);
+
+  app.post<{ Params: MachineIdParams; Body: ExecBody }>(
+    "/machines/:id/exec",
+    {
+      bodyLimit: opts.bodyLimit,
+      schema: {
+        tags: ["exec"],
+        summary: "Run a command",
+        description:
+          "Runs `command` (or `cmd`) in the running machine and answers with its exit code and output. " +
+          "A command that outlives `timeout` is killed and answered with 504 EXEC_TIMEOUT (partial output included).",
+        params: MachineIdParams,
+        body: ExecBody,
+        response: { 200: ExecResponse, ...errorResponses(404, 409, 413, 504) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if (b.command !== undefined && b.cmd !== undefined && JSON.stringify(b.command) !== JSON.stringify(b.cmd)) {
+        throw new HyperfleetError("INVALID_ARGUMENT", "give either 'command' or 'cmd' (its older name), not two different commands", {
+          details: { field: "cmd" },
+        });
+      }
+      const command = b.command ?? b.cmd;
+      if (command === undefined) {
+        throw new HyperfleetError("INVALID_ARGUMENT", "command: is required (an argv array such as [\"ls\", \"-la\"])", {
+          details: { field: "command" },
+        });
+      }
+      const r = await service.exec(
+        req.params.id,
+        {
+          command,
+          timeoutMs: Math.round((b.timeout ?? DEFAULT_EXEC_TIMEOUT_S) * 1000),
+          ...(b.env !== undefined && { env: b.env }),
+          ...(b.cwd !== undefined && { cwd: b.cwd }),
+          ...(b.user !== undefined && { user: b.user }),
+          ...(b.stdin !== undefined && { stdin: b.stdin }),
+        },
+        callContext(req, reply),
+      );
+      return { exit_code: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, duration_ms: r.durationMs };
+    },
+  );
+}

@@ -1,0 +1,132 @@
+/** File transfer: upload, download (JSON/base64 or raw bytes), stat, delete. */
+import type { FastifyInstance } from "fastify";
+import { Type } from "@sinclair/typebox";
+import { HyperfleetError } from "../../core/errors.js";
+import type { ErrorRouteConfig } from "../errors.js";
+import { errorResponses, MachineIdParams } from "../schemas/common.js";
+import {
+  DeleteFileQuery,
+  DownloadResponse,
+  PathQuery,
+  StatResponse,
+  UploadBody,
+  UploadResponse,
+} from "../schemas/files.js";
+import { statJson } from "../serialize.js";
+import type { MachineServicePort } from "../service.js";
+import { bindMachineId, callContext } from "./context.js";
+
+const tags = ["files"];
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** Strict base64 (standard alphabet, padded): a typo must not silently upload different bytes. */
+export function decodeBase64(s: string, field: string): Buffer {
+  if (s.length % 4 !== 0 || !BASE64.test(s)) {
+    throw new HyperfleetError("INVALID_ARGUMENT", `${field}: must be standard base64 with padding`, { details: { field } });
+  }
+  return Buffer.from(s, "base64");
+}
+
+function parseMode(mode: number | string | undefined): number | undefined {
+  return typeof mode === "string" ? parseInt(mode, 8) : mode;
+}
+
+/** Largest JSON upload body for a file of maxSize bytes: base64 grows by 4/3, plus room for the rest. */
+export function uploadBodyLimit(maxSize: number): number {
+  return Math.ceil(maxSize / 3) * 4 + 64 * 1024;
+}
+
+export function fileRoutes(app: FastifyInstance, service: MachineServicePort, opts: { fileMaxSize: number }): void {
+  app.addHook("preHandler", bindMachineId);
+  const max = opts.fileMaxSize;
+  const tooLarge: ErrorRouteConfig = { bodyTooLargeCode: "FILE_TOO_LARGE" };
+
+  app.post<{ Params: MachineIdParams; Body: UploadBody }>(
+    "/machines/:id/files",
+    {
+      bodyLimit: uploadBodyLimit(max),
+      config: tooLarge,
+      schema: {
+        tags,
+        summary: "Upload a file",
+        description: `Writes base64 \`content\` to \`path\` (parent directories are created). At most ${max} bytes (HYPERFLEET_FILE_MAX_SIZE).`,
+        params: MachineIdParams,
+        body: UploadBody,
+        response: { 201: UploadResponse, ...errorResponses(404, 409, 413, 504) },
+      },
+    },
+    async (req, reply) => {
+      const data = decodeBase64(req.body.content, "content");
+      if (data.length > max) {
+        throw new HyperfleetError("FILE_TOO_LARGE", `the file is ${data.length} bytes; the limit is ${max} (HYPERFLEET_FILE_MAX_SIZE)`, {
+          details: { field: "content" },
+        });
+      }
+      const r = await service.writeFile(req.params.id, req.body.path, data, parseMode(req.body.mode), callContext(req, reply));
+      return reply.code(201).send({ path: req.body.path, size: r.size });
+    },
+  );
+
+  app.get<{ Params: MachineIdParams; Querystring: PathQuery }>(
+    "/machines/:id/files",
+    {
+      schema: {
+        tags,
+        summary: "Download a file",
+        description: "JSON with base64 content, or the raw bytes when the request has `Accept: application/octet-stream`.",
+        params: MachineIdParams,
+        querystring: PathQuery,
+        response: {
+          200: {
+            content: {
+              "application/json": { schema: DownloadResponse },
+              "application/octet-stream": { schema: Type.String({ format: "binary" }) },
+            },
+          },
+          ...errorResponses(404, 409, 413, 504),
+        },
+      },
+    },
+    async (req, reply) => {
+      const data = await service.readFile(req.params.id, req.query.path, max, callContext(req, reply));
+      if (wantsRaw(req.headers.accept)) return reply.type("application/octet-stream").send(data);
+      return reply.type("application/json").send({ path: req.query.path, size: data.length, content: data.toString("base64") });
+    },
+  );
+
+  app.get<{ Params: MachineIdParams; Querystring: PathQuery }>(
+    "/machines/:id/files/stat",
+    {
+      schema: {
+        tags,
+        summary: "File info",
+        params: MachineIdParams,
+        querystring: PathQuery,
+        response: { 200: StatResponse, ...errorResponses(404, 409, 504) },
+      },
+    },
+    async (req, reply) => statJson(req.query.path, await service.stat(req.params.id, req.query.path, callContext(req, reply))),
+  );
+
+  app.delete<{ Params: MachineIdParams; Querystring: DeleteFileQuery }>(
+    "/machines/:id/files",
+    {
+      schema: {
+        tags,
+        summary: "Delete a file",
+        params: MachineIdParams,
+        querystring: DeleteFileQuery,
+        response: { 204: Type.Null(), ...errorResponses(404, 409, 504) },
+      },
+    },
+    async (req, reply) => {
+      await service.removeFile(req.params.id, req.query.path, req.query.recursive ?? false, callContext(req, reply));
+      return reply.code(204).send();
+    },
+  );
+}
+
+/** Raw bytes only when asked for explicitly; JSON stays the default (also for `*\/*`). */
+function wantsRaw(accept: string | undefined): boolean {
+  return accept !== undefined && /(^|,)\s*application\/octet-stream\s*(;|,|$)/i.test(accept);
+}

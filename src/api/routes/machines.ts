@@ -1,0 +1,135 @@
+/** Machine CRUD, lifecycle actions and wait. */
+import type { FastifyInstance } from "fastify";
+import { Type } from "@sinclair/typebox";
+import { HyperfleetError } from "../../core/errors.js";
+import { isMachineStatus, type MachineStatus } from "../../core/machine-state.js";
+import { errorResponses, MachineIdParams } from "../schemas/common.js";
+import {
+  CreateMachineBody,
+  ListMachinesQuery,
+  NOT_YET_SUPPORTED_FIELDS,
+  WaitQuery,
+} from "../schemas/machine.js";
+import { machineJson } from "../serialize.js";
+import type { MachineServicePort } from "../service.js";
+import { bindMachineId, callContext, MACHINE_REF } from "./context.js";
+
+const tags = ["machines"];
+
+export function machineRoutes(app: FastifyInstance, service: MachineServicePort): void {
+  app.addHook("preHandler", bindMachineId);
+
+  app.get<{ Querystring: ListMachinesQuery }>(
+    "/machines",
+    {
+      schema: {
+        tags,
+        summary: "List machines",
+        querystring: ListMachinesQuery,
+        response: { 200: Type.Array(MACHINE_REF), ...errorResponses() },
+      },
+    },
+    async (req, reply) => {
+      const status = req.query.status?.split(",").filter(isMachineStatus);
+      const list = await service.list(status ? { status } : {}, callContext(req, reply));
+      return list.map(machineJson);
+    },
+  );
+
+  app.post<{ Body: CreateMachineBody }>(
+    "/machines",
+    {
+      schema: {
+        tags,
+        summary: "Create a machine",
+        description: "Creates a machine from the default root disk. With `start: true` it also starts booting it (poll `/wait`).",
+        body: CreateMachineBody,
+        response: { 201: MACHINE_REF, ...errorResponses(409, 422) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const unsupported = NOT_YET_SUPPORTED_FIELDS.find((f) => b[f] !== undefined);
+      if (unsupported !== undefined) {
+        throw new HyperfleetError(
+          "NOT_SUPPORTED_YET",
+          `'${unsupported}' is not supported yet: this version boots the default root disk without networking; leave the field out`,
+          { details: { field: unsupported } },
+        );
+      }
+      const m = await service.create(
+        {
+          name: b.name,
+          vcpuCount: b.vcpu_count,
+          memSizeMib: b.mem_size_mib,
+          env: b.env ?? {},
+          metadata: b.metadata ?? {},
+          start: b.start ?? false,
+        },
+        callContext(req, reply),
+      );
+      return reply.code(201).send(machineJson(m));
+    },
+  );
+
+  app.get<{ Params: MachineIdParams }>(
+    "/machines/:id",
+    { schema: { tags, summary: "Get a machine", params: MachineIdParams, response: { 200: MACHINE_REF, ...errorResponses(404) } } },
+    async (req, reply) => machineJson(await service.get(req.params.id, callContext(req, reply))),
+  );
+
+  app.delete<{ Params: MachineIdParams }>(
+    "/machines/:id",
+    {
+      schema: {
+        tags,
+        summary: "Delete a machine",
+        description: "Kills the VM if it runs and removes the machine and its disk.",
+        params: MachineIdParams,
+        response: { 204: Type.Null(), ...errorResponses(404, 409) },
+      },
+    },
+    async (req, reply) => {
+      await service.delete(req.params.id, callContext(req, reply));
+      return reply.code(204).send();
+    },
+  );
+
+  for (const action of ["start", "stop", "restart"] as const) {
+    app.post<{ Params: MachineIdParams }>(
+      `/machines/:id/${action}`,
+      {
+        schema: {
+          tags,
+          summary: `${action[0]?.toUpperCase()}${action.slice(1)} a machine`,
+          description: "Returns as soon as the status changed (202); use `/wait` for the outcome.",
+          params: MachineIdParams,
+          response: { 202: MACHINE_REF, ...errorResponses(404, 409) },
+        },
+      },
+      async (req, reply) => {
+        const m = await service[action](req.params.id, callContext(req, reply));
+        return reply.code(202).send(machineJson(m));
+      },
+    );
+  }
+
+  app.get<{ Params: MachineIdParams; Querystring: WaitQuery }>(
+    "/machines/:id/wait",
+    {
+      schema: {
+        tags,
+        summary: "Wait for a status",
+        description: "Answers when the machine reaches `status` (default running), or 408 WAIT_TIMEOUT after `timeout` seconds (default and maximum 30).",
+        params: MachineIdParams,
+        querystring: WaitQuery,
+        response: { 200: MACHINE_REF, ...errorResponses(404, 408, 409) },
+      },
+    },
+    async (req, reply) => {
+      const status: MachineStatus = req.query.status ?? "running";
+      const timeoutMs = Math.round((req.query.timeout ?? 30) * 1000);
+      return machineJson(await service.wait(req.params.id, status, timeoutMs, callContext(req, reply)));
+    },
+  );
+}

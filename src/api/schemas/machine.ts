@@ -1,0 +1,101 @@
+/** Machine resource: create body, list/wait queries, and the machine as returned. */
+import { Type, type Static } from "@sinclair/typebox";
+import { MACHINE_STATUSES } from "../../core/machine-state.js";
+import { EnvMap, MachineStatusSchema, Nullable } from "./common.js";
+
+const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
+const STATUS_LIST_PATTERN = `^(${MACHINE_STATUSES.join("|")})(,(${MACHINE_STATUSES.join("|")}))*$`;
+
+/** Fields of later issues: validated now, refused with NOT_SUPPORTED_YET. */
+const RegistryAuth = Type.Object(
+  { username: Type.String({ minLength: 1, maxLength: 256 }), password: Type.String({ minLength: 1, maxLength: 4096 }) },
+  { additionalProperties: false, description: "Credentials for a private registry (not supported yet)" },
+);
+const Network = Type.Object(
+  {
+    enable: Type.Optional(Type.Boolean()),
+    guest_ip: Type.Optional(Type.String({ pattern: "^(\\d{1,3}\\.){3}\\d{1,3}$" })),
+    guest_mac: Type.Optional(Type.String({ pattern: "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$" })),
+  },
+  { additionalProperties: false, description: "Guest networking (not supported yet)" },
+);
+const ExposedPort = Type.Object(
+  {
+    guest_port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    host_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    protocol: Type.Optional(Type.Union([Type.Literal("tcp"), Type.Literal("udp")])),
+  },
+  { additionalProperties: false },
+);
+
+export const CreateMachineBody = Type.Object(
+  {
+    name: Type.String({ pattern: NAME_PATTERN, description: "Unique name: letters, digits, `.`, `_`, `-`; up to 63 characters", examples: ["my-vm"] }),
+    vcpu_count: Type.Integer({ minimum: 1, maximum: 32, examples: [1] }),
+    mem_size_mib: Type.Integer({ minimum: 128, maximum: 65536, examples: [256] }),
+    image: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: "OCI image reference (not supported yet)" })),
+    image_size_mib: Type.Optional(Type.Integer({ minimum: 64, maximum: 1048576, description: "Root disk size for an OCI image (not supported yet)" })),
+    registry_auth: Type.Optional(RegistryAuth),
+    network: Type.Optional(Network),
+    exposed_ports: Type.Optional(Type.Array(ExposedPort, { maxItems: 64, description: "Ports to forward (not supported yet)" })),
+    env: Type.Optional(EnvMap),
+    metadata: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 4096 }), {
+        maxProperties: 64,
+        description: "Free-form labels, returned as given",
+      }),
+    ),
+    start: Type.Optional(Type.Boolean({ default: false, description: "Start the machine right after creating it" })),
+  },
+  { additionalProperties: false },
+);
+export type CreateMachineBody = Static<typeof CreateMachineBody>;
+
+/** Body fields that later issues implement; sending any of them is NOT_SUPPORTED_YET for now. */
+export const NOT_YET_SUPPORTED_FIELDS = ["image", "image_size_mib", "registry_auth", "network", "exposed_ports"] as const;
+
+export const ListMachinesQuery = Type.Object(
+  {
+    status: Type.Optional(Type.String({ pattern: STATUS_LIST_PATTERN, description: "One status or a comma list", examples: ["running", "running,starting"] })),
+  },
+  { additionalProperties: false },
+);
+export type ListMachinesQuery = Static<typeof ListMachinesQuery>;
+
+export const WaitQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s)), { default: "running" })),
+    timeout: Type.Optional(Type.Number({ minimum: 0, maximum: 30, default: 30, description: "Seconds (default and maximum 30)" })),
+  },
+  { additionalProperties: false },
+);
+export type WaitQuery = Static<typeof WaitQuery>;
+
+const NullableString = Nullable(Type.String());
+
+export const MachineSchema = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    status: MachineStatusSchema,
+    vcpu_count: Type.Integer(),
+    mem_size_mib: Type.Integer(),
+    image_ref: NullableString,
+    kernel_image_path: NullableString,
+    initrd_path: NullableString,
+    kernel_args: Nullable(Type.String({ description: "null: the default fast-boot command line" })),
+    rootfs_path: Nullable(Type.String({ description: "Base root disk; the machine writes to its own overlay" })),
+    pid: Nullable(Type.Integer({ description: "VMM process id while it runs" })),
+    network: Nullable(Type.Object({}, { additionalProperties: true })),
+    env: Type.Record(Type.String(), Type.String()),
+    metadata: Type.Record(Type.String(), Type.String()),
+    last_error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+    created_at: Type.String({ description: "ISO-8601" }),
+    updated_at: Type.String(),
+    status_changed_at: Type.String(),
+    started_at: NullableString,
+    stopped_at: NullableString,
+  },
+  { $id: "Machine" },
+);
+export type MachineJson = Static<typeof MachineSchema>;

@@ -1,0 +1,120 @@
+/**
+ * Kernel module selection for the initramfs (pure): parse `modules.dep`, resolve the wanted
+ * modules to a dependency-closed list in load order, and strip appended signatures.
+ */
+import { HyperfleetError } from "../core/errors.js";
+
+/**
+ * The drivers a Hyperfleet guest needs, in the order they should load: transports first, then the
+ * root disk, so it can appear while the rest loads. Dependencies are added by resolveModuleOrder.
+ */
+export const DEFAULT_GUEST_MODULES: readonly string[] = [
+  "virtio_mmio",
+  "virtio_pci",
+  "virtio_blk",
+  "virtio_net",
+  "virtio_console",
+  "vsock",
+  "vmw_vsock_virtio_transport",
+  "virtio-rng",
+];
+
+/** modules.dep as a map: module path (relative to /lib/modules/<ver>) -> its dependencies' paths. */
+export type ModulesDep = ReadonlyMap<string, readonly string[]>;
+
+const MODULE_SUFFIX = /\.ko(\.xz|\.zst|\.gz)?$/;
+
+/** "kernel/drivers/char/hw_random/virtio-rng.ko.xz" -> "virtio_rng". `-` and `_` are equivalent in module names. */
+export function moduleName(pathOrName: string): string {
+  const base = pathOrName.slice(pathOrName.lastIndexOf("/") + 1);
+  return base.replace(MODULE_SUFFIX, "").replaceAll("-", "_");
+}
+
+/** The compression of a module file, from its name; the kernel we ship cannot load compressed ones. */
+export function moduleCompression(path: string): "none" | "xz" | "zst" | "gz" {
+  const m = MODULE_SUFFIX.exec(path);
+  return m?.[1] === undefined ? "none" : (m[1].slice(1) as "xz" | "zst" | "gz");
+}
+
+/** Parses the text of modules.dep ("path: dep dep ..." per line). */
+export function parseModulesDep(text: string): ModulesDep {
+  const deps = new Map<string, string[]>();
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const colon = line.indexOf(":");
+    if (colon <= 0) throw new HyperfleetError("INTERNAL", `malformed modules.dep line: ${JSON.stringify(line)}`);
+    const rest = line.slice(colon + 1).trim();
+    deps.set(line.slice(0, colon), rest === "" ? [] : rest.split(/\s+/));
+  }
+  return deps;
+}
+
+/** Parses modules.builtin (one path per line) into module names. */
+export function parseModulesBuiltin(text: string): Set<string> {
+  return new Set(
+    text
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l !== "")
+      .map(moduleName),
+  );
+}
+
+/**
+ * Resolves wanted module names to module paths in a valid load order: every module comes after
+ * all of its dependencies, each appears once, and the wanted order is kept otherwise. Modules
+ * built into the kernel are skipped. Dependencies are visited in reverse of their modules.dep
+ * order, which is the order modprobe loads them in.
+ *
+ * @example resolveModuleOrder(dep, ["virtio_blk"])
+ *   // -> ["kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/virtio/virtio.ko", "kernel/drivers/block/virtio_blk.ko"]
+ */
+export function resolveModuleOrder(dep: ModulesDep, wanted: readonly string[], builtin: ReadonlySet<string> = new Set()): string[] {
+  const pathByName = new Map<string, string>();
+  for (const path of dep.keys()) pathByName.set(moduleName(path), path);
+
+  const order: string[] = [];
+  const done = new Set<string>();
+  const visiting = new Set<string>();
+  const visit = (path: string, chain: string[]): void => {
+    if (done.has(path)) return;
+    if (visiting.has(path)) throw new HyperfleetError("INTERNAL", `module dependency cycle: ${[...chain, path].join(" -> ")}`);
+    const deps = dep.get(path);
+    if (deps === undefined) throw new HyperfleetError("INTERNAL", `modules.dep lists ${path} as a dependency but has no entry for it`);
+    visiting.add(path);
+    for (const d of [...deps].reverse()) visit(d, [...chain, path]);
+    visiting.delete(path);
+    done.add(path);
+    order.push(path);
+  };
+
+  for (const want of wanted) {
+    const name = moduleName(want);
+    const path = pathByName.get(name);
+    if (path !== undefined) visit(path, []);
+    else if (!builtin.has(name)) {
+      throw new HyperfleetError("GUEST_ASSETS_MISSING", `kernel module ${want} is neither in modules.dep nor built in: pick a kernel that has it`);
+    }
+  }
+  return order;
+}
+
+const SIG_MAGIC = Buffer.from("~Module signature appended~\n", "latin1");
+/** sizeof(struct module_signature): algo, hash, id_type, signer_len, key_id_len, pad[3], be32 sig_len. */
+const SIG_INFO_SIZE = 12;
+
+/**
+ * Removes an appended module signature (PKCS#7 + struct module_signature + magic), which the
+ * kernel would otherwise parse and check on every load (~20 ms per boot in total). Without
+ * CONFIG_MODULE_SIG_FORCE unsigned modules still load; the kernel only notes a taint. Returns the
+ * input unchanged if it carries no signature.
+ */
+export function stripModuleSignature(ko: Uint8Array): Uint8Array {
+  const end = ko.length - SIG_MAGIC.length;
+  if (end < SIG_INFO_SIZE || !SIG_MAGIC.equals(ko.subarray(end))) return ko;
+  const sigLen = new DataView(ko.buffer, ko.byteOffset, ko.byteLength).getUint32(end - 4, false);
+  const cut = end - SIG_INFO_SIZE - sigLen;
+  if (cut <= 0) throw new HyperfleetError("INTERNAL", "corrupt module signature trailer");
+  return ko.subarray(0, cut);
+}
