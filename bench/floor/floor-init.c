@@ -1,6 +1,7 @@
 /*
  * Floor of the boot benchmark: the least an init can do before the host hears from it. Loads the
- * modules listed in /etc/floor-modules (dependency order), opens the first virtio-serial port and
+ * modules listed in /etc/hf-modules (dependency order, relative to /lib/modules/<release>/, the
+ * layout our initramfs builder writes), opens the first virtio-serial port and
  * writes one line, then powers off when the host closes the socket. No root disk, no switch_root.
  */
 #define _GNU_SOURCE
@@ -10,16 +11,19 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
 static void load_modules(void) {
-  FILE *f = fopen("/etc/floor-modules", "r");
-  char line[512];
-  if (!f) return;
+  FILE *f = fopen("/etc/hf-modules", "r");
+  struct utsname u;
+  char line[512], path[1024];
+  if (!f || uname(&u) != 0) return;
   while (fgets(line, sizeof line, f)) {
     line[strcspn(line, "\n")] = 0;
-    int fd = open(line, O_RDONLY | O_CLOEXEC);
+    snprintf(path, sizeof path, "/lib/modules/%s/%s", u.release, line);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     syscall(SYS_finit_module, fd, "", 0);
     close(fd);

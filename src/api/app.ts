@@ -4,7 +4,7 @@
  * The app does not listen; the daemon does (and tests use `inject()`).
  */
 import type { Socket } from "node:net";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { ulid } from "ulid";
@@ -34,7 +34,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: opts.logger,
     genReqId: () => `req_${ulid()}`,
-    requestIdLogLabel: "request_id",
+    logController: new LogController({ requestIdLogLabel: "request_id" }),
     // Everything a client can get wrong before routing (bad URL encoding, too-long params) goes
     // through the same mapping as route errors.
     frameworkErrors: (e, req, reply) => handleError(e, req, reply),

@@ -24,6 +24,9 @@ const CODE_STATUS: Partial<Record<ErrorCode, number>> = {
   // A field the API validates but cannot act on yet. It is the request, not the server, that is
   // refused, so this must not be a 5xx (clients and monitors treat 5xx as "server broken").
   NOT_SUPPORTED_YET: 422,
+  // The guest agent (our upstream) speaks a protocol this daemon does not: a bad gateway, not a
+  // missing feature of the API.
+  AGENT_UNSUPPORTED_VERSION: 502,
 };
 
 /** HTTP status for an error code. */

@@ -29,7 +29,16 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
     if (checker.Check(value)) return { value: Value.Default(schema, value) };
     const first = checker.Errors(value).First();
     const field = fieldName(first?.path ?? "", part);
-    const what = first ? `${first.message.replace(/^Expected required property$/, "is required")}` : "is invalid";
+    // A schema may carry a friendlier `errorMessage` than TypeBox's generic one (e.g. for patterns).
+    const custom = (first?.schema as { errorMessage?: unknown } | undefined)?.errorMessage;
+    const what =
+      first === undefined
+        ? "is invalid"
+        : first.message === "Expected required property"
+          ? "is required"
+          : typeof custom === "string"
+            ? custom
+            : first.message;
     const message =
       part === "body" && first?.path === ""
         ? `request body must be a JSON object (${what})`

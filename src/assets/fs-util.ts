@@ -3,7 +3,7 @@
  * built under <dataDir>/tmp (same filesystem) and renamed into place once complete.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, open, rename, rm, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
 /** SHA-256 of the data, hex. */
@@ -42,11 +42,36 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, m
   }
 }
 
-/** A fresh directory under <dataDir>/tmp, on the same filesystem as the final assets. */
+/**
+ * A fresh directory under <dataDir>/tmp, on the same filesystem as the final assets. Its name
+ * carries our PID so sweepStaleWorkDirs can tell an abandoned one from one in use.
+ */
 export async function makeWorkDir(dataDir: string, prefix: string): Promise<string> {
   const base = join(dataDir, "tmp");
   await mkdir(base, { recursive: true });
-  return mkdtemp(join(base, `${prefix}-`));
+  return mkdtemp(join(base, `${prefix}-${process.pid}-`));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes work directories left by a setup that was killed (its PID no longer runs). */
+export async function sweepStaleWorkDirs(dataDir: string): Promise<string[]> {
+  const base = join(dataDir, "tmp");
+  const removed: string[] = [];
+  for (const name of await readdir(base).catch(() => [] as string[])) {
+    const pid = Number(/-(\d+)-[^-]+$/.exec(name)?.[1]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isAlive(pid)) continue;
+    await rm(join(base, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
 }
 
 /**

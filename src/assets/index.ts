@@ -10,6 +10,7 @@
 import { join, resolve } from "node:path";
 import type { PackageRef } from "./apt-parse.js";
 import { findStaticBusybox } from "./busybox.js";
+import { sweepStaleWorkDirs } from "./fs-util.js";
 import { buildInitramfs } from "./initramfs.js";
 import { ensureKernel } from "./kernel.js";
 import { writeManifest, type GuestAssets } from "./manifest.js";
@@ -47,6 +48,9 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
   const { signal } = opts;
   const t0 = Date.now();
   const took = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+
+  const swept = await sweepStaleWorkDirs(dataDir);
+  if (swept.length > 0) log(`removed ${swept.length} work directories left by an interrupted setup`);
 
   const kernel = await ensureKernel({ dataDir, pinned: opts.kernel, log, signal });
   log(`kernel ${kernel.release} (${kernel.package.name}=${kernel.package.version}) [${took()}]`);

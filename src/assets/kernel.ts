@@ -66,6 +66,13 @@ async function readRecord(dir: string): Promise<KernelRecord | null> {
   }
 }
 
+/** The kernel `pinned` (default DEFAULT_KERNEL) if it was already fetched into dataDir, else null. Never calls apt. */
+export async function findCachedKernel(dataDir: string, pinned: PackageRef = DEFAULT_KERNEL): Promise<GuestKernel | null> {
+  const dir = join(dataDir, "kernel", releaseOf(pinned.name));
+  const rec = await readRecord(dir);
+  return rec?.package.version === pinned.version ? kernelAt(dir, rec) : null;
+}
+
 /** Options of ensureKernel. */
 export interface EnsureKernelOptions {
   dataDir: string;
@@ -85,8 +92,8 @@ export async function ensureKernel(opts: EnsureKernelOptions): Promise<GuestKern
   const pinned = opts.pinned ?? DEFAULT_KERNEL;
   const dirOf = (p: PackageRef): string => join(opts.dataDir, "kernel", releaseOf(p.name));
 
-  const cached = await readRecord(dirOf(pinned));
-  if (cached?.package.version === pinned.version) return kernelAt(dirOf(pinned), cached);
+  const cached = await findCachedKernel(opts.dataDir, pinned);
+  if (cached !== null) return cached;
 
   const pkg = await resolvePinnedOrCandidate(pinned, KERNEL_META_PACKAGE, opts.signal);
   if (pkg.version !== pinned.version || pkg.name !== pinned.name) {

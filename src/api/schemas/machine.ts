@@ -30,7 +30,7 @@ const ExposedPort = Type.Object(
 
 export const CreateMachineBody = Type.Object(
   {
-    name: Type.String({ pattern: NAME_PATTERN, description: "Unique name: letters, digits, `.`, `_`, `-`; up to 63 characters", examples: ["my-vm"] }),
+    name: Type.String({ pattern: NAME_PATTERN, errorMessage: "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", description: "Unique name: letters, digits, `.`, `_`, `-`; up to 63 characters", examples: ["my-vm"] }),
     vcpu_count: Type.Integer({ minimum: 1, maximum: 32, examples: [1] }),
     mem_size_mib: Type.Integer({ minimum: 128, maximum: 65536, examples: [256] }),
     image: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: "OCI image reference (not supported yet)" })),
@@ -56,7 +56,14 @@ export const NOT_YET_SUPPORTED_FIELDS = ["image", "image_size_mib", "registry_au
 
 export const ListMachinesQuery = Type.Object(
   {
-    status: Type.Optional(Type.String({ pattern: STATUS_LIST_PATTERN, description: "One status or a comma list", examples: ["running", "running,starting"] })),
+    status: Type.Optional(
+      Type.String({
+        pattern: STATUS_LIST_PATTERN,
+        description: "One status or a comma list",
+        examples: ["running", "running,starting"],
+        errorMessage: `must be one or more of ${MACHINE_STATUSES.join(", ")}, separated by commas`,
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,0 +1,175 @@
+/**
+ * Boot benchmark. Baseline ("floor"): bare qemu-system-x86_64 started by hand with the same kernel
+ * and fastest options, whose minimal init (bench/floor/floor-init.c: load the console modules,
+ * write one line) speaks first on the virtio-serial socket. Against it: our driver from spawn to
+ * agent-ready (READY + HELLO handshake). Then exec and ping round trips and transfer rates.
+ * Runs alternate floor/driver so drift hits both equally. Human table first, JSON line last.
+ */
+import { spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { loadGuestAssets } from "../src/assets/index.js";
+import { buildInitramfs } from "../src/assets/initramfs.js";
+import { bootVm } from "../src/vmm/boot.js";
+import { buildKernelArgs } from "../src/vmm/kernel-args.js";
+import { hostTscKhz } from "../src/vmm/host.js";
+import { createOverlay } from "../src/vmm/disk.js";
+import { defaultDriver } from "../src/lib/defaults.js";
+import { QemuDriver } from "../src/vmm/qemu/driver.js";
+import { DEFAULT_TB_SIZE_MIB } from "../src/vmm/qemu/argv.js";
+import { sleep } from "../src/vmm/process.js";
+
+const RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 7);
+const EXEC_CALLS = 200;
+const XFER_MIB = 64;
+const dataDir = process.env.HYPERFLEET_DATA_DIR ?? "/var/lib/hyperfleet";
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+async function connectWhenReady(path: string): Promise<Socket> {
+  for (;;) {
+    if (existsSync(path)) {
+      const s = await new Promise<Socket | null>((resolve) => {
+        const c = connect(path);
+        c.once("connect", () => resolve(c));
+        c.once("error", () => resolve(null));
+      });
+      if (s) return s;
+    }
+    await sleep(1);
+  }
+}
+
+/** One floor boot: ms from spawn until "floor-ready" arrives on the socket. */
+async function floorBoot(kernel: string, initrd: string, dir: string, accel: string): Promise<number> {
+  const sock = join(dir, "floor.sock");
+  await rm(sock, { force: true });
+  const accelArgs = accel === "kvm" ? ["-accel", "kvm", "-cpu", "host"] : ["-accel", `tcg,tb-size=${DEFAULT_TB_SIZE_MIB}`, "-cpu", "max"];
+  const argv = [
+    "-nodefaults", "-no-user-config", "-nographic", "-no-reboot", ...accelArgs,
+    "-M", "microvm,pit=off,pic=off,isa-serial=off,rtc=on", "-m", "256M", "-smp", "1",
+    "-kernel", kernel, "-initrd", initrd,
+    "-append", buildKernelArgs({ tscKhz: hostTscKhz() ?? undefined }).replace(/console=hvc0 /, ""),
+    "-device", "virtio-serial-device,max_ports=2",
+    "-chardev", `socket,id=a,path=${sock},server=on,wait=off`, "-device", "virtserialport,chardev=a,name=floor",
+  ];
+  const t0 = performance.now();
+  const child = spawn("qemu-system-x86_64", argv, { stdio: "ignore" });
+  const s = await connectWhenReady(sock);
+  await new Promise<void>((resolve) => s.once("data", () => resolve()));
+  const ms = performance.now() - t0;
+  s.destroy();
+  child.kill("SIGKILL");
+  await new Promise((r) => child.once("exit", r));
+  return ms;
+}
+
+async function main() {
+  const assets = await loadGuestAssets(dataDir);
+  const work = await mkdtemp(join(tmpdir(), "hf-bench-"));
+  try {
+    const driver = (await defaultDriver(dataDir)) as QemuDriver;
+    const floorInit = join(work, "floor-init");
+    execFileSync("musl-gcc", ["-static", "-O2", "-o", floorInit, "bench/floor/floor-init.c"]);
+    // The kernel package is unpacked next to the vmlinux (src/assets/kernel.ts).
+    const kernelModulesDir = join(dirname(assets.vmlinux), "lib", "modules", assets.kernelVersion);
+    const floorInitrd = await buildInitramfs({ outDir: work, kernel: { release: assets.kernelVersion, modulesDir: kernelModulesDir }, initBinary: floorInit, modules: ["virtio_mmio", "virtio_console"] });
+
+    const floor: number[] = [];
+    const ours: number[] = [];
+    const spec = (i: number) => ({
+      id: `bench-${i}`,
+      vcpus: 1,
+      memMib: 512,
+      kernelPath: assets.vmlinux,
+      initrdPath: assets.initramfs,
+      kernelArgs: buildKernelArgs({ hostname: "bench", tscKhz: hostTscKhz() ?? undefined }),
+      rootDisk: { path: join(work, `disk-${i}.qcow2`), format: "qcow2" as const },
+      runDir: join(work, `vm-${i}`),
+    });
+    // Warm-up: page cache for kernel, initramfs and disk.
+    await floorBoot(assets.vmlinux, floorInitrd.path, work, driver.accel);
+    for (let i = 0; i < RUNS; i++) {
+      floor.push(await floorBoot(assets.vmlinux, floorInitrd.path, work, driver.accel));
+      const s = spec(i);
+      await createOverlay(assets.rootfs, s.rootDisk.path);
+      const t0 = performance.now();
+      const vm = await bootVm(driver, s, 30_000);
+      ours.push(performance.now() - t0);
+      vm.agent.close();
+      await vm.handle.kill();
+      await vm.handle.cleanup({ all: true });
+    }
+
+    // Round trips and transfers on one VM.
+    const s = spec(99);
+    await createOverlay(assets.rootfs, s.rootDisk.path);
+    const vm = await bootVm(driver, s, 30_000);
+    const execUs: number[] = [];
+    for (let i = 0; i < 10; i++) await vm.agent.exec(["true"]);
+    for (let i = 0; i < EXEC_CALLS; i++) {
+      const t0 = performance.now();
+      await vm.agent.exec(["true"]);
+      execUs.push((performance.now() - t0) * 1000);
+    }
+    const pingUs: number[] = [];
+    for (let i = 0; i < 50; i++) await vm.agent.ping();
+    for (let i = 0; i < EXEC_CALLS; i++) pingUs.push(await vm.agent.ping());
+    const data = randomBytes(XFER_MIB * 1024 * 1024);
+    let t0 = performance.now();
+    await vm.agent.writeFile("/tmp/xfer.bin", data);
+    const upMiBs = XFER_MIB / ((performance.now() - t0) / 1000);
+    t0 = performance.now();
+    const back = await vm.agent.readFile("/tmp/xfer.bin");
+    const downMiBs = XFER_MIB / ((performance.now() - t0) / 1000);
+    const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+    if (sha(back) !== sha(data)) throw new Error("download differs from upload");
+    vm.agent.close();
+    await vm.handle.kill();
+    await vm.handle.cleanup({ all: true });
+
+    const figures = {
+      accel: driver.accel,
+      runs: RUNS,
+      floor_boot_ms_median: +median(floor).toFixed(1),
+      driver_boot_ms_median: +median(ours).toFixed(1),
+      boot_ratio: +(median(ours) / median(floor)).toFixed(3),
+      floor_boot_ms: floor.map((x) => +x.toFixed(1)),
+      driver_boot_ms: ours.map((x) => +x.toFixed(1)),
+      exec_rtt_us_median: +median(execUs).toFixed(0),
+      exec_rtt_us_p99: +pct(execUs, 99).toFixed(0),
+      ping_rtt_us_median: +median(pingUs).toFixed(0),
+      ping_rtt_us_p99: +pct(pingUs, 99).toFixed(0),
+      upload_mib_s: +upMiBs.toFixed(1),
+      download_mib_s: +downMiBs.toFixed(1),
+      transfer_mib: XFER_MIB,
+    };
+    const rows: Array<[string, string]> = [
+      ["accelerator", figures.accel],
+      [`floor: bare qemu + minimal init, spawn -> first line (median of ${RUNS})`, `${figures.floor_boot_ms_median} ms`],
+      [`hyperfleet driver: spawn -> agent ready (median of ${RUNS})`, `${figures.driver_boot_ms_median} ms`],
+      ["ratio driver / floor (target <= 1.15)", `${figures.boot_ratio}`],
+      [`exec round trip of \`true\` (median / p99 of ${EXEC_CALLS})`, `${figures.exec_rtt_us_median} / ${figures.exec_rtt_us_p99} us`],
+      [`agent channel ping round trip (median / p99 of ${EXEC_CALLS})`, `${figures.ping_rtt_us_median} / ${figures.ping_rtt_us_p99} us`],
+      [`upload ${XFER_MIB} MiB`, `${figures.upload_mib_s} MiB/s`],
+      [`download ${XFER_MIB} MiB`, `${figures.download_mib_s} MiB/s`],
+    ];
+    const w = Math.max(...rows.map((r) => r[0].length));
+    for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
+    console.log(JSON.stringify(figures));
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,171 @@
+#define _GNU_SOURCE
+#include "pid1.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sig.h"
+#include "util.h"
+
+#define TERM_GRACE_MS 2000
+#define KILL_WAIT_MS 1000
+
+static const struct {
+	const char *src, *dst, *type;
+	unsigned long flags;
+	const char *data;
+} mounts[] = {
+	{ "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+	{ "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL },
+	{ "devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755" },
+	{ "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "gid=5,mode=0620,ptmxmode=0666" },
+	{ "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
+	{ "tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755" },
+	{ "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777" },
+};
+
+/* Something is mounted on dir when it lives on another device than its parent. Mounting again
+ * would stack a second instance (proc and devtmpfs do not refuse with EBUSY), so check first. */
+static int is_mountpoint(const char *dir)
+{
+	struct stat a, b;
+	char parent[64];
+	snprintf(parent, sizeof parent, "%s/..", dir);
+	if (stat(dir, &a) < 0 || stat(parent, &b) < 0)
+		return 0;
+	return a.st_dev != b.st_dev || a.st_ino == b.st_ino;
+}
+
+static void mount_all(void)
+{
+	for (size_t i = 0; i < sizeof mounts / sizeof mounts[0]; i++) {
+		mkdir(mounts[i].dst, 0755); /* fails on a read-only root: the image must have it */
+		if (is_mountpoint(mounts[i].dst))
+			continue;
+		if (mount(mounts[i].src, mounts[i].dst, mounts[i].type, mounts[i].flags, mounts[i].data) < 0 &&
+			errno != EBUSY)
+			log_msg("mount %s: %s", mounts[i].dst, strerror(errno));
+	}
+	/* devtmpfs lacks these; shells use them for process substitution and /dev/stdin. */
+	symlink("/proc/self/fd", "/dev/fd");
+	symlink("/proc/self/fd/0", "/dev/stdin");
+	symlink("/proc/self/fd/1", "/dev/stdout");
+	symlink("/proc/self/fd/2", "/dev/stderr");
+}
+
+static void set_hostname(void)
+{
+	char cmdline[4096], name[65] = "hyperfleet";
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, cmdline, sizeof cmdline - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		cmdline[n] = 0;
+		for (char *tok = strtok(cmdline, " \n"); tok; tok = strtok(NULL, " \n"))
+			if (strncmp(tok, "hf.hostname=", 12) == 0 && tok[12])
+				snprintf(name, sizeof name, "%s", tok + 12);
+	}
+	if (sethostname(name, strlen(name)) < 0)
+		log_msg("sethostname: %s", strerror(errno));
+}
+
+static void loopback_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			log_msg("lo up: %s", strerror(errno));
+	}
+	close(fd);
+}
+
+void pid1_setup(void)
+{
+	umask(022);
+	if (chdir("/") < 0)
+		log_msg("chdir /: %s", strerror(errno));
+	mount_all();
+	set_hostname();
+	loopback_up();
+	/* Ctrl-Alt-Del becomes SIGINT to us (a clean shutdown) instead of an immediate reboot. */
+	reboot(RB_DISABLE_CAD);
+}
+
+/* Reaps until nothing is left or ms passed; 1 when every process is gone. */
+static int reap_for(int ms)
+{
+	int64_t end = now_ms() + ms;
+	for (;;) {
+		pid_t p;
+		while ((p = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (p < 0 && errno == ECHILD)
+			return 1;
+		int64_t left = end - now_ms();
+		if (left <= 0)
+			return 0;
+		struct timespec ts = { 0, (left < 10 ? left : 10) * 1000000L };
+		ppoll(NULL, 0, &ts, sig_open_mask());
+	}
+}
+
+static void remount_readonly(void)
+{
+	/* Innermost mounts first: /proc/mounts lists them in mount order, so walk it backwards. */
+	char text[16384];
+	int fd = open("/proc/mounts", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		text[n] = 0;
+		char *lines[256];
+		int count = 0;
+		for (char *l = strtok(text, "\n"); l && count < 256; l = strtok(NULL, "\n"))
+			lines[count++] = l;
+		while (count-- > 0) {
+			char dev[256], dir[256];
+			if (sscanf(lines[count], "%255s %255s", dev, dir) == 2)
+				mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL);
+		}
+	}
+	mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL);
+}
+
+void pid1_shutdown(int reboot_flag)
+{
+	log_msg("shutting down (%s)", reboot_flag ? "reboot" : "power off");
+	kill(-1, SIGTERM);
+	kill(-1, SIGCONT); /* stopped processes must run to handle SIGTERM */
+	if (!reap_for(TERM_GRACE_MS)) {
+		kill(-1, SIGKILL);
+		reap_for(KILL_WAIT_MS);
+	}
+	sync();
+	remount_readonly();
+	sync();
+	reboot(reboot_flag ? RB_AUTOBOOT : RB_POWER_OFF);
+	/* Under QEMU -no-reboot a reboot also ends the VM; better than PID 1 exiting (a panic). */
+	reboot(RB_AUTOBOOT);
+	for (;;)
+		pause();
+}

@@ -1,0 +1,119 @@
+/*
+ * libFuzzer target for everything a hostile host reaches before any I/O: the incremental frame
+ * parser (fed in pieces, as a socket would deliver them), the field parser, the request decoders,
+ * and the encoder (whose output must parse back to what was put in).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "proto.h"
+#include "req.h"
+
+#define CHECK(c) \
+	do { \
+		if (!(c)) { \
+			fprintf(stderr, "check failed: %s (%s:%d)\n", #c, __FILE__, __LINE__); \
+			abort(); \
+		} \
+	} while (0)
+
+static void decode_requests(const struct hf_msg *m)
+{
+	const char *why = NULL;
+	uint32_t u32;
+	if (req_hello(m, &u32, &why))
+		CHECK(why);
+	if (req_flags(m, &u32, &why))
+		CHECK(why);
+	static struct path_req pr;
+	if (req_path(m, 0644, &pr, &why) == 0)
+		CHECK(strlen(pr.path) < HF_PATH_MAX && pr.path[0]);
+	struct exec_req er;
+	if (req_exec(m, &er, &why) == 0) {
+		size_t n = 0;
+		for (char **a = er.argv; *a; a++)
+			n++;
+		CHECK(n == m->count[T_ARG]);
+		for (char **e = er.env; *e; e++)
+			CHECK(strchr(*e, '='));
+		req_exec_free(&er);
+	}
+}
+
+/* Re-encodes the fields of m and checks that they parse back identically. */
+static void roundtrip(const struct hf_frame *f, const struct hf_msg *m)
+{
+	struct buf out = { 0 };
+	size_t at = hf_begin(&out, f->type, f->flags, f->id);
+	for (uint8_t tag = 0; tag < HF_TAGS; tag++) {
+		size_t pos = 0;
+		struct hf_field fl;
+		while (hf_msg_next(m, tag, &pos, &fl))
+			hf_put(&out, tag, fl.p, fl.len);
+	}
+	hf_end(&out, at);
+	CHECK(!out.oom);
+	struct hf_frame g;
+	long r = hf_parse_frame(buf_data(&out), buf_used(&out), &g);
+	CHECK(r == (long)buf_used(&out));
+	CHECK(g.type == f->type && g.flags == f->flags && g.id == f->id);
+	struct hf_msg back;
+	CHECK(hf_msg_parse(&back, g.payload, g.len) == 0);
+	for (int tag = 0; tag < HF_TAGS; tag++) {
+		CHECK(back.count[tag] == m->count[tag]);
+		if (m->count[tag])
+			CHECK(back.first[tag].len == m->first[tag].len &&
+			      memcmp(back.first[tag].p, m->first[tag].p, m->first[tag].len) == 0);
+	}
+	buf_free(&out);
+}
+
+static void on_frame(const struct hf_frame *f)
+{
+	struct hf_msg m;
+	if (hf_msg_parse(&m, f->payload, f->len) < 0)
+		return;
+	decode_requests(&m);
+	roundtrip(f, &m);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	/* The first byte picks how the stream is cut into reads. */
+	size_t step = (size_t)data[0] + 1;
+	data++;
+	size--;
+	struct buf in = { 0 };
+	size_t fed = 0;
+	while (fed < size) {
+		size_t n = size - fed < step ? size - fed : step;
+		/* A private copy per read: ASan then catches any overread past what arrived. */
+		buf_append(&in, data + fed, n);
+		fed += n;
+		for (;;) {
+			struct hf_frame f;
+			long r = hf_parse_frame(buf_data(&in), buf_used(&in), &f);
+			if (r < 0)
+				goto out;
+			if (r == HF_NEED_MORE)
+				break;
+			CHECK((size_t)r <= buf_used(&in) && (size_t)r == HF_HEADER_SIZE + f.len);
+			CHECK(f.len <= HF_MAX_PAYLOAD);
+			/* Exact-size copy of the payload so reads beyond it are caught. */
+			uint8_t *copy = malloc(f.len ? f.len : 1);
+			memcpy(copy, f.payload, f.len);
+			f.payload = copy;
+			on_frame(&f);
+			free(copy);
+			buf_consume(&in, (size_t)r);
+		}
+	}
+out:
+	buf_free(&in);
+	return 0;
+}

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Builds the protocol fuzzer (clang libFuzzer + ASan/UBSan) and runs it for SECONDS (default 30).
+# Exits non-zero if it finds a crash; the reproducer is left in guest/build/fuzz-artifacts/.
+# Usage: guest/fuzz/run.sh [SECONDS]
+set -eu
+seconds=${1:-30}
+here=$(cd "$(dirname "$0")" && pwd)
+guest=$(dirname "$here")
+build="$guest/build"
+
+make -s -C "$guest" fuzz
+
+corpus="$build/fuzz-corpus"
+artifacts="$build/fuzz-artifacts"
+mkdir -p "$corpus" "$artifacts"
+# Seeds: a HELLO, a PING, an EXEC with ARGs and an ENV, a READ with OFFSET (first byte: read size).
+seed() { printf "$2" > "$corpus/seed-$1"; }
+seed hello '\007\011\000\000\000\001\000\000\000\000\000\000\000\001\004\000\000\000\001\000\000\000'
+seed ping '\377\003\000\000\000\002\000\000\000\007\000\000\000abc'
+seed exec '\003\034\000\000\000\020\000\000\000\001\000\000\000\003\002\000\000\000sh\003\002\000\000\000-c\004\003\000\000\000A=B\010\001\000\000\000\001'
+seed read '\013\026\000\000\000\042\000\000\000\002\000\000\000\015\004\000\000\000/etc\021\010\000\000\000\005\000\000\000\000\000\000\000'
+
+ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	"$build/fuzz-proto" -max_total_time="$seconds" -max_len=16384 -timeout=10 -error_exitcode=77 \
+	-artifact_prefix="$artifacts/" -print_final_stats=1 "$corpus" 2>"$build/fuzz.log" || {
+	status=$?
+	tail -n 40 "$build/fuzz.log" >&2
+	echo "fuzz: FAILED (exit $status); reproducers in $artifacts" >&2
+	exit "$status"
+}
+grep -E '^(stat::number_of_executed_units|Done)' "$build/fuzz.log" || true
+echo "fuzz: no crash in ${seconds}s"

@@ -1,0 +1,87 @@
+/**
+ * Exec and file transfer on a running machine. Every call is bounded: exec by its own timeout
+ * (enforced in the guest) plus a grace period on the host, file operations by
+ * HYPERFLEET_FILE_TRANSFER_TIMEOUT.
+ */
+import { HyperfleetError, type ErrorCode } from "../core/errors.js";
+import type { Result } from "../core/result.js";
+import type { Machine } from "../lib/machine.js";
+import type { ExecOutput, ExecRequest, FileStatView } from "../api/service.js";
+import type { MachineRecord } from "../store/records.js";
+
+/** How much longer than a command's own timeout we wait for the guest to report it. */
+const EXEC_HOST_GRACE_MS = 10_000;
+
+type Resolve = (id: string) => Promise<{ rec: MachineRecord; machine: Machine }>;
+
+/** Unwraps `p`, failing with `code` if it has not settled after `ms`. The operation itself is not cancelled. */
+export async function bounded<T>(p: Promise<Result<T>>, ms: number, code: ErrorCode, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HyperfleetError(code, `${what} did not finish within ${ms} ms`)), ms);
+  });
+  try {
+    return (await Promise.race([p, timeout])).unwrap();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export class MachineIo {
+  constructor(
+    private readonly resolve: Resolve,
+    private readonly fileTimeoutMs: number,
+  ) {}
+
+  async exec(id: string, req: ExecRequest): Promise<ExecOutput> {
+    const { rec, machine } = await this.resolve(id);
+    const env = { ...rec.env, ...req.env };
+    const r = await bounded(
+      machine.exec(req.command, {
+        env,
+        timeoutMs: req.timeoutMs,
+        ...(req.cwd !== undefined && { cwd: req.cwd }),
+        ...(req.user !== undefined && { user: req.user }),
+        ...(req.stdin !== undefined && { stdin: req.stdin }),
+      }),
+      req.timeoutMs + EXEC_HOST_GRACE_MS,
+      "AGENT_TIMEOUT",
+      "the guest agent's answer to exec",
+    );
+    return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs };
+  }
+
+  async writeFile(id: string, path: string, data: Buffer, mode: number | undefined): Promise<{ size: number }> {
+    const { machine } = await this.resolve(id);
+    const opts = mode === undefined ? { mkdirs: true } : { mkdirs: true, mode };
+    return bounded(machine.writeFile(path, data, opts), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `upload of ${path}`);
+  }
+
+  async readFile(id: string, path: string, maxSize: number): Promise<Buffer> {
+    const { machine } = await this.resolve(id);
+    const st = await this.statOf(machine, path);
+    if (st.type === "directory") {
+      throw new HyperfleetError("FILE_IS_DIRECTORY", `${path} is a directory; download files one by one`, { details: { field: "path" } });
+    }
+    if (st.size > maxSize) {
+      throw new HyperfleetError("FILE_TOO_LARGE", `${path} is ${st.size} bytes; the limit is ${maxSize} (HYPERFLEET_FILE_MAX_SIZE)`, {
+        details: { field: "path" },
+      });
+    }
+    return bounded(machine.readFile(path), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `download of ${path}`);
+  }
+
+  async stat(id: string, path: string): Promise<FileStatView> {
+    const { machine } = await this.resolve(id);
+    return this.statOf(machine, path);
+  }
+
+  async remove(id: string, path: string, recursive: boolean): Promise<void> {
+    const { machine } = await this.resolve(id);
+    await bounded(machine.remove(path, { recursive }), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `removal of ${path}`);
+  }
+
+  private statOf(machine: Machine, path: string): Promise<FileStatView> {
+    return bounded(machine.stat(path), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `stat of ${path}`);
+  }
+}

@@ -1,0 +1,4 @@
+/** `npm start` entry point. */
+import { runDaemon } from "./run.js";
+
+await runDaemon();

@@ -1,0 +1,105 @@
+/**
+ * Startup reconciliation: the store says which machines had a VMM when the previous daemon ended
+ * (stopped or crashed); this re-adopts those still running, records the ones that died, finishes
+ * interrupted stops and deletes, and kills VMMs in run dirs that no machine owns.
+ * Every step is idempotent, so a daemon killed during reconciliation just runs it again.
+ */
+import { readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { FastifyBaseLogger } from "fastify";
+import { LIVE_STATUSES } from "../core/machine-state.js";
+import type { MachineRecord } from "../store/records.js";
+import type { MachineRepository } from "../store/machine-repository.js";
+import type { MachineService } from "./machine-service.js";
+import type { VmFactory } from "./vm-factory.js";
+
+export interface ReconcileDeps {
+  repo: MachineRepository;
+  vms: VmFactory;
+  service: MachineService;
+  log: FastifyBaseLogger;
+  stopTimeoutMs: number;
+}
+
+export interface ReconcileReport {
+  adopted: string[];
+  died: string[];
+  stopped: string[];
+  deleted: string[];
+  orphans: string[];
+}
+
+const RUN_DIR_NAME = /^vm_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
+  const report: ReconcileReport = { adopted: [], died: [], stopped: [], deleted: [], orphans: [] };
+  for (const rec of await d.repo.list({ status: LIVE_STATUSES })) {
+    const log = d.log.child({ machine_id: rec.id });
+    try {
+      await reconcileOne(d, rec, report);
+    } catch (e) {
+      // One machine we cannot sort out must not keep the daemon from serving the others.
+      log.error({ err: e, status: rec.status }, "could not reconcile machine; left as it was");
+    }
+  }
+  await removeOrphans(d, report);
+  d.log.info(
+    { adopted: report.adopted.length, died: report.died.length, stopped: report.stopped.length, deleted: report.deleted.length, orphans: report.orphans.length },
+    "reconciled machines with their VMM processes",
+  );
+  return report;
+}
+
+async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: ReconcileReport): Promise<void> {
+  const m = await d.vms.adopt(rec);
+  if (rec.status === "destroying") {
+    if (m) await m.destroy();
+    else await rm(rec.runDir, { recursive: true, force: true });
+    await d.repo.delete(rec.id);
+    report.deleted.push(rec.id);
+    return;
+  }
+  if (rec.status === "stopping") {
+    if (m && !(await m.shutdown({ timeoutMs: d.stopTimeoutMs })).ok) await m.kill();
+    await d.service.settle(rec.id, ["stopping"], "stopped", { pid: null }, "stop finished after daemon restart");
+    report.stopped.push(rec.id);
+    return;
+  }
+  // starting or running
+  if (m && m.agentClient !== null && !m.agentClient.closed) {
+    await d.service.adoptRunning(rec, m);
+    report.adopted.push(rec.id);
+    return;
+  }
+  let lastError = { code: "VMM_EXITED", message: "the VMM process exited while the daemon was not running" };
+  if (m) {
+    // Alive but deaf: the boot was cut short by the restart, or the guest hung. A running machine
+    // means "the agent answers", so this one is killed and reported.
+    await m.kill();
+    lastError = { code: "AGENT_DISCONNECTED", message: "the guest agent did not answer after the daemon restarted; the VMM was killed" };
+  }
+  await d.service.settle(rec.id, [rec.status], "failed", { pid: null, lastError }, "found dead after daemon restart");
+  report.died.push(rec.id);
+}
+
+async function removeOrphans(d: ReconcileDeps, report: ReconcileReport): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(d.vms.runDirBase);
+  } catch {
+    return; // no run dir base yet: nothing was ever started
+  }
+  const known = new Set((await d.repo.list()).map((r) => r.id));
+  for (const name of names.filter((n) => RUN_DIR_NAME.test(n) && !known.has(n))) {
+    const runDir = join(d.vms.runDirBase, name);
+    try {
+      const m = await d.vms.adoptOrphan(name, runDir);
+      if (m) await m.kill();
+      await rm(runDir, { recursive: true, force: true });
+      report.orphans.push(name);
+      d.log.warn({ machine_id: name, had_vmm: m !== null }, "removed orphaned run dir");
+    } catch (e) {
+      d.log.error({ err: e, machine_id: name }, "could not remove orphaned run dir");
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Turns a machine record into a library `Machine`: boot paths from the configuration or the guest
+ * assets manifest (in `assetsDir`, which may differ from the data dir), the shared QEMU driver, and
+ * the machine's run dir. Paths are always passed explicitly, so the library never looks for assets
+ * in the daemon's data dir.
+ */
+import { join } from "node:path";
+import type { VmmDriver } from "../core/ports/vmm-driver.js";
+import { defaultDriver, resolveGuestAssets } from "../lib/defaults.js";
+import { Machine, type MachineOptions } from "../lib/machine.js";
+import type { MachineRecord } from "../store/records.js";
+
+export interface VmFactoryOptions {
+  dataDir: string;
+  assetsDir: string;
+  /** HYPERFLEET_SOCKET_DIR: run dirs go to `<socketDir>/hyperfleet/<id>`; null: `<dataDir>/vms/<id>`. */
+  socketDir: string | null;
+  guest: {
+    kernelImagePath: string | null;
+    initrdPath: string | null;
+    kernelArgs: string | null;
+    rootfsPath: string | null;
+  };
+  startTimeoutMs: number;
+  /** Test seam only: a driver to use instead of the default QEMU one. */
+  driver?: VmmDriver;
+}
+
+/** What a machine boots: recorded on the machine so the API can show it. */
+export interface BootPaths {
+  kernelImagePath: string;
+  initrdPath: string | null;
+  kernelArgs: string | null;
+  rootfsPath: string;
+}
+
+export class VmFactory {
+  constructor(private readonly o: VmFactoryOptions) {}
+
+  /** Where per-machine run dirs live (reconciliation scans it for orphans). */
+  get runDirBase(): string {
+    // A subdirectory, never the socket dir itself: orphan cleanup scans this directory.
+    return this.o.socketDir === null ? join(this.o.dataDir, "vms") : join(this.o.socketDir, "hyperfleet");
+  }
+
+  runDirFor(id: string): string {
+    return join(this.runDirBase, id);
+  }
+
+  /**
+   * Kernel, initrd and root disk: configuration overrides first, then the assets manifest. A custom
+   * kernel without a custom initrd boots without one (our initramfs holds modules for our kernel).
+   * Throws GUEST_ASSETS_MISSING when something must come from a manifest that is not there.
+   */
+  async bootPaths(): Promise<BootPaths> {
+    const g = this.o.guest;
+    const needAssets = g.kernelImagePath === null || g.rootfsPath === null;
+    const assets = needAssets ? await resolveGuestAssets(this.o.assetsDir) : null;
+    return {
+      kernelImagePath: g.kernelImagePath ?? assets!.vmlinux,
+      initrdPath: g.initrdPath ?? (g.kernelImagePath === null ? assets!.initramfs : null),
+      kernelArgs: g.kernelArgs,
+      rootfsPath: g.rootfsPath ?? assets!.rootfs,
+    };
+  }
+
+  private driver(): Promise<VmmDriver> {
+    return this.o.driver ? Promise.resolve(this.o.driver) : defaultDriver(this.o.assetsDir);
+  }
+
+  private async options(rec: MachineRecord): Promise<MachineOptions & { id: string; runDir: string }> {
+    const paths = rec.kernelImagePath !== null && rec.rootfsPath !== null ? null : await this.bootPaths();
+    const initrd = paths ? paths.initrdPath : rec.initrdPath;
+    const args = paths ? paths.kernelArgs : rec.kernelArgs;
+    return {
+      id: rec.id,
+      vcpuCount: rec.vcpuCount,
+      memSizeMib: rec.memSizeMib,
+      dataDir: this.o.dataDir,
+      runDir: rec.runDir,
+      driver: await this.driver(),
+      kernelImagePath: rec.kernelImagePath ?? paths!.kernelImagePath,
+      rootfsPath: rec.rootfsPath ?? paths!.rootfsPath,
+      ...(initrd !== null && { initrdPath: initrd }),
+      ...(args !== null && { kernelArgs: args }),
+      bootTimeoutMs: this.o.startTimeoutMs,
+    };
+  }
+
+  /** A Machine ready to start (nothing runs yet). */
+  async create(rec: MachineRecord): Promise<Machine> {
+    return new Machine(await this.options(rec));
+  }
+
+  /** Re-attaches to the machine's VMM left by an earlier daemon; null when it is gone. */
+  async adopt(rec: MachineRecord): Promise<Machine | null> {
+    return Machine.adopt(await this.options(rec));
+  }
+
+  /** Adopts a VMM found in a run dir that no record owns (only to kill it). */
+  async adoptOrphan(id: string, runDir: string): Promise<Machine | null> {
+    // Boot paths do not matter for an adopted VMM; any placeholder keeps the library from
+    // resolving guest assets.
+    return Machine.adopt({ id, runDir, vcpuCount: 1, memSizeMib: 128, dataDir: this.o.dataDir, driver: await this.driver(), kernelImagePath: "-", rootfsPath: "-" });
+  }
+}

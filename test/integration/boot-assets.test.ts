@@ -1,0 +1,200 @@
+/**
+ * Boots the real guest kernel with our initramfs and a base root disk in QEMU (TCG) and checks
+ * that hf-init gets to the root disk and execs the init there. The init is a tiny static test
+ * program (or the root disk's busybox shell), so this does not depend on the agent.
+ *
+ * Needs the kernel fetched by `npm run setup` in HYPERFLEET_DATA_DIR (default /var/lib/hyperfleet),
+ * qemu-system-x86_64 and musl-gcc. hf-init is compiled from guest/init/*.c for the test, so it
+ * always tests the current source.
+ */
+import { after, before, test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { findStaticBusybox } from "../../src/assets/busybox.js";
+import { buildInitramfs } from "../../src/assets/initramfs.js";
+import { findCachedKernel, type GuestKernel } from "../../src/assets/kernel.js";
+import { buildRootfs } from "../../src/assets/rootfs.js";
+
+const INIT_SRC_DIR = fileURLToPath(new URL("../../guest/init/", import.meta.url));
+const DATA_DIR = process.env.HYPERFLEET_DATA_DIR ?? "/var/lib/hyperfleet";
+const CFLAGS = ["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11"];
+const BOOT_TIMEOUT_MS = 30_000;
+
+/** The test init: reports what it sees as PID 1 on the console, then powers off. */
+const TEST_INIT_C = String.raw`
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+int main(void) {
+	char host[64] = "?";
+	int fd = open("/etc/hostname", O_RDONLY);
+	if (fd >= 0) { ssize_t n = read(fd, host, sizeof host - 1); if (n > 0) host[n - 1] = 0; close(fd); }
+	struct stat st;
+	int w = open("/tmp/probe", O_CREAT | O_WRONLY, 0600);
+	printf("HF_TEST_INIT pid=%d hostname=%s vda=%s proc=%s root=%s\n", getpid(), host,
+	       stat("/dev/vda", &st) == 0 && S_ISBLK(st.st_mode) ? "blk" : "missing",
+	       access("/proc/self", F_OK) == 0 ? "mounted" : "unmounted",
+	       w >= 0 ? "rw" : errno == EROFS ? "ro" : strerror(errno));
+	fflush(stdout);
+	tcdrain(1);
+	reboot(RB_POWER_OFF);
+	return 1;
+}
+`;
+
+function has(cmd: string, arg = "--version"): boolean {
+  return spawnSync(cmd, [arg], { stdio: "ignore" }).status === 0;
+}
+
+/** Host TSC rate in kHz, so the guest skips its (slow, erratic under TCG) calibration. */
+function hostTscKhz(): number | null {
+  const m = /^cpu MHz\s*:\s*([\d.]+)/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+  return m ? Math.round(Number(m[1]) * 1000) : null;
+}
+
+const kernel: GuestKernel | null = await findCachedKernel(DATA_DIR);
+const skip = !has("qemu-system-x86_64")
+  ? "qemu-system-x86_64 is not installed"
+  : !has("musl-gcc", "-v")
+    ? "musl-gcc is not installed (apt-get install musl-tools)"
+    : kernel === null
+      ? `no guest kernel in ${DATA_DIR}: run \`npm run setup\``
+      : false;
+
+let work = "";
+let initramfs = "";
+let rootfs = "";
+const children = new Set<ChildProcess>();
+
+before(async () => {
+  if (skip || kernel === null) return;
+  work = await mkdtemp(join(tmpdir(), "hf-test-"));
+  const cc = (out: string, srcs: string[]) => {
+    const r = spawnSync("musl-gcc", [...CFLAGS, "-o", out, ...srcs], { encoding: "utf8" });
+    assert.equal(r.status, 0, `musl-gcc ${srcs.join(" ")}: ${r.stderr}`);
+  };
+  const initSrcs = readdirSync(INIT_SRC_DIR).filter((f) => f.endsWith(".c")).map((f) => join(INIT_SRC_DIR, f));
+  cc(join(work, "hf-init"), initSrcs);
+  await writeFile(join(work, "test-init.c"), TEST_INIT_C);
+  cc(join(work, "test-init"), [join(work, "test-init.c")]);
+  initramfs = (await buildInitramfs({ outDir: work, kernel, initBinary: join(work, "hf-init") })).path;
+  const busybox = await findStaticBusybox(work);
+  rootfs = (await buildRootfs({ outDir: work, dataDir: work, agentBinary: join(work, "test-init"), busybox, sizeMiB: 64 })).path;
+});
+
+after(async () => {
+  for (const c of children) c.kill("SIGKILL"); // only ours, and only if a test left one behind
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** The fast-boot kernel arguments from HOST-NOTES plus ours. */
+function kernelArgs(extra: string): string {
+  const tsc = hostTscKhz();
+  return [
+    "console=hvc0 root=/dev/vda quiet cryptomgr.notests init_on_alloc=0 mitigations=off nokaslr tsc=reliable",
+    "no_timer_check audit=0 pci=off 8250.nr_uarts=0 panic=-1",
+    tsc ? `tsc_early_khz=${tsc}` : "",
+    extra,
+  ]
+    .filter(Boolean)
+    .join(" ");
+}
+
+interface BootResult {
+  output: string;
+  /** Spawn to the first output line matching `ready`, in ms. */
+  readyMs: number | null;
+  exitCode: number | null;
+}
+
+/** Boots one VM, console on QEMU's stdio, and waits for QEMU to exit (the guest powers off). */
+function boot(opts: { append: string; disk?: "ro" | "rw" | "none"; stdin?: string; ready: RegExp }): Promise<BootResult> {
+  const disk = opts.disk ?? "ro";
+  const argv = [
+    ...["-M", "microvm,pit=off,pic=off,isa-serial=off,rtc=on", "-accel", "tcg", "-cpu", "max", "-m", "256", "-smp", "1"],
+    ...["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"],
+    ...["-kernel", kernel!.vmlinux, "-initrd", initramfs, "-append", kernelArgs(opts.append)],
+    ...["-device", "virtio-serial-device,max_ports=2", "-chardev", "stdio,id=con,signal=off", "-device", "virtconsole,chardev=con"],
+    ...(disk === "none"
+      ? []
+      : // rw goes to a throw-away overlay (snapshot=on): a guest that powers off without unmounting
+        // leaves a journal to replay, and the next read-only boot of the same image would fail.
+        ["-drive", `id=root,file=${rootfs},format=raw,if=none,${disk === "ro" ? "readonly=on" : "snapshot=on"}`, "-device", "virtio-blk-device,drive=root"]),
+  ];
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn("qemu-system-x86_64", argv, { stdio: ["pipe", "pipe", "pipe"] });
+    children.add(child);
+    let output = "";
+    let readyMs: number | null = null;
+    const onData = (b: Buffer) => {
+      output += b.toString("utf8");
+      if (readyMs === null && opts.ready.test(output)) readyMs = performance.now() - t0;
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.stdin.end(opts.stdin ?? "");
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`VM did not power off within ${BOOT_TIMEOUT_MS} ms; console:\n${output}`));
+    }, BOOT_TIMEOUT_MS);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ output, readyMs, exitCode: code });
+    });
+  });
+}
+
+function assertCleanPowerOff(r: BootResult): void {
+  assert.equal(r.exitCode, 0, r.output);
+  assert.doesNotMatch(r.output, /Kernel panic/, r.output);
+}
+
+test("hf-init mounts the root disk read-only and execs /sbin/hf-agent as PID 1", { skip }, async (t: TestContext) => {
+  const times: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await boot({ append: "", ready: /HF_TEST_INIT/ });
+    assertCleanPowerOff(r);
+    assert.match(r.output, /HF_TEST_INIT pid=1 hostname=hyperfleet vda=blk proc=unmounted root=ro\r?\n/);
+    times.push(r.readyMs!);
+  }
+  times.sort((a, b) => a - b);
+  t.diagnostic(`spawn -> init running (TCG, 3 boots): min ${times[0]!.toFixed(0)} ms, median ${times[1]!.toFixed(0)} ms, max ${times[2]!.toFixed(0)} ms`);
+});
+
+test("rw and hf.init=: busybox sh from the base root disk runs as PID 1 on the console", { skip }, async () => {
+  const r = await boot({
+    append: "rw hf.init=/bin/sh",
+    disk: "rw",
+    stdin: "echo SHELL_OK $(cat /etc/hostname) pid=$$; touch /rw-probe && echo RW_OK; poweroff -f\n",
+    ready: /SHELL_OK/,
+  });
+  assertCleanPowerOff(r);
+  assert.match(r.output, /SHELL_OK hyperfleet pid=1/);
+  assert.match(r.output, /RW_OK/);
+});
+
+test("a missing init is reported on the console and powers the VM off", { skip }, async () => {
+  const r = await boot({ append: "hf.init=/sbin/nope", ready: /hf-init:/ });
+  assertCleanPowerOff(r);
+  assert.match(r.output, /hf-init: exec \/sbin\/nope on root \/dev\/vda: No such file or directory/);
+});
+
+test("a missing root disk is waited for (bounded), reported, and powers the VM off", { skip }, async () => {
+  const r = await boot({ append: "", disk: "none", ready: /hf-init:/ });
+  assertCleanPowerOff(r);
+  assert.match(r.output, /hf-init: root device \/dev\/vda did not appear within 5000 ms/);
+});

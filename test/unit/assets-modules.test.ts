@@ -1,0 +1,98 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  DEFAULT_GUEST_MODULES,
+  moduleCompression,
+  moduleName,
+  parseModulesBuiltin,
+  parseModulesDep,
+  resolveModuleOrder,
+  stripModuleSignature,
+} from "../../src/assets/modules.js";
+import { isHyperfleetError } from "../../src/core/errors.js";
+
+/** The relevant lines of modules.dep from Debian's 6.1.0-56-cloud-amd64, plus unrelated noise. */
+const FIXTURE = `
+kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/virtio/virtio_mmio.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
+kernel/drivers/virtio/virtio_pci_modern_dev.ko:
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/char/hw_random/virtio-rng.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/net/core/failover.ko:
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/net/vmw_vsock/vsock.ko:
+kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko: kernel/net/vmw_vsock/vsock.ko
+kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko: kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko kernel/net/vmw_vsock/vsock.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko
+kernel/fs/fat/fat.ko:
+`;
+
+const names = (paths: string[]) => paths.map(moduleName);
+
+test("modules: the default set resolves to the load order HOST-NOTES measured", () => {
+  assert.deepEqual(names(resolveModuleOrder(parseModulesDep(FIXTURE), DEFAULT_GUEST_MODULES)), [
+    "virtio_ring",
+    "virtio",
+    "virtio_mmio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "virtio_blk",
+    "failover",
+    "net_failover",
+    "virtio_net",
+    "virtio_console",
+    "vsock",
+    "vmw_vsock_virtio_transport_common",
+    "vmw_vsock_virtio_transport",
+    "virtio_rng",
+  ]);
+});
+
+test("modules: every module follows all of its dependencies, each once", () => {
+  const dep = parseModulesDep(FIXTURE);
+  const order = resolveModuleOrder(dep, ["vmw_vsock_virtio_transport", "virtio_net", "virtio_blk", "vfat"]);
+  assert.equal(new Set(order).size, order.length);
+  for (const [i, path] of order.entries()) {
+    for (const d of dep.get(path)!) assert.ok(order.indexOf(d) < i, `${d} before ${path}`);
+  }
+});
+
+test("modules: - and _ are equivalent, compressed names resolve", () => {
+  assert.equal(moduleName("kernel/drivers/char/hw_random/virtio-rng.ko.zst"), "virtio_rng");
+  const dep = parseModulesDep("kernel/a/virtio-rng.ko.xz:\n");
+  assert.deepEqual(resolveModuleOrder(dep, ["virtio_rng"]), ["kernel/a/virtio-rng.ko.xz"]);
+  assert.deepEqual(resolveModuleOrder(dep, ["virtio-rng"]), ["kernel/a/virtio-rng.ko.xz"]);
+  assert.equal(moduleCompression("x.ko.xz"), "xz");
+  assert.equal(moduleCompression("x.ko.zst"), "zst");
+  assert.equal(moduleCompression("x.ko"), "none");
+});
+
+test("modules: built-in modules are skipped, unknown ones are an error", () => {
+  const dep = parseModulesDep(FIXTURE);
+  const builtin = parseModulesBuiltin("kernel/fs/ext4/ext4.ko\nkernel/drivers/block/virtio-foo.ko\n");
+  assert.deepEqual(resolveModuleOrder(dep, ["ext4", "virtio_foo"], builtin), []);
+  assert.throws(() => resolveModuleOrder(dep, ["nosuch"]), (e) => isHyperfleetError(e, "GUEST_ASSETS_MISSING") && /nosuch/.test(e.message));
+});
+
+test("modules: cycles and dangling dependencies are reported", () => {
+  assert.throws(() => resolveModuleOrder(parseModulesDep("a.ko: b.ko\nb.ko: a.ko\n"), ["a"]), /cycle: a\.ko -> b\.ko -> a\.ko/);
+  assert.throws(() => resolveModuleOrder(parseModulesDep("a.ko: gone.ko\n"), ["a"]), /gone\.ko/);
+  assert.throws(() => parseModulesDep("no colon here\n"), /malformed/);
+});
+
+test("modules: an appended signature is stripped, unsigned modules pass through", () => {
+  const body = Buffer.from("\x7fELF...module body...");
+  const sig = Buffer.alloc(0x2a9, 0xab);
+  const info = Buffer.from([0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x02, 0xa9]); // id_type 2 (PKCS#7), be32 sig_len
+  const signed = Buffer.concat([body, sig, info, Buffer.from("~Module signature appended~\n")]);
+  assert.deepEqual(Buffer.from(stripModuleSignature(signed)), body);
+  assert.equal(stripModuleSignature(body), body);
+  const lying = Buffer.concat([body, Buffer.from([0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]), Buffer.from("~Module signature appended~\n")]);
+  assert.throws(() => stripModuleSignature(lying), /corrupt module signature/);
+});

@@ -1,0 +1,97 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { resolve } from "node:path";
+import { isLoopbackHost, loadConfig } from "../../src/config/config.js";
+
+function problemsOf(env: Record<string, string>): string {
+  const r = loadConfig(env);
+  assert.equal(r.ok, false, "expected CONFIG_INVALID");
+  if (r.ok) return "";
+  assert.equal(r.error.code, "CONFIG_INVALID");
+  return r.error.message;
+}
+
+test("defaults match the documented ones", () => {
+  const c = loadConfig({}).unwrap();
+  assert.equal(c.port, 3000);
+  assert.equal(c.host, "127.0.0.1");
+  assert.equal(c.dataDir, "/var/lib/hyperfleet");
+  assert.equal(c.assetsDir, "/var/lib/hyperfleet");
+  assert.equal(c.socketDir, null);
+  assert.deepEqual(c.guest, { kernelImagePath: null, initrdPath: null, kernelArgs: null, rootfsPath: null });
+  assert.equal(c.fileTransferTimeoutMs, 60_000);
+  assert.equal(c.fileMaxSize, 104_857_600);
+  assert.equal(c.auth.enabled, true);
+  assert.deepEqual(c.auth.apiKeys, []);
+  assert.equal(c.stopVmsOnExit, false);
+  assert.equal(c.oci.cacheDir, "/var/lib/hyperfleet/images");
+  assert.equal(c.oci.maxCacheSize, 10_737_418_240);
+  assert.equal(c.logLevel, "info");
+});
+
+test("the result is deeply frozen", () => {
+  const c = loadConfig({}).unwrap();
+  assert.ok(Object.isFrozen(c));
+  assert.ok(Object.isFrozen(c.auth));
+  assert.ok(Object.isFrozen(c.auth.apiKeys));
+  assert.throws(() => {
+    (c as { port: number }).port = 1;
+  });
+});
+
+test("values are parsed", () => {
+  const c = loadConfig({
+    PORT: "8080",
+    HOST: "0.0.0.0",
+    HYPERFLEET_DATA_DIR: "rel/data",
+    HYPERFLEET_API_KEY: " key-aaaaaaaaaaaaaaaa , key-bbbbbbbbbbbbbbbb ,",
+    HYPERFLEET_FILE_MAX_SIZE: "1024",
+    HYPERFLEET_STOP_VMS_ON_EXIT: "true",
+    HYPERFLEET_KERNEL_ARGS: "console=ttyS0 quiet",
+    LOG_LEVEL: "debug",
+  }).unwrap();
+  assert.equal(c.port, 8080);
+  assert.equal(c.dataDir, resolve("rel/data"));
+  assert.equal(c.oci.cacheDir, resolve("rel/data/images"));
+  assert.deepEqual(c.auth.apiKeys, ["key-aaaaaaaaaaaaaaaa", "key-bbbbbbbbbbbbbbbb"]);
+  assert.equal(c.fileMaxSize, 1024);
+  assert.equal(c.stopVmsOnExit, true);
+  assert.equal(c.guest.kernelArgs, "console=ttyS0 quiet");
+  assert.equal(c.logLevel, "debug");
+});
+
+test("an invalid value names the variable", () => {
+  assert.match(problemsOf({ PORT: "http" }), /PORT must be a whole number/);
+  assert.match(problemsOf({ PORT: "70000" }), /PORT must be between 0 and 65535/);
+  assert.match(problemsOf({ HYPERFLEET_FILE_MAX_SIZE: "-1" }), /HYPERFLEET_FILE_MAX_SIZE/);
+  assert.match(problemsOf({ HYPERFLEET_FILE_TRANSFER_TIMEOUT: "1.5" }), /HYPERFLEET_FILE_TRANSFER_TIMEOUT/);
+  assert.match(problemsOf({ LOG_LEVEL: "loud" }), /LOG_LEVEL must be one of/);
+  assert.match(problemsOf({ HYPERFLEET_AUTH: "maybe" }), /HYPERFLEET_AUTH must be one of/);
+  assert.match(problemsOf({ HYPERFLEET_API_KEY: "short" }), /HYPERFLEET_API_KEY each key needs at least 16/);
+  assert.match(problemsOf({ HOST: "not a host!" }), /HOST must be an IP address/);
+});
+
+test("all problems are reported at once, the first one as details.field", () => {
+  const r = loadConfig({ PORT: "x", LOG_LEVEL: "y" });
+  assert.ok(!r.ok);
+  if (r.ok) return;
+  assert.match(r.error.message, /PORT/);
+  assert.match(r.error.message, /LOG_LEVEL/);
+  assert.equal(r.error.details?.field, "PORT");
+});
+
+test("auth can only be turned off on a loopback address", () => {
+  assert.equal(loadConfig({ HYPERFLEET_AUTH: "off" }).unwrap().auth.enabled, false);
+  assert.equal(loadConfig({ HYPERFLEET_AUTH: "off", HOST: "::1" }).unwrap().auth.enabled, false);
+  assert.match(problemsOf({ HYPERFLEET_AUTH: "off", HOST: "0.0.0.0" }), /HYPERFLEET_AUTH is off.*HOST is '0.0.0.0'/);
+  assert.match(problemsOf({ HYPERFLEET_AUTH: "false", HOST: "192.168.1.10" }), /HYPERFLEET_AUTH/);
+});
+
+test("isLoopbackHost", () => {
+  for (const h of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]) assert.ok(isLoopbackHost(h), h);
+  for (const h of ["0.0.0.0", "::", "10.0.0.1", "example.com", "128.0.0.1"]) assert.ok(!isLoopbackHost(h), h);
+});
+
+test("blank values count as unset", () => {
+  assert.equal(loadConfig({ PORT: "  ", HYPERFLEET_API_KEY: "" }).unwrap().port, 3000);
+});

@@ -1,0 +1,134 @@
+/** The store against a real SQLite file: migrations, machines, transitions, history, keys. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStore, type NewMachine, type Store } from "../../src/store/index.js";
+
+const dirs: string[] = [];
+test.after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function fresh(clock?: () => Date): Promise<{ store: Store; path: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "hf-store-"));
+  dirs.push(dir);
+  const path = join(dir, "sub", "hyperfleet.db");
+  return { store: await openStore({ path, ...(clock && { clock }) }), path };
+}
+
+function machine(id: string, name = id): NewMachine {
+  return {
+    id,
+    name,
+    vcpuCount: 1,
+    memSizeMib: 256,
+    imageRef: null,
+    kernelImagePath: "/k",
+    initrdPath: null,
+    kernelArgs: null,
+    rootfsPath: "/r",
+    runDir: `/run/${id}`,
+    network: null,
+    env: { A: "1" },
+    metadata: { team: "x" },
+  };
+}
+
+test("migrations run once; reopening keeps data", async () => {
+  const { store, path } = await fresh();
+  assert.deepEqual(store.migrations, ["0001-initial"]);
+  await store.machines.insert(machine("vm_1"));
+  await store.close();
+  await store.close(); // idempotent
+  const again = await openStore({ path });
+  assert.deepEqual(again.migrations, []);
+  assert.equal((await again.machines.get("vm_1"))?.name, "vm_1");
+  await again.close();
+});
+
+test("insert, get, list with status filter, JSON fields round-trip", async () => {
+  const { store } = await fresh();
+  const a = await store.machines.insert(machine("vm_a"));
+  await store.machines.insert(machine("vm_b"));
+  assert.equal(a.status, "created");
+  assert.deepEqual(a.env, { A: "1" });
+  assert.deepEqual(a.metadata, { team: "x" });
+  assert.equal(a.createdAt, a.statusChangedAt);
+  await store.machines.transition("vm_b", ["created"], "starting");
+  assert.deepEqual((await store.machines.list()).map((m) => m.id), ["vm_a", "vm_b"]);
+  assert.deepEqual((await store.machines.list({ status: ["starting"] })).map((m) => m.id), ["vm_b"]);
+  assert.deepEqual((await store.machines.list({ status: ["created", "starting"] })).length, 2);
+  assert.equal(await store.machines.get("vm_nope"), undefined);
+  await store.close();
+});
+
+test("names are unique: MACHINE_ALREADY_EXISTS on field name", async () => {
+  const { store } = await fresh();
+  await store.machines.insert(machine("vm_1", "web"));
+  await assert.rejects(store.machines.insert(machine("vm_2", "web")), (e: { code?: string; details?: { field?: string } }) => {
+    assert.equal(e.code, "MACHINE_ALREADY_EXISTS");
+    assert.equal(e.details?.field, "name");
+    return true;
+  });
+  await store.close();
+});
+
+test("transition is conditional, timestamped, and recorded in the history", async () => {
+  let now = new Date("2030-01-01T00:00:00.000Z");
+  const { store } = await fresh(() => now);
+  await store.machines.insert(machine("vm_t"));
+  now = new Date("2030-01-01T00:00:05.000Z");
+  const s = await store.machines.transition("vm_t", ["created"], "starting", { pid: 42 }, "start requested");
+  assert.equal(s?.status, "starting");
+  assert.equal(s?.pid, 42);
+  assert.equal(s?.statusChangedAt, "2030-01-01T00:00:05.000Z");
+  // Lost race: status is no longer `created`.
+  assert.equal(await store.machines.transition("vm_t", ["created"], "starting"), undefined);
+  now = new Date("2030-01-01T00:00:07.000Z");
+  const r = await store.machines.transition("vm_t", ["starting"], "running");
+  assert.equal(r?.startedAt, "2030-01-01T00:00:07.000Z");
+  const f = await store.machines.transition("vm_t", ["running"], "failed", { lastError: { code: "VMM_EXITED", message: "gone" } });
+  assert.deepEqual(f?.lastError, { code: "VMM_EXITED", message: "gone" });
+  assert.equal(f?.stoppedAt, "2030-01-01T00:00:07.000Z");
+  const cleared = await store.machines.transition("vm_t", ["failed"], "starting", { lastError: null });
+  assert.equal(cleared?.lastError, null);
+  const ev = await store.machines.events("vm_t");
+  assert.deepEqual(
+    ev.map((e) => [e.fromStatus, e.toStatus]),
+    [[null, "created"], ["created", "starting"], ["starting", "running"], ["running", "failed"], ["failed", "starting"]],
+  );
+  assert.equal(ev[1]?.reason, "start requested");
+  assert.equal(await store.machines.transition("vm_gone", ["created"], "starting"), undefined);
+  await store.close();
+});
+
+test("concurrent transitions: exactly one wins", async () => {
+  const { store } = await fresh();
+  await store.machines.insert(machine("vm_c"));
+  const results = await Promise.all(
+    Array.from({ length: 10 }, () => store.machines.transition("vm_c", ["created"], "starting")),
+  );
+  assert.equal(results.filter((r) => r !== undefined).length, 1);
+  await store.close();
+});
+
+test("update and delete (history goes with the machine)", async () => {
+  const { store } = await fresh();
+  await store.machines.insert(machine("vm_d"));
+  assert.equal((await store.machines.update("vm_d", { pid: 7 }))?.pid, 7);
+  assert.equal(await store.machines.delete("vm_d"), true);
+  assert.equal(await store.machines.delete("vm_d"), false);
+  assert.deepEqual(await store.machines.events("vm_d"), []);
+  await store.close();
+});
+
+test("api keys: only hashes are stored", async () => {
+  const { store } = await fresh();
+  await store.apiKeys.insert({ id: "key_1", keyHash: "ab".repeat(32), source: "generated", createdAt: new Date(0) });
+  const keys = await store.apiKeys.list();
+  assert.equal(keys.length, 1);
+  assert.equal(keys[0]?.keyHash, "ab".repeat(32));
+  await store.close();
+});
