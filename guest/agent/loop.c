@@ -137,10 +137,11 @@ static void final_flush(void)
 static __attribute__((noreturn)) void stop(struct transports *t, int reboot)
 {
 	final_flush();
-	exec_kill_all();
-	conn_close_all();
+	/* As PID 1 every process, ours included, first gets SIGTERM and the grace period. */
 	if (getpid() == 1)
 		pid1_shutdown(reboot);
+	exec_kill_all();
+	conn_close_all();
 	if (t->unix_path)
 		unlink(t->unix_path);
 	exit(0);

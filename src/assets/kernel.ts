@@ -31,13 +31,11 @@ export interface GuestKernel {
   vmlinux: string;
   /** /lib/modules/<release> of this kernel, with modules.dep. */
   modulesDir: string;
-  hasPvhNote: boolean;
 }
 
 interface KernelRecord {
   package: PackageRef;
   release: string;
-  hasPvhNote: boolean;
 }
 
 /** "linux-image-6.1.0-56-cloud-amd64" -> "6.1.0-56-cloud-amd64". */
@@ -54,7 +52,6 @@ function kernelAt(dir: string, rec: KernelRecord): GuestKernel {
     bzImage: join(dir, "boot", `vmlinuz-${rec.release}`),
     vmlinux: join(dir, "vmlinux"),
     modulesDir: join(dir, "lib", "modules", rec.release),
-    hasPvhNote: rec.hasPvhNote,
   };
 }
 
@@ -107,9 +104,10 @@ export async function ensureKernel(opts: EnsureKernelOptions): Promise<GuestKern
   const work = await makeWorkDir(opts.dataDir, "kernel");
   try {
     const rec = await fetchInto(work, pkg, opts.signal);
-    if (existing !== null) await rename(dir, join(work, "replaced")); // same release, other build
+    // Same release from another build, or a broken leftover: move it aside (removed with work).
+    if (await exists(dir)) await rename(dir, join(work, "replaced"));
     await publishDir(join(work, "tree"), dir);
-    log(`kernel ${rec.release} ready (vmlinux extracted, PVH note: ${rec.hasPvhNote ? "yes" : "no"})`);
+    log(`kernel ${rec.release} ready (PVH vmlinux extracted)`);
     return kernelAt(dir, rec);
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -129,8 +127,12 @@ async function fetchInto(work: string, pkg: PackageRef, signal?: AbortSignal): P
   // The .deb ships no modules.dep (its postinst runs depmod); generate it for this tree only.
   await runTool("depmod", ["-b", tree, release], { signal });
   const { vmlinux, hasPvhNote } = extractVmlinux(await readFile(bzImagePath));
+  if (!hasPvhNote) {
+    // Firecracker and QEMU's direct ELF boot both enter through the PVH note.
+    throw new HyperfleetError("GUEST_ASSETS_MISSING", `${pkg.name}'s vmlinux has no PVH entry note: pick a kernel built with CONFIG_PVH`);
+  }
   await writeFileAtomic(join(tree, "vmlinux"), vmlinux);
-  const rec: KernelRecord = { package: pkg, release, hasPvhNote };
+  const rec: KernelRecord = { package: pkg, release };
   await writeFileAtomic(join(tree, RECORD_FILE), `${JSON.stringify(rec, null, 2)}\n`);
   return rec;
 }

@@ -15,6 +15,9 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Shortest API key we accept from HYPERFLEET_API_KEY; generated keys are far longer. */
 export const MIN_API_KEY_LENGTH = 16;
 
+export const ACCELS = ["auto", "kvm", "tcg"] as const;
+export type AccelChoice = (typeof ACCELS)[number];
+
 export interface Config {
   readonly port: number;
   readonly host: string;
@@ -32,6 +35,8 @@ export interface Config {
     readonly kernelArgs: string | null;
     readonly rootfsPath: string | null;
   };
+  /** QEMU accelerator; `auto` boots a KVM probe once and falls back to TCG. */
+  readonly accel: AccelChoice;
   readonly startTimeoutMs: number;
   readonly stopTimeoutMs: number;
   readonly fileTransferTimeoutMs: number;
@@ -95,6 +100,7 @@ export function loadConfig(env: Env = process.env): Result<Config> {
       kernelArgs: r.raw("HYPERFLEET_KERNEL_ARGS") ?? null,
       rootfsPath: r.path("HYPERFLEET_ROOTFS_PATH", null),
     },
+    accel: r.oneOf("HYPERFLEET_ACCEL", "auto", ACCELS),
     startTimeoutMs: r.int("HYPERFLEET_START_TIMEOUT", 60_000, 1_000, 600_000, "ms"),
     stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
     fileTransferTimeoutMs: r.int("HYPERFLEET_FILE_TRANSFER_TIMEOUT", 60_000, 100, 3_600_000, "ms"),

@@ -53,6 +53,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       socketDir: config.socketDir,
       guest: config.guest,
       startTimeoutMs: config.startTimeoutMs,
+      accel: config.accel,
     });
     const service = new MachineService({
       repo: store.machines,

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { VmmDriver } from "../core/ports/vmm-driver.js";
 import { defaultDriver, resolveGuestAssets } from "../lib/defaults.js";
 import { Machine, type MachineOptions } from "../lib/machine.js";
+import { QemuDriver } from "../vmm/qemu/driver.js";
 import type { MachineRecord } from "../store/records.js";
 
 export interface VmFactoryOptions {
@@ -22,8 +23,8 @@ export interface VmFactoryOptions {
     rootfsPath: string | null;
   };
   startTimeoutMs: number;
-  /** Test seam only: a driver to use instead of the default QEMU one. */
-  driver?: VmmDriver;
+  /** `auto`: the library's default driver (KVM if a probe boots, else TCG); otherwise QEMU with this accelerator. */
+  accel: "auto" | "kvm" | "tcg";
 }
 
 /** What a machine boots: recorded on the machine so the API can show it. */
@@ -64,8 +65,12 @@ export class VmFactory {
     };
   }
 
+  private fixedDriver: VmmDriver | null = null;
+
   private driver(): Promise<VmmDriver> {
-    return this.o.driver ? Promise.resolve(this.o.driver) : defaultDriver(this.o.assetsDir);
+    if (this.o.accel === "auto") return defaultDriver(this.o.assetsDir);
+    this.fixedDriver ??= new QemuDriver({ accel: this.o.accel });
+    return Promise.resolve(this.fixedDriver);
   }
 
   private async options(rec: MachineRecord): Promise<MachineOptions & { id: string; runDir: string }> {

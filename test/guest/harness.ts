@@ -24,8 +24,8 @@ const agents = new Set<Agent>();
 const tempDirs = new Set<string>();
 
 /** A fresh temp dir removed by cleanupAll(). */
-export function tempDir(prefix = "hf-agent-test-"): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+export function tempDir(prefix = "hf-agent-test-", parent = tmpdir()): string {
+  const dir = mkdtempSync(join(parent, prefix));
   tempDirs.add(dir);
   return dir;
 }
@@ -37,8 +37,26 @@ export async function cleanupAll(): Promise<void> {
   tempDirs.clear();
 }
 
+/**
+ * Runs the agent as PID 1 of fresh user, PID, mount, UTS and network namespaces. The user
+ * namespace is what makes this safe on a real host: the agent's PID 1 duties (mounts, hostname,
+ * lo, and on shutdown remounting everything read-only and reboot(2)) then only reach what that
+ * namespace owns; remounting the host's filesystems fails with EPERM and reboot(2) just ends the
+ * namespace. Returns null when the host does not allow unprivileged user namespaces.
+ */
+export function pid1Argv(socketPath: string): string[] | null {
+  try {
+    execFileSync("unshare", ["--user", "--map-root-user", "--pid", "--fork", "true"], { stdio: "ignore" });
+  } catch {
+    return null;
+  }
+  return ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount", "--uts", "--net", "--mount-proc", "--kill-child=SIGKILL", AGENT_BIN, "--unix", socketPath];
+}
+
 export class Agent {
   stderr = "";
+  /** Set for agents run as a namespace's PID 1: stop() must never SIGTERM them (that is shutdown). */
+  pid1 = false;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   private constructor(
@@ -53,7 +71,23 @@ export class Agent {
   static async start(env: Record<string, string> = {}): Promise<Agent> {
     const dir = tempDir();
     const socketPath = join(dir, "agent.sock");
-    const proc = spawn(AGENT_BIN, ["--unix", socketPath], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
+    return Agent.spawnWith([AGENT_BIN, "--unix", socketPath], socketPath, env);
+  }
+
+  /** Starts the agent as PID 1 (see pid1Argv); null when namespaces are not available. */
+  static async startAsPid1(): Promise<Agent | null> {
+    // Not under /tmp or /run: the agent mounts tmpfs there, which would hide the socket.
+    const dir = tempDir("hf-agent-pid1-", "/var/tmp");
+    const socketPath = join(dir, "agent.sock");
+    const argv = pid1Argv(socketPath);
+    if (!argv) return null;
+    const agent = await Agent.spawnWith(argv, socketPath, {});
+    agent.pid1 = true;
+    return agent;
+  }
+
+  private static async spawnWith(argv: string[], socketPath: string, env: Record<string, string>): Promise<Agent> {
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
     const agent = new Agent(proc, socketPath);
     agents.add(agent);
     const deadline = Date.now() + 5000;
@@ -78,7 +112,8 @@ export class Agent {
   async stop(): Promise<void> {
     agents.delete(this);
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    process.kill(this.pid, "SIGTERM");
+    // A PID 1 agent is ended by killing unshare, whose --kill-child then SIGKILLs the namespace.
+    process.kill(this.pid, this.pid1 ? "SIGKILL" : "SIGTERM");
     const t = setTimeout(() => {
       if (this.proc.exitCode === null && this.proc.signalCode === null) process.kill(this.pid, "SIGKILL");
     }, 3000);
@@ -134,7 +169,10 @@ export class Conn {
   private readonly waiters = new Map<number, () => void>();
   private nextId = 1;
 
-  private constructor(readonly socket: Socket) {
+  private constructor(
+    readonly socket: Socket,
+    readyTimeoutMs: number,
+  ) {
     socket.on("data", (chunk: Buffer) => {
       for (const f of this.decoder.push(chunk)) {
         const q = this.queues.get(f.id) ?? [];
@@ -151,17 +189,17 @@ export class Conn {
       });
     });
     socket.on("error", () => undefined);
-    this.ready = this.next(0);
+    this.ready = this.next(0, readyTimeoutMs);
   }
 
   /** Connects and waits for READY (id 0), without HELLO. */
-  static async open(path: string): Promise<Conn> {
+  static async open(path: string, readyTimeoutMs = 10_000): Promise<Conn> {
     const socket = connect(path);
     await new Promise<void>((res, rej) => {
       socket.once("connect", res);
       socket.once("error", rej);
     });
-    const c = new Conn(socket);
+    const c = new Conn(socket, readyTimeoutMs);
     const ready = await c.ready;
     if (ready.type !== MsgType.READY) throw new Error(`expected READY, got 0x${ready.type.toString(16)}`);
     return c;

@@ -60,8 +60,8 @@ export class QemuDriver implements VmmDriver {
     const argv = buildQemuArgv({ spec, accel: this.opts.accel, paths, tbSizeMib: this.opts.tbSizeMib });
     const log = await open(paths.stderrLog, "w");
     const child = spawn(this.bin, argv, { detached: true, stdio: ["ignore", log.fd, log.fd] });
-    await log.close();
-    const pid = await new Promise<number>((resolve, reject) => {
+    // Listen before any await: 'spawn' fires on the next tick and would be missed.
+    const spawned = new Promise<number>((resolve, reject) => {
       child.once("spawn", () => resolve(child.pid!));
       child.once("error", (e: NodeJS.ErrnoException) =>
         reject(e.code === "ENOENT"
@@ -69,7 +69,10 @@ export class QemuDriver implements VmmDriver {
           : new HyperfleetError("VMM_SPAWN_FAILED", `cannot start ${this.bin}: ${e.message}`, { cause: e })),
       );
     });
-    child.unref();
+    await log.close();
+    const pid = await spawned;
+    // Not unref()ed: awaiting the exit of a VMM that died early must keep the event loop alive.
+    // Surviving the parent comes from `detached` (own session) and stdio on files, not from unref.
     const handle = new QemuHandle(spec.id, pid, spec.runDir, paths, child);
     try {
       await this.waitForSockets(paths, handle, signal);

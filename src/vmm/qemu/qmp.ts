@@ -13,14 +13,19 @@ export interface QmpEvent {
 export class QmpClient {
   private buf = "";
   private queue: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = [];
-  private greeted!: Promise<void>;
+  private readonly greeted: Promise<void>;
   private closed = false;
   onEvent: ((e: QmpEvent) => void) | undefined;
   readonly closedPromise: Promise<void>;
 
   private constructor(private readonly sock: Socket) {
     let greet!: () => void;
-    this.greeted = new Promise((r) => (greet = r));
+    let noGreeting!: (e: Error) => void;
+    // A VMM that dies during startup closes the socket before greeting: reject, never hang.
+    this.greeted = new Promise((resolve, reject) => {
+      greet = resolve;
+      noGreeting = reject;
+    });
     let first = true;
     this.closedPromise = new Promise((resolve) => sock.once("close", () => resolve()));
     sock.setEncoding("utf8");
@@ -51,6 +56,7 @@ export class QmpClient {
     sock.on("error", () => undefined);
     sock.on("close", () => {
       this.closed = true;
+      noGreeting(new HyperfleetError("VMM_EXITED", "the VMM closed its QMP socket before greeting (it exited during startup)"));
       for (const q of this.queue.splice(0)) q.reject(new HyperfleetError("VMM_EXITED", "QMP connection closed (the VMM exited)"));
     });
   }
@@ -73,8 +79,20 @@ export class QmpClient {
       });
     });
     const c = new QmpClient(sock);
-    await c.greeted;
-    await c.execute("qmp_capabilities");
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        c.greeted.then(() => c.execute("qmp_capabilities")),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new HyperfleetError("VMM_CONTROL_FAILED", `QMP on ${path} did not greet within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (e) {
+      c.close();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
     return c;
   }
 
