@@ -9,7 +9,7 @@ import { spawn } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -74,6 +74,11 @@ async function floorBoot(kernel: string, initrd: string, dir: string, accel: str
   return ms;
 }
 
+function rssMib(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
+}
+
 async function main() {
   const assets = await loadGuestAssets(dataDir);
   const work = await mkdtemp(join(tmpdir(), "hf-bench-"));
@@ -134,6 +139,16 @@ async function main() {
     const downMiBs = XFER_MIB / ((performance.now() - t0) / 1000);
     const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
     if (sha(back) !== sha(data)) throw new Error("download differs from upload");
+    await vm.agent.remove("/tmp/xfer.bin");
+    // Idle footprint: a fresh VM (no transfer buffers in its page cache), 2 s after boot.
+    const idle = spec(100);
+    await createOverlay(assets.rootfs, idle.rootDisk.path);
+    const idleVm = await bootVm(driver, { ...idle, memMib: 256 }, 30_000);
+    await sleep(2_000);
+    const idleRssMib = rssMib(idleVm.handle.pid);
+    idleVm.agent.close();
+    await idleVm.handle.kill();
+    await idleVm.handle.cleanup({ all: true });
     vm.agent.close();
     await vm.handle.kill();
     await vm.handle.cleanup({ all: true });
@@ -153,6 +168,8 @@ async function main() {
       upload_mib_s: +upMiBs.toFixed(1),
       download_mib_s: +downMiBs.toFixed(1),
       transfer_mib: XFER_MIB,
+      idle_vm_rss_mib: +idleRssMib.toFixed(1),
+      tb_size_mib: DEFAULT_TB_SIZE_MIB,
     };
     const rows: Array<[string, string]> = [
       ["accelerator", figures.accel],
@@ -163,6 +180,7 @@ async function main() {
       [`agent channel ping round trip (median / p99 of ${EXEC_CALLS})`, `${figures.ping_rtt_us_median} / ${figures.ping_rtt_us_p99} us`],
       [`upload ${XFER_MIB} MiB`, `${figures.upload_mib_s} MiB/s`],
       [`download ${XFER_MIB} MiB`, `${figures.download_mib_s} MiB/s`],
+      [`idle VM RSS (-m 256, tb-size ${DEFAULT_TB_SIZE_MIB} MiB)`, `${figures.idle_vm_rss_mib} MiB`],
     ];
     const w = Math.max(...rows.map((r) => r[0].length));
     for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);

@@ -18,7 +18,8 @@ step() { printf '\n==> %s\n' "$*"; }
 # Host packages. Keep this list and docs/ARCHITECTURE.md in sync.
 PACKAGES=(
   qemu-system-x86 qemu-utils      # VMM (microvm machine) and qemu-img for disk overlays
-  musl-tools                      # static guest agent and initramfs init
+  musl-tools make                 # static guest agent and initramfs init
+  kmod                            # depmod for the unpacked guest kernel's modules.dep
   busybox-static                  # userland of the default root disk
   e2fsprogs                       # mkfs.ext4 -d: root disks without loop mounts
   cpio lz4                        # initramfs inspection; vmlinux extraction from the bzImage

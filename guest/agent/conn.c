@@ -107,6 +107,15 @@ static void end_all_ops(struct conn *c)
 		conn_end_op(c->ops);
 }
 
+void conn_new_session(struct conn *c)
+{
+	end_all_ops(c);
+	/* Unsent output belongs to the previous session; the new host skips whatever part of it
+	 * already went out while it looks for its HELLO reply. */
+	buf_reset(&c->out, 0);
+	c->hello = 0;
+}
+
 void conn_lost(struct conn *c)
 {
 	if (c->dead)

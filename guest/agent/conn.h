@@ -57,6 +57,8 @@ void conn_flush(struct conn *c);
 /* The host went away: end every operation; serial goes back to WAITING, streams are closed. */
 void conn_lost(struct conn *c);
 void conn_ready_frame(struct buf *b);
+/* HELLO: end every operation and drop unsent output, as if the previous host had gone. */
+void conn_new_session(struct conn *c);
 
 struct op *conn_find_op(struct conn *c, uint32_t id);
 void conn_add_op(struct conn *c, struct op *o, uint32_t id, uint8_t kind);

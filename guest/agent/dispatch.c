@@ -7,11 +7,15 @@
 #include "loop.h"
 #include "req.h"
 
+/* Every HELLO starts a new session: on virtio-serial it may come from a host that replaced the
+ * previous one without us seeing the disconnect (docs/agent-protocol.md, "Reconnecting"). */
 static void on_hello(struct conn *c, const struct hf_frame *f, const struct hf_msg *m)
 {
 	uint32_t version;
+	struct hf_field nonce;
 	const char *why;
-	int err = req_hello(m, &version, &why);
+	conn_new_session(c);
+	int err = req_hello(m, &version, &nonce, &why);
 	if (err)
 		return conn_send_error(c, f->id, -err, "%s", why);
 	if (version < 1)
@@ -21,6 +25,8 @@ static void on_hello(struct conn *c, const struct hf_frame *f, const struct hf_m
 	size_t at = hf_begin(&c->out, HF_HELLO, HF_FLAG_END, f->id);
 	hf_put_u32(&c->out, T_VERSION, version < HF_PROTOCOL_VERSION ? version : HF_PROTOCOL_VERSION);
 	hf_put_str(&c->out, T_AGENT_VERSION, HF_AGENT_VERSION);
+	if (nonce.len)
+		hf_put(&c->out, T_NONCE, nonce.p, nonce.len);
 	hf_end(&c->out, at);
 }
 

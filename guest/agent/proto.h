@@ -70,6 +70,7 @@ enum hf_tag {
 	T_ERRNO = 22,
 	T_MESSAGE = 23,
 	T_DURATION_US = 24,
+	T_NONCE = 25,
 };
 
 #define HF_WRITE_MKDIRS 1u
@@ -77,6 +78,8 @@ enum hf_tag {
 #define HF_DELETE_RECURSIVE 1u
 #define HF_MKDIR_PARENTS 1u
 #define HF_SHUTDOWN_REBOOT 1u
+/* A HELLO reply must stay small enough for the host's resync scan (at most 4096 bytes). */
+#define HF_NONCE_MAX 64u
 
 struct hf_frame {
 	uint32_t len;

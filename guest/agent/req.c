@@ -22,13 +22,20 @@ static int cstr(const struct hf_field *f, char *out, size_t cap)
 	return 0;
 }
 
-int req_hello(const struct hf_msg *m, uint32_t *version, const char **why)
+int req_hello(const struct hf_msg *m, uint32_t *version, struct hf_field *nonce, const char **why)
 {
 	int r = hf_get_u32(m, T_VERSION, version);
 	if (r == 0)
 		return bad(why, "HELLO needs VERSION", -EINVAL);
 	if (r < 0)
 		return bad(why, "VERSION must be a u32", -EINVAL);
+	nonce->p = NULL;
+	nonce->len = 0;
+	if (m->count[T_NONCE]) {
+		*nonce = m->first[T_NONCE];
+		if (nonce->len > HF_NONCE_MAX)
+			return bad(why, "NONCE is longer than 64 bytes", -EINVAL);
+	}
 	return 0;
 }
 

@@ -31,7 +31,8 @@ struct path_req {
 	int has_length;
 };
 
-int req_hello(const struct hf_msg *m, uint32_t *version, const char **why);
+/* VERSION, and the NONCE to echo (len 0 when absent). */
+int req_hello(const struct hf_msg *m, uint32_t *version, struct hf_field *nonce, const char **why);
 int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why);
 void req_exec_free(struct exec_req *r);
 /* PATH plus the numeric fields of WRITE, READ, STAT, DELETE and MKDIR; default_mode fills MODE. */

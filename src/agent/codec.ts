@@ -2,7 +2,7 @@
  * Pure framing codec of the agent protocol (docs/agent-protocol.md): no I/O, so it is unit-tested
  * and fuzzed on its own. The decoder is incremental: feed it whatever the socket delivered.
  */
-import { HEADER_SIZE, MAX_PAYLOAD } from "./protocol.js";
+import { HEADER_SIZE, MAX_PAYLOAD, MsgType, Tag } from "./protocol.js";
 
 export interface Frame {
   type: number;
@@ -156,4 +156,36 @@ export function decodeFields(payload: Buffer): Fields {
     off += len;
   }
   return new Fields(map);
+}
+
+/** A HELLO reply is small; anything claiming more is not one. */
+const MAX_HELLO_REPLY = 4096;
+
+/**
+ * Finds the guest's HELLO reply that echoes `nonce` in bytes that may begin with the rest of an
+ * earlier session, even in the middle of a frame (virtio-serial reconnects: "Reconnecting on
+ * virtio-serial" in docs/agent-protocol.md). Returns the reply and the offset just after it, from
+ * where a FrameDecoder can take over; null when it is not (completely) in `buf` yet. Bytes before
+ * `buf.length - (HEADER_SIZE + 4096)` can never start the reply once this returned null.
+ * @example
+ *   const hit = findHelloReply(received, nonce);
+ *   if (hit) frames = new FrameDecoder().push(received.subarray(hit.end));
+ */
+export function findHelloReply(buf: Buffer, nonce: Buffer): { frame: Frame; end: number } | null {
+  for (let off = 0; off + HEADER_SIZE <= buf.length; off++) {
+    if (buf[off + 4] !== MsgType.HELLO || buf.readUInt16LE(off + 6) !== 0 || buf.readUInt32LE(off + 8) !== 0) continue;
+    const length = buf.readUInt32LE(off);
+    const end = off + HEADER_SIZE + length;
+    if (length > MAX_HELLO_REPLY || end > buf.length) continue;
+    const payload = buf.subarray(off + HEADER_SIZE, end);
+    let fields: Fields;
+    try {
+      fields = decodeFields(payload);
+    } catch {
+      continue;
+    }
+    if (!fields.raw(Tag.NONCE)?.equals(nonce)) continue;
+    return { frame: { type: MsgType.HELLO, flags: buf.readUInt8(off + 5), id: 0, payload }, end };
+  }
+  return null;
 }

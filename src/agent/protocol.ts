@@ -62,6 +62,8 @@ export const Tag = {
   ERRNO: 22,
   MESSAGE: 23,
   DURATION_US: 24,
+  /** HELLO: random bytes from the host, echoed in the reply so it can be found after a reconnect. */
+  NONCE: 25,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 

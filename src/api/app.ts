@@ -41,6 +41,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     clientErrorHandler: answerClientError,
   });
   app.setValidatorCompiler(typeboxValidatorCompiler);
+  // Many clients send `Content-Type: application/json` on every request, also without a body
+  // (POST /start, DELETE). Treat an empty JSON body as no body; routes that need one then answer
+  // INVALID_ARGUMENT. Everything else is Fastify's parser (with its prototype-poisoning checks).
+  const parseJson = app.getDefaultJsonParser("error", "error");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    if (body === "") done(null, undefined);
+    else parseJson(req, body.toString(), done);
+  });
   app.setErrorHandler(handleError);
   app.setNotFoundHandler(handleNotFound);
   app.addSchema(ErrorSchema);

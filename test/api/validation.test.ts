@@ -133,7 +133,9 @@ test("create: duplicate name is 409 MACHINE_ALREADY_EXISTS", async () => {
 
 test("malformed requests: JSON, media type, size, URL, unknown routes", async () => {
   expectError(await t.req("POST", "/machines", "{bad", { "content-type": "application/json" }), 400, "MALFORMED_REQUEST");
-  expectError(await t.req("POST", "/machines", "", { "content-type": "application/json" }), 400, "MALFORMED_REQUEST");
+  // An empty JSON body counts as no body: fine where none is needed, INVALID_ARGUMENT where one is.
+  expectError(await t.req("POST", "/machines", "", { "content-type": "application/json" }), 400, "INVALID_ARGUMENT", "body");
+  expectError(await t.req("POST", `/machines/${GHOST}/start`, "", { "content-type": "application/json" }), 404, "MACHINE_NOT_FOUND");
   expectError(await t.req("POST", "/machines", "<a/>", { "content-type": "application/xml" }), 415, "UNSUPPORTED_MEDIA_TYPE");
   expectError(await t.req("POST", "/machines", "x".repeat(2 * 1024 * 1024), { "content-type": "application/json" }), 413, "BODY_TOO_LARGE");
   expectError(await t.req("GET", "/machines/%E0%A4%A"), 400, "MALFORMED_REQUEST");
