@@ -7,7 +7,7 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 {
 	if (b->oom)
 		return NULL;
-	if (b->cap - b->len >= n)
+	if (b->p && b->cap - b->len >= n)
 		return b->p + b->len;
 	size_t used = buf_used(b);
 	/* Sliding the unread bytes down is cheaper than growing when most of the buffer is consumed. */
@@ -42,8 +42,10 @@ uint8_t *buf_reserve(struct buf *b, size_t n)
 
 void buf_append(struct buf *b, const void *d, size_t n)
 {
+	if (!n)
+		return;
 	uint8_t *p = buf_reserve(b, n);
-	if (p && n) {
+	if (p) {
 		memcpy(p, d, n);
 		b->len += n;
 	}

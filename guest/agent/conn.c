@@ -176,7 +176,8 @@ static void parse_input(struct conn *c)
 	}
 }
 
-void conn_on_readable(struct conn *c)
+/* One read, parsed at once; returns the bytes read, 0 when there is nothing more for now. */
+static size_t read_some(struct conn *c)
 {
 	/* Make room for the rest of the frame being received, at least IN_MIN. */
 	size_t want = IN_MIN;
@@ -188,31 +189,40 @@ void conn_on_readable(struct conn *c)
 	uint8_t *p = buf_reserve(&c->in, want);
 	if (!p) {
 		log_msg("out of memory for a receive buffer");
-		return conn_lost(c);
+		conn_lost(c);
+		return 0;
 	}
 	ssize_t n = read(c->fd, p, c->in.cap - c->in.len);
-	if (n == 0)
-		return conn_lost(c);
-	if (n < 0) {
-		if (errno == EAGAIN || errno == EINTR)
-			return;
-		return conn_lost(c);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		conn_lost(c);
+		return 0;
 	}
+	if (n < 0)
+		return 0;
 	if (c->state == CONN_DRAINING) {
 		buf_reset(&c->in, IN_MIN);
-		return;
+		return (size_t)n;
 	}
 	buf_commit(&c->in, (size_t)n);
 	parse_input(c);
+	return c->dead || c->state == CONN_WAITING ? 0 : (size_t)n;
+}
+
+void conn_on_readable(struct conn *c)
+{
+	/* virtio-serial hands out one 4 KiB buffer per read(), so a single read per wakeup would cost a
+	 * whole loop iteration per page. Read on, but stop after a budget so one busy connection
+	 * cannot starve the rest of the loop. */
+	size_t got = 0, n;
+	while ((n = read_some(c)) > 0) {
+		got += n;
+		if (!c->serial || got >= HF_MAX_PAYLOAD || buf_used(&c->out) >= OUT_STOP_INPUT)
+			break; /* a stream socket gives all it has in one read anyway */
+	}
 	if (!c->dead && c->out.oom) {
 		log_msg("out of memory for a send buffer");
 		conn_lost(c);
 	}
-}
-
-void conn_on_hangup(struct conn *c)
-{
-	conn_lost(c);
 }
 
 void conn_flush(struct conn *c)

@@ -51,7 +51,6 @@ extern struct conn *conns;
 /* A stream connection is open at once and gets READY queued; a serial one starts WAITING. */
 struct conn *conn_new(int fd, int serial);
 void conn_on_readable(struct conn *c);
-void conn_on_hangup(struct conn *c);
 /* Writes queued output without blocking; drops a stream connection on a write error. */
 void conn_flush(struct conn *c);
 /* The host went away: end every operation; serial goes back to WAITING, streams are closed. */

@@ -2,18 +2,15 @@
 #include "exec.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "ops.h"
 #include "req.h"
-#include "sig.h"
+#include "spawn.h"
 #include "user.h"
 #include "util.h"
 
@@ -23,145 +20,7 @@ struct exec_op *execs;
 #define EXIT_GRACE_MS 250
 /* Stdin the child has not read yet, buffered per exec. */
 #define STDIN_MAX (16u * 1024u * 1024u)
-/* Bytes per STDOUT/STDERR frame: one pipe's default capacity. */
-#define OUT_CHUNK (64u * 1024u)
-
-enum stage { STAGE_SETUP, STAGE_USER, STAGE_CWD, STAGE_EXEC };
-
-struct child_error {
-	int stage;
-	int err;
-};
-
-struct spawn {
-	const struct exec_req *req;
-	const struct user_info *user;
-	char **envp;
-	const char *cwd;
-	int cwd_explicit;
-	int in, out, err, report;
-};
-
-static __attribute__((noreturn)) void child_fail(int report, int stage)
-{
-	struct child_error ce = { stage, errno };
-	ssize_t w = write(report, &ce, sizeof ce);
-	(void)w;
-	/* Shell conventions, though the host only sees the ERROR frame. */
-	_exit(ce.err == ENOENT ? 127 : 126);
-}
-
-/* Runs in the forked child: everything between fork and exec, in the order a login would. */
-static __attribute__((noreturn)) void child(const struct spawn *s)
-{
-	sig_child_reset();
-	if (setsid() < 0 || dup2(s->in, 0) < 0 || dup2(s->out, 1) < 0 || dup2(s->err, 2) < 0)
-		child_fail(s->report, STAGE_SETUP);
-	umask(022);
-	const struct user_info *u = s->user;
-	if (u->set) {
-		int r = u->named ? initgroups(u->name, u->gid) : setgroups(0, NULL);
-		if (r < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0)
-			child_fail(s->report, STAGE_USER);
-	}
-	/* After dropping privileges, so a directory the user may not enter is refused. */
-	if (chdir(s->cwd) < 0) {
-		if (s->cwd_explicit || chdir("/") < 0)
-			child_fail(s->report, STAGE_CWD);
-	}
-	/* execvp searches the PATH of the current environment, so that must be the child's. */
-	environ = s->envp;
-	execvp(s->req->argv[0], s->req->argv);
-	child_fail(s->report, STAGE_EXEC);
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static void report_child_error(struct conn *c, uint32_t id, const struct spawn *s, const struct child_error *ce)
-{
-	const char *what = s->req->argv[0];
-	switch (ce->stage) {
-	case STAGE_EXEC:
-		return conn_send_error(c, id, ce->err, "cannot execute '%s': %s", what, strerror(ce->err));
-	case STAGE_CWD:
-		return conn_send_error(c, id, ce->err, "cannot run '%s' in '%s': %s", what, s->cwd, strerror(ce->err));
-	case STAGE_USER:
-		return conn_send_error(c, id, ce->err, "cannot run '%s' as '%s': %s", what, s->req->user, strerror(ce->err));
-	default:
-		return conn_send_error(c, id, ce->err, "cannot set up '%s': %s", what, strerror(ce->err));
-	}
-}
-
-/* Forks and waits (on a close-on-exec pipe) until the child exec'd or failed. Returns the pid, or
- * 0 after sending the ERROR. */
-static pid_t spawn(struct conn *c, uint32_t id, struct spawn *s, int pipes[3][2])
-{
-	int report[2];
-	if (pipe2(report, O_CLOEXEC) < 0) {
-		conn_send_error(c, id, errno, "pipe: %s", strerror(errno));
-		return 0;
-	}
-	s->in = pipes[0][0];
-	s->out = pipes[1][1];
-	s->err = pipes[2][1];
-	s->report = report[1];
-	pid_t pid = fork();
-	if (pid == 0)
-		child(s);
-	close(report[1]);
-	if (pid < 0) {
-		conn_send_error(c, id, errno, "fork: %s", strerror(errno));
-		close(report[0]);
-		return 0;
-	}
-	struct child_error ce;
-	ssize_t n;
-	do
-		n = read(report[0], &ce, sizeof ce);
-	while (n < 0 && errno == EINTR);
-	close(report[0]);
-	if (n == (ssize_t)sizeof ce) {
-		/* It is exiting right now; reap it here so the reaper never sees an unknown pid. */
-		waitpid(pid, NULL, 0);
-		report_child_error(c, id, s, &ce);
-		return 0;
-	}
-	return pid;
-}
-
-static int make_pipes(int pipes[3][2], int stdin_pipe)
-{
-	for (int i = 0; i < 3; i++)
-		pipes[i][0] = pipes[i][1] = -1;
-	if (stdin_pipe) {
-		if (pipe2(pipes[0], O_CLOEXEC) < 0)
-			return -1;
-	} else {
-		/* /dev/null, or an already-closed pipe where there is no /dev yet: reads see EOF either way. */
-		pipes[0][0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (pipes[0][0] < 0) {
-			if (pipe2(pipes[0], O_CLOEXEC) < 0)
-				return -1;
-			close_fd(&pipes[0][1]);
-		}
-	}
-	if (pipe2(pipes[1], O_CLOEXEC) < 0 || pipe2(pipes[2], O_CLOEXEC) < 0)
-		return -1;
-	return 0;
-}
-
-static void close_pipes(int pipes[3][2])
-{
-	for (int i = 0; i < 3; i++) {
-		close_fd(&pipes[i][0]);
-		close_fd(&pipes[i][1]);
-	}
-}
+#define OUT_CHUNK OUTPUT_PIPE_SIZE
 
 static void started(struct conn *c, uint32_t id, pid_t pid, int pipes[3][2], const struct exec_req *r, uint64_t t0)
 {
@@ -209,19 +68,16 @@ void exec_start(struct conn *c, uint32_t id, const struct hf_msg *m)
 		conn_send_error(c, id, ENOMEM, "out of memory");
 		return req_exec_free(&r);
 	}
-	struct spawn s = { .req = &r, .user = &u, .envp = env.envp };
-	s.cwd = r.cwd ? r.cwd : u.set ? u.home : "/";
-	s.cwd_explicit = r.cwd != NULL;
 	int pipes[3][2];
 	uint64_t t0 = now_us();
-	if (make_pipes(pipes, r.stdin_pipe) < 0) {
+	if (spawn_pipes_open(pipes, r.stdin_pipe) < 0) {
 		conn_send_error(c, id, errno, "pipe: %s", strerror(errno));
 	} else {
-		pid_t pid = spawn(c, id, &s, pipes);
+		pid_t pid = spawn_process(c, id, &r, &u, env.envp, pipes);
 		if (pid > 0)
 			started(c, id, pid, pipes, &r, t0);
 	}
-	close_pipes(pipes);
+	spawn_pipes_close(pipes);
 	env_free(&env);
 	req_exec_free(&r);
 }
@@ -327,11 +183,16 @@ void exec_on_pipe(struct exec_op *e, int which)
 	uint8_t *p = buf_reserve(b, HF_HEADER_SIZE + OUT_CHUNK);
 	if (!p)
 		return;
-	ssize_t n = read(fd, p + HF_HEADER_SIZE, OUT_CHUNK);
-	if (n > 0) {
-		hf_header(p, which == 1 ? HF_STDOUT : HF_STDERR, 0, e->op.id, (uint32_t)n);
-		buf_commit(b, HF_HEADER_SIZE + (size_t)n);
-		return;
+	/* Writers often go a page at a time; take whatever else is already in the pipe into the
+	 * same frame, so bulk output costs fewer frames and fewer writes to the host. */
+	size_t got = 0;
+	ssize_t n;
+	while (got < OUT_CHUNK && (n = read(fd, p + HF_HEADER_SIZE + got, OUT_CHUNK - got)) > 0)
+		got += (size_t)n;
+	if (got) {
+		hf_header(p, which == 1 ? HF_STDOUT : HF_STDERR, 0, e->op.id, (uint32_t)got);
+		buf_commit(b, HF_HEADER_SIZE + got);
+		return; /* EOF, if that is what stopped us, shows up on the next poll */
 	}
 	if (n < 0 && errno == EAGAIN)
 		return;

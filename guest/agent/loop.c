@@ -154,7 +154,9 @@ static int serial_waiting(struct transports *t)
 	if (!s || s->state != CONN_WAITING)
 		return 0;
 	int alone = t->nlisten == 0 && conns == s && !s->next;
-	transport_serial_ready(s, alone);
+	transport_serial_async(s, !alone);
+	if (transport_serial_ready(s, alone))
+		transport_serial_async(s, 0);
 	return alone;
 }
 

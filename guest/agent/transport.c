@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "sig.h"
@@ -77,6 +78,13 @@ int transport_open_serial(struct transports *t, const char *path)
 	int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
+	/* A virtio port is not a tty, but --serial may name one (a pty in tests, a UART): without raw
+	 * mode the line discipline would echo and rewrite our binary frames. */
+	struct termios tio;
+	if (isatty(fd) && tcgetattr(fd, &tio) == 0) {
+		cfmakeraw(&tio);
+		tcsetattr(fd, TCSANOW, &tio);
+	}
 	t->serial = conn_new(fd, 1);
 	if (!t->serial) {
 		close(fd);
@@ -130,6 +138,16 @@ void transport_accept(int lfd)
 		}
 		conn_flush(c); /* READY right away */
 	}
+}
+
+void transport_serial_async(struct conn *c, int on)
+{
+	int fl = fcntl(c->fd, F_GETFL);
+	if (fl < 0 || !!(fl & O_ASYNC) == !!on)
+		return;
+	if (on)
+		fcntl(c->fd, F_SETOWN, getpid());
+	fcntl(c->fd, F_SETFL, on ? fl | O_ASYNC : fl & ~O_ASYNC);
 }
 
 int transport_serial_ready(struct conn *c, int blocking)

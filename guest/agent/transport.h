@@ -30,5 +30,8 @@ void transport_accept(int lfd);
  * used when other transports must keep being served. Returns 1 once READY is out.
  */
 int transport_serial_ready(struct conn *c, int blocking);
+/* SIGIO from virtio_console on host (dis)connect: how a non-blocking wait learns the host came.
+ * Only while waiting: when on, every arriving byte would also raise a signal. */
+void transport_serial_async(struct conn *c, int on);
 
 #endif

@@ -3,6 +3,7 @@
 #define HF_UTIL_H
 
 #include <stdint.h>
+#include <unistd.h>
 
 uint64_t now_us(void);
 static inline int64_t now_ms(void)
@@ -12,6 +13,14 @@ static inline int64_t now_ms(void)
 
 void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define log_msg(...) logf_(__VA_ARGS__)
+
+/* Closes *fd if open and marks it closed. */
+static inline void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
 
 /* Sets O_NONBLOCK on fd (or clears it); returns 0 or -1. */
 int set_nonblock(int fd, int on);

@@ -24,8 +24,11 @@ static void decode_requests(const struct hf_msg *m)
 {
 	const char *why = NULL;
 	uint32_t u32;
-	if (req_hello(m, &u32, &why))
+	struct hf_field nonce;
+	if (req_hello(m, &u32, &nonce, &why))
 		CHECK(why);
+	else
+		CHECK(nonce.len <= HF_NONCE_MAX);
 	if (req_flags(m, &u32, &why))
 		CHECK(why);
 	static struct path_req pr;

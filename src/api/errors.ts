@@ -33,12 +33,12 @@ export function errorBody(e: HyperfleetError): ErrorBody {
 
 /** Route config key: which code a too-large body gets on this route (uploads say FILE_TOO_LARGE). */
 export interface ErrorRouteConfig {
-  bodyTooLargeCode?: ErrorCode;
+  bodyTooLargeCode?: "FILE_TOO_LARGE";
 }
 
 declare module "fastify" {
   interface FastifyContextConfig {
-    bodyTooLargeCode?: ErrorCode;
+    bodyTooLargeCode?: "FILE_TOO_LARGE";
   }
 }
 
@@ -52,7 +52,9 @@ export function toApiError(e: unknown, route?: ErrorRouteConfig): HyperfleetErro
   const status = typeof fe.statusCode === "number" ? fe.statusCode : 500;
   const message = typeof fe.message === "string" ? fe.message : String(e);
   if (status === 413) {
-    return new HyperfleetError(route?.bodyTooLargeCode ?? "BODY_TOO_LARGE", `request body is too large: ${message}`);
+    return route?.bodyTooLargeCode === "FILE_TOO_LARGE"
+      ? new HyperfleetError("FILE_TOO_LARGE", "the upload is larger than HYPERFLEET_FILE_MAX_SIZE allows")
+      : new HyperfleetError("BODY_TOO_LARGE", "the request body is larger than this route accepts");
   }
   if (status === 415) {
     return new HyperfleetError(
@@ -81,5 +83,5 @@ export function handleError(e: unknown, req: FastifyRequest, reply: FastifyReply
 /** Not-found handler: unknown paths and methods get ROUTE_NOT_FOUND. */
 export function handleNotFound(req: FastifyRequest, reply: FastifyReply): void {
   const he = new HyperfleetError("ROUTE_NOT_FOUND", `no route ${req.method} ${(req.url.split("?")[0] ?? "").slice(0, 200)}; see /docs for the API`);
-  void reply.code(404).send(errorBody(he));
+  void reply.code(httpStatus(he.code)).send(errorBody(he));
 }

@@ -22,11 +22,11 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly logLevel: LogLevel;
-  /** Database, per-VM run dirs (`<dataDir>/vms/<id>`) and, by default, the guest assets. */
+  /** Database, per-VM run dirs (`<dataDir>/machines/<id>`) and, by default, the guest assets. */
   readonly dataDir: string;
   /** Where `assets.json` (from `npm run setup`) is looked up; defaults to dataDir. */
   readonly assetsDir: string;
-  /** Base of per-VM run dirs (sockets, pidfile, overlay disk); null means `<dataDir>/vms`. */
+  /** Base of per-VM run dirs (sockets, pidfile, overlay disk); null means `<dataDir>/machines`. */
   readonly socketDir: string | null;
   /** Guest overrides; null means "take it from the guest assets manifest". */
   readonly guest: {

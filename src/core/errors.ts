@@ -55,6 +55,17 @@ export const ERROR_CODES = {
   MACHINE_FAILED: "conflict",
   FILE_TRANSFER_TIMEOUT: "timeout",
   SHUTTING_DOWN: "unavailable",
+  // OCI images (src/images). A registry's 401 is the client's registry credentials, not our API key:
+  // invalid_argument, so it never looks like our own 401.
+  IMAGE_UNAUTHORIZED: "invalid_argument",
+  IMAGE_REGISTRY_UNREACHABLE: "unavailable",
+  IMAGE_PLATFORM_UNSUPPORTED: "invalid_argument",
+  IMAGE_INVALID: "invalid_argument",
+  IMAGE_TOO_LARGE: "invalid_argument",
+  IMAGE_IN_USE: "conflict",
+  IMAGE_PULL_FAILED: "unavailable",
+  IMAGE_PULL_ABORTED: "unavailable",
+  HOST_DISK_FULL: "unavailable",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

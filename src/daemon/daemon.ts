@@ -1,6 +1,6 @@
 /**
- * The composition root: configuration -> store -> API keys -> VM factory -> service ->
- * reconciliation -> HTTP. Nothing else in the code base wires concrete pieces together.
+ * The composition root: configuration -> store -> API keys -> VM factory -> lifecycle ->
+ * reconciliation -> service -> HTTP. Nothing else in the code base wires concrete pieces together.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { createLogger } from "./logger.js";
 import { MachineService } from "./machine-service.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import { VmFactory } from "./vm-factory.js";
+import { VmLifecycle } from "./vm-lifecycle.js";
 
 export interface Daemon {
   readonly app: FastifyInstance;
@@ -55,14 +56,15 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       startTimeoutMs: config.startTimeoutMs,
       accel: config.accel,
     });
+    const lifecycle = new VmLifecycle({ repo: store.machines, vms, stopTimeoutMs: config.stopTimeoutMs });
+    const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, log });
     const service = new MachineService({
       repo: store.machines,
       vms,
+      lifecycle,
       log,
-      stopTimeoutMs: config.stopTimeoutMs,
       fileTransferTimeoutMs: config.fileTransferTimeoutMs,
     });
-    const reconciled = await reconcile({ repo: store.machines, vms, service, log, stopTimeoutMs: config.stopTimeoutMs });
     const app = await buildApp({ service, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, version: VERSION });
 
     let url: string | null = null;

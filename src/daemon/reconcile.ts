@@ -10,15 +10,14 @@ import type { FastifyBaseLogger } from "fastify";
 import { LIVE_STATUSES } from "../core/machine-state.js";
 import type { MachineRecord } from "../store/records.js";
 import type { MachineRepository } from "../store/machine-repository.js";
-import type { MachineService } from "./machine-service.js";
 import type { VmFactory } from "./vm-factory.js";
+import type { VmLifecycle } from "./vm-lifecycle.js";
 
 export interface ReconcileDeps {
   repo: MachineRepository;
   vms: VmFactory;
-  service: MachineService;
+  lifecycle: VmLifecycle;
   log: FastifyBaseLogger;
-  stopTimeoutMs: number;
 }
 
 export interface ReconcileReport {
@@ -36,7 +35,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
   for (const rec of await d.repo.list({ status: LIVE_STATUSES })) {
     const log = d.log.child({ machine_id: rec.id });
     try {
-      await reconcileOne(d, rec, report);
+      await reconcileOne(d, rec, report, log);
     } catch (e) {
       // One machine we cannot sort out must not keep the daemon from serving the others.
       log.error({ err: e, status: rec.status }, "could not reconcile machine; left as it was");
@@ -50,24 +49,24 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
   return report;
 }
 
-async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: ReconcileReport): Promise<void> {
+/** Finishes what the previous daemon was doing, with the same lifecycle steps it would have run. */
+async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: ReconcileReport, log: FastifyBaseLogger): Promise<void> {
+  const lc = d.lifecycle;
   const m = await d.vms.adopt(rec);
-  if (rec.status === "destroying") {
-    if (m) await m.destroy();
-    else await rm(rec.runDir, { recursive: true, force: true });
-    await d.repo.delete(rec.id);
-    report.deleted.push(rec.id);
-    return;
-  }
-  if (rec.status === "stopping") {
-    if (m && !(await m.shutdown({ timeoutMs: d.stopTimeoutMs })).ok) await m.kill();
-    await d.service.settle(rec.id, ["stopping"], "stopped", { pid: null }, "stop finished after daemon restart");
-    report.stopped.push(rec.id);
+  if (rec.status === "destroying" || rec.status === "stopping") {
+    if (m) lc.live.set(rec.id, m);
+    if (rec.status === "destroying") {
+      await lc.destroy(rec, log);
+      report.deleted.push(rec.id);
+    } else {
+      await lc.halt(rec.id, log);
+      report.stopped.push(rec.id);
+    }
     return;
   }
   // starting or running
   if (m && m.agentClient !== null && !m.agentClient.closed) {
-    await d.service.adoptRunning(rec, m);
+    await lc.adoptRunning(rec, m, log);
     report.adopted.push(rec.id);
     return;
   }
@@ -78,7 +77,7 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
     await m.kill();
     lastError = { code: "AGENT_DISCONNECTED", message: "the guest agent did not answer after the daemon restarted; the VMM was killed" };
   }
-  await d.service.settle(rec.id, [rec.status], "failed", { pid: null, lastError }, "found dead after daemon restart");
+  await lc.settle(rec.id, [rec.status], "failed", { pid: null, lastError }, "found dead after daemon restart");
   report.died.push(rec.id);
 }
 

@@ -8,6 +8,8 @@ import { startDaemon } from "./daemon.js";
 
 /** sysexits EX_CONFIG: the configuration is wrong, restarting will not help. */
 const EX_CONFIG = 78;
+/** Longest a graceful shutdown may take beyond stopping VMs (a long exec request would otherwise hold it up). */
+const SHUTDOWN_GRACE_MS = 15_000;
 
 export async function runDaemon(): Promise<void> {
   const cfg = loadConfig();
@@ -23,11 +25,17 @@ export async function runDaemon(): Promise<void> {
     process.exit(1);
   }
   const d = daemon;
+  const config = cfg.value;
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     // A second signal means "now": VMs are unaffected either way.
     if (++signals > 1) process.exit(1);
     d.log.info({ signal: sig }, "signal received");
+    const deadline = SHUTDOWN_GRACE_MS + (config.stopVmsOnExit ? config.stopTimeoutMs : 0);
+    setTimeout(() => {
+      d.log.warn({ deadline_ms: deadline }, "shutdown took too long; exiting anyway");
+      process.exit(1);
+    }, deadline).unref();
     d.close().then(
       () => process.exit(0),
       (e: unknown) => {

@@ -5,6 +5,7 @@
  * in the daemon's data dir.
  */
 import { join } from "node:path";
+import { HyperfleetError } from "../core/errors.js";
 import type { VmmDriver } from "../core/ports/vmm-driver.js";
 import { defaultDriver, resolveGuestAssets } from "../lib/defaults.js";
 import { Machine, type MachineOptions } from "../lib/machine.js";
@@ -14,7 +15,7 @@ import type { MachineRecord } from "../store/records.js";
 export interface VmFactoryOptions {
   dataDir: string;
   assetsDir: string;
-  /** HYPERFLEET_SOCKET_DIR: run dirs go to `<socketDir>/hyperfleet/<id>`; null: `<dataDir>/vms/<id>`. */
+  /** HYPERFLEET_SOCKET_DIR: run dirs go to `<socketDir>/hyperfleet/<id>`; null: `<dataDir>/machines/<id>`. */
   socketDir: string | null;
   guest: {
     kernelImagePath: string | null;
@@ -36,12 +37,16 @@ export interface BootPaths {
 }
 
 export class VmFactory {
+  private fixedDriver: VmmDriver | null = null;
+
   constructor(private readonly o: VmFactoryOptions) {}
 
   /** Where per-machine run dirs live (reconciliation scans it for orphans). */
   get runDirBase(): string {
-    // A subdirectory, never the socket dir itself: orphan cleanup scans this directory.
-    return this.o.socketDir === null ? join(this.o.dataDir, "vms") : join(this.o.socketDir, "hyperfleet");
+    // Orphan cleanup kills VMMs in run dirs under this base that no machine owns, so it must hold
+    // only the daemon's: not the socket dir itself, and not `<dataDir>/vms`, where library users
+    // (the SDK, benchmarks) sharing the data dir keep their VMs.
+    return this.o.socketDir === null ? join(this.o.dataDir, "machines") : join(this.o.socketDir, "hyperfleet");
   }
 
   runDirFor(id: string): string {
@@ -65,18 +70,17 @@ export class VmFactory {
     };
   }
 
-  private fixedDriver: VmmDriver | null = null;
-
   private driver(): Promise<VmmDriver> {
     if (this.o.accel === "auto") return defaultDriver(this.o.assetsDir);
     this.fixedDriver ??= new QemuDriver({ accel: this.o.accel });
     return Promise.resolve(this.fixedDriver);
   }
 
+  /** Library options from a record; `start` records the boot paths before any VM exists. */
   private async options(rec: MachineRecord): Promise<MachineOptions & { id: string; runDir: string }> {
-    const paths = rec.kernelImagePath !== null && rec.rootfsPath !== null ? null : await this.bootPaths();
-    const initrd = paths ? paths.initrdPath : rec.initrdPath;
-    const args = paths ? paths.kernelArgs : rec.kernelArgs;
+    if (rec.kernelImagePath === null || rec.rootfsPath === null) {
+      throw new HyperfleetError("INTERNAL", `machine ${rec.id} has no boot paths recorded; start it again`);
+    }
     return {
       id: rec.id,
       vcpuCount: rec.vcpuCount,
@@ -84,10 +88,10 @@ export class VmFactory {
       dataDir: this.o.dataDir,
       runDir: rec.runDir,
       driver: await this.driver(),
-      kernelImagePath: rec.kernelImagePath ?? paths!.kernelImagePath,
-      rootfsPath: rec.rootfsPath ?? paths!.rootfsPath,
-      ...(initrd !== null && { initrdPath: initrd }),
-      ...(args !== null && { kernelArgs: args }),
+      kernelImagePath: rec.kernelImagePath,
+      rootfsPath: rec.rootfsPath,
+      ...(rec.initrdPath !== null && { initrdPath: rec.initrdPath }),
+      ...(rec.kernelArgs !== null && { kernelArgs: rec.kernelArgs }),
       bootTimeoutMs: this.o.startTimeoutMs,
     };
   }

@@ -95,8 +95,11 @@ test("a VM whose QEMU died while the daemon was down is reported failed; orphans
   await kill(d, "SIGKILL");
   process.kill(vm.b.pid, "SIGKILL");
   await until(async () => !pidAlive(vm.b.pid), 5_000, "VM b's QEMU to die");
-  const orphan = join(dataDir, "vms", `vm_${ulid()}`);
+  const orphan = join(dataDir, "machines", `vm_${ulid()}`);
   mkdirSync(orphan, { recursive: true });
+  // A library user's VM dir in the same data dir is not the daemon's business.
+  const libraryVm = join(dataDir, "vms", `vm_${ulid()}`);
+  mkdirSync(libraryVm, { recursive: true });
 
   await start();
   const a = await machine(vm.a.id);
@@ -107,6 +110,7 @@ test("a VM whose QEMU died while the daemon was down is reported failed; orphans
   assert.equal(b.last_error?.code, "VMM_EXITED");
   assert.equal(b.pid, null);
   assert.ok(!existsSync(orphan), "the orphaned run dir is removed");
+  assert.ok(existsSync(libraryVm), "run dirs outside the daemon's own base are left alone");
   // A failed machine can be started again.
   const s = await d.fetch("POST", `/machines/${vm.b.id}/start`);
   assert.equal(s.status, 202, JSON.stringify(s.body));

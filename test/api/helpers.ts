@@ -78,7 +78,7 @@ export async function startTestDaemon(extra: Record<string, string> = {}): Promi
 /** Last resort after a failed test: SIGKILL every QEMU whose pidfile is under dataDir, by pid. */
 export function killLeftoverVmms(dataDir: string): number[] {
   const killed: number[] = [];
-  for (const base of [join(dataDir, "vms")]) {
+  for (const base of [join(dataDir, "machines")]) {
     if (!existsSync(base)) continue;
     for (const id of readdirSync(base)) {
       const pidFile = join(base, id, "qemu.pid");

@@ -245,3 +245,15 @@ test("delete: 204, then 404; the history goes too", async () => {
   expectError(await t.req("DELETE", `/machines/${m.id}`), 404, "MACHINE_NOT_FOUND");
   assert.deepEqual(await t.daemon.store.machines.events(m.id), []);
 });
+
+test("HYPERFLEET_AUTH=off (loopback only): no key needed", async () => {
+  const open = await startTestDaemon({ ...NO_VM, HYPERFLEET_AUTH: "off" });
+  try {
+    const r = await open.daemon.app.inject({ method: "GET", url: "/machines" });
+    assert.equal(r.statusCode, 200, r.body);
+    const spec = json<{ security: unknown[] }>(await open.daemon.app.inject({ method: "GET", url: "/openapi.json" }));
+    assert.deepEqual(spec.security, []);
+  } finally {
+    await open.close();
+  }
+});

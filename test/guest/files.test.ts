@@ -8,7 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { decodeFields } from "../../src/agent/codec.js";
+import { decodeFields, type FieldValue } from "../../src/agent/codec.js";
 import { DeleteFlags, FLAG_END, MkdirFlags, MsgType, Tag, WriteFlags } from "../../src/agent/protocol.js";
 import { Agent, buildAgent, cleanupAll, type Conn, Errno, ProtocolError, tempDir } from "./harness.js";
 
@@ -222,8 +222,11 @@ test("DELETE: a file, a symlink (not its target), an empty dir; a tree only with
 });
 
 test("MKDIR: PARENTS creates the chain and accepts an existing dir; MODE is exact; errors otherwise", async () => {
-  const mk = (path: string, flags = 0, mode?: number) =>
-    conn.request(MsgType.MKDIR, [[Tag.PATH, path], [Tag.FLAGS, { u32: flags }], ...(mode === undefined ? [] : ([[Tag.MODE, { u32: mode }]] as const))]);
+  const mk = (path: string, flags = 0, mode?: number) => {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, path], [Tag.FLAGS, { u32: flags }]];
+    if (mode !== undefined) fields.push([Tag.MODE, { u32: mode }]);
+    return conn.request(MsgType.MKDIR, fields);
+  };
   const deep = join(dir, "m/n/o");
   await expectErrno(mk(deep), Errno.ENOENT);
   await mk(deep, MkdirFlags.PARENTS, 0o700);

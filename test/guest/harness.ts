@@ -9,11 +9,16 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, type Frame, FrameDecoder } from "../../src/agent/codec.js";
+import { randomBytes } from "node:crypto";
+import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "../../src/agent/codec.js";
 import { DATA_CHUNK, FLAG_END, MsgType, PROTOCOL_VERSION, Tag } from "../../src/agent/protocol.js";
 
 export const GUEST_DIR = resolve(import.meta.dirname, "../../guest");
-export const AGENT_BIN = join(GUEST_DIR, "build/hf-agent");
+/** HF_AGENT_BIN runs the suite against another build, e.g. `make -C guest asan`'s. */
+export const AGENT_BIN = process.env.HF_AGENT_BIN ? resolve(process.env.HF_AGENT_BIN) : join(GUEST_DIR, "build/hf-agent");
+
+/** The static build, whatever HF_AGENT_BIN says: the one that can go into a VM image. */
+export const STATIC_AGENT_BIN = join(GUEST_DIR, "build/hf-agent");
 
 /** Builds the agent once per test process (make is a no-op when it is up to date). */
 export function buildAgent(): void {
@@ -161,26 +166,22 @@ export class ProtocolError extends Error {
 
 /** One protocol connection: frames are queued per operation id and awaited by id. */
 export class Conn {
-  readonly ready: Promise<Frame>;
+  ready: Promise<Frame> | undefined;
   readonly closed: Promise<void>;
   isClosed = false;
   private readonly decoder = new FrameDecoder();
   private readonly queues = new Map<number, Frame[]>();
   private readonly waiters = new Map<number, () => void>();
   private nextId = 1;
+  /** Session mode: bytes before our HELLO reply, scanned for it (see Conn.session). */
+  private preHello: Buffer | null = null;
 
   private constructor(
     readonly socket: Socket,
-    readyTimeoutMs: number,
+    private readonly nonce: Buffer | null = null,
   ) {
-    socket.on("data", (chunk: Buffer) => {
-      for (const f of this.decoder.push(chunk)) {
-        const q = this.queues.get(f.id) ?? [];
-        q.push(f);
-        this.queues.set(f.id, q);
-        this.waiters.get(f.id)?.();
-      }
-    });
+    if (nonce) this.preHello = Buffer.alloc(0);
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
     this.closed = new Promise((res) => {
       socket.once("close", () => {
         this.isClosed = true;
@@ -189,20 +190,61 @@ export class Conn {
       });
     });
     socket.on("error", () => undefined);
-    this.ready = this.next(0, readyTimeoutMs);
   }
 
-  /** Connects and waits for READY (id 0), without HELLO. */
+  private onData(chunk: Buffer): void {
+    if (this.preHello) {
+      const buf = Buffer.concat([this.preHello, chunk]);
+      const hit = findHelloReply(buf, this.nonce!);
+      if (!hit) {
+        this.preHello = buf.subarray(Math.max(0, buf.length - 4096 - 12));
+        return;
+      }
+      this.preHello = null;
+      this.deliver(hit.frame);
+      chunk = buf.subarray(hit.end);
+    }
+    for (const f of this.decoder.push(chunk)) this.deliver(f);
+  }
+
+  private deliver(f: Frame): void {
+    const q = this.queues.get(f.id) ?? [];
+    q.push(f);
+    this.queues.set(f.id, q);
+    this.waiters.get(f.id)?.();
+  }
+
+  /** Connects and waits for READY (id 0), without HELLO: the simple start of a fresh channel. */
   static async open(path: string, readyTimeoutMs = 10_000): Promise<Conn> {
-    const socket = connect(path);
-    await new Promise<void>((res, rej) => {
-      socket.once("connect", res);
-      socket.once("error", rej);
-    });
-    const c = new Conn(socket, readyTimeoutMs);
+    const c = new Conn(await connectSocket(path));
+    c.ready = c.next(0, readyTimeoutMs);
     const ready = await c.ready;
     if (ready.type !== MsgType.READY) throw new Error(`expected READY, got 0x${ready.type.toString(16)}`);
     return c;
+  }
+
+  /**
+   * The virtio-serial host rule (docs/agent-protocol.md, "Reconnecting on virtio-serial"): HELLO
+   * with a nonce right after connecting, skip everything up to the reply that echoes it, and if it
+   * does not come, hang up, pause so the guest sees it, and try again. Resolves hello'd.
+   */
+  static async session(path: string, opts: { replyTimeoutMs?: number; attempts?: number; onRetry?: () => void } = {}): Promise<Conn> {
+    for (let attempt = 1; ; attempt++) {
+      const nonce = randomBytes(8);
+      const c = new Conn(await connectSocket(path), nonce);
+      c.sendFields(MsgType.HELLO, 0, 0, [[Tag.VERSION, { u32: PROTOCOL_VERSION }], [Tag.NONCE, nonce]]);
+      try {
+        const f = await c.next(0, opts.replyTimeoutMs ?? 5000);
+        if (f.type !== MsgType.HELLO) throw new Error(`expected HELLO, got 0x${f.type.toString(16)}`);
+        return c;
+      } catch (e) {
+        c.close();
+        await c.closed;
+        if (attempt >= (opts.attempts ?? 3)) throw e;
+        opts.onRetry?.();
+        await sleep(200);
+      }
+    }
   }
 
   allocId(): number {
@@ -361,6 +403,15 @@ export class Conn {
   close(): void {
     this.socket.destroy();
   }
+}
+
+async function connectSocket(path: string): Promise<Socket> {
+  const socket = connect(path);
+  await new Promise<void>((res, rej) => {
+    socket.once("connect", res);
+    socket.once("error", rej);
+  });
+  return socket;
 }
 
 export function asError(f: Frame): ProtocolError {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { MsgType } from "../../src/agent/protocol.js";
+import { MsgType, Tag } from "../../src/agent/protocol.js";
 import { Agent, buildAgent, cleanupAll, type Conn, pid1Argv, sleep } from "./harness.js";
 
 let agent: Agent | null = null;
@@ -47,8 +47,9 @@ test("PID 1 reaps orphans: no zombies are left behind", { skip: skip() }, async 
 test("SHUTDOWN as PID 1: OK, SIGTERM to everyone, then reboot(2) ends the namespace", { skip: skip() }, async () => {
   const id = conn.allocId();
   // A process that ignores SIGTERM must be SIGKILLed after the 2 s grace period.
-  conn.sendFields(MsgType.EXEC, 0, id, [[3, "sh"], [3, "-c"], [3, "trap '' TERM; sleep 30"]]);
+  conn.sendFields(MsgType.EXEC, 0, id, [[Tag.ARG, "sh"], [Tag.ARG, "-c"], [Tag.ARG, "trap '' TERM; echo ready; sleep 30"]]);
   assert.equal((await conn.next(id)).type, MsgType.EXEC_STARTED);
+  assert.equal((await conn.next(id)).payload.toString(), "ready\n"); // the trap is in place
   const t0 = Date.now();
   assert.equal((await conn.request(MsgType.SHUTDOWN, [])).type, MsgType.OK);
   const exit = await agent!.exited;

@@ -36,7 +36,7 @@ test("--version prints the agent and protocol version", () => {
 
 test("READY comes first, then HELLO negotiates the version", async () => {
   const c = await Conn.open(agent.socketPath);
-  const ready = await c.ready;
+  const ready = await c.ready!;
   assert.equal(ready.flags & FLAG_END, FLAG_END);
   const r = decodeFields(ready.payload);
   assert.equal(r.u32(Tag.VERSION), PROTOCOL_VERSION);
@@ -55,6 +55,29 @@ test("a version the agent does not speak is refused, and the host may retry", as
   await expectError(c.request(MsgType.PING, []), Errno.EPROTO); // still not hello'd
   const hello = await c.hello();
   assert.equal(hello.u32(Tag.VERSION), 1);
+  c.close();
+});
+
+test("HELLO may come before READY is read; the reply echoes the NONCE", async () => {
+  const c = await Conn.session(agent.socketPath);
+  assert.equal((await c.request(MsgType.PING, [])).type, MsgType.PONG);
+  c.close();
+});
+
+test("every HELLO starts a new session: running operations end, their processes are killed", async () => {
+  const c = await agent.connect();
+  const id = c.allocId();
+  c.sendFields(MsgType.EXEC, 0, id, [[Tag.ARG, "sleep"], [Tag.ARG, "30"]]);
+  const pid = decodeFields((await c.next(id)).payload).u32(Tag.PID)!;
+  const nonce = randomBytes(8);
+  c.sendFields(MsgType.HELLO, 0, 0, [[Tag.VERSION, { u32: PROTOCOL_VERSION }], [Tag.NONCE, nonce]]);
+  const reply = await c.next(0);
+  assert.equal(reply.type, MsgType.HELLO);
+  assert.ok(decodeFields(reply.payload).raw(Tag.NONCE)?.equals(nonce));
+  for (let i = 0; i < 100 && processAlive(pid); i++) await sleep(20);
+  assert.equal(processAlive(pid), false);
+  assert.equal((await c.request(MsgType.PING, [])).type, MsgType.PONG);
+  assert.equal(c.pending(id).length, 0, "the old exec sends nothing more");
   c.close();
 });
 

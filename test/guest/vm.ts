@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { AGENT_BIN, Conn, sleep, tempDir } from "./harness.js";
+import { Conn, sleep, STATIC_AGENT_BIN, tempDir } from "./harness.js";
 
 const QEMU = "/usr/bin/qemu-system-x86_64";
 const BUSYBOX = "/usr/bin/busybox";
@@ -76,7 +76,7 @@ function buildInitramfs(kernel: Kernel): Buffer {
   cpio.file("bin/busybox", readFileSync(BUSYBOX), 0o755);
   for (const a of APPLETS) cpio.symlink(`bin/${a}`, "busybox");
   for (const m of MODULES) cpio.file(`lib/mods/${m.split("/")[1]}`, readFileSync(join(kernel.modules, m)));
-  cpio.file("sbin/hf-agent", readFileSync(AGENT_BIN), 0o755);
+  cpio.file("sbin/hf-agent", readFileSync(STATIC_AGENT_BIN), 0o755);
   cpio.file("etc/passwd", Buffer.from("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"));
   cpio.file("etc/group", Buffer.from("root:x:0:\nnogroup:x:65534:\n"));
   const mods = MODULES.map((m) => `/lib/mods/${m.split("/")[1]}`).join(" ");
@@ -100,7 +100,7 @@ export class Vm {
     this.exited = new Promise((res) => proc.once("exit", (code) => res(code)));
   }
 
-  static async boot(hostname: string): Promise<Vm> {
+  static async boot(hostname: string, opts: { vcpus?: number } = {}): Promise<Vm> {
     const kernel = findKernel()!;
     const dir = tempDir("hf-agent-vm-");
     const initrd = join(dir, "initrd.gz");
@@ -114,7 +114,7 @@ export class Vm {
     ].join(" ");
     const argv = [
       "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-      "-accel", "tcg", "-cpu", "max", "-M", "microvm,pit=off,pic=off,rtc=on", "-m", "256M", "-smp", "1",
+      "-accel", "tcg", "-cpu", "max", "-M", "microvm,pit=off,pic=off,rtc=on", "-m", "256M", "-smp", String(opts.vcpus ?? 1),
       "-kernel", kernel.image, "-initrd", initrd, "-append", append,
       "-serial", `file:${consoleLog}`,
       "-device", "virtio-serial-device,max_ports=2",
@@ -130,6 +130,11 @@ export class Vm {
   /** Connects to the agent's port and waits for READY (slow under TCG right after boot). */
   open(readyTimeoutMs = 60_000): Promise<Conn> {
     return Conn.open(this.agentSocket, readyTimeoutMs);
+  }
+
+  /** A new session the way a host must start one on virtio-serial (Conn.session). */
+  session(opts: { attempts?: number; onRetry?: () => void } = {}): Promise<Conn> {
+    return Conn.session(this.agentSocket, { replyTimeoutMs: 10_000, ...opts });
   }
 
   console(): string {
