@@ -142,7 +142,7 @@ try {
   const rows: Array<[string, string]> = [
     [`create+start+first exec, API (p50 of ${RUNS})`, `${r.api_create_start_exec_ms_p50} ms`],
     [`create+start+first exec, library (p50 of ${RUNS})`, `${r.lib_create_start_exec_ms_p50} ms`],
-    ["API / library", `${r.api_over_lib_ratio}x (+${r.api_overhead_ms_p50} ms)`],
+    ["API / library", `${r.api_over_lib_ratio}x (${r.api_overhead_ms_p50 >= 0 ? "+" : ""}${r.api_overhead_ms_p50} ms)`],
     [`GET /machines, ${count} machines (p50 / p99 of ${listMs.length})`, `${r.list_all_ms_p50} / ${r.list_all_ms_p99} ms`],
     [`GET /machines?status=running (p50 / p99 of 100)`, `${r.list_running_ms_p50} / ${r.list_running_ms_p99} ms`],
     [`POST /machines, record only (p50 / p99 of ${MACHINES})`, `${r.create_record_ms_p50} / ${r.create_record_ms_p99} ms`],

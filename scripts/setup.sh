@@ -25,7 +25,8 @@ PACKAGES=(
   cpio lz4                        # initramfs inspection; vmlinux extraction from the bzImage
   iproute2 nftables               # networking
   skopeo umoci                    # OCI images
-  clang llvm                      # libFuzzer target for the agent's frame parser
+  clang llvm libclang-rt-14-dev   # libFuzzer (+ASan/UBSan) target for the agent's frame parser
+  util-linux                      # unshare: the agent's PID 1 tests run in namespaces
   ca-certificates
 )
 step "host packages"

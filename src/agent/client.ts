@@ -5,7 +5,8 @@
  */
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../core/errors.js";
-import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, type Frame, FrameDecoder } from "./codec.js";
+import { randomBytes } from "node:crypto";
+import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
 import { errnoError } from "./errno.js";
 import { DATA_CHUNK, DeleteFlags, FLAG_END, MkdirFlags, MsgType, PROTOCOL_VERSION, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
 
@@ -57,6 +58,10 @@ export class AgentClient {
   private nextId = 1;
   private closedError: HyperfleetError | null = null;
   private readonly closeListeners: Array<(err: HyperfleetError) => void> = [];
+  /** Until our HELLO reply arrives, input is scanned for it (docs/agent-protocol.md, reconnecting). */
+  private preHello: Buffer | null = Buffer.alloc(0);
+  private readonly nonce = randomBytes(8);
+  private helloReply: ((f: Frame) => void) | null = null;
   agentVersion = "";
   version = 0;
 
@@ -67,7 +72,9 @@ export class AgentClient {
   }
 
   /**
-   * Wraps a freshly opened stream: waits for the guest's READY, then does the HELLO handshake.
+   * Wraps a freshly opened stream and starts a session: sends HELLO with a fresh nonce at once (the
+   * guest reads it when it is up) and waits for the reply that echoes it, skipping anything a
+   * previous session left in the channel. One attempt; see connectAgent() for the retry policy.
    * @example const agent = await AgentClient.connect(await handle.connectAgent(), { timeoutMs: 10_000 });
    */
   static async connect(stream: Duplex, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<AgentClient> {
@@ -138,10 +145,14 @@ export class AgentClient {
               if (hasStdin) void this.streamData(MsgType.STDIN, id, toBuffer(opts.stdin!)).catch(() => undefined);
               return;
             case MsgType.STDOUT:
-              if (f.payload.length) (opts.onStdout ? opts.onStdout(f.payload) : stdout.push(f.payload));
+              if (!f.payload.length) return;
+              if (opts.onStdout) opts.onStdout(f.payload);
+              else stdout.push(f.payload);
               return;
             case MsgType.STDERR:
-              if (f.payload.length) (opts.onStderr ? opts.onStderr(f.payload) : stderr.push(f.payload));
+              if (!f.payload.length) return;
+              if (opts.onStderr) opts.onStderr(f.payload);
+              else stderr.push(f.payload);
               return;
             case MsgType.EXIT: {
               const x = decodeFields(f.payload);
@@ -209,7 +220,10 @@ export class AgentClient {
     const id = this.allocId();
     const result = this.awaitOp(id, "read", path, (f) => {
       if (f.type !== MsgType.DATA) return undefined;
-      if (f.payload.length) (opts.onChunk ? opts.onChunk(f.payload) : parts.push(f.payload));
+      if (f.payload.length) {
+        if (opts.onChunk) opts.onChunk(f.payload);
+        else parts.push(f.payload);
+      }
       return f.flags & FLAG_END ? Buffer.concat(parts) : null;
     });
     this.send(MsgType.READ, 0, id, encodeFields(fields));
@@ -254,8 +268,10 @@ export class AgentClient {
   // --- internals ---
 
   private async handshake(): Promise<void> {
-    await this.awaitOp(0, "handshake", "", (f) => (f.type === MsgType.READY ? true : undefined), true);
-    const hello = await this.request(MsgType.HELLO, encodeFields([[Tag.VERSION, { u32: PROTOCOL_VERSION }]]), (f) => (f.type === MsgType.HELLO ? decodeFields(f.payload) : undefined), "hello", "", 0);
+    const reply = new Promise<Frame>((resolve) => (this.helloReply = resolve));
+    const closed = new Promise<never>((_, reject) => this.onClose(reject));
+    this.send(MsgType.HELLO, 0, 0, encodeFields([[Tag.VERSION, { u32: PROTOCOL_VERSION }], [Tag.NONCE, this.nonce]]));
+    const hello = decodeFields((await Promise.race([reply, closed])).payload);
     this.version = hello.u32(Tag.VERSION) ?? 0;
     this.agentVersion = hello.str(Tag.AGENT_VERSION) ?? "";
     if (this.version < 1) throw new HyperfleetError("AGENT_UNSUPPORTED_VERSION", `guest agent speaks protocol ${this.version}, host needs 1..${PROTOCOL_VERSION}`);
@@ -272,8 +288,7 @@ export class AgentClient {
    * Registers handler for op `id`. `map` returns a value to resolve, null to keep waiting, or
    * undefined for an unexpected frame (a protocol error). ERROR frames reject with a mapped code.
    */
-  private awaitOp<T>(id: number, op: string, subject: string, map: (f: Frame) => T | undefined | null, allowBeforeHello = false): Promise<T> {
-    void allowBeforeHello;
+  private awaitOp<T>(id: number, op: string, subject: string, map: (f: Frame) => T | undefined | null): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.closedError) return reject(this.closedError);
       this.ops.set(id, {
@@ -346,6 +361,19 @@ export class AgentClient {
   }
 
   private onData(chunk: Buffer): void {
+    if (this.preHello) {
+      const buf = this.preHello.length ? Buffer.concat([this.preHello, chunk]) : chunk;
+      const hit = findHelloReply(buf, this.nonce);
+      if (!hit) {
+        // Keep just enough to find a reply that straddles chunks (a reply is at most 4 KiB).
+        this.preHello = buf.subarray(Math.max(0, buf.length - 4096 - 12));
+        return;
+      }
+      this.preHello = null;
+      this.helloReply?.(hit.frame);
+      chunk = buf.subarray(hit.end);
+      if (!chunk.length) return;
+    }
     let frames: Frame[];
     try {
       frames = this.decoder.push(chunk);

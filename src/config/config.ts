@@ -4,6 +4,7 @@
  * the slice it needs) injected. Variable names, defaults and meanings: src/config/README.md.
  */
 import { isIP } from "node:net";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
 import { err, ok, type Result } from "../core/result.js";
@@ -38,6 +39,8 @@ export interface Config {
   /** QEMU accelerator; `auto` boots a KVM probe once and falls back to TCG. */
   readonly accel: AccelChoice;
   readonly startTimeoutMs: number;
+  /** VMs booting at the same time; more wait in `starting` (TCG boots are CPU-bound). */
+  readonly maxConcurrentBoots: number;
   readonly stopTimeoutMs: number;
   readonly fileTransferTimeoutMs: number;
   readonly fileMaxSize: number;
@@ -102,6 +105,7 @@ export function loadConfig(env: Env = process.env): Result<Config> {
     },
     accel: r.oneOf("HYPERFLEET_ACCEL", "auto", ACCELS),
     startTimeoutMs: r.int("HYPERFLEET_START_TIMEOUT", 60_000, 1_000, 600_000, "ms"),
+    maxConcurrentBoots: r.int("HYPERFLEET_MAX_CONCURRENT_BOOTS", availableParallelism(), 1, 1024),
     stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
     fileTransferTimeoutMs: r.int("HYPERFLEET_FILE_TRANSFER_TIMEOUT", 60_000, 100, 3_600_000, "ms"),
     fileMaxSize: r.int("HYPERFLEET_FILE_MAX_SIZE", 104_857_600, 1, 1_073_741_824, "bytes"),

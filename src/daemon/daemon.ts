@@ -56,7 +56,12 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       startTimeoutMs: config.startTimeoutMs,
       accel: config.accel,
     });
-    const lifecycle = new VmLifecycle({ repo: store.machines, vms, stopTimeoutMs: config.stopTimeoutMs });
+    const lifecycle = new VmLifecycle({
+      repo: store.machines,
+      vms,
+      stopTimeoutMs: config.stopTimeoutMs,
+      maxConcurrentBoots: config.maxConcurrentBoots,
+    });
     const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, log });
     const service = new MachineService({
       repo: store.machines,

@@ -12,6 +12,7 @@ import type { Machine } from "../lib/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { MachinePatch, MachineRecord } from "../store/records.js";
 import { LiveVms } from "./live-vms.js";
+import { Semaphore } from "./semaphore.js";
 import { StatusBus } from "./status-bus.js";
 import type { VmFactory } from "./vm-factory.js";
 
@@ -19,13 +20,18 @@ export interface VmLifecycleOptions {
   repo: MachineRepository;
   vms: VmFactory;
   stopTimeoutMs: number;
+  /** How many VMs may boot at the same time; more wait in `starting`. */
+  maxConcurrentBoots: number;
 }
 
 export class VmLifecycle {
   readonly live = new LiveVms();
   readonly bus = new StatusBus();
+  private readonly bootSlots: Semaphore;
 
-  constructor(private readonly o: VmLifecycleOptions) {}
+  constructor(private readonly o: VmLifecycleOptions) {
+    this.bootSlots = new Semaphore(o.maxConcurrentBoots);
+  }
 
   /** A status change that may lose to a concurrent one (then undefined); waiters hear of it. */
   async settle(id: string, from: readonly MachineStatus[], to: MachineStatus, patch: MachinePatch, reason: string): Promise<MachineRecord | undefined> {
@@ -40,7 +46,9 @@ export class VmLifecycle {
     const ac = this.live.beginBoot(id);
     const t0 = Date.now();
     let machine: Machine | undefined;
+    let release: (() => void) | undefined;
     try {
+      release = await this.bootSlots.acquire(ac.signal);
       machine = await this.o.vms.create(rec);
       this.live.set(id, machine);
       (await machine.start({ signal: ac.signal })).unwrap();
@@ -53,6 +61,7 @@ export class VmLifecycle {
       else log.info("boot cancelled");
       return;
     } finally {
+      release?.();
       this.live.endBoot(id, ac);
     }
     const running = await this.settle(id, ["starting"], "running", { pid: machine.pid }, "guest agent answered");

@@ -11,8 +11,31 @@ export interface BootedVm {
   agent: AgentClient;
 }
 
-/** Connects to the agent of a running VM; rejects early if the VMM exits meanwhile. */
-export async function connectAgent(handle: VmHandle, timeoutMs: number, signal?: AbortSignal): Promise<AgentClient> {
+/**
+ * Connects to the agent of a running VM; rejects early if the VMM exits meanwhile. A fresh boot
+ * gets one attempt with the whole timeout. A reconnect (adopting a running VM) may find the channel
+ * inside a frame the previous host left half-sent, which swallows our HELLO: then we hang up, pause
+ * so the guest notices, and retry (docs/agent-protocol.md, "Reconnecting on virtio-serial").
+ */
+export async function connectAgent(handle: VmHandle, timeoutMs: number, signal?: AbortSignal, opts: { fresh?: boolean } = {}): Promise<AgentClient> {
+  if (opts.fresh) return connectOnce(handle, timeoutMs, signal);
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 1; ; attempt++) {
+    const left = deadline - Date.now();
+    try {
+      return await connectOnce(handle, Math.min(RECONNECT_REPLY_MS, Math.max(left, 1)), signal);
+    } catch (e) {
+      const retriable = e instanceof HyperfleetError && e.code === "AGENT_TIMEOUT";
+      if (!retriable || Date.now() + RECONNECT_PAUSE_MS >= deadline) throw e;
+      await new Promise((r) => setTimeout(r, RECONNECT_PAUSE_MS));
+    }
+  }
+}
+
+const RECONNECT_REPLY_MS = 3_000;
+const RECONNECT_PAUSE_MS = 200;
+
+async function connectOnce(handle: VmHandle, timeoutMs: number, signal?: AbortSignal): Promise<AgentClient> {
   const stream = await handle.connectAgent(signal);
   const exited = handle.exited().then(() => {
     throw new HyperfleetError("VMM_EXITED", `the VM ${handle.id} exited before its agent answered; see ${handle.consoleLogPath}`);
@@ -32,7 +55,7 @@ export async function connectAgent(handle: VmHandle, timeoutMs: number, signal?:
 export async function bootVm(driver: VmmDriver, spec: VmSpec, timeoutMs: number, signal?: AbortSignal): Promise<BootedVm> {
   const handle = await driver.start(spec, signal);
   try {
-    const agent = await connectAgent(handle, timeoutMs, signal);
+    const agent = await connectAgent(handle, timeoutMs, signal, { fresh: true });
     return { handle, agent };
   } catch (e) {
     await handle.kill().catch(() => undefined);

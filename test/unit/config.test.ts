@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { isLoopbackHost, loadConfig } from "../../src/config/config.js";
 
@@ -27,6 +28,10 @@ test("defaults match the documented ones", () => {
   assert.equal(c.oci.cacheDir, "/var/lib/hyperfleet/images");
   assert.equal(c.oci.maxCacheSize, 10_737_418_240);
   assert.equal(c.logLevel, "info");
+  assert.equal(c.accel, "auto");
+  assert.equal(c.maxConcurrentBoots, availableParallelism());
+  assert.equal(c.startTimeoutMs, 60_000);
+  assert.equal(c.stopTimeoutMs, 10_000);
 });
 
 test("the result is deeply frozen", () => {
