@@ -70,7 +70,10 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
     report.adopted.push(rec.id);
     return;
   }
-  let lastError = { code: "VMM_EXITED", message: "the VMM process exited while the daemon was not running" };
+  let lastError =
+    rec.status === "starting"
+      ? { code: "VMM_EXITED", message: "the boot was interrupted by a daemon restart; start the machine again" }
+      : { code: "VMM_EXITED", message: "the VMM process exited while the daemon was not running" };
   if (m) {
     // Alive but deaf: the boot was cut short by the restart, or the guest hung. A running machine
     // means "the agent answers", so this one is killed and reported.
