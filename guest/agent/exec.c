@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "detach.h"
 #include "ops.h"
 #include "req.h"
 #include "spawn.h"
@@ -50,6 +51,21 @@ static void started(struct conn *c, uint32_t id, pid_t pid, int pipes[3][2], con
 	hf_end(&c->out, at);
 }
 
+/* An ordinary exec: pipes for the host's streams, and an operation on the connection. */
+static void start_attached(struct conn *c, uint32_t id, const struct exec_req *r, const struct user_info *u, char **envp)
+{
+	int pipes[3][2];
+	uint64_t t0 = now_us();
+	if (spawn_pipes_open(pipes, r->stdin_pipe, 0) < 0) {
+		conn_send_error(c, id, errno, "pipe: %s", strerror(errno));
+	} else {
+		pid_t pid = spawn_process(c, id, r, u, envp, pipes);
+		if (pid > 0)
+			started(c, id, pid, pipes, r, t0);
+	}
+	spawn_pipes_close(pipes);
+}
+
 void exec_start(struct conn *c, uint32_t id, const struct hf_msg *m)
 {
 	struct exec_req r;
@@ -68,16 +84,10 @@ void exec_start(struct conn *c, uint32_t id, const struct hf_msg *m)
 		conn_send_error(c, id, ENOMEM, "out of memory");
 		return req_exec_free(&r);
 	}
-	int pipes[3][2];
-	uint64_t t0 = now_us();
-	if (spawn_pipes_open(pipes, r.stdin_pipe) < 0) {
-		conn_send_error(c, id, errno, "pipe: %s", strerror(errno));
-	} else {
-		pid_t pid = spawn_process(c, id, &r, &u, env.envp, pipes);
-		if (pid > 0)
-			started(c, id, pid, pipes, &r, t0);
-	}
-	spawn_pipes_close(pipes);
+	if (r.flags & HF_EXEC_DETACHED)
+		detach_start(c, id, &r, &u, env.envp);
+	else
+		start_attached(c, id, &r, &u, env.envp);
 	env_free(&env);
 	req_exec_free(&r);
 }
@@ -207,15 +217,18 @@ void exec_reap(void)
 		pid_t pid = waitpid(-1, &st, WNOHANG);
 		if (pid <= 0)
 			return;
-		for (struct exec_op *e = execs; e; e = e->all_next) {
+		int ours = 0;
+		for (struct exec_op *e = execs; e && !ours; e = e->all_next) {
 			if (e->pid == pid && !e->reaped) {
 				e->reaped = 1;
 				e->status = st;
 				e->end_us = now_us();
 				maybe_exit(e);
-				break;
+				ours = 1;
 			}
 		}
+		if (!ours)
+			detach_reaped(pid, st); /* else an orphan PID 1 inherited: nothing to report */
 	}
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "detach.h"
 #include "exec.h"
 #include "files.h"
 #include "pid1.h"
@@ -15,7 +16,7 @@
 #include "transport.h"
 #include "util.h"
 
-enum slot_kind { S_LISTEN, S_CONN, S_STDIN, S_STDOUT, S_STDERR };
+enum slot_kind { S_LISTEN, S_CONN, S_STDIN, S_STDOUT, S_STDERR, S_DETACHED };
 
 struct slot {
 	uint8_t kind;
@@ -30,6 +31,9 @@ static int shutdown_req = -1;
  * SIGIO from virtio_console on host connect usually wakes us sooner). */
 #define SERIAL_RETRY_MS 1000
 #define FINAL_FLUSH_MS 1000
+/* Not PID 1: how long detached processes get to handle SIGTERM when the agent stops (PID 1 gives
+ * every process the same in pid1_shutdown). */
+#define DETACHED_TERM_GRACE_MS 2000
 
 void loop_request_shutdown(int reboot)
 {
@@ -78,6 +82,10 @@ static void build(struct transports *t)
 		if (e->err_fd >= 0)
 			add(e->err_fd, POLLIN, S_STDERR, e);
 	}
+	/* Always read: their output goes to a file, never waits for a host. */
+	for (struct detached *d = detached; d; d = d->next)
+		if (d->out_fd >= 0)
+			add(d->out_fd, POLLIN, S_DETACHED, d);
 }
 
 static void dispatch(void)
@@ -95,6 +103,9 @@ static void dispatch(void)
 				conn_on_readable(c);
 			if (!c->dead && c->state != CONN_WAITING && (re & POLLOUT))
 				conn_flush(c);
+		} else if (s->kind == S_DETACHED) {
+			/* May free the process's record: no other slot of this round points at it. */
+			detach_on_pipe(s->ptr);
 		} else {
 			struct exec_op *e = s->ptr;
 			exec_on_pipe(e, s->kind - S_STDIN);
@@ -141,6 +152,7 @@ static __attribute__((noreturn)) void stop(struct transports *t, int reboot)
 	if (getpid() == 1)
 		pid1_shutdown(reboot);
 	exec_kill_all();
+	detach_stop_all(DETACHED_TERM_GRACE_MS);
 	conn_close_all();
 	if (t->unix_path)
 		unlink(t->unix_path);
@@ -153,11 +165,19 @@ static int serial_waiting(struct transports *t)
 	struct conn *s = t->serial;
 	if (!s || s->state != CONN_WAITING)
 		return 0;
-	int alone = t->nlisten == 0 && conns == s && !s->next;
+	/* Blocking is only allowed when nothing else needs us meanwhile: detached processes keep
+	 * writing output while no host is connected, and their pipes must keep being drained. */
+	int alone = t->nlisten == 0 && conns == s && !s->next && !detached;
 	transport_serial_async(s, !alone);
 	if (transport_serial_ready(s, alone))
 		transport_serial_async(s, 0);
 	return alone;
+}
+
+/* The earlier of two deadlines, where -1 means none. */
+static int64_t earliest(int64_t a, int64_t b)
+{
+	return a < 0 ? b : b < 0 || a < b ? a : b;
 }
 
 static int poll_timeout(struct transports *t, int busy, int64_t next)
@@ -186,7 +206,7 @@ void loop_run(struct transports *t)
 			stop(t, shutdown_req);
 		if (serial_waiting(t))
 			continue; /* back to the top to handle whatever interrupted the wait */
-		int64_t next = exec_timers(now_ms());
+		int64_t next = earliest(exec_timers(now_ms()), detach_timers(now_ms()));
 		int busy = 0;
 		for (struct conn *c = conns; c; c = c->next)
 			if (c->state == CONN_OPEN)

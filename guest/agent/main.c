@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "logfile.h"
 #include "loop.h"
 #include "pid1.h"
 #include "proto.h"
@@ -74,6 +75,21 @@ static void ensure_stdio(void)
 			break;
 }
 
+/* The one setting read from the environment: a lower log rotation size, for tests (as PID 1 the
+ * kernel command line can pass it too). */
+static void read_env(void)
+{
+	const char *max = getenv("HF_AGENT_LOG_MAX");
+	if (!max || !*max)
+		return;
+	char *end;
+	unsigned long long v = strtoull(max, &end, 10);
+	if (*end || v == 0)
+		log_msg("ignoring HF_AGENT_LOG_MAX=%s: not a positive number of bytes", max);
+	else
+		logfile_set_max(v);
+}
+
 static int open_guest_transports(struct transports *t)
 {
 	char dev[300];
@@ -119,6 +135,7 @@ int main(int argc, char **argv)
 {
 	struct options opt = parse_args(argc, argv);
 	int pid1 = getpid() == 1;
+	read_env();
 
 	sig_setup();
 	if (pid1)

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "detach.h"
 #include "sig.h"
 #include "util.h"
 
@@ -110,15 +111,20 @@ void pid1_setup(void)
 	reboot(RB_DISABLE_CAD);
 }
 
-/* Reaps until nothing is left or ms passed; 1 when every process is gone. */
+/* Reaps until nothing is left or ms passed; 1 when every process is gone. Detached processes'
+ * output keeps going to their logs meanwhile, so what they say while stopping is kept. */
 static int reap_for(int ms)
 {
 	int64_t end = now_ms() + ms;
 	for (;;) {
 		pid_t p;
-		while ((p = waitpid(-1, NULL, WNOHANG)) > 0)
-			;
-		if (p < 0 && errno == ECHILD)
+		int st;
+		while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+			detach_reaped(p, st);
+		int none_left = p < 0 && errno == ECHILD;
+		detach_pump_all();
+		detach_timers(now_ms());
+		if (none_left)
 			return 1;
 		int64_t left = end - now_ms();
 		if (left <= 0)
@@ -160,6 +166,7 @@ void pid1_shutdown(int reboot_flag)
 		kill(-1, SIGKILL);
 		reap_for(KILL_WAIT_MS);
 	}
+	detach_finish_all();
 	sync();
 	remount_readonly();
 	sync();

@@ -71,6 +71,7 @@ enum hf_tag {
 	T_MESSAGE = 23,
 	T_DURATION_US = 24,
 	T_NONCE = 25,
+	T_LOG_PATH = 26,
 };
 
 #define HF_WRITE_MKDIRS 1u
@@ -78,6 +79,9 @@ enum hf_tag {
 #define HF_DELETE_RECURSIVE 1u
 #define HF_MKDIR_PARENTS 1u
 #define HF_SHUTDOWN_REBOOT 1u
+/* EXEC FLAGS bit 0: run as a detached process (the machine's main process), output to LOG_PATH. */
+#define HF_EXEC_DETACHED 1u
+#define HF_DEFAULT_LOG_PATH "/var/log/hyperfleet/main.log"
 /* A HELLO reply must stay small enough for the host's resync scan (at most 4096 bytes). */
 #define HF_NONCE_MAX 64u
 

@@ -116,6 +116,47 @@ static const char *copy_one(const struct hf_msg *m, uint8_t tag, char **heap, in
 	return s;
 }
 
+/* What a detached exec cannot have: nobody is connected to stream stdin to it or to report a timeout. */
+static int check_detached(const struct hf_msg *m, struct exec_req *r, const char **why)
+{
+	if (hf_get_u32(m, T_FLAGS, &r->flags) < 0)
+		return bad(why, "FLAGS must be a u32", -EINVAL);
+	/* Refused rather than ignored: a flag this agent does not know changes what EXEC means. */
+	if (r->flags & ~HF_EXEC_DETACHED)
+		return bad(why, "FLAGS has bits this agent does not know", -EINVAL);
+	if (!(r->flags & HF_EXEC_DETACHED)) {
+		if (m->count[T_LOG_PATH])
+			return bad(why, "LOG_PATH needs FLAGS DETACHED", -EINVAL);
+		return 0;
+	}
+	if (r->timeout_ms)
+		return bad(why, "TIMEOUT_MS cannot be used with DETACHED", -EINVAL);
+	if (r->stdin_pipe)
+		return bad(why, "STDIN=1 cannot be used with DETACHED (its stdin is /dev/null)", -EINVAL);
+	return 0;
+}
+
+static int copy_log_path(const struct hf_msg *m, struct exec_req *r, char **heap, const char **why)
+{
+	int err = 0;
+	r->log_path = copy_one(m, T_LOG_PATH, heap, &err);
+	if (err) {
+		req_exec_free(r);
+		return bad(why, "LOG_PATH contains a NUL byte", -EINVAL);
+	}
+	if (!r->log_path || !r->log_path[0])
+		r->log_path = HF_DEFAULT_LOG_PATH;
+	if (r->log_path[0] != '/') {
+		req_exec_free(r);
+		return bad(why, "LOG_PATH must be an absolute path", -EINVAL);
+	}
+	if (strlen(r->log_path) >= HF_LOG_PATH_MAX) {
+		req_exec_free(r);
+		return bad(why, "LOG_PATH is too long", -ENAMETOOLONG);
+	}
+	return 0;
+}
+
 int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why)
 {
 	memset(r, 0, sizeof *r);
@@ -128,6 +169,9 @@ int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why)
 		return bad(why, "TIMEOUT_MS must be a u32", -EINVAL);
 	if (hf_get_u8(m, T_STDIN, &r->stdin_pipe) < 0 || r->stdin_pipe > 1)
 		return bad(why, "STDIN must be a u8 of 0 or 1", -EINVAL);
+	int err = check_detached(m, r, why);
+	if (err)
+		return err;
 
 	/* One allocation: both pointer vectors, then every string. The payload is at most 1 MiB, so
 	 * the sizes cannot overflow. */
@@ -137,6 +181,8 @@ int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why)
 		strs += m->first[T_CWD].len + 1;
 	if (m->count[T_USER])
 		strs += m->first[T_USER].len + 1;
+	if (m->count[T_LOG_PATH])
+		strs += m->first[T_LOG_PATH].len + 1;
 	char *mem = malloc(vecs + strs);
 	if (!mem)
 		return bad(why, "out of memory", -ENOMEM);
@@ -144,7 +190,6 @@ int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why)
 	r->argv = (char **)(void *)mem;
 	r->env = r->argv + nargs + 1;
 	char *heap = mem + vecs;
-	int err = 0;
 	if (copy_list(m, T_ARG, r->argv, &heap) < 0) {
 		req_exec_free(r);
 		return bad(why, "an ARG contains a NUL byte", -EINVAL);
@@ -169,6 +214,8 @@ int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why)
 		r->cwd = NULL;
 	if (r->user && !r->user[0])
 		r->user = NULL;
+	if (r->flags & HF_EXEC_DETACHED)
+		return copy_log_path(m, r, &heap, why);
 	return 0;
 }
 
@@ -177,4 +224,5 @@ void req_exec_free(struct exec_req *r)
 	free(r->mem);
 	r->mem = NULL;
 	r->argv = r->env = NULL;
+	r->cwd = r->user = r->log_path = NULL;
 }

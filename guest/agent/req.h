@@ -11,6 +11,8 @@
 #include "proto.h"
 
 #define HF_PATH_MAX 4096
+/* LOG_PATH leaves room for the suffixes of its status and rotated files and their temp files. */
+#define HF_LOG_PATH_MAX (HF_PATH_MAX - 64)
 
 struct exec_req {
 	char **argv; /* NULL-terminated */
@@ -19,6 +21,8 @@ struct exec_req {
 	const char *user; /* NULL: run as the agent's user */
 	uint32_t timeout_ms;
 	uint8_t stdin_pipe;
+	uint32_t flags;       /* HF_EXEC_DETACHED or 0 */
+	const char *log_path; /* detached only: absolute, never NULL then (the default filled in) */
 	void *mem;
 };
 

@@ -123,7 +123,7 @@ pid_t spawn_process(struct conn *c, uint32_t id, const struct exec_req *r, const
 	return pid;
 }
 
-int spawn_pipes_open(int pipes[3][2], int stdin_pipe)
+int spawn_pipes_open(int pipes[3][2], int stdin_pipe, int merge_err)
 {
 	for (int i = 0; i < 3; i++)
 		pipes[i][0] = pipes[i][1] = -1;
@@ -139,11 +139,19 @@ int spawn_pipes_open(int pipes[3][2], int stdin_pipe)
 			close_fd(&pipes[0][1]);
 		}
 	}
-	if (pipe2(pipes[1], O_CLOEXEC) < 0 || pipe2(pipes[2], O_CLOEXEC) < 0)
+	if (pipe2(pipes[1], O_CLOEXEC) < 0)
 		return -1;
+	if (merge_err) {
+		pipes[2][1] = fcntl(pipes[1][1], F_DUPFD_CLOEXEC, 0);
+		if (pipes[2][1] < 0)
+			return -1;
+	} else if (pipe2(pipes[2], O_CLOEXEC) < 0) {
+		return -1;
+	}
 	/* Best effort: beyond the per-user pipe budget the kernel just keeps the default size. */
 	fcntl(pipes[1][0], F_SETPIPE_SZ, (int)OUTPUT_PIPE_SIZE);
-	fcntl(pipes[2][0], F_SETPIPE_SZ, (int)OUTPUT_PIPE_SIZE);
+	if (pipes[2][0] >= 0)
+		fcntl(pipes[2][0], F_SETPIPE_SZ, (int)OUTPUT_PIPE_SIZE);
 	return 0;
 }
 

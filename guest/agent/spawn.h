@@ -14,8 +14,10 @@
 #define OUTPUT_PIPE_SIZE (256u * 1024u)
 
 /* pipes[0]: the child's stdin (a pipe, or /dev/null when !stdin_pipe); [1] stdout; [2] stderr.
- * All close-on-exec. Returns 0 or -1 with errno; unused ends are -1. */
-int spawn_pipes_open(int pipes[3][2], int stdin_pipe);
+ * With merge_err, stderr is the same pipe as stdout (pipes[2][1] a dup of its write end, so the
+ * two streams keep their relative order; pipes[2][0] is -1). All close-on-exec. Returns 0 or -1
+ * with errno; unused ends are -1. */
+int spawn_pipes_open(int pipes[3][2], int stdin_pipe, int merge_err);
 void spawn_pipes_close(int pipes[3][2]);
 /* Forks and waits until the child exec'd or failed. Returns the pid (leader of its own session
  * and process group), or 0 after queueing the ERROR that names what failed. */

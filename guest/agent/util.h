@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 uint64_t now_us(void);
+/* Wall-clock time in ms since the epoch, for timestamps the host reads (monotonic time for the rest). */
+int64_t unix_ms(void);
 static inline int64_t now_ms(void)
 {
 	return (int64_t)(now_us() / 1000);

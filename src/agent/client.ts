@@ -8,7 +8,7 @@ import { HyperfleetError } from "../core/errors.js";
 import { randomBytes } from "node:crypto";
 import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
 import { errnoError } from "./errno.js";
-import { DATA_CHUNK, DeleteFlags, FLAG_END, MkdirFlags, MsgType, PROTOCOL_VERSION, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
+import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, MkdirFlags, MsgType, PROTOCOL_VERSION, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
 
 export interface ExecOptions {
   env?: Record<string, string>;
@@ -182,6 +182,37 @@ export class AgentClient {
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       this.send(MsgType.EXEC, 0, id, encodeFields(fields));
     });
+  }
+
+  /**
+   * Starts a detached process, the machine's main process: it keeps running when this connection
+   * closes, its stdin is /dev/null and its stdout and stderr are appended to `logPath` in the guest
+   * (default DEFAULT_LOG_PATH, rotated into `<logPath>.1` at 32 MiB). Resolves once it runs; its
+   * state is then in `<logPath>.status` (`running <pid> <start_ms>`, later
+   * `exited <code> <signal> <end_ms>`), read with readFile. While another process still uses the
+   * same log the guest refuses with EBUSY (details.errno 16). docs/agent-protocol.md, "detached exec".
+   * @example const { pid } = await agent.execDetached(["nginx", "-g", "daemon off;"], { env: { PORT: "80" } });
+   */
+  async execDetached(argv: readonly string[], opts: { env?: Record<string, string>; cwd?: string; user?: string; logPath?: string } = {}): Promise<{ pid: number }> {
+    if (argv.length === 0) throw new HyperfleetError("INVALID_ARGUMENT", "command must have at least one element", { details: { field: "command" } });
+    const fields: Array<[number, FieldValue]> = argv.map((a) => [Tag.ARG, a]);
+    for (const [k, v] of Object.entries(opts.env ?? {})) fields.push([Tag.ENV, `${k}=${v}`]);
+    if (opts.cwd !== undefined) fields.push([Tag.CWD, opts.cwd]);
+    if (opts.user !== undefined) fields.push([Tag.USER, opts.user]);
+    fields.push([Tag.FLAGS, { u32: ExecFlags.DETACHED }]);
+    if (opts.logPath !== undefined) fields.push([Tag.LOG_PATH, opts.logPath]);
+    const id = this.allocId();
+    const result = this.awaitOp(id, "exec", argv[0] ?? "", (f) => {
+      if (f.type !== MsgType.EXEC_STARTED) return undefined;
+      if (!(f.flags & FLAG_END)) {
+        // A guest agent older than DETACHED ran an ordinary exec, which would die with this connection.
+        this.send(MsgType.SIGNAL, 0, id, encodeFields([[Tag.SIGNAL, { u32: 9 }]]));
+        throw new Error("the guest agent does not support detached execs (rebuild the guest image); the process was killed");
+      }
+      return { pid: decodeFields(f.payload).u32(Tag.PID) ?? 0 };
+    });
+    this.send(MsgType.EXEC, 0, id, encodeFields(fields));
+    return result;
   }
 
   /** Writes a file atomically (temp file + rename in the guest). */

@@ -64,6 +64,8 @@ export const Tag = {
   DURATION_US: 24,
   /** HELLO: random bytes from the host, echoed in the reply so it can be found after a reconnect. */
   NONCE: 25,
+  /** EXEC with FLAGS DETACHED: the file its stdout and stderr are appended to (default DEFAULT_LOG_PATH). */
+  LOG_PATH: 26,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
@@ -71,3 +73,7 @@ export const WriteFlags = { MKDIRS: 1, APPEND: 2 } as const;
 export const DeleteFlags = { RECURSIVE: 1 } as const;
 export const MkdirFlags = { PARENTS: 1 } as const;
 export const ShutdownFlags = { REBOOT: 1 } as const;
+/** EXEC FLAGS. DETACHED: the machine's main process, not tied to the connection (docs/agent-protocol.md, "detached exec"). */
+export const ExecFlags = { DETACHED: 1 } as const;
+/** Log of a detached EXEC without LOG_PATH. Its state is in `<log>.status`, the previous part after rotation in `<log>.1`. */
+export const DEFAULT_LOG_PATH = "/var/log/hyperfleet/main.log";

@@ -14,11 +14,14 @@ export const INDEX_SCHEMA = 1;
 export interface IndexEntry {
   key: string;
   digest: string;
-  indexDigest: string | null;
+  /** Digests of the multi-arch indexes that resolved to this image. */
+  indexDigests: string[];
   /** `registry/repository`. */
   repository: string;
   /** Normalized tag references that point to this image. */
   refs: string[];
+  /** sha256 prefix of the agent binary baked into the disk; a rebuilt agent means a new disk. */
+  agentHash: string;
   /** Requested disk size; null: sized automatically. */
   sizeMib: number | null;
   diskSizeMib: number;
@@ -44,9 +47,11 @@ function looksValid(e: unknown): e is IndexEntry {
   return (
     !!x &&
     typeof x.key === "string" &&
+    typeof x.agentHash === "string" &&
     typeof x.digest === "string" &&
     typeof x.diskFile === "string" &&
     Array.isArray(x.refs) &&
+    Array.isArray(x.indexDigests) &&
     Array.isArray(x.blobs) &&
     typeof x.lastUsedAt === "number" &&
     typeof x.config === "object"

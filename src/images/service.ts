@@ -2,7 +2,7 @@
  * The image service: OCI reference in, cached read-only ext4 root disk out.
  *
  * @example
- * const images = await ImageService.open({ cacheDir, maxCacheSize: 10 << 30, agentBinary: "guest/build/hf-agent" });
+ * const images = await ImageService.open({ cacheDir, maxCacheSize: 10 * 2 ** 30, agentBinary: "guest/build/hf-agent" });
  * const img = await images.pull("alpine:3.20", { acquire: true, onProgress: (p) => console.log(p) });
  * // ... boot VMs with rootfsPath: img.diskPath (each gets its own qcow2 overlay) ...
  * await images.release(img.digest);
@@ -51,6 +51,7 @@ export class ImageService {
     private readonly store: CacheStore,
     private readonly skopeo: SkopeoClient,
     private readonly log: ImageLogger,
+    private readonly agent: { data: Buffer; hash: string },
   ) {
     this.now = o.now ?? Date.now;
   }
@@ -60,7 +61,12 @@ export class ImageService {
     if (!o.cacheDir.startsWith("/") || o.cacheDir.includes(":")) {
       throw new HyperfleetError("CONFIG_INVALID", `image cache dir must be an absolute path without ':' (skopeo's oci: syntax), got ${o.cacheDir}`);
     }
+    if (!Number.isSafeInteger(o.maxCacheSize) || o.maxCacheSize < 0) {
+      throw new HyperfleetError("CONFIG_INVALID", `image cache size limit must be a whole number of bytes >= 0, got ${o.maxCacheSize}`);
+    }
     const log = o.log ?? SILENT;
+    const agentData = await readStaticBinary(o.agentBinary, "hf-agent", "build it with `make -C guest`");
+    const agent = { data: agentData, hash: createHash("sha256").update(agentData).digest("hex").slice(0, 12) };
     const store = new CacheStore(o.cacheDir, o.maxCacheSize, log, o.isInUse);
     await mkdir(join(store.blobDir, "sha256"), { recursive: true, mode: 0o700 });
     await mkdir(store.diskDir, { recursive: true });
@@ -79,7 +85,7 @@ export class ImageService {
       insecure: new Set(o.insecureRegistries ?? []),
       pullTimeoutMs: o.pullTimeoutMs ?? 60 * 60_000,
     });
-    const service = new ImageService(o, store, skopeo, log);
+    const service = new ImageService(o, store, skopeo, log, agent);
     await store.load(service.now());
     await store.evict();
     return service;
@@ -96,7 +102,10 @@ export class ImageService {
     const sizeMib = checkSize(opts.imageSizeMib);
     if ((opts.policy ?? "if-missing") === "if-missing") {
       const hit = this.lookup(ref, sizeMib);
-      if (hit) return this.use(hit, opts.acquire);
+      if (hit) {
+        opts.onProgress?.({ phase: "done", ...lastCounts(hit) });
+        return this.use(hit, opts.acquire);
+      }
     }
     const key = `${formatImageRef(ref)}|${sizeMib ?? "auto"}|${fingerprint(opts.auth)}`;
     const entry = await this.resolving.run(key, (signal, emit) => this.resolveAndPull(ref, sizeMib, opts.auth, signal, emit), {
@@ -163,11 +172,16 @@ export class ImageService {
 
   // --- internals ---
 
+  /** True if the entry is the disk we would build now for this size (same agent, same size). */
+  private current(e: IndexEntry, sizeMib: number | undefined): boolean {
+    return e.agentHash === this.agent.hash && e.sizeMib === (sizeMib ?? null);
+  }
+
   private lookup(ref: ImageRef, sizeMib: number | undefined, anySize = false): IndexEntry | undefined {
     const name = formatImageRef(ref);
-    const fits = (e: IndexEntry) => anySize || e.sizeMib === (sizeMib ?? null);
+    const fits = (e: IndexEntry) => anySize || this.current(e, sizeMib);
     // A digest names the content wherever it came from; a tag only what we last saw it point to.
-    return this.store.all().find((e) => fits(e) && (ref.digest ? e.digest === ref.digest || e.indexDigest === ref.digest : e.refs.includes(name)));
+    return this.store.all().find((e) => fits(e) && (ref.digest ? e.digest === ref.digest || e.indexDigests.includes(ref.digest) : e.refs.includes(name)));
   }
 
   private use(e: IndexEntry, acquire: boolean | undefined): CachedImage {
@@ -182,7 +196,7 @@ export class ImageService {
       refs: [...e.refs],
       resolvedRef: `${e.repository}@${e.digest}`,
       digest: e.digest,
-      indexDigest: e.indexDigest,
+      indexDigests: [...e.indexDigests],
       platform: { ...e.platform },
       diskPath: this.store.diskPath(e),
       diskSizeMib: e.diskSizeMib,
@@ -198,10 +212,10 @@ export class ImageService {
     emit({ phase: "resolving", layersDone: 0, layersTotal: 0, bytesDone: 0, bytesTotal: 0 });
     const r = await this.resolve(ref, auth, signal);
     const entry =
-      this.store.all().find((e) => e.digest === r.digest && e.sizeMib === (sizeMib ?? null)) ??
+      this.store.all().find((e) => e.digest === r.digest && this.current(e, sizeMib)) ??
       (await this.pulling.run(`${r.digest}|${sizeMib ?? "auto"}`, (s, em) => this.pullDigest(ref, r, sizeMib, auth, s, em), { signal, onProgress: emit, what: `pulling ${formatImageRef(ref)}` }));
-    await this.addRef(entry, ref);
-    emit({ phase: "done", layersDone: 0, layersTotal: 0, bytesDone: 0, bytesTotal: 0, ...lastCounts(entry) });
+    await this.addRef(entry, ref, r.indexDigest);
+    emit({ phase: "done", ...lastCounts(entry) });
     return entry;
   }
 
@@ -224,8 +238,7 @@ export class ImageService {
 
   private async pullDigest(ref: ImageRef, r: Resolved, sizeMib: number | undefined, auth: RegistryAuth | undefined, signal: AbortSignal, emit: (p: PullProgress) => void): Promise<IndexEntry> {
     const hex = r.digest.slice("sha256:".length);
-    const agent = await readStaticBinary(this.o.agentBinary, "hf-agent", "build it with `make -C guest`");
-    const key = `${hex}${sizeMib === undefined ? "" : `-${sizeMib}m`}`;
+    const key = `${hex}-${this.agent.hash}${sizeMib === undefined ? "" : `-${sizeMib}m`}`;
     const pull = this.store.beginPull();
     let failed = true;
     const workDir = await makeWorkDir(this.o.cacheDir, "pull");
@@ -240,7 +253,7 @@ export class ImageService {
         workDir,
         blobDir: this.store.blobDir,
         cacheDir: this.o.cacheDir,
-        agent,
+        agent: this.agent.data,
         rootless: this.rootless,
         sizeMib,
         uuid: uuidFromHex(hex),
@@ -274,9 +287,10 @@ export class ImageService {
     const entry: IndexEntry = {
       key,
       digest: r.digest,
-      indexDigest: r.indexDigest,
+      indexDigests: r.indexDigest ? [r.indexDigest] : [],
       repository: repositoryName(ref),
       refs: [],
+      agentHash: this.agent.hash,
       sizeMib: sizeMib ?? null,
       diskSizeMib: job.plan.sizeMib,
       diskFile,
@@ -296,14 +310,20 @@ export class ImageService {
     return entry;
   }
 
-  /** Records that tag `ref` now points to `entry` (and to no other image). */
-  private async addRef(entry: IndexEntry, ref: ImageRef): Promise<void> {
-    if (ref.tag === null || ref.digest !== null) return;
+  /** Records that tag `ref` (and the index, if any) now lead to `entry`; a tag to no other image. */
+  private async addRef(entry: IndexEntry, ref: ImageRef, indexDigest: string | null): Promise<void> {
+    let changed = false;
+    if (indexDigest && !entry.indexDigests.includes(indexDigest)) {
+      entry.indexDigests.push(indexDigest);
+      changed = true;
+    }
     const name = formatImageRef(ref);
-    if (entry.refs.includes(name)) return;
-    for (const e of this.store.all()) e.refs = e.refs.filter((x) => x !== name);
-    entry.refs.push(name);
-    await this.store.persist();
+    if (ref.tag !== null && ref.digest === null && !entry.refs.includes(name)) {
+      for (const e of this.store.all()) e.refs = e.refs.filter((x) => x !== name);
+      entry.refs.push(name);
+      changed = true;
+    }
+    if (changed) await this.store.persist();
   }
 }
 
@@ -320,7 +340,7 @@ function fingerprint(auth: RegistryAuth | undefined): string {
   return auth ? createHash("sha256").update(JSON.stringify(auth)).digest("hex").slice(0, 16) : "anonymous";
 }
 
-function lastCounts(e: IndexEntry): Partial<PullProgress> {
+function lastCounts(e: IndexEntry): Omit<PullProgress, "phase"> {
   const layers = e.blobs.slice(2);
   const bytes = layers.reduce((n, b) => n + b.size, 0);
   return { layersDone: layers.length, layersTotal: layers.length, bytesDone: bytes, bytesTotal: bytes };

@@ -27,13 +27,22 @@ export interface SourceOptions {
   authFile: string;
   /** Signature policy file (see POLICY_JSON). */
   policyPath: string;
+  /** Our registries.conf (see registriesConf). */
+  registriesConfPath: string;
 }
 
 const imageUrl = (image: ImageRef) => `docker://${formatImageRef(image)}`;
 
+/**
+ * Global options. `--registries-conf` is hidden in skopeo's help but is what skopeo 1.9 (Debian
+ * 12) reads: its containers/image predates the CONTAINERS_REGISTRIES_CONF variable, which the
+ * adapter also sets for newer versions.
+ */
+const globalArgs = (o: SourceOptions) => ["--policy", o.policyPath, "--registries-conf", o.registriesConfPath];
+
 /** `skopeo inspect --raw`: the manifest or index exactly as the registry serves it. */
 export function inspectArgs(o: SourceOptions): string[] {
-  return ["--policy", o.policyPath, "inspect", "--raw", ...(o.tlsVerify ? [] : ["--tls-verify=false"]), "--authfile", o.authFile, imageUrl(o.image)];
+  return [...globalArgs(o), "inspect", "--raw", ...(o.tlsVerify ? [] : ["--tls-verify=false"]), "--authfile", o.authFile, imageUrl(o.image)];
 }
 
 /** Options of copyArgs. */
@@ -50,8 +59,7 @@ export interface CopyOptions extends SourceOptions {
  */
 export function copyArgs(o: CopyOptions): string[] {
   return [
-    "--policy",
-    o.policyPath,
+    ...globalArgs(o),
     "copy",
     "--quiet",
     "--override-os",
@@ -84,8 +92,8 @@ export const POLICY_JSON = `${JSON.stringify({ default: [{ type: "insecureAccept
 const q = (s: string) => JSON.stringify(s);
 
 /**
- * registries.conf (v2) for mirrors and plain-HTTP registries; pointed to by CONTAINERS_REGISTRIES_CONF
- * so the host's own file never changes what we pull. Short names are resolved by us, never by skopeo.
+ * registries.conf (v2) for mirrors and plain-HTTP registries; always passed to skopeo, so the host's
+ * own /etc/containers/registries.conf never changes what we pull. Short names are resolved by us, never by skopeo.
  */
 export function registriesConf(mirrors: RegistryMirrors, insecure: readonly string[]): string {
   const insecureSet = new Set(insecure);

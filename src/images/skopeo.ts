@@ -36,7 +36,7 @@ export class SkopeoClient {
   /** The manifest or index for `image`, byte for byte as the registry sent it. */
   async inspectRaw(image: ImageRef, ctx: CallContext): Promise<Buffer> {
     return this.withAuthFile(image, ctx, async (authFile) => {
-      const args = inspectArgs({ image, tlsVerify: !this.o.insecure.has(image.registry), authFile, policyPath: this.o.policyPath });
+      const args = inspectArgs({ image, tlsVerify: !this.o.insecure.has(image.registry), authFile, policyPath: this.o.policyPath, registriesConfPath: this.o.registriesConfPath });
       return (await this.skopeo(args, image, ctx.signal, 120_000)).stdout;
     });
   }
@@ -49,6 +49,7 @@ export class SkopeoClient {
         tlsVerify: !this.o.insecure.has(image.registry),
         authFile,
         policyPath: this.o.policyPath,
+        registriesConfPath: this.o.registriesConfPath,
         layoutDir,
         sharedBlobDir: this.o.sharedBlobDir,
       });

@@ -55,8 +55,8 @@ export interface CachedImage {
   resolvedRef: string;
   /** Digest of the linux/amd64 image manifest. */
   digest: string;
-  /** Digest of the multi-arch index it was chosen from, if any. */
-  indexDigest: string | null;
+  /** Digests of the multi-arch indexes it was chosen from (pulls by those digests find it too). */
+  indexDigests: string[];
   platform: ImagePlatform;
   /** The ext4 root disk (read-only; never write to it). */
   diskPath: string;

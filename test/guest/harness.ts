@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "../../src/agent/codec.js";
-import { DATA_CHUNK, FLAG_END, MsgType, PROTOCOL_VERSION, Tag } from "../../src/agent/protocol.js";
+import { DATA_CHUNK, ExecFlags, FLAG_END, MsgType, PROTOCOL_VERSION, Tag } from "../../src/agent/protocol.js";
 
 export const GUEST_DIR = resolve(import.meta.dirname, "../../guest");
 /** HF_AGENT_BIN runs the suite against another build, e.g. `make -C guest asan`'s. */
@@ -151,6 +151,14 @@ export interface ExecOpts {
   user?: string;
   timeoutMs?: number;
   stdin?: Buffer | string;
+  extra?: Array<[number, FieldValue]>;
+}
+
+export interface DetachedOpts {
+  env?: string[];
+  cwd?: string;
+  user?: string;
+  logPath?: string;
   extra?: Array<[number, FieldValue]>;
 }
 
@@ -329,6 +337,38 @@ export class Conn {
     const pid = decodeFields(first.payload).u32(Tag.PID)!;
     if (opts.stdin !== undefined) await this.sendData(MsgType.STDIN, id, Buffer.from(opts.stdin));
     return this.collectExec(id, pid, opts.timeoutMs ? opts.timeoutMs + 10_000 : 20_000);
+  }
+
+  /** Starts a detached exec (FLAGS DETACHED); returns its PID. Its EXEC_STARTED must carry END. */
+  async execDetached(argv: string[], opts: DetachedOpts = {}): Promise<number> {
+    const id = this.allocId();
+    const fields: Array<[number, FieldValue]> = argv.map((a) => [Tag.ARG, a]);
+    for (const e of opts.env ?? []) fields.push([Tag.ENV, e]);
+    if (opts.cwd !== undefined) fields.push([Tag.CWD, opts.cwd]);
+    if (opts.user !== undefined) fields.push([Tag.USER, opts.user]);
+    fields.push([Tag.FLAGS, { u32: ExecFlags.DETACHED }]);
+    if (opts.logPath !== undefined) fields.push([Tag.LOG_PATH, opts.logPath]);
+    fields.push(...(opts.extra ?? []));
+    this.sendFields(MsgType.EXEC, 0, id, fields);
+    const f = await this.next(id);
+    if (f.type === MsgType.ERROR) throw asError(f);
+    if (f.type !== MsgType.EXEC_STARTED) throw new Error(`expected EXEC_STARTED, got 0x${f.type.toString(16)}`);
+    if (!(f.flags & FLAG_END)) throw new Error("the EXEC_STARTED of a detached exec must carry END");
+    return decodeFields(f.payload).u32(Tag.PID)!;
+  }
+
+  /** Reads a file over the protocol until `pattern` matches its text (a detached process's log or status). */
+  async waitForFile(path: string, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const text = await this.readFile(path).then(
+        (r) => r.data.toString(),
+        (e: unknown) => (e instanceof ProtocolError && e.errno === Errno.ENOENT ? "" : Promise.reject(e)),
+      );
+      if (pattern.test(text)) return text;
+      if (Date.now() > deadline) throw new Error(`${path} did not match ${pattern} in ${timeoutMs} ms; it has: ${JSON.stringify(text.slice(-500))}`);
+      await sleep(50);
+    }
   }
 
   /** Collects the frames of a started exec until EXIT. */
