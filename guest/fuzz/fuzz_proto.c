@@ -42,6 +42,13 @@ static void decode_requests(const struct hf_msg *m)
 		CHECK(n == m->count[T_ARG]);
 		for (char **e = er.env; *e; e++)
 			CHECK(strchr(*e, '='));
+		/* A detached exec always has an absolute log path that fits; an ordinary one none. */
+		CHECK((er.flags & ~HF_EXEC_DETACHED) == 0);
+		if (er.flags & HF_EXEC_DETACHED)
+			CHECK(er.log_path && er.log_path[0] == '/' && strlen(er.log_path) < HF_LOG_PATH_MAX &&
+			      !er.timeout_ms && !er.stdin_pipe);
+		else
+			CHECK(!er.log_path && m->count[T_LOG_PATH] == 0);
 		req_exec_free(&er);
 	}
 }

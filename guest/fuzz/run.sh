@@ -13,11 +13,14 @@ make -s -C "$guest" fuzz
 corpus="$build/fuzz-corpus"
 artifacts="$build/fuzz-artifacts"
 mkdir -p "$corpus" "$artifacts"
-# Seeds: a HELLO, a PING, an EXEC with ARGs and an ENV, a READ with OFFSET (first byte: read size).
+# Seeds: a HELLO, a PING, an EXEC with ARGs and an ENV, a detached EXEC, a READ with OFFSET (first byte:
+# read size).
 seed() { printf "$2" > "$corpus/seed-$1"; }
 seed hello '\007\011\000\000\000\001\000\000\000\000\000\000\000\001\004\000\000\000\001\000\000\000'
 seed ping '\377\003\000\000\000\002\000\000\000\007\000\000\000abc'
 seed exec '\003\034\000\000\000\020\000\000\000\001\000\000\000\003\002\000\000\000sh\003\002\000\000\000-c\004\003\000\000\000A=B\010\001\000\000\000\001'
+# A detached EXEC: ARG true, FLAGS 1, LOG_PATH /l.
+seed detached '\005\031\000\000\000\020\000\000\000\001\000\000\000\003\004\000\000\000true\017\004\000\000\000\001\000\000\000\032\002\000\000\000/l'
 seed read '\013\026\000\000\000\042\000\000\000\002\000\000\000\015\004\000\000\000/etc\021\010\000\000\000\005\000\000\000\000\000\000\000'
 
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -6,6 +6,7 @@
 import { readFile, rename } from "node:fs/promises";
 import { writeFileAtomic } from "../assets/fs-util.js";
 import type { ImageConfig, ImagePlatform } from "./config.js";
+import type { CachedImage } from "./types.js";
 
 /** Bump when the entry shape changes incompatibly; an index of another schema is set aside. */
 export const INDEX_SCHEMA = 1;
@@ -86,4 +87,23 @@ export async function loadIndex(path: string, now: number): Promise<{ entries: I
 export async function saveIndex(path: string, entries: readonly IndexEntry[]): Promise<void> {
   const f: IndexFile = { schema: INDEX_SCHEMA, entries: [...entries] };
   await writeFileAtomic(path, `${JSON.stringify(f, null, 1)}\n`, 0o600);
+}
+
+/** The public view of an entry (copies: callers cannot change the index through it). */
+export function toCachedImage(e: IndexEntry, diskPath: string, inUse: boolean): CachedImage {
+  return {
+    key: e.key,
+    refs: [...e.refs],
+    resolvedRef: `${e.repository}@${e.digest}`,
+    digest: e.digest,
+    indexDigests: [...e.indexDigests],
+    platform: { ...e.platform },
+    diskPath,
+    diskSizeMib: e.diskSizeMib,
+    sizeBytes: e.diskBytes + e.blobs.reduce((n, b) => n + b.size, 0),
+    config: structuredClone(e.config),
+    createdAt: new Date(e.createdAt),
+    lastUsedAt: new Date(e.lastUsedAt),
+    inUse,
+  };
 }

@@ -11,13 +11,14 @@
  * An entry exists only once its disk is complete; removing one takes it out of the map first, so
  * no caller can be handed a disk that is being deleted.
  */
-import { readdir, rm, stat } from "node:fs/promises";
+import { chmod, link, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { loadIndex, saveIndex, type IndexEntry } from "./cache-index.js";
 import { blobPath } from "./layout.js";
 import { planEviction } from "./lru.js";
 import type { ImageLogger } from "./types.js";
 
+/** The cache dir's contents and bookkeeping; used by ImageService only. */
 export class CacheStore {
   readonly blobDir: string;
   readonly diskDir: string;
@@ -100,9 +101,26 @@ export class CacheStore {
     await this.persist();
   }
 
-  async add(e: IndexEntry): Promise<void> {
-    this.entries.set(e.key, e);
-    await this.persist();
+  /**
+   * Moves a finished disk into place (read-only) and records its entry; if recording fails the
+   * disk goes again. link(), not rename(): an existing disk with this key (a VM may use it) stays.
+   */
+  async publish(tmpDisk: string, e: Omit<IndexEntry, "diskFile" | "diskBytes">): Promise<IndexEntry> {
+    const diskFile = join("disks", `${e.key}.ext4`);
+    const final = join(this.cacheDir, diskFile);
+    await chmod(tmpDisk, 0o444);
+    await link(tmpDisk, final).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "EEXIST") throw err;
+    });
+    const entry: IndexEntry = { ...e, diskFile, diskBytes: (await stat(final)).blocks * 512 };
+    this.entries.set(entry.key, entry);
+    try {
+      await this.persist();
+    } catch (err) {
+      await this.drop(entry);
+      throw err;
+    }
+    return entry;
   }
 
   inUse(digest: string): boolean {

@@ -12,7 +12,7 @@
  * digest and disk size). Each caller's signal cancels only its own wait; the shared work stops
  * when nobody waits any more.
  */
-import { chmod, link, mkdir, rm, stat } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
@@ -20,11 +20,11 @@ import { runTool } from "../assets/exec.js";
 import { makeWorkDir, sweepStaleWorkDirs, writeFileAtomic } from "../assets/fs-util.js";
 import { uuidFromHex } from "../assets/rootfs-layout.js";
 import { readStaticBinary } from "../assets/static-binary.js";
-import type { IndexEntry } from "./cache-index.js";
+import { toCachedImage, type IndexEntry } from "./cache-index.js";
 import { CacheStore } from "./cache-store.js";
-import { describePlatforms, digestOf, parseManifest, pickPlatform, type Descriptor } from "./manifest.js";
 import { runPullJob } from "./pull-job.js";
 import { formatImageRef, parseImageRef, pinned, repositoryName, type ImageRef } from "./reference.js";
+import { resolveRef, type Resolved } from "./resolve.js";
 import { SharedTasks } from "./shared-task.js";
 import { SkopeoClient } from "./skopeo.js";
 import { POLICY_JSON, registriesConf, type RegistryAuth } from "./skopeo-args.js";
@@ -33,18 +33,14 @@ import type { CachedImage, ImageLogger, ImageServiceOptions, PullOptions, PullPr
 const SILENT: ImageLogger = { info() {}, warn() {}, debug() {} };
 const MAX_SIZE_MIB = 1024 * 1024;
 
-/** What a resolution found: the manifest digest to use and, for a plain manifest, its layers. */
-interface Resolved {
-  digest: string;
-  indexDigest: string | null;
-  layers: Descriptor[] | null;
-}
-
+/** OCI images as cached, read-only ext4 root disks; see the file comment and README.md. */
 export class ImageService {
   private readonly resolving = new SharedTasks<IndexEntry, PullProgress>();
   private readonly pulling = new SharedTasks<IndexEntry, PullProgress>();
   private readonly now: () => number;
   private readonly rootless = process.getuid?.() !== 0;
+  /** Running pull jobs, so close() can wait for their cleanup. */
+  private readonly jobs = new Set<Promise<unknown>>();
 
   private constructor(
     private readonly o: ImageServiceOptions,
@@ -86,6 +82,7 @@ export class ImageService {
       pullTimeoutMs: o.pullTimeoutMs ?? 60 * 60_000,
     });
     const service = new ImageService(o, store, skopeo, log, agent);
+    if (service.rootless) log.warn({ uid: process.getuid?.() }, "not running as root: images are unpacked rootless, so every file on their disks belongs to this uid");
     await store.load(service.now());
     await store.evict();
     return service;
@@ -108,12 +105,17 @@ export class ImageService {
       }
     }
     const key = `${formatImageRef(ref)}|${sizeMib ?? "auto"}|${fingerprint(opts.auth)}`;
-    const entry = await this.resolving.run(key, (signal, emit) => this.resolveAndPull(ref, sizeMib, opts.auth, signal, emit), {
-      signal: opts.signal,
-      onProgress: opts.onProgress,
-      what: `pulling ${formatImageRef(ref)}`,
-    });
-    return this.use(entry, opts.acquire);
+    // A tiny cache under concurrent pulls may evict a fresh image before its caller gets it: once
+    // more, then give up. What this returns is always still cached.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const entry = await this.resolving.run(key, (signal, emit) => this.resolveAndPull(ref, sizeMib, opts.auth, signal, emit), {
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+        what: `pulling ${formatImageRef(ref)}`,
+      });
+      if (this.store.get(entry.key) === entry) return this.use(entry, opts.acquire);
+    }
+    throw new HyperfleetError("IMAGE_PULL_FAILED", `${formatImageRef(ref)} was evicted as soon as it was pulled: the image cache limit is too small for the images in use; raise it`);
   }
 
   /** The cached image for `reference` without any network access, or null. Counts as a use. */
@@ -163,10 +165,11 @@ export class ImageService {
     if (this.store.release(digest) === 0) await this.store.evict();
   }
 
-  /** Cancels running pulls and writes the index. */
+  /** Cancels running pulls, waits for their cleanup and writes the index. */
   async close(): Promise<void> {
     this.resolving.abortAll();
     this.pulling.abortAll();
+    await Promise.allSettled([...this.jobs]);
     await this.store.close();
   }
 
@@ -191,26 +194,12 @@ export class ImageService {
   }
 
   private view(e: IndexEntry): CachedImage {
-    return {
-      key: e.key,
-      refs: [...e.refs],
-      resolvedRef: `${e.repository}@${e.digest}`,
-      digest: e.digest,
-      indexDigests: [...e.indexDigests],
-      platform: { ...e.platform },
-      diskPath: this.store.diskPath(e),
-      diskSizeMib: e.diskSizeMib,
-      sizeBytes: e.diskBytes + e.blobs.reduce((n, b) => n + b.size, 0),
-      config: structuredClone(e.config),
-      createdAt: new Date(e.createdAt),
-      lastUsedAt: new Date(e.lastUsedAt),
-      inUse: this.store.inUse(e.digest),
-    };
+    return toCachedImage(e, this.store.diskPath(e), this.store.inUse(e.digest));
   }
 
   private async resolveAndPull(ref: ImageRef, sizeMib: number | undefined, auth: RegistryAuth | undefined, signal: AbortSignal, emit: (p: PullProgress) => void): Promise<IndexEntry> {
     emit({ phase: "resolving", layersDone: 0, layersTotal: 0, bytesDone: 0, bytesTotal: 0 });
-    const r = await this.resolve(ref, auth, signal);
+    const r = await resolveRef(this.skopeo, this.o.cacheDir, ref, auth, signal);
     const entry =
       this.store.all().find((e) => e.digest === r.digest && this.current(e, sizeMib)) ??
       (await this.pulling.run(`${r.digest}|${sizeMib ?? "auto"}`, (s, em) => this.pullDigest(ref, r, sizeMib, auth, s, em), { signal, onProgress: emit, what: `pulling ${formatImageRef(ref)}` }));
@@ -219,24 +208,14 @@ export class ImageService {
     return entry;
   }
 
-  /** Asks the registry what `ref` is now; picks linux/amd64 from an index. */
-  private async resolve(ref: ImageRef, auth: RegistryAuth | undefined, signal: AbortSignal): Promise<Resolved> {
-    const workDir = await makeWorkDir(this.o.cacheDir, "resolve");
-    try {
-      const raw = await this.skopeo.inspectRaw(ref, { auth, workDir, signal });
-      const m = parseManifest(raw);
-      if (m.kind === "image") return { digest: digestOf(raw), indexDigest: null, layers: m.layers };
-      const chosen = pickPlatform(m.manifests);
-      if (!chosen) {
-        throw new HyperfleetError("IMAGE_PLATFORM_UNSUPPORTED", `${formatImageRef(ref)} has no linux/amd64 image (it has: ${describePlatforms(m.manifests)})`);
-      }
-      return { digest: chosen.digest, indexDigest: digestOf(raw), layers: null };
-    } finally {
-      await rm(workDir, { recursive: true, force: true });
-    }
+  private pullDigest(ref: ImageRef, r: Resolved, sizeMib: number | undefined, auth: RegistryAuth | undefined, signal: AbortSignal, emit: (p: PullProgress) => void): Promise<IndexEntry> {
+    const job = this.runPull(ref, r, sizeMib, auth, signal, emit);
+    this.jobs.add(job);
+    void job.finally(() => this.jobs.delete(job)).catch(() => undefined);
+    return job;
   }
 
-  private async pullDigest(ref: ImageRef, r: Resolved, sizeMib: number | undefined, auth: RegistryAuth | undefined, signal: AbortSignal, emit: (p: PullProgress) => void): Promise<IndexEntry> {
+  private async runPull(ref: ImageRef, r: Resolved, sizeMib: number | undefined, auth: RegistryAuth | undefined, signal: AbortSignal, emit: (p: PullProgress) => void): Promise<IndexEntry> {
     const hex = r.digest.slice("sha256:".length);
     const key = `${hex}-${this.agent.hash}${sizeMib === undefined ? "" : `-${sizeMib}m`}`;
     const pull = this.store.beginPull();
@@ -261,7 +240,22 @@ export class ImageService {
         emit,
         pinBlobs: pull.pin,
       });
-      const entry = await this.publish(key, ref, r, sizeMib, job);
+      const now = this.now();
+      const entry = await this.store.publish(job.diskPath, {
+        key,
+        digest: r.digest,
+        indexDigests: r.indexDigest ? [r.indexDigest] : [],
+        repository: repositoryName(ref),
+        refs: [],
+        agentHash: this.agent.hash,
+        sizeMib: sizeMib ?? null,
+        diskSizeMib: job.plan.sizeMib,
+        blobs: job.blobs,
+        platform: job.platform,
+        config: job.config,
+        createdAt: now,
+        lastUsedAt: now,
+      });
       failed = false;
       this.log.info({ image: formatImageRef(ref), digest: r.digest, key, ms: this.now() - started, diskSizeMib: job.plan.sizeMib }, "image pulled and converted");
       await this.store.evict([key]).catch((err: unknown) => this.log.warn({ err }, "evicting images failed"));
@@ -272,42 +266,6 @@ export class ImageService {
       await rm(workDir, { recursive: true, force: true });
       await pull.end(failed);
     }
-  }
-
-  /** Moves the disk into place (read-only) and records the entry; undoes the disk if recording fails. */
-  private async publish(key: string, ref: ImageRef, r: Resolved, sizeMib: number | undefined, job: Awaited<ReturnType<typeof runPullJob>>): Promise<IndexEntry> {
-    const diskFile = join("disks", `${key}.ext4`);
-    const final = join(this.o.cacheDir, diskFile);
-    await chmod(job.diskPath, 0o444);
-    // link(), not rename(): if a disk with this key exists (a VM may be using it), keep it.
-    await link(job.diskPath, final).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== "EEXIST") throw e;
-    });
-    const now = this.now();
-    const entry: IndexEntry = {
-      key,
-      digest: r.digest,
-      indexDigests: r.indexDigest ? [r.indexDigest] : [],
-      repository: repositoryName(ref),
-      refs: [],
-      agentHash: this.agent.hash,
-      sizeMib: sizeMib ?? null,
-      diskSizeMib: job.plan.sizeMib,
-      diskFile,
-      diskBytes: (await stat(final)).blocks * 512,
-      blobs: job.blobs,
-      platform: job.platform,
-      config: job.config,
-      createdAt: now,
-      lastUsedAt: now,
-    };
-    try {
-      await this.store.add(entry);
-    } catch (e) {
-      await this.store.drop(entry);
-      throw e;
-    }
-    return entry;
   }
 
   /** Records that tag `ref` (and the index, if any) now lead to `entry`; a tag to no other image. */

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import { decodeFields, encodeHeader } from "../../src/agent/codec.js";
-import { MsgType, Tag } from "../../src/agent/protocol.js";
+import { DEFAULT_LOG_PATH, MsgType, Tag } from "../../src/agent/protocol.js";
 import { buildAgent, cleanupAll, type Conn, Errno, sleep } from "./harness.js";
 import { Vm, vmPrerequisites } from "./vm.js";
 
@@ -120,6 +120,28 @@ test("virtio-serial: after a malformed frame the guest ignores the host until it
   const good = await vm.session({ attempts: 3 });
   assert.equal((await good.request(MsgType.PING, [])).type, MsgType.PONG);
   await hangUp(good);
+});
+
+test("virtio-serial: a detached process outlives the host and its output keeps flowing while no host is connected", opts, async (t) => {
+  const first = await vm.session();
+  // 40 x 32 KiB, several times the pipe: it only gets written while we are away if the guest keeps
+  // draining the pipe without a host (rather than sleeping in the blocking READY write).
+  const script = "i=0; while [ $i -lt 40 ]; do head -c 32767 /dev/zero | tr '\\0' x; echo \" $i\"; i=$((i+1)); done; echo done; exec sleep 300";
+  const t0 = Date.now();
+  const pid = await first.execDetached(["sh", "-c", script]);
+  await hangUp(first);
+  await sleep(5000);
+  const second = await vm.session();
+  const log = (await second.readFile(DEFAULT_LOG_PATH)).data.toString();
+  t.diagnostic(`log has ${log.length} bytes ${Date.now() - t0} ms after the start`);
+  const lines = log.split("\n");
+  assert.equal(lines.length, 42, `the whole output was written while no host was connected (${log.length} bytes)`);
+  lines.slice(0, 40).forEach((l, i) => assert.equal(l, `${"x".repeat(32767)} ${i}`));
+  assert.equal(lines[40], "done");
+  assert.match((await second.readFile(`${DEFAULT_LOG_PATH}.status`)).data.toString(), new RegExp(`^running ${pid} \\d+\\n$`));
+  await second.exec(["kill", String(pid)]);
+  await second.waitForFile(`${DEFAULT_LOG_PATH}.status`, /^exited -1 15 /);
+  await hangUp(second);
 });
 
 test("virtio-serial: SHUTDOWN is answered OK and the VM powers off", opts, async () => {

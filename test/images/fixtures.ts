@@ -21,7 +21,7 @@ export async function sh(cmd: string, args: string[], opts: { timeoutMs?: number
     return r.stdout;
   } catch (e) {
     const err = e as Error & { stderr?: string };
-    throw new Error(`${cmd} ${args.join(" ")} failed: ${err.stderr ?? err.message}`);
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${err.stderr ?? err.message}`, { cause: e });
   }
 }
 

@@ -130,7 +130,9 @@ describe("pull from a loopback registry", () => {
       assert.equal(countCalls(calls, "skopeo", "copy"), 1);
       assert.equal(countCalls(calls, "umoci"), 1);
       assert.equal(countCalls(calls, "mkfs.ext4"), 1);
-      assert.equal(countCalls(calls, "skopeo", "inspect"), 2, "one resolution per distinct reference");
+      // One resolution per distinct reference, plus the platform manifest's fetch if the index's
+      // resolution is the one that starts the download.
+      assert.ok([2, 3].includes(countCalls(calls, "skopeo", "inspect")), `inspects: ${countCalls(calls, "skopeo", "inspect")}`);
       const multi = got[3]!;
       assert.equal(multi.indexDigests.length, 1, "the index that led to it is recorded");
       assert.equal(images.get(`${host}/test/multi@${multi.indexDigests[0]}`)?.key, multi.key, "and found by its digest");

@@ -101,7 +101,7 @@ export async function startRegistry(opts: { auth?: { username: string; password:
     await waitUntilUp(port, child, 10_000);
   } catch (e) {
     await stop();
-    throw new Error(`${(e as Error).message}\n${stderr}`);
+    throw new Error(`${(e as Error).message}\n${stderr}`, { cause: e });
   }
   return { host: `127.0.0.1:${port}`, port, pid, stop };
 }
