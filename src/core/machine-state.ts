@@ -24,13 +24,14 @@ export type MachineStatus = (typeof MACHINE_STATUSES)[number];
 
 /**
  * Allowed status changes, `from -> [to...]`. Why some edges exist:
+ * - `created -> failed`: the machine's OCI image could not be pulled (nothing was booted).
  * - `starting -> stopping|destroying`: a user may stop or delete a machine that is still booting.
  * - `running -> stopped|failed`: the VMM exited on its own (guest poweroff, or killed / crashed).
  * - `failed -> stopped`: cleaning up a failed machine's leftover VMM is a stop.
  * - `destroying -> failed`: deleting can fail half-way (the VMM refuses to die); the row stays.
  */
 export const TRANSITIONS: Readonly<Record<MachineStatus, readonly MachineStatus[]>> = Object.freeze({
-  created: ["starting", "destroying"],
+  created: ["starting", "failed", "destroying"],
   starting: ["running", "stopping", "stopped", "failed", "destroying"],
   running: ["stopping", "stopped", "failed", "destroying"],
   stopping: ["stopped", "failed", "destroying"],
