@@ -24,7 +24,9 @@ PACKAGES=(
   e2fsprogs                       # mkfs.ext4 -d: root disks without loop mounts
   cpio lz4                        # initramfs inspection; vmlinux extraction from the bzImage
   iproute2 nftables               # networking
-  skopeo umoci                    # OCI images
+  skopeo umoci                    # OCI images: pull, unpack
+  docker-registry apache2-utils   # tests: a real registry on loopback, htpasswd auth
+  debootstrap tar                 # tests: a Debian-based test image
   clang llvm libclang-rt-14-dev   # libFuzzer (+ASan/UBSan) target for the agent's frame parser
   util-linux                      # unshare: the agent's PID 1 tests run in namespaces
   ca-certificates

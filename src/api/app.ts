@@ -15,14 +15,18 @@ import { httpStatus } from "./http-status.js";
 import { execRoutes } from "./routes/exec.js";
 import { fileRoutes, uploadBodyLimit } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
+import { imageRoutes } from "./routes/images.js";
+import { logRoutes } from "./routes/logs.js";
 import { machineRoutes } from "./routes/machines.js";
 import { ErrorSchema } from "./schemas/common.js";
+import { ImageSchema } from "./schemas/images.js";
 import { MachineSchema } from "./schemas/machine.js";
-import type { MachineServicePort } from "./service.js";
+import type { ImageServicePort, MachineServicePort } from "./service.js";
 import { typeboxValidatorCompiler } from "./validation.js";
 
 export interface AppOptions {
   service: MachineServicePort;
+  images: ImageServicePort;
   logger: FastifyBaseLogger;
   /** null: authentication disabled (the config only allows that on loopback). */
   auth: ApiKeyVerifier | null;
@@ -54,6 +58,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler(handleNotFound);
   app.addSchema(ErrorSchema);
   app.addSchema(MachineSchema);
+  app.addSchema(ImageSchema);
   app.addHook("onRequest", (req, reply, done) => {
     void reply.header("x-request-id", req.id);
     done();
@@ -80,6 +85,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => machineRoutes(scope, opts.service));
   await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: uploadBodyLimit(opts.fileMaxSize) }));
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
+  await app.register(async (scope) => logRoutes(scope, opts.service));
+  await app.register(async (scope) => imageRoutes(scope, opts.images));
   return app;
 }
 

@@ -1,6 +1,7 @@
 /** Service views -> wire JSON (snake_case), kept apart from routes so every route answers alike. */
+import type { ImageJson } from "./schemas/images.js";
 import type { MachineJson } from "./schemas/machine.js";
-import type { FileStatView, MachineView } from "./service.js";
+import type { FileStatView, ImagePullView, ImageView, MachineView, MainProcessView } from "./service.js";
 
 export function machineJson(m: MachineView): MachineJson {
   return {
@@ -24,6 +25,48 @@ export function machineJson(m: MachineView): MachineJson {
     status_changed_at: m.statusChangedAt,
     started_at: m.startedAt,
     stopped_at: m.stoppedAt,
+    image_digest: m.imageDigest,
+    image_size_mib: m.imageSizeMib,
+    image_pull: m.imagePull && pullJson(m.imagePull),
+    cmd: m.cmd,
+    entrypoint: m.entrypoint,
+    workdir: m.workdir,
+    user: m.user,
+    main_process: m.mainProcess && mainProcessJson(m.mainProcess),
+  };
+}
+
+function pullJson(p: ImagePullView) {
+  return {
+    status: p.status,
+    phase: p.phase,
+    layers_done: p.layersDone,
+    layers_total: p.layersTotal,
+    bytes_done: p.bytesDone,
+    bytes_total: p.bytesTotal,
+    error: p.error,
+    started_at: p.startedAt,
+    finished_at: p.finishedAt,
+  };
+}
+
+function mainProcessJson(p: MainProcessView) {
+  return { status: p.status, pid: p.pid, exit_code: p.exitCode, signal: p.signal, started_at: p.startedAt, exited_at: p.exitedAt, error: p.error };
+}
+
+export function imageJson(i: ImageView): ImageJson {
+  const c = i.config;
+  return {
+    refs: i.refs,
+    digest: i.digest,
+    resolved_ref: i.resolvedRef,
+    size_bytes: i.sizeBytes,
+    disk_size_mib: i.diskSizeMib,
+    in_use: i.inUse,
+    created_at: i.createdAt,
+    last_used_at: i.lastUsedAt,
+    platform: i.platform,
+    config: { entrypoint: c.entrypoint, cmd: c.cmd, env: c.env, working_dir: c.workingDir, user: c.user, exposed_ports: c.exposedPorts },
   };
 }
 

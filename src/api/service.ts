@@ -12,6 +12,31 @@ export interface CallContext {
   signal?: AbortSignal;
 }
 
+/** Progress and outcome of a machine's image pull (counts are of the download). */
+export interface ImagePullView {
+  status: "pulling" | "done" | "failed";
+  phase: "resolving" | "downloading" | "unpacking" | "building" | "done";
+  layersDone: number;
+  layersTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  error: { code: string; message: string } | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+/** The machine's main process (an image's Entrypoint + Cmd), as the guest last recorded it. */
+export interface MainProcessView {
+  /** `failed`: it could not be started (`error` says why). */
+  status: "running" | "exited" | "failed";
+  pid: number | null;
+  exitCode: number | null;
+  signal: number | null;
+  startedAt: string | null;
+  exitedAt: string | null;
+  error: { code: string; message: string } | null;
+}
+
 /** A machine as the API shows it (camelCase here; snake_case on the wire). */
 export interface MachineView {
   id: string;
@@ -34,7 +59,19 @@ export interface MachineView {
   statusChangedAt: string;
   startedAt: string | null;
   stoppedAt: string | null;
+  imageDigest: string | null;
+  imageSizeMib: number | null;
+  imagePull: ImagePullView | null;
+  cmd: string[] | null;
+  entrypoint: string[] | null;
+  workdir: string | null;
+  user: string | null;
+  /** Only for a running machine that has one; null otherwise. */
+  mainProcess: MainProcessView | null;
 }
+
+/** Credentials for one pull; never stored or logged. */
+export type RegistryAuthInput = { username: string; password: string } | { token: string };
 
 export interface CreateMachineRequest {
   name: string;
@@ -44,6 +81,58 @@ export interface CreateMachineRequest {
   metadata: Record<string, string>;
   /** Boot right away (the call still returns before the guest is up). */
   start: boolean;
+  /** OCI image reference; the pull starts at once, in the background. */
+  image?: string;
+  imageSizeMib?: number;
+  registryAuth?: RegistryAuthInput;
+  /** Docker semantics: an entrypoint override drops the image's Cmd unless `cmd` is given too. */
+  cmd?: string[];
+  entrypoint?: string[];
+  workdir?: string;
+  user?: string;
+}
+
+export interface LogsRequest {
+  /** Keep the response open and send new output as it comes. */
+  follow: boolean;
+  /** Only the last N lines (of what is there when the request arrives). */
+  tail?: number;
+}
+
+/** A cached image as the API shows it. */
+export interface ImageView {
+  refs: string[];
+  digest: string;
+  resolvedRef: string;
+  sizeBytes: number;
+  diskSizeMib: number;
+  inUse: boolean;
+  createdAt: string;
+  lastUsedAt: string;
+  platform: { os: string; architecture: string; variant: string | null };
+  config: {
+    entrypoint: string[];
+    cmd: string[];
+    env: Record<string, string>;
+    workingDir: string | null;
+    user: string | null;
+    exposedPorts: Array<{ port: number; protocol: string }>;
+  };
+}
+
+export interface PullImageRequest {
+  image: string;
+  registryAuth?: RegistryAuthInput;
+  imageSizeMib?: number;
+}
+
+/** The image cache (GET/DELETE /images, POST /images/pull). */
+export interface ImageServicePort {
+  list(ctx?: CallContext): Promise<ImageView[]>;
+  /** A reference, or a manifest digest (`sha256:...`). IMAGE_NOT_FOUND, IMAGE_IN_USE. */
+  remove(ref: string, ctx?: CallContext): Promise<void>;
+  /** Resolves when the image is cached (at once when it already is). */
+  pull(req: PullImageRequest, ctx?: CallContext): Promise<ImageView>;
 }
 
 export interface ExecRequest {
@@ -91,4 +180,6 @@ export interface MachineServicePort {
   readFile(id: string, path: string, maxSize: number, ctx?: CallContext): Promise<Buffer>;
   stat(id: string, path: string, ctx?: CallContext): Promise<FileStatView>;
   removeFile(id: string, path: string, recursive: boolean, ctx?: CallContext): Promise<void>;
+  /** The main process's output; with `follow` it ends when the process exited, the machine stops, or ctx.signal fires. */
+  logs(id: string, req: LogsRequest, ctx?: CallContext): Promise<Buffer | AsyncIterable<Buffer>>;
 }

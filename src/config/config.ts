@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
 import { err, ok, type Result } from "../core/result.js";
 import { EnvReader, type ConfigProblem, type Env } from "./env-reader.js";
+import { defaultAgentBinary, readMirrors, readRegistryHosts } from "./registries.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -50,7 +51,16 @@ export interface Config {
     readonly apiKeys: readonly string[];
   };
   readonly stopVmsOnExit: boolean;
-  readonly oci: { readonly cacheDir: string; readonly maxCacheSize: number };
+  readonly oci: {
+    readonly cacheDir: string;
+    readonly maxCacheSize: number;
+    /** `host:port` of registries reached over plain HTTP. */
+    readonly insecureRegistries: readonly string[];
+    /** Registry host -> mirrors tried first, in order. */
+    readonly mirrors: Readonly<Record<string, readonly string[]>>;
+    /** The static guest agent baked into image disks as /sbin/hf-agent. */
+    readonly agentBinary: string;
+  };
 }
 
 /** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
@@ -114,9 +124,15 @@ export function loadConfig(env: Env = process.env): Result<Config> {
     oci: {
       cacheDir: r.path("HYPERFLEET_OCI_CACHE_DIR", join(dataDir, "images")),
       maxCacheSize: r.int("HYPERFLEET_OCI_MAX_CACHE_SIZE", 10_737_418_240, 0, Number.MAX_SAFE_INTEGER, "bytes"),
+      insecureRegistries: readRegistryHosts(r, "HYPERFLEET_INSECURE_REGISTRIES"),
+      mirrors: readMirrors(r, "HYPERFLEET_REGISTRY_MIRRORS"),
+      agentBinary: r.path("HYPERFLEET_AGENT_BINARY", defaultAgentBinary()),
     },
   };
 
+  if (config.oci.cacheDir.includes(":")) {
+    r.problem("HYPERFLEET_OCI_CACHE_DIR", "must not contain ':' (skopeo reads it as oci:<dir>:<tag>)");
+  }
   if (r.problems.length > 0) return err(configError(r.problems));
   return ok(deepFreeze(config));
 }

@@ -1,6 +1,7 @@
 /**
- * The composition root: configuration -> store -> API keys -> VM factory -> lifecycle ->
- * reconciliation -> service -> HTTP. Nothing else in the code base wires concrete pieces together.
+ * The composition root: configuration -> store -> API keys -> image cache -> VM factory ->
+ * lifecycle (with the image boot hooks) -> image pulls -> reconciliation -> service -> HTTP.
+ * Nothing else in the code base wires concrete pieces together.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -8,10 +9,15 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { buildApp } from "../api/app.js";
 import type { Config } from "../config/config.js";
+import type { ImageService } from "../images/index.js";
 import { openStore, type Store } from "../store/store.js";
 import { setupApiKeys } from "./api-keys.js";
+import { ImageCatalog } from "./image-catalog.js";
+import { ImagePulls } from "./image-pulls.js";
+import { imageBootHooks, openImages } from "./image-setup.js";
 import { createLogger } from "./logger.js";
 import { MachineService } from "./machine-service.js";
+import { MainProcesses } from "./main-process.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
 import { VmFactory } from "./vm-factory.js";
 import { VmLifecycle } from "./vm-lifecycle.js";
@@ -19,6 +25,8 @@ import { VmLifecycle } from "./vm-lifecycle.js";
 export interface Daemon {
   readonly app: FastifyInstance;
   readonly service: MachineService;
+  /** The image cache; null when images are off on this host (the log says why). */
+  readonly images: ImageService | null;
   readonly store: Store;
   readonly log: Logger;
   readonly reconciled: ReconcileReport;
@@ -43,11 +51,14 @@ export const VERSION: string = (
 export async function startDaemon(config: Config, opts: StartOptions = {}): Promise<Daemon> {
   const log = opts.logger ?? createLogger(config.logLevel);
   const store = await openStore({ path: join(config.dataDir, "hyperfleet.db") });
+  let images: Awaited<ReturnType<typeof openImages>> | null = null;
   try {
     const keys = await setupApiKeys(config.auth, store.apiKeys, opts.print ?? ((t) => process.stderr.write(`${t}\n`)));
     if (keys.verifier === null) log.warn("authentication is OFF (HYPERFLEET_AUTH=off); only loopback clients can reach the API");
     else log.info({ source: keys.source, keys: keys.verifier.size }, "API keys loaded");
 
+    images = await openImages(config.oci, await store.machines.list(), log);
+    const opened = images;
     const vms = new VmFactory({
       dataDir: config.dataDir,
       assetsDir: config.assetsDir,
@@ -56,21 +67,31 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       startTimeoutMs: config.startTimeoutMs,
       accel: config.accel,
     });
+    const main = new MainProcesses();
+    // The hooks need the pulls and the pulls need the lifecycle's settle: bound late, here.
+    let pulls: ImagePulls | null = null;
     const lifecycle = new VmLifecycle({
       repo: store.machines,
       vms,
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
+      hooks: imageBootHooks(() => pulls, opened.unavailable, main),
     });
+    if (opened.service) {
+      pulls = new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, settle: (...a) => lifecycle.settle(...a) });
+    }
     const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, log });
+    await opened.users.sync(await store.machines.list());
     const service = new MachineService({
       repo: store.machines,
       vms,
       lifecycle,
       log,
       fileTransferTimeoutMs: config.fileTransferTimeoutMs,
+      images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
-    const app = await buildApp({ service, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, version: VERSION });
+    const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
+    const app = await buildApp({ service, images: catalog, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, version: VERSION });
 
     let url: string | null = null;
     if (opts.listen !== false) {
@@ -86,10 +107,12 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
         log.info({ stop_vms: config.stopVmsOnExit, live_vms: service.live.all().length }, "shutting down");
         await service.close({ stopVms: config.stopVmsOnExit });
         await app.close();
+        await opened.service?.close();
         await store.close();
       })());
-    return { app, service, store, log, reconciled, url, close };
+    return { app, service, images: opened.service, store, log, reconciled, url, close };
   } catch (e) {
+    await images?.service?.close();
     await store.close();
     throw e;
   }

@@ -1,13 +1,32 @@
 /** The daemon's root logger: JSON lines (pino) to stdout; request and machine ids come from child loggers. */
-import { pino, type Logger } from "pino";
+import { pino, type DestinationStream, type Logger } from "pino";
 import type { LogLevel } from "../config/config.js";
 
-export function createLogger(level: LogLevel): Logger {
-  return pino({
+/**
+ * Keys that hold secrets, wherever they are at the top or one level down. The code never logs
+ * request bodies or registry credentials; this is the net under that rule.
+ */
+export const REDACTED_PATHS = [
+  "req.headers.authorization",
+  "registry_auth",
+  "*.registry_auth",
+  "registryAuth",
+  "*.registryAuth",
+  "auth",
+  "*.auth",
+  "password",
+  "*.password",
+  "token",
+  "*.token",
+];
+
+/** @param dest where lines go (default stdout); tests pass a stream to read them back. */
+export function createLogger(level: LogLevel, dest?: DestinationStream): Logger {
+  const opts = {
     level,
     base: { service: "hyperfleet" },
     timestamp: pino.stdTimeFunctions.isoTime,
-    // Never print secrets that may ride along in logged objects.
-    redact: { paths: ["req.headers.authorization", "*.registry_auth", "*.password"], censor: "[redacted]" },
-  });
+    redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
+  };
+  return dest ? pino(opts, dest) : pino(opts);
 }

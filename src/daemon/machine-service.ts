@@ -2,18 +2,25 @@
  * The API's machine service: decides whether a request may happen (the pure transition table),
  * records the first status change with a conditional update (so concurrent requests get 409
  * instead of racing), and queues the slow part (boot, graceful stop) as VmLifecycle steps that
- * end in a persisted status. Lifecycle calls return right after the first status change.
+ * end in a persisted status. Lifecycle calls return right after the first status change; so does
+ * creating a machine from an image, whose pull runs in the background (ImagePulls).
  */
 import type { FastifyBaseLogger } from "fastify";
 import { ulid } from "ulid";
 import { HyperfleetError } from "../core/errors.js";
 import { checkAction, checkTransition, type MachineStatus } from "../core/machine-state.js";
 import type { Machine } from "../lib/machine.js";
-import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, MachineServicePort } from "../api/service.js";
+import { parseImageRef } from "../images/index.js";
+import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../api/service.js";
 import type { MachinePatch, MachineRecord } from "../store/records.js";
 import type { MachineRepository } from "../store/machine-repository.js";
+import { imagesUnavailable } from "./image-catalog.js";
+import type { ImagePulls } from "./image-pulls.js";
+import type { ImageUsers } from "./image-users.js";
 import type { LiveVms } from "./live-vms.js";
 import { MachineIo } from "./machine-io.js";
+import { MachineViews } from "./machine-views.js";
+import type { MainProcesses } from "./main-process.js";
 import type { BootPaths, VmFactory } from "./vm-factory.js";
 import type { VmLifecycle } from "./vm-lifecycle.js";
 import { waitForStatus } from "./wait.js";
@@ -24,6 +31,13 @@ export interface MachineServiceOptions {
   lifecycle: VmLifecycle;
   log: FastifyBaseLogger;
   fileTransferTimeoutMs: number;
+  images: {
+    /** null when images are off on this host; `unavailable` says why. */
+    pulls: ImagePulls | null;
+    unavailable: string;
+    users: ImageUsers;
+    main: MainProcesses;
+  };
 }
 
 export function machineNotFound(id: string): HyperfleetError {
@@ -36,6 +50,8 @@ export class MachineService implements MachineServicePort {
   private readonly lc: VmLifecycle;
   private readonly log: FastifyBaseLogger;
   private readonly io: MachineIo;
+  private readonly img: MachineServiceOptions["images"];
+  private readonly views: MachineViews;
   private readonly shutdown = new AbortController();
 
   constructor(o: MachineServiceOptions) {
@@ -43,7 +59,14 @@ export class MachineService implements MachineServicePort {
     this.vms = o.vms;
     this.lc = o.lifecycle;
     this.log = o.log;
-    this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs);
+    this.img = o.images;
+    this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
+    this.views = new MachineViews(() => this.img.pulls, o.images.main, this.lc.live);
+  }
+
+  /** Aborted when the daemon shuts down (pulls ahead of time stop with it). */
+  get closing(): AbortSignal {
+    return this.shutdown.signal;
   }
 
   /** The live VMs (for shutdown and tests: `live.idle()` waits for queued lifecycle steps). */
@@ -53,26 +76,26 @@ export class MachineService implements MachineServicePort {
 
   // --- reads ---
 
-  list(filter: { status?: readonly MachineStatus[] }): Promise<MachineRecord[]> {
-    return this.repo.list(filter);
+  async list(filter: { status?: readonly MachineStatus[] }): Promise<MachineView[]> {
+    return Promise.all((await this.repo.list(filter)).map((r) => this.views.full(r)));
   }
 
-  async get(id: string): Promise<MachineRecord> {
-    const rec = await this.repo.get(id);
-    if (rec === undefined) throw machineNotFound(id);
-    return rec;
+  async get(id: string): Promise<MachineView> {
+    return this.views.full(await this.record(id));
   }
 
-  wait(id: string, status: MachineStatus, timeoutMs: number, ctx: CallContext = {}): Promise<MachineRecord> {
+  async wait(id: string, status: MachineStatus, timeoutMs: number, ctx: CallContext = {}): Promise<MachineView> {
     const signals = [this.shutdown.signal, ...(ctx.signal ? [ctx.signal] : [])];
-    return waitForStatus({ bus: this.lc.bus, get: (i) => this.get(i), id, status, timeoutMs, signal: AbortSignal.any(signals) });
+    const rec = await waitForStatus({ bus: this.lc.bus, get: (i) => this.record(i), id, status, timeoutMs, signal: AbortSignal.any(signals) });
+    return this.views.plain(rec);
   }
 
   // --- lifecycle ---
 
-  async create(req: CreateMachineRequest, ctx: CallContext = {}): Promise<MachineRecord> {
+  async create(req: CreateMachineRequest, ctx: CallContext = {}): Promise<MachineView> {
     this.assertOpen();
     const id = `vm_${ulid()}`;
+    const pulls = req.image === undefined ? null : this.imagePulls(req.image);
     // Resolved now so the record shows what it boots. Without guest assets a machine can still be
     // created (start then says what is missing), unless it is meant to start right away.
     let paths: BootPaths | null = null;
@@ -86,47 +109,54 @@ export class MachineService implements MachineServicePort {
       name: req.name,
       vcpuCount: req.vcpuCount,
       memSizeMib: req.memSizeMib,
-      imageRef: null,
+      imageRef: req.image ?? null,
       kernelImagePath: paths?.kernelImagePath ?? null,
       initrdPath: paths?.initrdPath ?? null,
       kernelArgs: paths?.kernelArgs ?? null,
-      rootfsPath: paths?.rootfsPath ?? null,
+      // An image machine's root disk is its image's, known once the pull is done.
+      rootfsPath: pulls ? null : (paths?.rootfsPath ?? null),
       runDir: this.vms.runDirFor(id),
       network: null,
       env: req.env,
       metadata: req.metadata,
+      imageSizeMib: req.imageSizeMib ?? null,
+      cmd: req.cmd ?? null,
+      entrypoint: req.entrypoint ?? null,
+      workdir: req.workdir ?? null,
+      user: req.user ?? null,
     });
     // The request's logger has no machine id yet (POST /machines has no :id): bind it here.
     const bound = { ...ctx, log: (ctx.log ?? this.log).child({ machine_id: id }) };
-    bound.log.info({ name: req.name }, "machine created");
-    return req.start ? this.start(id, bound) : rec;
+    bound.log.info({ name: req.name, image: req.image }, "machine created");
+    pulls?.begin(rec, req.registryAuth, bound.log);
+    return req.start ? this.start(id, bound) : this.views.plain(rec);
   }
 
-  async start(id: string, ctx: CallContext = {}): Promise<MachineRecord> {
+  async start(id: string, ctx: CallContext = {}): Promise<MachineView> {
     this.assertOpen();
-    const rec = await this.get(id);
+    const rec = await this.record(id);
     checkAction("start", rec.status).unwrap();
-    const paths = rec.kernelImagePath !== null && rec.rootfsPath !== null ? {} : await this.vms.bootPaths();
+    const paths = rec.kernelImagePath !== null && (rec.rootfsPath !== null || rec.imageRef !== null) ? {} : await this.bootPaths(rec);
     const starting = await this.move(rec, "starting", { ...paths, lastError: null, pid: null }, "start requested");
     const log = this.logFor(id, ctx);
     this.background(id, log, () => this.lc.boot(starting, log));
-    return starting;
+    return this.views.plain(starting);
   }
 
-  async stop(id: string, ctx: CallContext = {}): Promise<MachineRecord> {
+  async stop(id: string, ctx: CallContext = {}): Promise<MachineView> {
     this.assertOpen();
-    const rec = await this.get(id);
+    const rec = await this.record(id);
     checkAction("stop", rec.status).unwrap();
     const stopping = await this.move(rec, "stopping", {}, "stop requested");
     const log = this.logFor(id, ctx);
     this.live.abortBoot(id);
     this.background(id, log, () => this.lc.halt(id, log));
-    return stopping;
+    return this.views.plain(stopping);
   }
 
-  async restart(id: string, ctx: CallContext = {}): Promise<MachineRecord> {
+  async restart(id: string, ctx: CallContext = {}): Promise<MachineView> {
     this.assertOpen();
-    const rec = await this.get(id);
+    const rec = await this.record(id);
     checkAction("restart", rec.status).unwrap();
     if (rec.status !== "running") return this.start(id, ctx);
     const stopping = await this.move(rec, "stopping", {}, "restart requested");
@@ -136,17 +166,21 @@ export class MachineService implements MachineServicePort {
       const starting = await this.lc.settle(id, ["stopped"], "starting", { lastError: null }, "restart: booting again");
       if (starting) await this.lc.boot(starting, log);
     });
-    return stopping;
+    return this.views.plain(stopping);
   }
 
   async delete(id: string, ctx: CallContext = {}): Promise<void> {
     this.assertOpen();
-    const rec = await this.get(id);
+    const rec = await this.record(id);
     checkAction("delete", rec.status).unwrap();
     await this.move(rec, "destroying", {}, "delete requested");
     const log = this.logFor(id, ctx);
     this.live.abortBoot(id);
+    await this.img.pulls?.cancel(id);
     await this.live.enqueue(id, () => this.lc.destroy(rec, log));
+    // Only once the row is gone: until then the machine still holds its image.
+    this.img.main.forget(id);
+    await this.img.users.forget(id);
   }
 
   // --- exec and files (delegated; they only need a running Machine) ---
@@ -166,6 +200,10 @@ export class MachineService implements MachineServicePort {
   removeFile(id: string, path: string, recursive: boolean): Promise<void> {
     return this.io.remove(id, path, recursive);
   }
+  logs(id: string, req: LogsRequest, ctx: CallContext = {}): Promise<Buffer | AsyncIterable<Buffer>> {
+    const signals = [this.shutdown.signal, ...(ctx.signal ? [ctx.signal] : [])];
+    return this.io.logs(id, req, AbortSignal.any(signals));
+  }
 
   // --- shutdown ---
 
@@ -184,11 +222,31 @@ export class MachineService implements MachineServicePort {
       });
       await Promise.allSettled(stops);
     }
+    await this.img.pulls?.close();
     for (const [, m] of this.lc.live.all()) m.agentClient?.close();
     this.lc.bus.clear();
   }
 
   // --- internals ---
+
+  private async record(id: string): Promise<MachineRecord> {
+    const rec = await this.repo.get(id);
+    if (rec === undefined) throw machineNotFound(id);
+    return rec;
+  }
+
+  /** Checks an image reference (INVALID_ARGUMENT, field `image`) and that images work here. */
+  private imagePulls(image: string): ImagePulls {
+    parseImageRef(image);
+    if (!this.img.pulls) throw imagesUnavailable(this.img.unavailable);
+    return this.img.pulls;
+  }
+
+  /** Kernel and initrd from the configuration; the root disk too, unless the image provides it. */
+  private async bootPaths(rec: MachineRecord): Promise<Partial<BootPaths>> {
+    const { rootfsPath, ...rest } = await this.vms.bootPaths();
+    return rec.imageRef === null ? { ...rest, rootfsPath } : rest;
+  }
 
   private assertOpen(): void {
     if (this.shutdown.signal.aborted) throw new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back");
@@ -207,7 +265,7 @@ export class MachineService implements MachineServicePort {
   private async move(rec: MachineRecord, to: MachineStatus, patch: MachinePatch, reason: string): Promise<MachineRecord> {
     const moved = await this.lc.settle(rec.id, [rec.status], to, patch, reason);
     if (moved) return moved;
-    const now = await this.get(rec.id);
+    const now = await this.record(rec.id);
     checkTransition(now.status, to, reason.replace(/ requested$/, "")).unwrap();
     throw new HyperfleetError("INVALID_STATE_TRANSITION", `machine changed to '${now.status}' meanwhile; retry`, {
       details: { current_status: now.status },
@@ -215,7 +273,7 @@ export class MachineService implements MachineServicePort {
   }
 
   private async requireRunning(id: string): Promise<{ rec: MachineRecord; machine: Machine }> {
-    const rec = await this.get(id);
+    const rec = await this.record(id);
     const machine = this.live.get(id);
     if (rec.status !== "running" || machine === undefined) {
       throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${id} is '${rec.status}', not running; start it and wait for 'running'`, {

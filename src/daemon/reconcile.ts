@@ -1,7 +1,8 @@
 /**
  * Startup reconciliation: the store says which machines had a VMM when the previous daemon ended
  * (stopped or crashed); this re-adopts those still running, records the ones that died, finishes
- * interrupted stops and deletes, and kills VMMs in run dirs that no machine owns.
+ * interrupted stops and deletes, records image pulls cut short, and kills VMMs in run dirs that
+ * no machine owns.
  * Every step is idempotent, so a daemon killed during reconciliation just runs it again.
  */
 import { readdir, rm } from "node:fs/promises";
@@ -26,12 +27,14 @@ export interface ReconcileReport {
   stopped: string[];
   deleted: string[];
   orphans: string[];
+  /** Machines whose image pull the previous daemon did not finish. */
+  pullsInterrupted: string[];
 }
 
 const RUN_DIR_NAME = /^vm_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
-  const report: ReconcileReport = { adopted: [], died: [], stopped: [], deleted: [], orphans: [] };
+  const report: ReconcileReport = { adopted: [], died: [], stopped: [], deleted: [], orphans: [], pullsInterrupted: [] };
   for (const rec of await d.repo.list({ status: LIVE_STATUSES })) {
     const log = d.log.child({ machine_id: rec.id });
     try {
@@ -42,8 +45,9 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
     }
   }
   await removeOrphans(d, report);
+  await endInterruptedPulls(d, report);
   d.log.info(
-    { adopted: report.adopted.length, died: report.died.length, stopped: report.stopped.length, deleted: report.deleted.length, orphans: report.orphans.length },
+    { adopted: report.adopted.length, died: report.died.length, stopped: report.stopped.length, deleted: report.deleted.length, orphans: report.orphans.length, pulls_interrupted: report.pullsInterrupted.length },
     "reconciled machines with their VMM processes",
   );
   return report;
@@ -82,6 +86,22 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
   }
   await lc.settle(rec.id, [rec.status], "failed", { pid: null, lastError }, "found dead after daemon restart");
   report.died.push(rec.id);
+}
+
+/**
+ * A pull does not survive the daemon (its credentials were only in memory), so one still marked
+ * `pulling` was cut short: say so, and fail a machine that was waiting for it in `created`.
+ * Starting the machine pulls again.
+ */
+async function endInterruptedPulls(d: ReconcileDeps, report: ReconcileReport): Promise<void> {
+  const error = { code: "IMAGE_PULL_ABORTED", message: "the daemon stopped during the image pull; start the machine to pull again" };
+  for (const rec of await d.repo.list()) {
+    if (rec.imagePull?.status !== "pulling") continue;
+    const imagePull = { ...rec.imagePull, status: "failed" as const, error, finishedAt: new Date().toISOString() };
+    await d.repo.update(rec.id, { imagePull });
+    if (rec.status === "created") await d.lifecycle.settle(rec.id, ["created"], "failed", { lastError: error }, "image pull interrupted by a daemon restart");
+    report.pullsInterrupted.push(rec.id);
+  }
 }
 
 async function removeOrphans(d: ReconcileDeps, report: ReconcileReport): Promise<void> {

@@ -16,12 +16,21 @@ import { Semaphore } from "./semaphore.js";
 import { StatusBus } from "./status-bus.js";
 import type { VmFactory } from "./vm-factory.js";
 
+/** What a boot does beyond starting the VM (image machines: pull first, main process after). */
+export interface BootHooks {
+  /** Before a boot slot is taken: returns the record to boot (its root disk ready). Throws to fail the boot. */
+  prepare(rec: MachineRecord, signal: AbortSignal, log: FastifyBaseLogger): Promise<MachineRecord>;
+  /** Once the guest agent answered, before `running` is recorded. Must not throw. */
+  booted(rec: MachineRecord, machine: Machine, log: FastifyBaseLogger): Promise<void>;
+}
+
 export interface VmLifecycleOptions {
   repo: MachineRepository;
   vms: VmFactory;
   stopTimeoutMs: number;
   /** How many VMs may boot at the same time; more wait in `starting`. */
   maxConcurrentBoots: number;
+  hooks?: BootHooks;
 }
 
 export class VmLifecycle {
@@ -41,13 +50,16 @@ export class VmLifecycle {
   }
 
   /** Boots a machine in `starting`; ends in `running`, or `failed` with the reason recorded. */
-  async boot(rec: MachineRecord, log: FastifyBaseLogger): Promise<void> {
-    const id = rec.id;
+  async boot(starting: MachineRecord, log: FastifyBaseLogger): Promise<void> {
+    const id = starting.id;
     const ac = this.live.beginBoot(id);
     const t0 = Date.now();
+    let rec = starting;
     let machine: Machine | undefined;
     let release: (() => void) | undefined;
     try {
+      // An image pull may take minutes: it must not hold a boot slot meanwhile.
+      if (this.o.hooks) rec = await this.o.hooks.prepare(rec, ac.signal, log);
       release = await this.bootSlots.acquire(ac.signal);
       machine = await this.o.vms.create(rec);
       this.live.set(id, machine);
@@ -64,6 +76,7 @@ export class VmLifecycle {
       release?.();
       this.live.endBoot(id, ac);
     }
+    await this.o.hooks?.booted(rec, machine, log);
     const running = await this.settle(id, ["starting"], "running", { pid: machine.pid }, "guest agent answered");
     // When the settle lost, a stop or delete took over during the boot and owns the machine now.
     if (running) {

@@ -57,8 +57,15 @@ export class CacheStore {
     const known = new Set([...this.entries.values()].map((e) => join(this.cacheDir, e.diskFile)));
     for (const name of await readdir(this.diskDir).catch(() => [] as string[])) {
       const p = join(this.diskDir, name);
-      // A disk without an entry was published by a pull that died before saving the index: no VM has it.
-      if (!known.has(p)) await rm(p, { force: true });
+      if (known.has(p)) continue;
+      // A disk without an entry: published by a pull that died before saving the index (no VM has
+      // it), or listed in an index that was lost. In the second case machines may still use it.
+      const hex = /^([a-f0-9]{64})-/.exec(name)?.[1];
+      if (hex && this.externalInUse?.(`sha256:${hex}`)) {
+        this.log.warn({ disk: p }, "keeping an image disk that is not in the index because a machine uses it");
+        continue;
+      }
+      await rm(p, { force: true });
     }
     if (dropped || setAside) await this.persist();
     await this.gcBlobs();

@@ -7,7 +7,7 @@ import type { Kysely, Selectable, Updateable } from "kysely";
 import { HyperfleetError } from "../core/errors.js";
 import { isMachineStatus, type MachineStatus } from "../core/machine-state.js";
 import type { Database, MachinesTable } from "./schema.js";
-import type { MachineEvent, MachinePatch, MachineRecord, NewMachine } from "./records.js";
+import type { ImagePullState, ImageRunConfig, MachineEvent, MachinePatch, MachineRecord, NewMachine } from "./records.js";
 
 export type Clock = () => Date;
 
@@ -43,6 +43,14 @@ export class MachineRepository {
       status_changed_at: at,
       started_at: null,
       stopped_at: null,
+      image_digest: null,
+      image_config: null,
+      image_size_mib: m.imageSizeMib ?? null,
+      image_pull: null,
+      cmd: jsonOrNull(m.cmd),
+      entrypoint: jsonOrNull(m.entrypoint),
+      workdir: m.workdir ?? null,
+      user: m.user ?? null,
     };
     try {
       await this.db.transaction().execute(async (trx) => {
@@ -160,11 +168,22 @@ function patchColumns(p: MachinePatch): Updateable<MachinesTable> {
   if (p.rootfsPath !== undefined) set.rootfs_path = p.rootfsPath;
   if (p.startedAt !== undefined) set.started_at = p.startedAt;
   if (p.stoppedAt !== undefined) set.stopped_at = p.stoppedAt;
+  if (p.imageDigest !== undefined) set.image_digest = p.imageDigest;
+  if (p.imageConfig !== undefined) set.image_config = jsonOrNull(p.imageConfig);
+  if (p.imagePull !== undefined) set.image_pull = jsonOrNull(p.imagePull);
   if (p.lastError !== undefined) {
     set.last_error_code = p.lastError?.code ?? null;
     set.last_error_message = p.lastError?.message ?? null;
   }
   return set;
+}
+
+function jsonOrNull(v: unknown): string | null {
+  return v === null || v === undefined ? null : JSON.stringify(v);
+}
+
+function parseOrNull<T>(s: string | null): T | null {
+  return s === null ? null : (JSON.parse(s) as T);
 }
 
 function asStatus(s: string): MachineStatus {
@@ -197,5 +216,13 @@ function toRecord(r: Selectable<MachinesTable>): MachineRecord {
     statusChangedAt: r.status_changed_at,
     startedAt: r.started_at,
     stoppedAt: r.stopped_at,
+    imageDigest: r.image_digest,
+    imageConfig: parseOrNull<ImageRunConfig>(r.image_config),
+    imageSizeMib: r.image_size_mib,
+    imagePull: parseOrNull<ImagePullState>(r.image_pull),
+    cmd: parseOrNull<string[]>(r.cmd),
+    entrypoint: parseOrNull<string[]>(r.entrypoint),
+    workdir: r.workdir,
+    user: r.user,
   };
 }

@@ -30,6 +30,18 @@ export interface MachinesTable {
   status_changed_at: string;
   started_at: string | null;
   stopped_at: string | null;
+  /** Since 0002: the image's manifest digest once pulled. */
+  image_digest: string | null;
+  /** JSON ImageRunConfig, or null. */
+  image_config: string | null;
+  image_size_mib: number | null;
+  /** JSON ImagePullState of the last pull, or null. */
+  image_pull: string | null;
+  /** JSON string arrays overriding the image's Cmd / Entrypoint, or null. */
+  cmd: string | null;
+  entrypoint: string | null;
+  workdir: string | null;
+  user: string | null;
 }
 
 export interface MachineEventsTable {

@@ -114,9 +114,6 @@ test("create: 400 names the failing field", async () => {
 test("create: fields of later issues are validated, then refused with NOT_SUPPORTED_YET", async () => {
   const base = { name: "later", vcpu_count: 1, mem_size_mib: 256 };
   const cases: Array<[Record<string, unknown>, string]> = [
-    [{ image: "alpine:latest" }, "image"],
-    [{ image_size_mib: 1024 }, "image_size_mib"],
-    [{ registry_auth: { username: "u", password: "p" } }, "registry_auth"],
     [{ network: { enable: true } }, "network"],
     [{ exposed_ports: [{ guest_port: 80, host_port: 8080 }] }, "exposed_ports"],
   ];

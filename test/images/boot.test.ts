@@ -7,10 +7,12 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { readFile, rm } from "node:fs/promises";
+import { readdir, readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { isHyperfleetError } from "../../src/core/errors.js";
 import { Machine } from "../../src/lib/machine.js";
 import { buildBusyboxLayout, buildDebianLayout, push, workDir } from "./fixtures.js";
-import { openService } from "./harness.js";
+import { eventually, ls, openService } from "./harness.js";
 import { startRegistry, type TestRegistry } from "./registry.js";
 import { dataDir, leftoverQemu, tempRunDir } from "../integration/helpers.js";
 
@@ -48,6 +50,43 @@ async function withVm(diskPath: string, fn: (m: Machine) => Promise<void>): Prom
 }
 
 const sha = async (p: string) => createHash("sha256").update(await readFile(p)).digest("hex");
+
+/** PIDs of processes whose command line mentions `path` (our skopeo/umoci/mkfs children). */
+async function processesUsing(path: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    const cmd = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (cmd.includes(path)) found.push(`${pid}: ${cmd.replace(/\0/g, " ")}`);
+  }
+  return found;
+}
+
+test("a pull interrupted mid-download or mid-unpack leaves no entry, file or process", { timeout: 300_000 }, async () => {
+  for (const when of ["downloading", "unpacking"] as const) {
+    const ctl = new AbortController();
+    let abortedAt = "";
+    const pulling = svc.images.pull(`${registry.host}/library/debian:bookworm`, {
+      signal: ctl.signal,
+      onProgress: (p) => {
+        // Mid-download: some bytes in, not all (the 250 ms poll may miss that window: then at the end).
+        const mid = when === "downloading" ? p.phase === "downloading" && p.bytesDone > 0 : p.phase === "unpacking";
+        if (mid && !ctl.signal.aborted) {
+          abortedAt = `${p.phase} ${p.bytesDone}/${p.bytesTotal}`;
+          // Let the tool get going first, so it is killed while working.
+          setTimeout(() => ctl.abort(), when === "unpacking" ? 300 : 0);
+        }
+      },
+    });
+    await assert.rejects(pulling, (e: unknown) => isHyperfleetError(e, "IMAGE_PULL_ABORTED"));
+    console.log(`aborted at ${abortedAt}`);
+    await eventually(async () => (await ls(join(svc.cacheDir, "tmp"))).length === 0, "work dirs to go");
+    await eventually(async () => (await processesUsing(svc.cacheDir)).length === 0, "no skopeo/umoci/mkfs left");
+    await eventually(async () => (await ls(join(svc.cacheDir, "blobs/sha256"))).length === 0, "blobs to go");
+    assert.deepEqual(await ls(join(svc.cacheDir, "disks")), []);
+    assert.equal(svc.images.list().length, 0);
+  }
+});
 
 test("a Debian image boots and runs its own programs", { timeout: 300_000 }, async () => {
   const img = await svc.images.pull(`${registry.host}/library/debian:bookworm`, { acquire: true });

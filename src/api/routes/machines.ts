@@ -1,15 +1,10 @@
 /** Machine CRUD, lifecycle actions and wait. */
 import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
-import { HyperfleetError } from "../../core/errors.js";
 import { isMachineStatus, type MachineStatus } from "../../core/machine-state.js";
+import { createMachineRequest } from "../requests.js";
 import { errorResponses, MachineIdParams } from "../schemas/common.js";
-import {
-  CreateMachineBody,
-  ListMachinesQuery,
-  NOT_YET_SUPPORTED_FIELDS,
-  WaitQuery,
-} from "../schemas/machine.js";
+import { CreateMachineBody, ListMachinesQuery, WaitQuery } from "../schemas/machine.js";
 import { machineJson } from "../serialize.js";
 import type { MachineServicePort } from "../service.js";
 import { bindMachineId, callContext, MACHINE_REF } from "./context.js";
@@ -42,32 +37,16 @@ export function machineRoutes(app: FastifyInstance, service: MachineServicePort)
       schema: {
         tags,
         summary: "Create a machine",
-        description: "Creates a machine from the default root disk. With `start: true` it also starts booting it (poll `/wait`).",
+        description:
+          "Creates a machine from the default root disk, or from an OCI `image` (pulled in the background: `image_pull` shows progress, " +
+          "a failed pull makes the machine `failed` with the image error in `last_error`). With `start: true` it also starts booting it " +
+          "(after the pull; poll `/wait`). An image's Entrypoint + Cmd run as the main process after each boot (output at `/logs`).",
         body: CreateMachineBody,
         response: { 201: MACHINE_REF, ...errorResponses(409, 422) },
       },
     },
     async (req, reply) => {
-      const b = req.body;
-      const unsupported = NOT_YET_SUPPORTED_FIELDS.find((f) => b[f] !== undefined);
-      if (unsupported !== undefined) {
-        throw new HyperfleetError(
-          "NOT_SUPPORTED_YET",
-          `'${unsupported}' is not supported yet: this version boots the default root disk without networking; leave the field out`,
-          { details: { field: unsupported } },
-        );
-      }
-      const m = await service.create(
-        {
-          name: b.name,
-          vcpuCount: b.vcpu_count,
-          memSizeMib: b.mem_size_mib,
-          env: b.env ?? {},
-          metadata: b.metadata ?? {},
-          start: b.start ?? false,
-        },
-        callContext(req, reply),
-      );
+      const m = await service.create(createMachineRequest(req.body), callContext(req, reply));
       return reply.code(201).send(machineJson(m));
     },
   );

@@ -2,15 +2,12 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { MACHINE_STATUSES } from "../../core/machine-state.js";
 import { EnvMap, MachineStatusSchema, Nullable } from "./common.js";
+import { imageRefString, RegistryAuth } from "./images.js";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
 const STATUS_LIST_PATTERN = `^(${MACHINE_STATUSES.join("|")})(,(${MACHINE_STATUSES.join("|")}))*$`;
 
 /** Fields of later issues: validated now, refused with NOT_SUPPORTED_YET. */
-const RegistryAuth = Type.Object(
-  { username: Type.String({ minLength: 1, maxLength: 256 }), password: Type.String({ minLength: 1, maxLength: 4096 }) },
-  { additionalProperties: false, description: "Credentials for a private registry (not supported yet)" },
-);
 const Network = Type.Object(
   {
     enable: Type.Optional(Type.Boolean()),
@@ -28,14 +25,25 @@ const ExposedPort = Type.Object(
   { additionalProperties: false },
 );
 
+/** An argv override; empty is allowed (`entrypoint: []` clears the image's, as `--entrypoint ""`). */
+const ArgvOverride = (description: string) =>
+  Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 4096, description, examples: [["/bin/sh", "-c", "echo hi"]] });
+
+
 export const CreateMachineBody = Type.Object(
   {
     name: Type.String({ pattern: NAME_PATTERN, errorMessage: "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", description: "Unique name: letters, digits, `.`, `_`, `-`; up to 63 characters", examples: ["my-vm"] }),
     vcpu_count: Type.Integer({ minimum: 1, maximum: 32, examples: [1] }),
     mem_size_mib: Type.Integer({ minimum: 128, maximum: 65536, examples: [256] }),
-    image: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: "OCI image reference (not supported yet)" })),
-    image_size_mib: Type.Optional(Type.Integer({ minimum: 64, maximum: 1048576, description: "Root disk size for an OCI image (not supported yet)" })),
+    image: Type.Optional(
+      imageRefString("OCI image to boot (`alpine:latest`, `registry:5000/team/app@sha256:...`). The pull starts at once in the background; see `image_pull`."),
+    ),
+    image_size_mib: Type.Optional(Type.Integer({ minimum: 64, maximum: 1048576, description: "Root disk size for the image (default: its content plus 50 %, at least 64 MiB more)" })),
     registry_auth: Type.Optional(RegistryAuth),
+    cmd: Type.Optional(ArgvOverride("Replaces the image's Cmd")),
+    entrypoint: Type.Optional(ArgvOverride("Replaces the image's Entrypoint; the image's Cmd is then dropped unless `cmd` is given")),
+    workdir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: "^/[^\\u0000]*$", description: "Replaces the image's WorkingDir (main process and exec); absolute" })),
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$", description: "Replaces the image's User (main process and exec): name, uid or uid:gid" })),
     network: Type.Optional(Network),
     exposed_ports: Type.Optional(Type.Array(ExposedPort, { maxItems: 64, description: "Ports to forward (not supported yet)" })),
     env: Type.Optional(EnvMap),
@@ -52,7 +60,19 @@ export const CreateMachineBody = Type.Object(
 export type CreateMachineBody = Static<typeof CreateMachineBody>;
 
 /** Body fields that later issues implement; sending any of them is NOT_SUPPORTED_YET for now. */
-export const NOT_YET_SUPPORTED_FIELDS = ["image", "image_size_mib", "registry_auth", "network", "exposed_ports"] as const;
+export const NOT_YET_SUPPORTED_FIELDS = ["network", "exposed_ports"] as const;
+
+/** Body fields that only mean something with `image`. */
+export const IMAGE_ONLY_FIELDS = ["image_size_mib", "registry_auth", "cmd", "entrypoint", "workdir", "user"] as const;
+
+export const LogsQuery = Type.Object(
+  {
+    follow: Type.Optional(Type.Boolean({ default: false, description: "Keep streaming new output until the process exits, the machine stops, or the client disconnects" })),
+    tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: "Start with only the last N lines" })),
+  },
+  { additionalProperties: false },
+);
+export type LogsQuery = Static<typeof LogsQuery>;
 
 export const ListMachinesQuery = Type.Object(
   {
@@ -79,6 +99,36 @@ export const WaitQuery = Type.Object(
 export type WaitQuery = Static<typeof WaitQuery>;
 
 const NullableString = Nullable(Type.String());
+const NullableInt = Nullable(Type.Integer());
+const ErrorRef = Nullable(Type.Object({ code: Type.String(), message: Type.String() }));
+
+const ImagePullSchema = Type.Object(
+  {
+    status: Type.Union([Type.Literal("pulling"), Type.Literal("done"), Type.Literal("failed")]),
+    phase: Type.Union(["resolving", "downloading", "unpacking", "building", "done"].map((p) => Type.Literal(p))),
+    layers_done: Type.Integer(),
+    layers_total: Type.Integer(),
+    bytes_done: Type.Integer({ description: "Downloaded bytes (compressed layers)" }),
+    bytes_total: Type.Integer(),
+    error: ErrorRef,
+    started_at: Type.String(),
+    finished_at: NullableString,
+  },
+  { description: "The machine's image pull: live while it runs, then its outcome" },
+);
+
+const MainProcessSchema = Type.Object(
+  {
+    status: Type.Union([Type.Literal("running"), Type.Literal("exited"), Type.Literal("failed")], { description: "`failed`: it could not be started" }),
+    pid: NullableInt,
+    exit_code: Nullable(Type.Integer({ description: "null while running or when killed by a signal" })),
+    signal: NullableInt,
+    started_at: NullableString,
+    exited_at: NullableString,
+    error: ErrorRef,
+  },
+  { description: "The image's Entrypoint + Cmd, started after each boot; output at /machines/{id}/logs. Only while running, for a machine whose image has a command." },
+);
 
 export const MachineSchema = Type.Object(
   {
@@ -102,6 +152,14 @@ export const MachineSchema = Type.Object(
     status_changed_at: Type.String(),
     started_at: NullableString,
     stopped_at: NullableString,
+    image_digest: Nullable(Type.String({ description: "Manifest digest, once the image is pulled" })),
+    image_size_mib: NullableInt,
+    image_pull: Nullable(ImagePullSchema),
+    cmd: Nullable(Type.Array(Type.String())),
+    entrypoint: Nullable(Type.Array(Type.String())),
+    workdir: NullableString,
+    user: NullableString,
+    main_process: Nullable(MainProcessSchema),
   },
   { $id: "Machine" },
 );

@@ -4,9 +4,11 @@
  */
 import type { Migration, MigrationProvider } from "kysely";
 import { initial } from "./0001-initial.js";
+import { images } from "./0002-images.js";
 
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
+  "0002-images": images,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,55 @@
+/**
+ * Request bodies -> service requests, with the checks a schema cannot express: fields that need
+ * `image`, and which registry credentials go together. Failures are INVALID_ARGUMENT with `field`.
+ */
+import { HyperfleetError } from "../core/errors.js";
+import type { RegistryAuth } from "./schemas/images.js";
+import { IMAGE_ONLY_FIELDS, NOT_YET_SUPPORTED_FIELDS, type CreateMachineBody } from "./schemas/machine.js";
+import type { CreateMachineRequest, RegistryAuthInput } from "./service.js";
+
+function invalid(field: string, message: string): HyperfleetError {
+  return new HyperfleetError("INVALID_ARGUMENT", `${field}: ${message}`, { details: { field } });
+}
+
+/** `{username, password}` or `{token}`; anything else names the field to fix. */
+export function registryAuthInput(a: RegistryAuth | undefined): RegistryAuthInput | undefined {
+  if (a === undefined) return undefined;
+  if (a.token !== undefined) {
+    if (a.username !== undefined || a.password !== undefined) throw invalid("registry_auth.token", "give either a token or username and password, not both");
+    return { token: a.token };
+  }
+  if (a.username === undefined) throw invalid("registry_auth.username", "is required (or give a token)");
+  if (a.password === undefined) throw invalid("registry_auth.password", "is required");
+  return { username: a.username, password: a.password };
+}
+
+export function createMachineRequest(b: CreateMachineBody): CreateMachineRequest {
+  const unsupported = NOT_YET_SUPPORTED_FIELDS.find((f) => b[f] !== undefined);
+  if (unsupported !== undefined) {
+    throw new HyperfleetError(
+      "NOT_SUPPORTED_YET",
+      `'${unsupported}' is not supported yet: this version boots machines without networking; leave the field out`,
+      { details: { field: unsupported } },
+    );
+  }
+  const registryAuth = registryAuthInput(b.registry_auth);
+  if (b.image === undefined) {
+    const stray = IMAGE_ONLY_FIELDS.find((f) => b[f] !== undefined);
+    if (stray !== undefined) throw invalid(stray, "only applies to a machine created from an image; add 'image' or leave it out");
+  }
+  return {
+    name: b.name,
+    vcpuCount: b.vcpu_count,
+    memSizeMib: b.mem_size_mib,
+    env: b.env ?? {},
+    metadata: b.metadata ?? {},
+    start: b.start ?? false,
+    ...(b.image !== undefined && { image: b.image }),
+    ...(b.image_size_mib !== undefined && { imageSizeMib: b.image_size_mib }),
+    ...(registryAuth !== undefined && { registryAuth }),
+    ...(b.cmd !== undefined && { cmd: b.cmd }),
+    ...(b.entrypoint !== undefined && { entrypoint: b.entrypoint }),
+    ...(b.workdir !== undefined && { workdir: b.workdir }),
+    ...(b.user !== undefined && { user: b.user }),
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * The image side of the composition root: the image cache (opened after the store, since opening
+ * evicts and must know which images machines use), and the boot hooks that make an image machine
+ * boot its image and start its main process.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import { isHyperfleetError } from "../core/errors.js";
+import { ImageService } from "../images/index.js";
+import type { Config } from "../config/config.js";
+import type { MachineRecord } from "../store/records.js";
+import { imagesUnavailable } from "./image-catalog.js";
+import type { ImagePulls } from "./image-pulls.js";
+import { ImageUsers } from "./image-users.js";
+import type { MainProcesses } from "./main-process.js";
+import type { BootHooks } from "./vm-lifecycle.js";
+
+export interface OpenedImages {
+  /** null: images are off on this host (`unavailable` says why); the daemon serves everything else. */
+  service: ImageService | null;
+  unavailable: string;
+  users: ImageUsers;
+}
+
+/**
+ * Opens the image cache. Without a usable guest agent binary there is nothing to bake into image
+ * disks: that is logged and images are turned off rather than keeping the daemon from starting.
+ */
+export async function openImages(oci: Config["oci"], records: readonly MachineRecord[], log: FastifyBaseLogger): Promise<OpenedImages> {
+  const users = new ImageUsers();
+  users.load(records);
+  try {
+    const service = await ImageService.open({
+      cacheDir: oci.cacheDir,
+      maxCacheSize: oci.maxCacheSize,
+      insecureRegistries: oci.insecureRegistries,
+      mirrors: oci.mirrors,
+      agentBinary: oci.agentBinary,
+      isInUse: users.inUse,
+      log: log.child({ component: "images" }),
+    });
+    users.attach(service);
+    return { service, unavailable: "", users };
+  } catch (e) {
+    if (!isHyperfleetError(e, "GUEST_ASSETS_MISSING") && !isHyperfleetError(e, "INVALID_ARGUMENT")) throw e;
+    log.warn({ reason: e.message, agent_binary: oci.agentBinary }, "OCI images are unavailable (set HYPERFLEET_AGENT_BINARY or run `make -C guest`)");
+    return { service: null, unavailable: e.message, users };
+  }
+}
+
+/** Boot hooks: wait for (or start) the image pull first; start the main process after. */
+export function imageBootHooks(pulls: () => ImagePulls | null, unavailable: string, main: MainProcesses): BootHooks {
+  return {
+    async prepare(rec, signal, log) {
+      if (rec.imageRef === null) return rec;
+      const p = pulls();
+      if (!p) throw imagesUnavailable(unavailable);
+      return p.ready(rec, signal, log);
+    },
+    booted: (rec, machine, log) => main.start(rec, machine, log),
+  };
+}
