@@ -53,6 +53,9 @@ else
   echo "node_modules up to date"
 fi
 
+step "library build (dist/, what \`import { Machine } from \"hyperfleet\"\` loads)"
+npm run --silent build
+
 step "guest agent and init (musl, static)"
 make -C guest --no-print-directory
 
