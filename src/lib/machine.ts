@@ -11,7 +11,7 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ulid } from "ulid";
-import { AgentClient, type FileStat } from "../agent/client.js";
+import { AgentClient, type ExecOptions as AgentExecOptions, type FileStat } from "../agent/client.js";
 import { HyperfleetError } from "../core/errors.js";
 import { attempt, type Result } from "../core/result.js";
 import type { VmHandle, VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
@@ -55,14 +55,8 @@ export interface ExecResult {
   durationMs: number;
 }
 
-export interface ExecOptions {
-  env?: Record<string, string>;
-  cwd?: string;
-  user?: string;
-  /** Kills the command after this long and fails with EXEC_TIMEOUT. */
-  timeoutMs?: number;
-  stdin?: string | Buffer;
-}
+/** env, cwd, user, stdin, and timeoutMs: the command is killed after it and fails with EXEC_TIMEOUT. */
+export type ExecOptions = Pick<AgentExecOptions, "env" | "cwd" | "user" | "timeoutMs" | "stdin">;
 
 export class Machine {
   readonly id: string;

@@ -1,0 +1,133 @@
+/**
+ * Helpers of the image API tests: a test daemon that also listens on loopback (log following
+ * needs a real socket; inject() waits for the whole body) and captures its JSON log lines through
+ * the daemon's own logger (with its redaction), plus polling and secret-scanning helpers. The
+ * registry and the test images come from test/images (used as they are).
+ */
+import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { LightMyRequestResponse } from "fastify";
+import { loadConfig } from "../../src/config/config.js";
+import { startDaemon, type Daemon } from "../../src/daemon/daemon.js";
+import { createLogger } from "../../src/daemon/logger.js";
+import { AUTH, killLeftoverVmms, testEnv } from "./helpers.js";
+
+export interface ImageDaemon {
+  daemon: Daemon;
+  dataDir: string;
+  url: string;
+  /** Every log line so far (JSON, one per line). */
+  logs(): string;
+  req(method: string, url: string, body?: unknown): Promise<LightMyRequestResponse>;
+  /** Deletes every machine, closes the daemon; removes the data dir unless `keepDataDir`. */
+  close(opts?: { keepDataDir?: boolean }): Promise<void>;
+}
+
+export async function startImageDaemon(extra: Record<string, string> = {}, opts: { dataDir?: string } = {}): Promise<ImageDaemon> {
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), "hf-apiimg-")));
+  const config = loadConfig(testEnv(dataDir, { PORT: "0", HOST: "127.0.0.1", ...extra })).unwrap();
+  const lines: string[] = [];
+  const logger = createLogger("debug", { write: (s: string) => void lines.push(s) });
+  const daemon = await startDaemon(config, { logger });
+  const req: ImageDaemon["req"] = (method, url, body) =>
+    daemon.app.inject({
+      method: method as "GET",
+      url,
+      headers: { ...AUTH, ...(body !== undefined && { "content-type": "application/json" }) },
+      ...(body !== undefined && { payload: JSON.stringify(body) }),
+    });
+  return {
+    daemon,
+    dataDir,
+    url: daemon.url ?? "",
+    logs: () => lines.join(""),
+    req,
+    async close(o = {}) {
+      await daemon.service.live.idle();
+      for (const m of await daemon.store.machines.list()) {
+        if (m.status !== "destroying") await daemon.service.delete(m.id).catch(() => undefined);
+      }
+      await daemon.close();
+      killLeftoverVmms(dataDir);
+      if (!o.keepDataDir) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function body<T = Record<string, unknown>>(r: LightMyRequestResponse): T {
+  return JSON.parse(r.body) as T;
+}
+
+/** The machine fields these tests read. */
+export interface MachineJson {
+  id: string;
+  name: string;
+  status: string;
+  image_ref: string | null;
+  image_digest: string | null;
+  rootfs_path: string | null;
+  last_error: { code: string; message: string } | null;
+  image_pull: { status: string; phase: string; layers_done: number; layers_total: number; bytes_done: number; bytes_total: number; error: { code: string; message: string } | null } | null;
+  main_process: { status: string; pid: number | null; exit_code: number | null; signal: number | null; error: { code: string } | null } | null;
+}
+
+export interface ImageJson {
+  refs: string[];
+  digest: string;
+  size_bytes: number;
+  in_use: boolean;
+  config: { cmd: string[]; env: Record<string, string>; working_dir: string | null; user: string | null };
+}
+
+/** Polls `fn` every 100 ms until it returns something truthy. */
+export async function poll<T>(fn: () => Promise<T | null | undefined | false>, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** GET /machines/:id until `pred` holds. */
+export function machineWhen(d: ImageDaemon, id: string, pred: (m: MachineJson) => boolean, ms: number, what: string): Promise<MachineJson> {
+  return poll(async () => {
+    const m = body<MachineJson>(await d.req("GET", `/machines/${id}`));
+    return pred(m) ? m : null;
+  }, ms, what);
+}
+
+/** /wait for `status`, repeated past the API's 30 s maximum (an image pull may come first). */
+export async function waitStatus(d: ImageDaemon, id: string, status: string, ms: number): Promise<MachineJson> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const r = await d.req("GET", `/machines/${id}/wait?status=${status}&timeout=30`);
+    if (r.statusCode === 200) return body<MachineJson>(r);
+    if (r.statusCode !== 408 || Date.now() > deadline) throw new Error(`waiting for ${id} to be ${status}: ${r.statusCode} ${r.body}`);
+  }
+}
+
+/** POST /machines/:id/exec with no overrides unless given; returns the parsed answer. */
+export async function exec(d: ImageDaemon, id: string, command: string[], extra: Record<string, unknown> = {}): Promise<{ exit_code: number | null; stdout: string; stderr: string }> {
+  const r = await d.req("POST", `/machines/${id}/exec`, { command, ...extra });
+  if (r.statusCode !== 200) throw new Error(`exec ${command.join(" ")}: ${r.statusCode} ${r.body}`);
+  return body(r);
+}
+
+/** Every file under `dir` (recursively) whose bytes contain any of `needles`. */
+export async function filesContaining(dir: string, needles: readonly string[]): Promise<string[]> {
+  const hits: string[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const p = join(dir, name);
+    const st = await stat(p).catch(() => null);
+    if (st?.isDirectory()) hits.push(...(await filesContaining(p, needles)));
+    else if (st?.isFile()) {
+      const data = await readFile(p);
+      if (needles.some((n) => data.includes(n))) hits.push(p);
+    }
+  }
+  return hits;
+}
