@@ -3,7 +3,7 @@
  * init (the guest agent) on the root disk as fast as possible:
  *
  *   1. mount devtmpfs on /dev, proc on /proc, sysfs on /sys
- *   2. load the modules listed in /etc/hf-modules (already in dependency order) with finit_module
+ *   2. load, with finit_module, the modules /etc/hf-modules lists for the devices this VM has
  *   3. wait (bounded) for the root device from `root=` (default /dev/vda)
  *   4. mount it on /newroot (`rootfstype=` default ext4, `rootflags=`, `ro` default / `rw`)
  *   5. move /dev into the new root, unmount /proc and /sys (the agent mounts them itself)
@@ -32,6 +32,7 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include "zz_tl.h"
 
 #define NEWROOT "/newroot"
 #define MODULE_LIST "/etc/hf-modules"
@@ -207,6 +208,41 @@ static void parse_cmdline(char *buf, size_t size, struct boot_opts *opts)
 
 /* ---- modules --------------------------------------------------------------------------------- */
 
+/*
+ * MODULE_LIST, written by src/assets/initramfs-layout.ts (keep the two descriptions in sync): one
+ * module per line, its path relative to /lib/modules/<release>/ (or absolute), optionally after a
+ * condition and one space. Blank lines and lines starting with '#' are ignored.
+ *
+ *   kernel/drivers/virtio/virtio_mmio.ko            always loaded
+ *   pci kernel/drivers/virtio/virtio_pci.ko         only if /sys/bus/pci/devices has an entry
+ *   virtio:0x0002 kernel/drivers/block/virtio_blk.ko  only if a virtio device with that device id
+ *                                                   (hex, as in /sys/bus/virtio/devices/<dev>/device)
+ *
+ * Pass 1 loads the unconditional and `pci` lines, pass 2 the `virtio:` lines, each in file order.
+ * Pass 2 looks at the virtio bus only after pass 1 has loaded the transports (virtio_mmio,
+ * virtio_pci): their probes are synchronous, so every device is listed by then. A conditional
+ * line set holds a driver and each of its dependencies that are not unconditional, so a module may
+ * appear under several conditions; it is loaded once. A condition this hf-init does not know is
+ * reported and its line skipped. So the VM loads exactly the drivers of the devices it has.
+ */
+#define MODULE_LIST_MAX 16384
+#define MODULES_MAX 128
+#define VIRTIO_IDS_MAX 64
+
+struct module_line {
+	const char *cond; /* NULL: unconditional */
+	const char *path;
+	int loaded;
+};
+
+struct module_plan {
+	struct module_line lines[MODULES_MAX];
+	int count;
+	unsigned long virtio_ids[VIRTIO_IDS_MAX];
+	int nvirtio;
+	int loaded, failed;
+};
+
 static int load_module(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -222,39 +258,150 @@ static int load_module(const char *path)
 	return 0;
 }
 
-/* Loads every module of MODULE_LIST in file order. A module that fails to load is reported but
- * not fatal: the root-device wait decides whether the boot can go on. */
+/* Splits the list (in buf, modified in place) into plan->lines. */
+static void parse_module_list(char *buf, struct module_plan *plan)
+{
+	char *save = NULL;
+	for (char *line = strtok_r(buf, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+		if (line[0] == '#')
+			continue;
+		if (plan->count == MODULES_MAX) {
+			klog(3, "%s: more than %d modules, ignoring the rest", MODULE_LIST, MODULES_MAX);
+			return;
+		}
+		struct module_line *m = &plan->lines[plan->count++];
+		char *sp = strchr(line, ' ');
+		m->cond = sp ? line : NULL;
+		m->path = sp ? sp + 1 + strspn(sp + 1, " ") : line;
+		m->loaded = 0;
+		if (sp)
+			*sp = '\0';
+	}
+}
+
+static int dir_has_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	int found = 0;
+	while (!found && (e = readdir(d)))
+		found = e->d_name[0] != '.';
+	closedir(d);
+	return found;
+}
+
+/* Collects the device ids of the virtio devices present now. */
+static void scan_virtio(struct module_plan *plan)
+{
+	DIR *d = opendir("/sys/bus/virtio/devices");
+	if (!d)
+		return; /* no virtio core loaded: no virtio devices */
+	struct dirent *e;
+	while ((e = readdir(d)) && plan->nvirtio < VIRTIO_IDS_MAX) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], id[32];
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/device", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, id, sizeof(id) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		id[n] = '\0';
+		plan->virtio_ids[plan->nvirtio++] = strtoul(id, NULL, 16);
+	}
+	closedir(d);
+}
+
+static int virtio_present(const struct module_plan *plan, const char *id)
+{
+	char *end;
+	unsigned long want = strtoul(id, &end, 16);
+	if (end == id || *end != '\0')
+		return -1;
+	for (int i = 0; i < plan->nvirtio; i++)
+		if (plan->virtio_ids[i] == want)
+			return 1;
+	return 0;
+}
+
+/* Whether line m belongs to the pass and its condition holds: 1 yes, 0 no, -1 unknown condition. */
+static int wanted(const struct module_plan *plan, const struct module_line *m, int pass, int pci)
+{
+	if (!m->cond)
+		return pass == 1;
+	if (strcmp(m->cond, "pci") == 0)
+		return pass == 1 && pci;
+	if (strncmp(m->cond, "virtio:", 7) == 0)
+		return pass == 2 ? virtio_present(plan, m->cond + 7) : 0;
+	return -1;
+}
+
+static void load_pass(struct module_plan *plan, int pass, int pci, const char *release)
+{
+	char path[768];
+	for (int i = 0; i < plan->count; i++) {
+		struct module_line *m = &plan->lines[i];
+		int w = wanted(plan, m, pass, pci);
+		if (w < 0 && pass == 1)
+			klog(4, "%s: skipping %s: unknown condition '%s'", MODULE_LIST, m->path, m->cond);
+		if (w <= 0)
+			continue;
+		int dup = 0;
+		for (int j = 0; j < i && !dup; j++)
+			dup = plan->lines[j].loaded && strcmp(plan->lines[j].path, m->path) == 0;
+		if (dup)
+			continue;
+		if (m->path[0] == '/')
+			snprintf(path, sizeof(path), "%s", m->path);
+		else
+			snprintf(path, sizeof(path), "/lib/modules/%s/%s", release, m->path);
+		if (load_module(path) < 0) {
+			klog(3, "load module %s: %s", path, strerror(errno));
+			plan->failed++;
+		} else {
+			m->loaded = 1;
+			plan->loaded++;
+		}
+	}
+}
+
+/* Loads what MODULE_LIST asks for on this VM's devices. A module that fails to load is reported
+ * but not fatal: the root-device wait decides whether the boot can go on. */
 static void load_modules(void)
 {
-	FILE *f = fopen(MODULE_LIST, "re");
-	if (!f) {
+	static char buf[MODULE_LIST_MAX];
+	static struct module_plan plan;
+	int fd = open(MODULE_LIST, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		if (errno != ENOENT)
 			klog(3, "open %s: %s", MODULE_LIST, strerror(errno));
 		return;
 	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0 || n == (ssize_t)sizeof(buf) - 1)
+		fatal("read %s: %s", MODULE_LIST, n < 0 ? strerror(errno) : "larger than 16 KiB");
+	buf[n] = '\0';
 	struct utsname uts;
 	if (uname(&uts) < 0)
 		fatal("uname: %s", strerror(errno));
 
-	char line[512], path[768];
-	int loaded = 0, failed = 0;
-	while (fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '\0' || line[0] == '#')
-			continue;
-		if (line[0] == '/')
-			snprintf(path, sizeof(path), "%s", line);
-		else
-			snprintf(path, sizeof(path), "/lib/modules/%s/%s", uts.release, line);
-		if (load_module(path) < 0) {
-			klog(3, "load module %s: %s", path, strerror(errno));
-			failed++;
-		} else {
-			loaded++;
-		}
-	}
-	fclose(f);
-	klog(6, "%d modules loaded, %d failed (%ld ms since boot)", loaded, failed, elapsed_ms());
+	parse_module_list(buf, &plan);
+	int pci = dir_has_entries("/sys/bus/pci/devices");
+	load_pass(&plan, 1, pci, uts.release);
+	scan_virtio(&plan);
+	load_pass(&plan, 2, pci, uts.release);
+
+	char ids[VIRTIO_IDS_MAX * 8] = "";
+	for (int i = 0, at = 0; i < plan.nvirtio && at < (int)sizeof(ids) - 24; i++)
+		at += snprintf(ids + at, sizeof(ids) - (size_t)at, "%s%#lx", i ? " " : "", plan.virtio_ids[i]);
+	klog(6, "%d modules loaded, %d failed; virtio devices [%s]%s (%ld ms since boot)", plan.loaded,
+	     plan.failed, ids, pci ? ", PCI" : "", elapsed_ms());
 }
 
 /* ---- root device ----------------------------------------------------------------------------- */
@@ -361,12 +508,18 @@ int main(int argc, char **argv, char **envp)
 	struct boot_opts opts;
 
 	early_mounts();
+	hf_tl("init: early mounts");
 	parse_cmdline(cmdline, sizeof(cmdline), &opts);
 	load_modules();
+	hf_tl("init: modules");
 	attach_console(); /* virtio_console may have just created hvc0 */
 	wait_for_device(opts.root);
+	hf_tl("init: root dev");
 	mount_root(&opts);
+	hf_tl("init: root mounted");
+	if (getenv("XPREREAD") || 1) { int xf = open("/newroot/sbin/hf-agent", O_RDONLY); static char xb[1<<20]; while (read(xf, xb, sizeof xb) > 0) {} close(xf); hf_tl("init: XPREREAD agent"); }
 	hand_over_mounts();
+	hf_tl("init: handed over");
 	switch_root();
 
 	klog(6, "root %s mounted, exec %s (%ld ms since boot)", opts.root, opts.init, elapsed_ms());

@@ -27,6 +27,10 @@ const CODE_STATUS: Partial<Record<ErrorCode, number>> = {
   // The guest agent (our upstream) speaks a protocol this daemon does not: a bad gateway, not a
   // missing feature of the API.
   AGENT_UNSUPPORTED_VERSION: 502,
+  // The registry (an upstream, like the guest agent above) could not be reached or failed: a bad
+  // gateway, not this daemon being unavailable, and not the client's input either.
+  IMAGE_REGISTRY_UNREACHABLE: 502,
+  IMAGE_PULL_FAILED: 502,
 };
 
 /** HTTP status for an error code. */

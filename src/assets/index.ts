@@ -14,10 +14,11 @@ import { sweepStaleWorkDirs } from "./fs-util.js";
 import { buildInitramfs } from "./initramfs.js";
 import { ensureKernel } from "./kernel.js";
 import { writeManifest, type GuestAssets } from "./manifest.js";
+import type { GuestDriver } from "./modules.js";
 import { buildRootfs } from "./rootfs.js";
 
 export { DEFAULT_KERNEL, KERNEL_META_PACKAGE } from "./kernel.js";
-export { DEFAULT_GUEST_MODULES } from "./modules.js";
+export { DEFAULT_GUEST_DRIVERS, DEFAULT_GUEST_MODULES, VIRTIO_DEVICE_ID, type GuestDriver, type ModuleCondition } from "./modules.js";
 export { DEFAULT_ROOTFS_SIZE_MIB } from "./rootfs.js";
 export { loadGuestAssets, MANIFEST_FILE, type GuestAssets } from "./manifest.js";
 
@@ -31,7 +32,9 @@ export interface EnsureGuestAssetsOptions {
   log?: (msg: string) => void;
   /** Kernel package to use instead of DEFAULT_KERNEL. */
   kernel?: PackageRef;
-  /** Modules to include instead of DEFAULT_GUEST_MODULES (dependencies are added). */
+  /** Drivers to include, each loaded only for its devices, instead of DEFAULT_GUEST_DRIVERS (dependencies are added). */
+  drivers?: readonly GuestDriver[];
+  /** Modules to include and always load (dependencies are added); without `drivers` they replace the defaults. */
   modules?: readonly string[];
   rootfsSizeMiB?: number;
   signal?: AbortSignal;
@@ -55,7 +58,7 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
   const kernel = await ensureKernel({ dataDir, pinned: opts.kernel, log, signal });
   log(`kernel ${kernel.release} (${kernel.package.name}=${kernel.package.version}) [${took()}]`);
 
-  const initramfs = await buildInitramfs({ outDir: join(dataDir, "initramfs"), kernel, initBinary: resolve(opts.initBinary), modules: opts.modules, signal });
+  const initramfs = await buildInitramfs({ outDir: join(dataDir, "initramfs"), kernel, initBinary: resolve(opts.initBinary), drivers: opts.drivers, modules: opts.modules, signal });
   log(`initramfs ${initramfs.created ? "built" : "up to date"}: ${initramfs.path} (${initramfs.modules.length} modules) [${took()}]`);
 
   const busybox = await findStaticBusybox(dataDir, signal);

@@ -1,7 +1,9 @@
 /**
- * What goes into our initramfs (pure). hf-init (guest/init/hf-init.c) reads /etc/hf-modules and
- * loads each line's module, relative to /lib/modules/<release>/, in file order.
+ * What goes into our initramfs (pure): hf-init as /init, the kernel modules, and the module list
+ * /etc/hf-modules that tells hf-init (guest/init/hf-init.c) which of them to load on which devices.
  */
+import { HyperfleetError } from "../core/errors.js";
+import { resolveModuleOrder, type GuestDriver, type ModuleCondition, type ModulesDep } from "./modules.js";
 import type { TreeEntry } from "./tree.js";
 
 /** Where hf-init looks for its module list. Keep in sync with MODULE_LIST in hf-init.c. */
@@ -14,13 +16,74 @@ export interface InitramfsModule {
   data: Uint8Array;
 }
 
+/** One line of the module list: a module path (relative to /lib/modules/<release>/) and when to load it. */
+export interface ModuleListEntry {
+  path: string;
+  when: ModuleCondition;
+}
+
+/**
+ * Plans the module list: the dependency closure of the drivers loaded always comes first and
+ * unconditionally (the "core"); then, per conditional driver, its dependency closure minus the
+ * core, under the driver's condition. A module two drivers share is listed under both conditions
+ * (hf-init loads it once), so each group loads on its own. Modules built into the kernel are left
+ * out, so a built-in driver yields an empty group.
+ *
+ * @example planModuleList(dep, [{ module: "virtio_mmio", when: { kind: "always" } }, { module: "virtio_blk", when: { kind: "virtio", deviceId: 2 } }])
+ *   // -> virtio_ring, virtio, virtio_mmio (always), then virtio_blk (virtio 0x0002)
+ */
+export function planModuleList(dep: ModulesDep, drivers: readonly GuestDriver[], builtin: ReadonlySet<string> = new Set()): ModuleListEntry[] {
+  const always = drivers.filter((d) => d.when.kind === "always").map((d) => d.module);
+  const core = resolveModuleOrder(dep, always, builtin);
+  const inCore = new Set(core);
+  const list: ModuleListEntry[] = core.map((path) => ({ path, when: { kind: "always" } }));
+  for (const d of drivers) {
+    if (d.when.kind === "always") continue;
+    for (const path of resolveModuleOrder(dep, [d.module], builtin)) if (!inCore.has(path)) list.push({ path, when: d.when });
+  }
+  return list;
+}
+
+/** The condition prefix of a module list line; unconditional lines have none. */
+function conditionPrefix(when: ModuleCondition): string {
+  switch (when.kind) {
+    case "always":
+      return "";
+    case "pci":
+      return "pci ";
+    case "virtio":
+      if (!Number.isInteger(when.deviceId) || when.deviceId < 0 || when.deviceId > 0xffff) {
+        throw new HyperfleetError("INVALID_ARGUMENT", `virtio device id ${when.deviceId} is not a 16-bit number`);
+      }
+      return `virtio:0x${when.deviceId.toString(16).padStart(4, "0")} `;
+  }
+}
+
+/**
+ * The text of /etc/hf-modules. Format (described at the other end too, in hf-init.c): one module
+ * per line, its path relative to /lib/modules/<release>/, optionally after a condition and a space:
+ *
+ *   kernel/drivers/virtio/virtio_mmio.ko                always loaded
+ *   pci kernel/drivers/virtio/virtio_pci.ko             only if /sys/bus/pci/devices has an entry
+ *   virtio:0x0002 kernel/drivers/block/virtio_blk.ko    only if a virtio device with that id exists
+ *
+ * hf-init loads the unconditional and `pci` lines first, then checks the virtio bus and loads the
+ * `virtio:` lines, each pass in file order. A list without conditions is the older format: every
+ * line loads, in order (the boot benchmark's floor init reads it that way).
+ */
+export function moduleListText(list: readonly ModuleListEntry[]): string {
+  return list.map((e) => `${conditionPrefix(e.when)}${e.path}\n`).join("");
+}
+
 /** Inputs of initramfsTree. */
 export interface InitramfsInput {
   /** The static hf-init binary, installed as /init. */
   init: Uint8Array;
   kernelRelease: string;
-  /** Modules in load order. */
+  /** The module files, each once. */
   modules: readonly InitramfsModule[];
+  /** What hf-init loads when (see planModuleList). Default: every module, unconditionally, in order. */
+  moduleList?: readonly ModuleListEntry[];
 }
 
 /**
@@ -28,10 +91,13 @@ export interface InitramfsInput {
  * /dev/console so the kernel can give /init a console before devtmpfs is mounted.
  */
 export function initramfsTree(input: InitramfsInput): TreeEntry[] {
-  const list = input.modules.map((m) => `${m.path}\n`).join("");
+  const list = input.moduleList ?? input.modules.map((m): ModuleListEntry => ({ path: m.path, when: { kind: "always" } }));
+  const shipped = new Set(input.modules.map((m) => m.path));
+  const missing = list.find((e) => !shipped.has(e.path));
+  if (missing) throw new HyperfleetError("INTERNAL", `the module list names ${missing.path}, which is not in the initramfs`);
   return [
     { type: "file", path: "init", mode: 0o755, data: input.init },
-    { type: "file", path: MODULE_LIST_PATH, mode: 0o644, data: Buffer.from(list, "utf8") },
+    { type: "file", path: MODULE_LIST_PATH, mode: 0o644, data: Buffer.from(moduleListText(list), "utf8") },
     ...input.modules.map((m): TreeEntry => ({ type: "file", path: `lib/modules/${input.kernelRelease}/${m.path}`, mode: 0o644, data: m.data })),
     { type: "dir", path: "dev", mode: 0o755 },
     { type: "chardev", path: "dev/console", mode: 0o600, major: 5, minor: 1 },

@@ -1,6 +1,7 @@
 /**
  * Builds <dataDir>/initramfs/<release>-<hash>.cpio: hf-init as /init plus the virtio modules it
- * loads. Content-hashed, so an unchanged build is skipped and old VMs keep their file.
+ * may load and the list saying which to load on which devices. Content-hashed, so an unchanged
+ * build is skipped and old VMs keep their file.
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -9,10 +10,10 @@ import { HyperfleetError } from "../core/errors.js";
 import { writeCpio } from "./cpio.js";
 import { runTool } from "./exec.js";
 import { exists, sha256Hex, writeFileAtomic } from "./fs-util.js";
-import { initramfsTree, type InitramfsModule } from "./initramfs-layout.js";
+import { initramfsTree, planModuleList, type InitramfsModule, type ModuleListEntry } from "./initramfs-layout.js";
 import type { GuestKernel } from "./kernel.js";
 import { readStaticBinary } from "./static-binary.js";
-import { DEFAULT_GUEST_MODULES, moduleCompression, moduleName, parseModulesBuiltin, parseModulesDep, resolveModuleOrder, stripModuleSignature } from "./modules.js";
+import { DEFAULT_GUEST_DRIVERS, moduleCompression, moduleName, parseModulesBuiltin, parseModulesDep, stripModuleSignature, type GuestDriver } from "./modules.js";
 
 /** Options of buildInitramfs. */
 export interface BuildInitramfsOptions {
@@ -21,7 +22,12 @@ export interface BuildInitramfsOptions {
   kernel: Pick<GuestKernel, "release" | "modulesDir">;
   /** Path of the static hf-init binary. */
   initBinary: string;
-  /** Module names to include with their dependencies (default DEFAULT_GUEST_MODULES). */
+  /**
+   * Drivers to include with their dependencies, each loaded only for its devices (default
+   * DEFAULT_GUEST_DRIVERS when `modules` is not given either).
+   */
+  drivers?: readonly GuestDriver[];
+  /** Module names to include with their dependencies and load unconditionally, before `drivers`. */
   modules?: readonly string[];
   signal?: AbortSignal;
 }
@@ -29,7 +35,7 @@ export interface BuildInitramfsOptions {
 /** The built initramfs. */
 export interface BuiltInitramfs {
   path: string;
-  /** Module names in load order. */
+  /** Names of the modules included, in module-list order. */
   modules: string[];
   /** True if this call wrote the file (false: an identical one was already there). */
   created: boolean;
@@ -54,16 +60,21 @@ export async function buildInitramfs(opts: BuildInitramfsOptions): Promise<Built
   });
   const builtinPath = join(modulesDir, "modules.builtin");
   const builtin = (await exists(builtinPath)) ? parseModulesBuiltin(await readFile(builtinPath, "utf8")) : new Set<string>();
-  const order = resolveModuleOrder(parseModulesDep(depText), opts.modules ?? DEFAULT_GUEST_MODULES, builtin);
+  const drivers: GuestDriver[] = [
+    ...(opts.modules ?? []).map((module): GuestDriver => ({ module, when: { kind: "always" } })),
+    ...(opts.drivers ?? (opts.modules ? [] : DEFAULT_GUEST_DRIVERS)),
+  ];
+  const plan = planModuleList(parseModulesDep(depText), drivers, builtin);
+  // The initramfs holds modules uncompressed, so their paths lose the compression suffix.
+  const uncompressed = (rel: string): string => rel.replace(/\.(xz|zst|gz)$/, "");
+  const moduleList = plan.map((e): ModuleListEntry => ({ ...e, path: uncompressed(e.path) }));
+  const files = [...new Set(plan.map((e) => e.path))];
 
   const modules: InitramfsModule[] = [];
-  for (const rel of order) {
-    const data = await loadModule(join(modulesDir, rel), opts.signal);
-    modules.push({ path: rel.replace(/\.(xz|zst|gz)$/, ""), data });
-  }
-  const cpio = writeCpio(initramfsTree({ init, kernelRelease: release, modules }));
+  for (const rel of files) modules.push({ path: uncompressed(rel), data: await loadModule(join(modulesDir, rel), opts.signal) });
+  const cpio = writeCpio(initramfsTree({ init, kernelRelease: release, modules, moduleList }));
   const path = join(opts.outDir, `${release}-${sha256Hex(cpio).slice(0, 16)}.cpio`);
   const created = !(await exists(path));
   if (created) await writeFileAtomic(path, cpio);
-  return { path, modules: order.map(moduleName), created };
+  return { path, modules: files.map(moduleName), created };
 }

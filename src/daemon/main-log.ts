@@ -1,8 +1,9 @@
 /**
  * The main process's log, read through the guest agent (READ with OFFSET; no process runs in the
  * guest for it). A follower polls: new bytes are sent as they land, and the stream ends once the
- * status file says the process exited and everything up to that point was sent, when the
- * machine's agent connection goes away (stop, restart, crash), or when the client leaves.
+ * status file no longer says `running` (the process exited, or there is none) and everything up
+ * to that point was sent, when the machine's agent connection goes away (stop, restart, crash),
+ * or when the client leaves.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentClient } from "../agent/client.js";
@@ -52,9 +53,10 @@ async function collect(parts: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-async function mainExited(agent: AgentClient): Promise<boolean> {
+/** True while the status file says the main process runs (none at all: nothing more will come). */
+async function mainRunning(agent: AgentClient): Promise<boolean> {
   try {
-    return parseMainStatus((await agent.readFile(STATUS_PATH)).toString("utf8"))?.status === "exited";
+    return parseMainStatus((await agent.readFile(STATUS_PATH)).toString("utf8"))?.status === "running";
   } catch (e) {
     if (isHyperfleetError(e, "FILE_NOT_FOUND")) return false;
     throw e;
@@ -98,7 +100,8 @@ async function* follow(first: AgentClient | null, from: number, o: FollowOptions
       const agent = o.agent();
       if (!agent || agent.closed || agent !== first) return;
       // Status before size: the guest records `exited` only after the last output is in the log.
-      const exited = await mainExited(agent);
+      // No status file: the machine has no main process (no command, or it could not start).
+      const running = await mainRunning(agent);
       const size = (await sizeOf(agent, MAIN_LOG_PATH)) ?? 0;
       if (size < offset) {
         // Rotated at 32 MiB: what we had not read yet is at the end of <log>.1.
@@ -110,7 +113,7 @@ async function* follow(first: AgentClient | null, from: number, o: FollowOptions
         offset += b.length;
         yield b;
       }
-      if (exited) return;
+      if (!running) return;
       await sleep(o.intervalMs ?? FOLLOW_INTERVAL_MS, undefined, { signal: o.signal }).catch(() => undefined);
     }
   } catch {

@@ -9,7 +9,7 @@ import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
 import type { Machine } from "../lib/machine.js";
 import type { MainProcessView } from "../api/service.js";
 import type { MachineRecord } from "../store/records.js";
-import { MAIN_LOG_PATH, mainProcessSpec, parseMainStatus } from "./run-spec.js";
+import { execDefaults, MAIN_LOG_PATH, mainProcessSpec, parseMainStatus } from "./run-spec.js";
 import { within } from "./timeout.js";
 
 /** Longest we wait for the guest to start the process or to return its status file. */
@@ -23,10 +23,14 @@ export class MainProcesses {
   /** Starts the machine's main process, if its image (or its overrides) name one. Never throws. */
   async start(rec: MachineRecord, machine: Machine, log: FastifyBaseLogger): Promise<void> {
     this.failures.delete(rec.id);
+    if (rec.imageRef === null) return;
     const spec = mainProcessSpec(rec);
+    const agent = machine.agentClient;
+    // Docker creates a WorkingDir the image does not have; without it every exec would fail.
+    const cwd = execDefaults(rec).cwd;
+    if (cwd !== undefined && agent) await within(agent.mkdir(cwd, { parents: true }), AGENT_CALL_TIMEOUT_MS, "AGENT_TIMEOUT", "creating the working directory").catch(() => undefined);
     if (spec === null) return;
     try {
-      const agent = machine.agentClient;
       if (!agent) throw new HyperfleetError("AGENT_DISCONNECTED", "the guest agent connection closed right after the boot");
       const { pid } = await within(agent.execDetached(spec.argv, { env: spec.env, cwd: spec.cwd, user: spec.user, logPath: MAIN_LOG_PATH }), AGENT_CALL_TIMEOUT_MS, "AGENT_TIMEOUT", "starting the main process");
       log.info({ pid, argv0: spec.argv[0], args: spec.argv.length }, "main process started");

@@ -56,7 +56,8 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
 /** Finishes what the previous daemon was doing, with the same lifecycle steps it would have run. */
 async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: ReconcileReport, log: FastifyBaseLogger): Promise<void> {
   const lc = d.lifecycle;
-  const m = await d.vms.adopt(rec);
+  // No root disk recorded: an image machine that never got past its pull, so no VMM was spawned.
+  const m = rec.rootfsPath === null || rec.kernelImagePath === null ? null : await d.vms.adopt(rec);
   if (rec.status === "destroying" || rec.status === "stopping") {
     if (m) lc.live.set(rec.id, m);
     if (rec.status === "destroying") {

@@ -12,7 +12,7 @@ import { rm } from "node:fs/promises";
 import { buildBusyboxLayout, buildDebianLayout, push, workDir } from "../images/fixtures.js";
 import { startRegistry, type TestRegistry } from "../images/registry.js";
 import { AUTH, vmSkipReason } from "./helpers.js";
-import { body, exec, machineWhen, startImageDaemon, waitStatus, type ImageDaemon, type MachineJson } from "./images-helpers.js";
+import { body, exec, machineWhen, poll, startImageDaemon, waitStatus, type ImageDaemon, type MachineJson } from "./images-helpers.js";
 
 const skip = vmSkipReason();
 let registry: TestRegistry;
@@ -104,13 +104,13 @@ test("two machines from one uncached image: one pull with progress, both boot, t
   for (const id of [a!.id, b!.id]) assert.equal((await d.req("DELETE", `/machines/${id}`)).statusCode, 204);
 });
 
-test("overrides (Docker rules), and logs followed over HTTP until the client leaves or the machine stops", { skip: skip ?? false, timeout: 120_000 }, async () => {
+test("overrides (Docker rules); logs followed over HTTP until the client leaves or the VM goes; the main process after every boot", { skip: skip ?? false, timeout: 120_000 }, async () => {
   const ticker = 'i=0; while true; do echo "tick $i in $(/bin/busybox pwd) as $(/bin/busybox id -u)"; i=$((i+1)); /bin/busybox sleep 0.3; done';
-  const m = await create("bb-ticker", { image: busybox, entrypoint: ["/bin/busybox", "sh", "-c"], cmd: [ticker], workdir: "/tmp", user: "0", env: { EXTRA: "x" }, start: true });
-  assert.deepEqual(m.image_pull?.status, "done", "cached: the pull is done at once");
+  const m = await create("bb-ticker", { image: busybox, entrypoint: ["/bin/busybox", "sh", "-c"], cmd: [ticker], workdir: "/srv/app", user: "0", env: { EXTRA: "x" }, start: true });
+  await machineWhen(d, m.id, (x) => x.image_pull?.status === "done", 5_000, "the cached image to be taken (no download)");
   await waitStatus(d, m.id, "running", 60_000);
   const e = await exec(d, m.id, ["/bin/busybox", "sh", "-c", 'echo "$GREETING/$EXTRA"; /bin/busybox pwd; /bin/busybox id -u']);
-  assert.equal(e.stdout, "hello world/x\n/tmp\n0\n", "overrides apply to exec too; machine env on top of the image's");
+  assert.equal(e.stdout, "hello world/x\n/srv/app\n0\n", "overrides apply to exec too (the missing workdir was created); machine env on top of the image's");
   const running = body<MachineJson>(await d.req("GET", `/machines/${m.id}`));
   assert.equal(running.main_process?.status, "running");
   assert.ok((running.main_process?.pid ?? 0) > 1);
@@ -131,18 +131,29 @@ test("overrides (Docker rules), and logs followed over HTTP until the client lea
   }
   ac.abort();
   assert.ok(chunks >= 2, `output arrived in pieces (${chunks})`);
-  assert.match(text, /^tick 0 in \/tmp as 0\ntick 1 in \/tmp as 0\n/);
+  assert.match(text, /^tick 0 in \/srv\/app as 0\ntick 1 in \/srv\/app as 0\n/);
 
-  // tail + follow, then the machine stops: the stream ends by itself.
+  // tail + follow, then the VM goes away (a restart): the stream ends by itself.
   const res2 = await fetch(`${d.url}/machines/${m.id}/logs?follow=true&tail=1`, { headers: AUTH });
   const reader2 = res2.body!.getReader();
   const first = Buffer.from((await reader2.read()).value!).toString("utf8");
-  assert.match(first, /^tick \d+ in \/tmp as 0\n$/, "tail=1 starts with the last line");
-  assert.equal((await d.req("POST", `/machines/${m.id}/stop`)).statusCode, 202);
+  assert.match(first, /^tick \d+ in \/srv\/app as 0\n$/, "tail=1 starts with the last line");
+  assert.equal((await d.req("POST", `/machines/${m.id}/restart`)).statusCode, 202);
   const ended = (async () => {
     for (;;) if ((await reader2.read()).done) return true;
   })();
-  assert.equal(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 20_000))]), true, "the follow ends when the machine stops");
+  assert.equal(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 20_000))]), true, "the follow ends when the VM stops");
+
+  // The new boot started the main process again; the log (on the machine's disk) keeps the first run's end.
+  await waitStatus(d, m.id, "running", 60_000);
+  await machineWhen(d, m.id, (x) => x.main_process?.status === "running", 10_000, "the main process after the restart");
+  const again = await poll(async () => {
+    const t = await logs(m.id);
+    return /was killed by signal 15\n(.|\n)*tick 1 /.test(t) ? t : null;
+  }, 10_000, "the second run's output");
+  assert.match(again, /^tick 0 in \/srv\/app as 0\n/);
+
+  assert.equal((await d.req("POST", `/machines/${m.id}/stop`)).statusCode, 202);
   await waitStatus(d, m.id, "stopped", 30_000);
   assert.equal((await d.req("GET", `/machines/${m.id}/logs`)).statusCode, 409, "logs need a running machine");
   assert.equal(body<MachineJson>(await d.req("GET", `/machines/${m.id}`)).main_process, null);
@@ -164,4 +175,9 @@ test("a Debian image boots: its own programs, its Cmd, Docker's defaults for wha
   const x = await machineWhen(d, m.id, (y) => y.main_process?.status === "exited", 20_000, "bash to exit");
   assert.equal(x.main_process?.exit_code, 0);
   assert.equal((await d.req("DELETE", `/machines/${m.id}`)).statusCode, 204);
+});
+
+test("the daemon logged no errors (followers ended quietly, no failed steps)", { skip: skip ?? false }, () => {
+  const errors = d.logs().split("\n").filter((l) => /"level":(50|60)/.test(l));
+  assert.deepEqual(errors, []);
 });
