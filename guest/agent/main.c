@@ -25,7 +25,6 @@
 #include "sig.h"
 #include "transport.h"
 #include "util.h"
-#include "zz_tl.h"
 
 /* Devices appear shortly after their modules load; poll fast at first, then slowly forever. */
 #define DISCOVER_FAST_MS 10
@@ -94,20 +93,16 @@ static void read_env(void)
 static int open_guest_transports(struct transports *t)
 {
 	char dev[300];
-	hf_tl("agent: find serial");
 	if (!t->serial && transport_find_serial(dev, sizeof dev) == 0) {
-		hf_tl("agent: serial found");
 		int err = transport_open_serial(t, dev);
 		if (err)
 			log_msg("open %s: %s", dev, strerror(-err));
 	}
-	hf_tl("agent: serial opened");
 	/* /dev/vsock exists once the vsock core is loaded (hf-init loads it only for a virtio-vsock
 	 * device). Without it socket(AF_VSOCK) makes the kernel run /sbin/modprobe, which cannot
 	 * succeed (the modules stayed in the initramfs) and costs ~50 ms of boot under TCG. */
 	if (t->nlisten == 0 && access("/dev/vsock", F_OK) == 0) {
 		int err = transport_listen_vsock(t);
-		hf_tl("agent: vsock tried");
 		if (err && err != -EAFNOSUPPORT)
 			log_msg("vsock port %u: %s", HF_VSOCK_PORT, strerror(-err));
 	}
@@ -145,13 +140,10 @@ int main(int argc, char **argv)
 	int pid1 = getpid() == 1;
 	read_env();
 
-	hf_tl("agent main");
 	sig_setup();
 	if (pid1)
 		pid1_setup();
-	hf_tl("agent pid1_setup done");
 	ensure_stdio();
-	hf_tl("agent: stdio");
 
 	struct transports t = { 0 };
 	int err = 0;
@@ -164,7 +156,6 @@ int main(int argc, char **argv)
 	/* PID 1 must never exit: a broken flag falls back to the guest transports. */
 	if (!t.serial && !t.nlisten)
 		wait_for_transport(&t);
-	hf_tl("agent transport open");
 
 	loop_run(&t);
 	return 0;

@@ -19,7 +19,6 @@
 #include "detach.h"
 #include "sig.h"
 #include "util.h"
-#include "zz_tl.h"
 
 #define TERM_GRACE_MS 2000
 #define KILL_WAIT_MS 1000
@@ -59,7 +58,6 @@ static void mount_all(void)
 		if (mount(mounts[i].src, mounts[i].dst, mounts[i].type, mounts[i].flags, mounts[i].data) < 0 &&
 			errno != EBUSY)
 			log_msg("mount %s: %s", mounts[i].dst, strerror(errno));
-		hf_tl(mounts[i].dst);
 	}
 	/* devtmpfs lacks these; shells use them for process substitution and /dev/stdin. */
 	symlink("/proc/self/fd", "/dev/fd");
@@ -107,11 +105,8 @@ void pid1_setup(void)
 	if (chdir("/") < 0)
 		log_msg("chdir /: %s", strerror(errno));
 	mount_all();
-	hf_tl("agent: mounted all");
 	set_hostname();
-	hf_tl("agent: hostname");
 	loopback_up();
-	hf_tl("agent: lo up");
 	/* Ctrl-Alt-Del becomes SIGINT to us (a clean shutdown) instead of an immediate reboot. */
 	reboot(RB_DISABLE_CAD);
 }

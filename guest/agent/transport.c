@@ -12,7 +12,6 @@
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
-#include <stdlib.h>
 
 #include "sig.h"
 #include "util.h"
@@ -97,29 +96,7 @@ int transport_open_serial(struct transports *t, const char *path)
 
 int transport_find_serial(char *dev, unsigned long cap)
 {
-	struct stat sst;
-	stat("/sys", &sst);
-	hf_tl("find: stat /sys");
-	stat("/sys/class", &sst);
-	hf_tl("find: stat /sys/class");
-	stat("/sys/class/virtio-ports", &sst);
-	hf_tl("find: stat /sys/class/virtio-ports");
-	int xfd = open("/sys/class/virtio-ports", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	hf_tl("find: raw open dir");
-	close(xfd);
-	void *xm = malloc(2100);
-	hf_tl("find: malloc");
-	char *xc = calloc(1, 2100);
-	hf_tl("find: calloc");
-	xc[100] = 1;
-	hf_tl("find: touched");
-	free(xm);
-	free(xc);
-	DIR *x1 = opendir("/");
-	hf_tl("find: opendir /");
-	closedir(x1);
 	DIR *d = opendir("/sys/class/virtio-ports");
-	hf_tl("find: opendir");
 	if (!d)
 		return -ENOENT;
 	struct dirent *de;
@@ -129,13 +106,10 @@ int transport_find_serial(char *dev, unsigned long cap)
 			continue;
 		char path[300], name[64] = { 0 };
 		snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", de->d_name);
-		hf_tl(de->d_name);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		hf_tl("find: open");
 		if (fd < 0)
 			continue;
 		ssize_t n = read(fd, name, sizeof name - 1);
-		hf_tl("find: read");
 		close(fd);
 		if (n <= 0)
 			continue;

@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/stat.h>
@@ -32,7 +34,6 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
-#include "zz_tl.h"
 
 #define NEWROOT "/newroot"
 #define MODULE_LIST "/etc/hf-modules"
@@ -434,19 +435,20 @@ static void mount_root(const struct boot_opts *opts)
 
 /* ---- switch root ----------------------------------------------------------------------------- */
 
-/* Moves /dev into the new root so the agent finds device nodes at once; /proc and /sys go away so
- * the agent mounts them with the options it wants. */
+/* Moves /dev, /proc and /sys into the new root, so the next stage finds them mounted (the agent
+ * would mount them the same way; moving is cheaper than unmounting and mounting again). A root
+ * disk without the directory gets the mount detached instead. */
 static void hand_over_mounts(void)
 {
-	if (mount("/dev", NEWROOT "/dev", NULL, MS_MOVE, NULL) < 0) {
-		klog(3, "move /dev to %s/dev: %s (the root disk needs an empty /dev)", NEWROOT,
-		     strerror(errno));
-		umount2("/dev", MNT_DETACH);
+	static const char *const moved[] = { "/dev", "/proc", "/sys" };
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		char dst[64];
+		snprintf(dst, sizeof(dst), NEWROOT "%s", moved[i]);
+		if (mount(moved[i], dst, NULL, MS_MOVE, NULL) == 0)
+			continue;
+		klog(3, "move %s to %s: %s (the root disk needs an empty %s)", moved[i], dst, strerror(errno), moved[i]);
+		umount2(moved[i], MNT_DETACH);
 	}
-	if (umount2("/proc", MNT_DETACH) < 0)
-		klog(3, "umount /proc: %s", strerror(errno));
-	if (umount2("/sys", MNT_DETACH) < 0)
-		klog(3, "umount /sys: %s", strerror(errno));
 }
 
 /* Deletes everything below the directory fd that lives on the same filesystem (the initramfs), so
@@ -475,7 +477,8 @@ static void remove_tree(int fd, dev_t rootdev)
 	closedir(dir);
 }
 
-static void switch_root(void)
+/* Returns an fd of the old root (the initramfs) for remove_tree. */
+static int switch_root(void)
 {
 	int oldroot = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (oldroot < 0)
@@ -489,7 +492,34 @@ static void switch_root(void)
 		fatal("move %s to /: %s", NEWROOT, strerror(errno));
 	if (chroot(".") < 0 || chdir("/") < 0)
 		fatal("chroot %s: %s", NEWROOT, strerror(errno));
-	remove_tree(oldroot, st.st_dev);
+	return oldroot;
+}
+
+/* Frees the initramfs from a child at SCHED_IDLE priority: it runs while the next stage waits for
+ * the disk or the host, instead of delaying it. The child exits when done; as a child of PID 1 it
+ * is reaped by the next stage (SIGCHLD is blocked here, so it stays pending across exec). */
+static void clean_up_in_background(int oldroot)
+{
+	struct stat st;
+	if (fstat(oldroot, &st) < 0) {
+		close(oldroot);
+		return;
+	}
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct sched_param sp = { 0 };
+		syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &sp); /* musl's wrapper is a stub */
+		remove_tree(oldroot, st.st_dev);
+		_exit(0);
+	}
+	if (pid < 0)
+		remove_tree(oldroot, st.st_dev);
+	else
+		close(oldroot);
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -508,19 +538,13 @@ int main(int argc, char **argv, char **envp)
 	struct boot_opts opts;
 
 	early_mounts();
-	hf_tl("init: early mounts");
 	parse_cmdline(cmdline, sizeof(cmdline), &opts);
 	load_modules();
-	hf_tl("init: modules");
 	attach_console(); /* virtio_console may have just created hvc0 */
 	wait_for_device(opts.root);
-	hf_tl("init: root dev");
 	mount_root(&opts);
-	hf_tl("init: root mounted");
-	if (getenv("XPREREAD") || 1) { int xf = open("/newroot/sbin/hf-agent", O_RDONLY); static char xb[1<<20]; while (read(xf, xb, sizeof xb) > 0) {} close(xf); hf_tl("init: XPREREAD agent"); }
 	hand_over_mounts();
-	hf_tl("init: handed over");
-	switch_root();
+	clean_up_in_background(switch_root());
 
 	klog(6, "root %s mounted, exec %s (%ld ms since boot)", opts.root, opts.init, elapsed_ms());
 	char *const init_argv[] = { (char *)opts.init, NULL };

@@ -140,6 +140,8 @@ test("the size limit: unused images go least recently used first; an image in us
   list = await images(t);
   assert.deepEqual(named(list), [ev[2]], "once its machine is gone, the image is evicted at once");
   assert.equal(list[0]!.in_use, false);
+  await t.close();
+  d = undefined;
 });
 
 test("pulls cut short: a delete during the pull, a daemon stopping during one, a daemon that died in one", { timeout: 120_000 }, async () => {
