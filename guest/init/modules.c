@@ -1,0 +1,245 @@
+/*
+ * The module list (/etc/hf-modules), written by src/assets/initramfs-layout.ts; keep the two
+ * descriptions in sync. One module per line: its path relative to /lib/modules/<release>/ (or
+ * absolute), optionally after space-separated words. Blank lines and '#' lines are ignored.
+ *
+ *   kernel/drivers/virtio/virtio_mmio.ko                always loaded
+ *   pci kernel/drivers/virtio/virtio_pci.ko             only if /sys/bus/pci/devices has an entry
+ *   virtio:0x0002 kernel/drivers/block/virtio_blk.ko    only if a virtio device with that device
+ *                                                       id (hex, as in /sys/bus/virtio/devices/
+ *                                                       <dev>/device) exists
+ *   late virtio:0x0004 kernel/.../virtio-rng.ko         as above, but loaded after the switch to
+ *                                                       the root disk, at idle priority, because
+ *                                                       nothing on the way to the agent needs it
+ *
+ * Pass 1 loads the unconditional and `pci` lines, pass 2 the `virtio:` lines, each in file order.
+ * Pass 2 looks at the virtio bus only after pass 1 loaded the transports (virtio_mmio, virtio_pci):
+ * their probes are synchronous, so by then every device is on the bus. A driver's line set holds
+ * it and each of its dependencies that is not unconditional, so one module may be listed under
+ * several conditions: it is loaded once. A line with a word this hf-init does not know is reported
+ * and skipped, never loaded unconditionally. So a VM loads exactly the drivers of its devices.
+ */
+#define _GNU_SOURCE
+#include "modules.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LIST_MAX 16384
+#define LINES_MAX 128
+#define VIRTIO_IDS_MAX 64
+
+enum cond { COND_ALWAYS, COND_PCI, COND_VIRTIO, COND_UNKNOWN };
+
+struct line {
+	enum cond cond;
+	unsigned long virtio_id;
+	const char *word; /* the word that made it COND_UNKNOWN */
+	int late;
+	const char *path;
+	int done; /* loaded, or opened for late loading */
+};
+
+static struct line lines[LINES_MAX];
+static int nlines;
+static unsigned long virtio_ids[VIRTIO_IDS_MAX];
+static int nvirtio;
+
+static void parse_word(struct line *l, const char *w)
+{
+	char *end;
+	if (strcmp(w, "late") == 0) {
+		l->late = 1;
+	} else if (strcmp(w, "pci") == 0 && l->cond == COND_ALWAYS) {
+		l->cond = COND_PCI;
+	} else if (strncmp(w, "virtio:", 7) == 0 && l->cond == COND_ALWAYS &&
+		   (l->virtio_id = strtoul(w + 7, &end, 16), end != w + 7 && *end == '\0')) {
+		l->cond = COND_VIRTIO;
+	} else {
+		l->cond = COND_UNKNOWN;
+		l->word = w;
+	}
+}
+
+/* Splits the list (modified in place) into lines[]. */
+static void parse_list(char *buf)
+{
+	char *save = NULL;
+	for (char *s = strtok_r(buf, "\r\n", &save); s; s = strtok_r(NULL, "\r\n", &save)) {
+		if (s[0] == '#')
+			continue;
+		if (nlines == LINES_MAX) {
+			klog(3, "module list: more than %d lines, ignoring the rest", LINES_MAX);
+			return;
+		}
+		struct line *l = &lines[nlines++];
+		memset(l, 0, sizeof(*l));
+		char *w = s, *sp;
+		while ((sp = strchr(w, ' '))) {
+			*sp = '\0';
+			if (*w && l->cond != COND_UNKNOWN)
+				parse_word(l, w);
+			w = sp + 1;
+		}
+		l->path = w;
+	}
+}
+
+static int dir_has_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	int found = 0;
+	while (!found && (e = readdir(d)))
+		found = e->d_name[0] != '.';
+	closedir(d);
+	return found;
+}
+
+/* Collects the device ids of the virtio devices present now. */
+static void scan_virtio(void)
+{
+	DIR *d = opendir("/sys/bus/virtio/devices");
+	if (!d)
+		return; /* no virtio core loaded, so no virtio devices */
+	struct dirent *e;
+	while ((e = readdir(d)) && nvirtio < VIRTIO_IDS_MAX) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], id[32];
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/%s/device", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, id, sizeof(id) - 1);
+		close(fd);
+		if (n > 0) {
+			id[n] = '\0';
+			virtio_ids[nvirtio++] = strtoul(id, NULL, 16);
+		}
+	}
+	closedir(d);
+}
+
+static int virtio_present(unsigned long id)
+{
+	for (int i = 0; i < nvirtio; i++)
+		if (virtio_ids[i] == id)
+			return 1;
+	return 0;
+}
+
+static int wanted(const struct line *l, int pass, int pci)
+{
+	switch (l->cond) {
+	case COND_ALWAYS:
+		return pass == 1;
+	case COND_PCI:
+		return pass == 1 && pci;
+	case COND_VIRTIO:
+		return pass == 2 && virtio_present(l->virtio_id);
+	default:
+		return 0;
+	}
+}
+
+static int already_done(int i)
+{
+	for (int j = 0; j < i; j++)
+		if (lines[j].done && strcmp(lines[j].path, lines[i].path) == 0)
+			return 1;
+	return 0;
+}
+
+static int load_fd(int fd)
+{
+	long rc = syscall(SYS_finit_module, fd, "", 0);
+	return rc < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void load_pass(int pass, int pci, const char *release, struct late_modules *late, int *loaded, int *failed)
+{
+	char path[768];
+	for (int i = 0; i < nlines; i++) {
+		struct line *l = &lines[i];
+		if (!wanted(l, pass, pci) || already_done(i))
+			continue;
+		if (l->path[0] == '/')
+			snprintf(path, sizeof(path), "%s", l->path);
+		else
+			snprintf(path, sizeof(path), "/lib/modules/%s/%s", release, l->path);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && l->late && late->count < LATE_MODULES_MAX) {
+			late->fd[late->count] = fd;
+			late->path[late->count++] = l->path;
+			l->done = 1;
+			continue;
+		}
+		if (fd < 0 || load_fd(fd) < 0) {
+			klog(3, "load module %s: %s", path, strerror(errno));
+			(*failed)++;
+		} else {
+			l->done = 1;
+			(*loaded)++;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+void modules_load(const char *list_path, struct late_modules *late)
+{
+	static char buf[LIST_MAX];
+	late->count = 0;
+	int fd = open(list_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			klog(3, "open %s: %s", list_path, strerror(errno));
+		return;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0 || n == (ssize_t)sizeof(buf) - 1)
+		fatal("read %s: %s", list_path, n < 0 ? strerror(errno) : "larger than 16 KiB");
+	buf[n] = '\0';
+	struct utsname uts;
+	if (uname(&uts) < 0)
+		fatal("uname: %s", strerror(errno));
+
+	parse_list(buf);
+	for (int i = 0; i < nlines; i++)
+		if (lines[i].cond == COND_UNKNOWN)
+			klog(4, "%s: skipping %s: unknown word '%s'", list_path, lines[i].path, lines[i].word);
+	int loaded = 0, failed = 0;
+	int pci = dir_has_entries("/sys/bus/pci/devices");
+	load_pass(1, pci, uts.release, late, &loaded, &failed);
+	scan_virtio();
+	load_pass(2, pci, uts.release, late, &loaded, &failed);
+
+	char ids[VIRTIO_IDS_MAX * 8] = "";
+	for (int i = 0, at = 0; i < nvirtio && at < (int)sizeof(ids) - 24; i++)
+		at += snprintf(ids + at, sizeof(ids) - (size_t)at, "%s%#lx", i ? " " : "", virtio_ids[i]);
+	klog(6, "%d modules loaded, %d failed, %d for later; virtio devices [%s]%s (%ld ms since boot)",
+	     loaded, failed, late->count, ids, pci ? ", PCI devices" : "", elapsed_ms());
+}
+
+void modules_load_late(struct late_modules *late)
+{
+	for (int i = 0; i < late->count; i++) {
+		if (load_fd(late->fd[i]) < 0)
+			klog(3, "load module %s: %s", late->path[i], strerror(errno));
+		close(late->fd[i]);
+	}
+	late->count = 0;
+}
