@@ -4,13 +4,13 @@
  *
  *   1. mount devtmpfs on /dev, proc on /proc, sysfs on /sys
  *   2. load, with finit_module, the modules /etc/hf-modules lists for the devices this VM has
- *      (modules.c); those marked `late` are only opened
+ *      (modules.c)
  *   3. wait (bounded) for the root device from `root=` (default /dev/vda)
  *   4. mount it on /newroot (`rootfstype=` default ext4, `rootflags=`, `ro` default / `rw`)
  *   5. move /dev, /proc and /sys into the new root
  *   6. switch_root: move the new root onto /, chroot
- *   7. fork a child at idle priority that loads the `late` modules, then deletes the initramfs
- *      contents: work nothing on the way to the agent waits for
+ *   7. fork a child at idle priority that deletes the initramfs contents, which nothing on the
+ *      way to the agent waits for
  *   8. exec `hf.init=` (default /sbin/hf-agent) as PID 1
  *
  * On any fatal error it says why on the console (through /dev/kmsg) and powers the VM off, so the
@@ -236,11 +236,12 @@ static int switch_root(void)
 	return oldroot;
 }
 
-/* Loads the late modules and then frees the initramfs, from a child at SCHED_IDLE priority: it
- * gets the CPU only while the next stage waits (for the disk, for the host), so it does not delay
- * the agent's first answer. The child exits when done; SIGCHLD is blocked first, so its exit stays
- * pending across exec for the next stage (the agent reaps every child of PID 1). */
-static void finish_in_background(int oldroot, struct late_modules *late)
+/* Frees the initramfs from a child at SCHED_IDLE priority: it gets the CPU only while the next
+ * stage waits (for the disk, for the host), in short syscalls that a woken agent preempts at once,
+ * so it does not delay the agent's first answer (synchronously it took 10-17 ms of the boot under
+ * TCG). SIGCHLD is blocked first, so the child's exit stays pending across exec for the next
+ * stage, which reaps it (the agent reaps every child of PID 1). */
+static void free_initramfs_in_background(int oldroot)
 {
 	struct stat st;
 	if (fstat(oldroot, &st) < 0)
@@ -251,8 +252,6 @@ static void finish_in_background(int oldroot, struct late_modules *late)
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 	pid_t pid = fork();
 	if (pid > 0) {
-		for (int i = 0; i < late->count; i++)
-			close(late->fd[i]);
 		close(oldroot);
 		return;
 	}
@@ -260,7 +259,6 @@ static void finish_in_background(int oldroot, struct late_modules *late)
 		struct sched_param sp = { 0 };
 		syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &sp); /* musl's wrapper is a stub */
 	}
-	modules_load_late(late);
 	remove_tree(oldroot, st.st_dev);
 	if (pid == 0)
 		_exit(0);
@@ -281,16 +279,15 @@ int main(int argc, char **argv, char **envp)
 
 	static char cmdline[CMDLINE_MAX];
 	struct boot_opts opts;
-	struct late_modules late;
 
 	early_mounts();
 	parse_cmdline(cmdline, sizeof(cmdline), &opts);
-	modules_load(MODULE_LIST, &late);
+	modules_load(MODULE_LIST);
 	attach_console(); /* virtio_console may have just created hvc0 */
 	wait_for_device(opts.root);
 	mount_root(&opts);
 	hand_over_mounts();
-	finish_in_background(switch_root(), &late);
+	free_initramfs_in_background(switch_root());
 
 	klog(6, "root %s mounted, exec %s (%ld ms since boot)", opts.root, opts.init, elapsed_ms());
 	char *const init_argv[] = { (char *)opts.init, NULL };

@@ -1,23 +1,20 @@
 /*
  * The module list (/etc/hf-modules), written by src/assets/initramfs-layout.ts; keep the two
  * descriptions in sync. One module per line: its path relative to /lib/modules/<release>/ (or
- * absolute), optionally after space-separated words. Blank lines and '#' lines are ignored.
+ * absolute), optionally after a condition and a space. Blank lines and '#' lines are ignored.
  *
  *   kernel/drivers/virtio/virtio_mmio.ko                always loaded
  *   pci kernel/drivers/virtio/virtio_pci.ko             only if /sys/bus/pci/devices has an entry
  *   virtio:0x0002 kernel/drivers/block/virtio_blk.ko    only if a virtio device with that device
  *                                                       id (hex, as in /sys/bus/virtio/devices/
  *                                                       <dev>/device) exists
- *   late virtio:0x0004 kernel/.../virtio-rng.ko         as above, but loaded after the switch to
- *                                                       the root disk, at idle priority, because
- *                                                       nothing on the way to the agent needs it
  *
  * Pass 1 loads the unconditional and `pci` lines, pass 2 the `virtio:` lines, each in file order.
  * Pass 2 looks at the virtio bus only after pass 1 loaded the transports (virtio_mmio, virtio_pci):
  * their probes are synchronous, so by then every device is on the bus. A driver's line set holds
  * it and each of its dependencies that is not unconditional, so one module may be listed under
- * several conditions: it is loaded once. A line with a word this hf-init does not know is reported
- * and skipped, never loaded unconditionally. So a VM loads exactly the drivers of its devices.
+ * several conditions: it is loaded once. A line with a condition this hf-init does not know is
+ * reported and skipped, never loaded unconditionally. So a VM loads exactly its devices' drivers.
  */
 #define _GNU_SOURCE
 #include "modules.h"
@@ -43,10 +40,9 @@ enum cond { COND_ALWAYS, COND_PCI, COND_VIRTIO, COND_UNKNOWN };
 struct line {
 	enum cond cond;
 	unsigned long virtio_id;
-	const char *word; /* the word that made it COND_UNKNOWN */
-	int late;
+	const char *word; /* the condition, when COND_UNKNOWN */
 	const char *path;
-	int done; /* loaded, or opened for late loading */
+	int loaded;
 };
 
 static struct line lines[LINES_MAX];
@@ -54,14 +50,12 @@ static int nlines;
 static unsigned long virtio_ids[VIRTIO_IDS_MAX];
 static int nvirtio;
 
-static void parse_word(struct line *l, const char *w)
+static void parse_condition(struct line *l, const char *w)
 {
 	char *end;
-	if (strcmp(w, "late") == 0) {
-		l->late = 1;
-	} else if (strcmp(w, "pci") == 0 && l->cond == COND_ALWAYS) {
+	if (strcmp(w, "pci") == 0) {
 		l->cond = COND_PCI;
-	} else if (strncmp(w, "virtio:", 7) == 0 && l->cond == COND_ALWAYS &&
+	} else if (strncmp(w, "virtio:", 7) == 0 &&
 		   (l->virtio_id = strtoul(w + 7, &end, 16), end != w + 7 && *end == '\0')) {
 		l->cond = COND_VIRTIO;
 	} else {
@@ -83,14 +77,13 @@ static void parse_list(char *buf)
 		}
 		struct line *l = &lines[nlines++];
 		memset(l, 0, sizeof(*l));
-		char *w = s, *sp;
-		while ((sp = strchr(w, ' '))) {
+		char *sp = strchr(s, ' ');
+		l->path = s;
+		if (sp) {
 			*sp = '\0';
-			if (*w && l->cond != COND_UNKNOWN)
-				parse_word(l, w);
-			w = sp + 1;
+			parse_condition(l, s);
+			l->path = sp + 1 + strspn(sp + 1, " ");
 		}
-		l->path = w;
 	}
 }
 
@@ -154,54 +147,50 @@ static int wanted(const struct line *l, int pass, int pci)
 	}
 }
 
-static int already_done(int i)
+static int already_loaded(int i)
 {
 	for (int j = 0; j < i; j++)
-		if (lines[j].done && strcmp(lines[j].path, lines[i].path) == 0)
+		if (lines[j].loaded && strcmp(lines[j].path, lines[i].path) == 0)
 			return 1;
 	return 0;
 }
 
-static int load_fd(int fd)
+static int load_module(const char *path)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
 	long rc = syscall(SYS_finit_module, fd, "", 0);
-	return rc < 0 && errno != EEXIST ? -1 : 0;
+	int err = errno;
+	close(fd);
+	errno = err;
+	return rc < 0 && err != EEXIST ? -1 : 0;
 }
 
-static void load_pass(int pass, int pci, const char *release, struct late_modules *late, int *loaded, int *failed)
+static void load_pass(int pass, int pci, const char *release, int *loaded, int *failed)
 {
 	char path[768];
 	for (int i = 0; i < nlines; i++) {
 		struct line *l = &lines[i];
-		if (!wanted(l, pass, pci) || already_done(i))
+		if (!wanted(l, pass, pci) || already_loaded(i))
 			continue;
 		if (l->path[0] == '/')
 			snprintf(path, sizeof(path), "%s", l->path);
 		else
 			snprintf(path, sizeof(path), "/lib/modules/%s/%s", release, l->path);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0 && l->late && late->count < LATE_MODULES_MAX) {
-			late->fd[late->count] = fd;
-			late->path[late->count++] = l->path;
-			l->done = 1;
-			continue;
-		}
-		if (fd < 0 || load_fd(fd) < 0) {
+		if (load_module(path) < 0) {
 			klog(3, "load module %s: %s", path, strerror(errno));
 			(*failed)++;
 		} else {
-			l->done = 1;
+			l->loaded = 1;
 			(*loaded)++;
 		}
-		if (fd >= 0)
-			close(fd);
 	}
 }
 
-void modules_load(const char *list_path, struct late_modules *late)
+void modules_load(const char *list_path)
 {
 	static char buf[LIST_MAX];
-	late->count = 0;
 	int fd = open(list_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno != ENOENT)
@@ -220,26 +209,16 @@ void modules_load(const char *list_path, struct late_modules *late)
 	parse_list(buf);
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].cond == COND_UNKNOWN)
-			klog(4, "%s: skipping %s: unknown word '%s'", list_path, lines[i].path, lines[i].word);
+			klog(4, "%s: skipping %s: unknown condition '%s'", list_path, lines[i].path, lines[i].word);
 	int loaded = 0, failed = 0;
 	int pci = dir_has_entries("/sys/bus/pci/devices");
-	load_pass(1, pci, uts.release, late, &loaded, &failed);
+	load_pass(1, pci, uts.release, &loaded, &failed);
 	scan_virtio();
-	load_pass(2, pci, uts.release, late, &loaded, &failed);
+	load_pass(2, pci, uts.release, &loaded, &failed);
 
 	char ids[VIRTIO_IDS_MAX * 8] = "";
 	for (int i = 0, at = 0; i < nvirtio && at < (int)sizeof(ids) - 24; i++)
 		at += snprintf(ids + at, sizeof(ids) - (size_t)at, "%s%#lx", i ? " " : "", virtio_ids[i]);
-	klog(6, "%d modules loaded, %d failed, %d for later; virtio devices [%s]%s (%ld ms since boot)",
-	     loaded, failed, late->count, ids, pci ? ", PCI devices" : "", elapsed_ms());
-}
-
-void modules_load_late(struct late_modules *late)
-{
-	for (int i = 0; i < late->count; i++) {
-		if (load_fd(late->fd[i]) < 0)
-			klog(3, "load module %s: %s", late->path[i], strerror(errno));
-		close(late->fd[i]);
-	}
-	late->count = 0;
+	klog(6, "%d modules loaded, %d failed; virtio devices [%s]%s (%ld ms since boot)", loaded, failed,
+	     ids, pci ? ", PCI devices" : "", elapsed_ms());
 }

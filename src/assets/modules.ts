@@ -18,12 +18,6 @@ export const VIRTIO_DEVICE_ID = { net: 0x01, block: 0x02, console: 0x03, rng: 0x
 export interface GuestDriver {
   module: string;
   when: ModuleCondition;
-  /**
-   * Load it after the switch to the root disk, at idle priority, instead of before: for drivers
-   * nothing on the way to the agent's first answer needs (module loads cost milliseconds of CPU
-   * each under TCG).
-   */
-  late?: boolean;
 }
 
 const virtio = (deviceId: number): ModuleCondition => ({ kind: "virtio", deviceId });
@@ -44,8 +38,7 @@ export const DEFAULT_GUEST_DRIVERS: readonly GuestDriver[] = [
   { module: "virtio_console", when: virtio(VIRTIO_DEVICE_ID.console) },
   // The Firecracker agent channel; pulls in the vsock core.
   { module: "vmw_vsock_virtio_transport", when: virtio(VIRTIO_DEVICE_ID.vsock) },
-  // Feeds the entropy pool, which RDRAND has initialized long before: nothing waits for it.
-  { module: "virtio-rng", when: virtio(VIRTIO_DEVICE_ID.rng), late: true },
+  { module: "virtio-rng", when: virtio(VIRTIO_DEVICE_ID.rng) },
 ];
 
 /** The module names of DEFAULT_GUEST_DRIVERS. */
