@@ -4,13 +4,14 @@
  *
  *   1. mount devtmpfs on /dev, proc on /proc, sysfs on /sys
  *   2. load, with finit_module, the modules /etc/hf-modules lists for the devices this VM has
- *      (modules.c)
+ *      (modules.c); those marked `late` are only opened
  *   3. wait (bounded) for the root device from `root=` (default /dev/vda)
- *   4. mount it on /newroot (`rootfstype=` default ext4, `rootflags=`, `ro` default / `rw`)
+ *   4. mount it on /newroot (`rootfstype=` default ext4, `rootflags=` default for ext4
+ *      DEFAULT_EXT4_FLAGS, `ro` default / `rw`)
  *   5. move /dev, /proc and /sys into the new root
  *   6. switch_root: move the new root onto /, chroot
- *   7. fork a child at idle priority that deletes the initramfs contents, which nothing on the
- *      way to the agent waits for
+ *   7. fork a child at idle priority for what nothing on the way to the agent waits for: delete
+ *      the initramfs contents, then, once the boot is over, load the `late` modules
  *   8. exec `hf.init=` (default /sbin/hf-agent) as PID 1
  *
  * On any fatal error it says why on the console (through /dev/kmsg) and powers the VM off, so the
@@ -30,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -48,6 +50,13 @@
 #define ROOT_WAIT_MS 5000
 #define ROOT_POLL_MS 2
 #define CMDLINE_MAX 4096
+/* Mount options for an ext4 root when `rootflags=` gives none: the block bitmap prefetch (a
+ * kernel thread reading every group's bitmap at mount, for faster first allocations on big disks)
+ * cost ~15 ms of the boot under TCG and buys nothing on a small VM disk. */
+#define DEFAULT_EXT4_FLAGS "no_prefetch_block_bitmaps"
+/* The agent answers ~0.1 s after the switch to the root disk (TCG); the `late` modules (virtio-rng:
+ * 11-18 ms of kernel work) wait until then, so they cannot hold the CPU while the agent starts. */
+#define LATE_MODULES_DELAY_MS 500
 
 struct boot_opts {
 	const char *root;
@@ -168,7 +177,10 @@ static void mount_root(const struct boot_opts *opts)
 {
 	if (mkdir(NEWROOT, 0755) < 0 && errno != EEXIST)
 		fatal("mkdir %s: %s", NEWROOT, strerror(errno));
-	if (mount(opts->root, NEWROOT, opts->fstype, opts->mountflags, opts->rootflags) < 0)
+	const char *flags = opts->rootflags;
+	if (!flags && strcmp(opts->fstype, "ext4") == 0)
+		flags = DEFAULT_EXT4_FLAGS;
+	if (mount(opts->root, NEWROOT, opts->fstype, opts->mountflags, flags) < 0)
 		fatal("mount %s (%s, %s) on %s: %s", opts->root, opts->fstype,
 		      (opts->mountflags & MS_RDONLY) ? "ro" : "rw", NEWROOT, strerror(errno));
 }
@@ -236,12 +248,13 @@ static int switch_root(void)
 	return oldroot;
 }
 
-/* Frees the initramfs from a child at SCHED_IDLE priority: it gets the CPU only while the next
- * stage waits (for the disk, for the host), in short syscalls that a woken agent preempts at once,
- * so it does not delay the agent's first answer (synchronously it took 10-17 ms of the boot under
- * TCG). SIGCHLD is blocked first, so the child's exit stays pending across exec for the next
- * stage, which reaps it (the agent reaps every child of PID 1). */
-static void free_initramfs_in_background(int oldroot)
+/* Frees the initramfs and loads the late modules from a child at SCHED_IDLE priority: it gets the
+ * CPU only while the next stage waits (for the disk, for the host), in short syscalls that a woken
+ * agent preempts at once, so it does not delay the agent's first answer (synchronously the
+ * deletion took 10-17 ms of the boot under TCG). SIGCHLD is blocked first, so the child's exit
+ * stays pending across exec for the next stage, which reaps it (the agent reaps every child of
+ * PID 1). */
+static void finish_in_background(int oldroot)
 {
 	struct stat st;
 	if (fstat(oldroot, &st) < 0)
@@ -252,14 +265,20 @@ static void free_initramfs_in_background(int oldroot)
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 	pid_t pid = fork();
 	if (pid > 0) {
-		close(oldroot);
+		close(oldroot); /* the late modules' fds are O_CLOEXEC: exec closes them here */
 		return;
 	}
 	if (pid == 0) {
 		struct sched_param sp = { 0 };
 		syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &sp); /* musl's wrapper is a stub */
+		prctl(PR_SET_NAME, "hf-init-late"); /* not "init" in ps while it lives */
 	}
 	remove_tree(oldroot, st.st_dev);
+	if (pid == 0) {
+		const struct timespec delay = { LATE_MODULES_DELAY_MS / 1000, (LATE_MODULES_DELAY_MS % 1000) * 1000000L };
+		nanosleep(&delay, NULL);
+	}
+	modules_load_late();
 	if (pid == 0)
 		_exit(0);
 	/* fork failed: done here, in the foreground */
@@ -287,7 +306,7 @@ int main(int argc, char **argv, char **envp)
 	wait_for_device(opts.root);
 	mount_root(&opts);
 	hand_over_mounts();
-	free_initramfs_in_background(switch_root());
+	finish_in_background(switch_root());
 
 	klog(6, "root %s mounted, exec %s (%ld ms since boot)", opts.root, opts.init, elapsed_ms());
 	char *const init_argv[] = { (char *)opts.init, NULL };

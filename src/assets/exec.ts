@@ -44,21 +44,25 @@ export function runTool(cmd: string, args: readonly string[], opts: RunOptions =
       cwd: opts.cwd,
       env: opts.env ?? process.env,
       stdio: ["ignore", "pipe", "pipe"],
-      timeout: opts.timeoutMs ?? 120_000,
       signal: opts.signal,
       killSignal: "SIGKILL",
     });
+    // Our own timer, not spawn's `timeout` option: Node leaves that one armed when the spawn itself
+    // fails (ENOENT), which holds the event loop for the whole timeout.
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (b: Buffer) => out.push(b));
     child.stderr.on("data", (b: Buffer) => err.push(b));
     child.on("error", (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
       if (e.code === "ENOENT") {
         const pkg = PACKAGE_OF[cmd];
         reject(new HyperfleetError("HOST_TOOL_MISSING", `${cmd} not found${pkg ? `: install it with \`apt-get install ${pkg}\`` : ""}`, { cause: e, details: { tool: cmd } }));
       } else reject(toolFailed(cmd, args, e.message, e));
     });
     child.on("close", (code, sig) => {
+      clearTimeout(timer);
       const stderr = Buffer.concat(err).toString("utf8");
       if (code === 0) resolve({ stdout: Buffer.concat(out), stderr });
       else reject(toolFailed(cmd, args, sig ? `killed by ${sig}` : `exit code ${code}`, undefined, stderr));

@@ -20,31 +20,39 @@ export interface InitramfsModule {
 export interface ModuleListEntry {
   path: string;
   when: ModuleCondition;
+  /** Loaded only once the boot is over (GuestDriver.late). */
+  late?: boolean;
 }
 
 /**
- * Plans the module list: the dependency closure of the drivers loaded always comes first and
- * unconditionally (the "core"); then, per conditional driver, its dependency closure minus the
- * core, under the driver's condition. A module two drivers share is listed under both conditions
- * (hf-init loads it once), so each group loads on its own. Modules built into the kernel are left
- * out, so a built-in driver yields an empty group.
+ * Plans the module list: the dependency closure of the drivers loaded always (and not late) comes
+ * first and unconditionally (the "core"); then, per other driver, its dependency closure minus
+ * the core, under the driver's condition and `late` flag. A module two drivers share is listed
+ * under both (hf-init loads it once), so each group loads on its own. Modules built into the
+ * kernel are left out, so a built-in driver yields an empty group.
  *
  * @example planModuleList(dep, [{ module: "virtio_mmio", when: { kind: "always" } }, { module: "virtio_blk", when: { kind: "virtio", deviceId: 2 } }])
  *   // -> virtio_ring, virtio, virtio_mmio (always), then virtio_blk (virtio 0x0002)
  */
 export function planModuleList(dep: ModulesDep, drivers: readonly GuestDriver[], builtin: ReadonlySet<string> = new Set()): ModuleListEntry[] {
-  const always = drivers.filter((d) => d.when.kind === "always").map((d) => d.module);
-  const core = resolveModuleOrder(dep, always, builtin);
+  const inCoreGroup = (d: GuestDriver): boolean => d.when.kind === "always" && !d.late;
+  const core = resolveModuleOrder(dep, drivers.filter(inCoreGroup).map((d) => d.module), builtin);
   const inCore = new Set(core);
   const list: ModuleListEntry[] = core.map((path) => ({ path, when: { kind: "always" } }));
   for (const d of drivers) {
-    if (d.when.kind === "always") continue;
-    for (const path of resolveModuleOrder(dep, [d.module], builtin)) if (!inCore.has(path)) list.push({ path, when: d.when });
+    if (inCoreGroup(d)) continue;
+    for (const path of resolveModuleOrder(dep, [d.module], builtin)) {
+      if (!inCore.has(path)) list.push(d.late ? { path, when: d.when, late: true } : { path, when: d.when });
+    }
   }
   return list;
 }
 
-/** The condition word and space before a module list line's path; an unconditional line has none. */
+/** The words before a module list line's path, each followed by a space. */
+function linePrefix(e: ModuleListEntry): string {
+  return `${e.late ? "late " : ""}${conditionPrefix(e.when)}`;
+}
+
 function conditionPrefix(when: ModuleCondition): string {
   switch (when.kind) {
     case "always":
@@ -61,20 +69,21 @@ function conditionPrefix(when: ModuleCondition): string {
 
 /**
  * The text of /etc/hf-modules. Format (described at the other end too, in guest/init/modules.c):
- * one module per line, its path relative to /lib/modules/<release>/, optionally after a condition
- * and a space:
+ * one module per line, its path relative to /lib/modules/<release>/, optionally after `late`
+ * and/or a condition, each followed by a space:
  *
  *   kernel/drivers/virtio/virtio_mmio.ko                always loaded
  *   pci kernel/drivers/virtio/virtio_pci.ko             only if /sys/bus/pci/devices has an entry
  *   virtio:0x0002 kernel/drivers/block/virtio_blk.ko    only if a virtio device with that device id
  *                                                       (/sys/bus/virtio/devices/<dev>/device) exists
+ *   late virtio:0x0004 kernel/.../virtio-rng.ko         as above, loaded once the boot is over
  *
  * hf-init loads the unconditional and `pci` lines first, then checks the virtio bus and loads the
  * `virtio:` lines, each pass in file order; a module listed twice is loaded once. A list of bare
  * paths is the older format: every line loads, in order (the boot benchmark's floor reads it so).
  */
 export function moduleListText(list: readonly ModuleListEntry[]): string {
-  return list.map((e) => `${conditionPrefix(e.when)}${e.path}\n`).join("");
+  return list.map((e) => `${linePrefix(e)}${e.path}\n`).join("");
 }
 
 /** Inputs of initramfsTree. */
