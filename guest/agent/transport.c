@@ -15,7 +15,6 @@
 
 #include "sig.h"
 #include "util.h"
-#include "zz_tl.h"
 
 /* <linux/vm_sockets.h> is not part of musl's headers; this is its stable ABI. */
 struct sockaddr_vm {
@@ -178,6 +177,5 @@ int transport_serial_ready(struct conn *c, int blocking)
 		return 0;
 	}
 	c->state = CONN_OPEN;
-	hf_tl("agent READY written");
 	return 1;
 }

@@ -8,7 +8,8 @@
  *   3. wait (bounded) for the root device from `root=` (default /dev/vda)
  *   4. mount it on /newroot (`rootfstype=` default ext4, `rootflags=` default for ext4
  *      DEFAULT_EXT4_FLAGS, `ro` default / `rw`)
- *   5. move /dev, /proc and /sys into the new root
+ *   5. attach the console (waiting, bounded, for hvc0 with `console=hvc0`); move /dev, /proc and
+ *      /sys into the new root
  *   6. switch_root: move the new root onto /, chroot
  *   7. fork a child at idle priority for what nothing on the way to the agent waits for: delete
  *      the initramfs contents, then, once the boot is over, load the `late` modules
@@ -19,15 +20,14 @@
  *
  * Contract for the next stage: PID 1, / is the root disk, /dev (devtmpfs), /proc and /sys are
  * mounted (each only if the root disk has the directory), fds 0-2 are /dev/console (or /dev/null
- * if there is no console), SIGCHLD is blocked and may be pending: the child of step 7 is its to
- * reap.
+ * if there is no console). The child of step 7, "hf-init-late", exits LATE_MODULES_DELAY_MS or a
+ * little more after the exec; the next stage reaps it like any orphan.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -57,6 +57,11 @@
 /* The agent answers ~0.1 s after the switch to the root disk (TCG); the `late` modules (virtio-rng:
  * 11-18 ms of kernel work) wait until then, so they cannot hold the CPU while the agent starts. */
 #define LATE_MODULES_DELAY_MS 500
+/* With `console=hvc*` the console appears only after virtio_console's probe, from the port the host
+ * announces on the control queue (a workqueue, so after finit_module returns). It is usually
+ * there by the time the root disk is mounted; this bounds the wait when it is not. */
+#define CONSOLE_WAIT_MS 1000
+#define CONSOLE_POLL_MS 1
 
 struct boot_opts {
 	const char *root;
@@ -64,6 +69,7 @@ struct boot_opts {
 	const char *rootflags;
 	const char *init;
 	unsigned long mountflags;
+	int hvc_console; /* `console=hvc*`: the console comes with virtio_console */
 };
 
 /* ---- early setup ----------------------------------------------------------------------------- */
@@ -78,9 +84,10 @@ static void mount_or_die(const char *src, const char *dst, const char *type, uns
 
 /* The kernel gives PID 1 /dev/console as fds 0-2 only if the console device already exists; with
  * `console=hvc0` it appears only once virtio_console is loaded. So this runs twice: right after
- * /dev is mounted (a closed fd among 0-2 would otherwise be reused by the next open()) and after
- * the modules are loaded. Without a console, closed fds get /dev/null and open ones are kept. */
-static void attach_console(void)
+ * /dev is mounted (a closed fd among 0-2 would otherwise be reused by the next open()) and once
+ * the console can be there (wait_for_console). Without a console, closed fds get /dev/null and
+ * open ones are kept. Returns 1 if fds 0-2 are the console. */
+static int attach_console(void)
 {
 	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -88,7 +95,7 @@ static void attach_console(void)
 			dup2(fd, i); /* the copies do not inherit O_CLOEXEC */
 		if (fd > 2)
 			close(fd);
-		return;
+		return 1;
 	}
 	for (int i = 0; i <= 2; i++) {
 		if (fcntl(i, F_GETFD) >= 0)
@@ -98,6 +105,21 @@ static void attach_console(void)
 			dup2(fd, i);
 			close(fd);
 		}
+	}
+	return 0;
+}
+
+/* Gives the next stage the console as fds 0-2, waiting (bounded) for a virtio console to appear. */
+static void wait_for_console(const struct boot_opts *opts)
+{
+	const struct timespec pause_ts = { 0, CONSOLE_POLL_MS * 1000000L };
+	for (int waited = 0; !attach_console(); waited += CONSOLE_POLL_MS) {
+		if (!opts->hvc_console || waited >= CONSOLE_WAIT_MS) {
+			if (opts->hvc_console)
+				klog(3, "no console after %d ms: is there a virtio console device?", waited);
+			return;
+		}
+		nanosleep(&pause_ts, NULL);
 	}
 }
 
@@ -121,6 +143,7 @@ static void parse_cmdline(char *buf, size_t size, struct boot_opts *opts)
 	opts->rootflags = NULL;
 	opts->init = DEFAULT_INIT;
 	opts->mountflags = MS_RDONLY; /* the kernel's default too: read-only unless `rw` */
+	opts->hvc_console = 0;
 
 	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -145,6 +168,8 @@ static void parse_cmdline(char *buf, size_t size, struct boot_opts *opts)
 			opts->mountflags |= MS_RDONLY;
 		else if (strcmp(tok, "rw") == 0)
 			opts->mountflags &= ~(unsigned long)MS_RDONLY;
+		else if (strncmp(tok, "console=", 8) == 0)
+			opts->hvc_console = strncmp(tok + 8, "hvc", 3) == 0; /* the last one is /dev/console */
 		else if (strcmp(tok, "--") == 0)
 			break; /* the rest is for init */
 	}
@@ -198,7 +223,8 @@ static void hand_over_mounts(void)
 		snprintf(dst, sizeof(dst), NEWROOT "%s", moved[i]);
 		if (mount(moved[i], dst, NULL, MS_MOVE, NULL) == 0)
 			continue;
-		klog(3, "move %s to %s: %s (the root disk needs an empty %s)", moved[i], dst, strerror(errno), moved[i]);
+		klog(3, "move %s to %s: %s (the root disk needs an empty %s)", moved[i], dst,
+		     strerror(errno), moved[i]);
 		umount2(moved[i], MNT_DETACH);
 	}
 }
@@ -236,9 +262,6 @@ static int switch_root(void)
 	int oldroot = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (oldroot < 0)
 		fatal("open /: %s", strerror(errno));
-	struct stat st;
-	if (fstat(oldroot, &st) < 0)
-		fatal("stat /: %s", strerror(errno));
 	if (chdir(NEWROOT) < 0)
 		fatal("chdir %s: %s", NEWROOT, strerror(errno));
 	if (mount(NEWROOT, "/", NULL, MS_MOVE, NULL) < 0)
@@ -251,18 +274,13 @@ static int switch_root(void)
 /* Frees the initramfs and loads the late modules from a child at SCHED_IDLE priority: it gets the
  * CPU only while the next stage waits (for the disk, for the host), in short syscalls that a woken
  * agent preempts at once, so it does not delay the agent's first answer (synchronously the
- * deletion took 10-17 ms of the boot under TCG). SIGCHLD is blocked first, so the child's exit
- * stays pending across exec for the next stage, which reaps it (the agent reaps every child of
- * PID 1). */
+ * deletion took 10-17 ms of the boot under TCG). Its exit comes after the delay, when the agent
+ * has long been waiting for SIGCHLD to reap it. */
 static void finish_in_background(int oldroot)
 {
 	struct stat st;
 	if (fstat(oldroot, &st) < 0)
 		fatal("stat the initramfs: %s", strerror(errno));
-	sigset_t chld;
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, NULL);
 	pid_t pid = fork();
 	if (pid > 0) {
 		close(oldroot); /* the late modules' fds are O_CLOEXEC: exec closes them here */
@@ -275,7 +293,8 @@ static void finish_in_background(int oldroot)
 	}
 	remove_tree(oldroot, st.st_dev);
 	if (pid == 0) {
-		const struct timespec delay = { LATE_MODULES_DELAY_MS / 1000, (LATE_MODULES_DELAY_MS % 1000) * 1000000L };
+		const struct timespec delay = { LATE_MODULES_DELAY_MS / 1000,
+						(LATE_MODULES_DELAY_MS % 1000) * 1000000L };
 		nanosleep(&delay, NULL);
 	}
 	modules_load_late();
@@ -302,9 +321,9 @@ int main(int argc, char **argv, char **envp)
 	early_mounts();
 	parse_cmdline(cmdline, sizeof(cmdline), &opts);
 	modules_load(MODULE_LIST);
-	attach_console(); /* virtio_console may have just created hvc0 */
 	wait_for_device(opts.root);
 	mount_root(&opts);
+	wait_for_console(&opts); /* after the mount, which gives virtio_console time to set it up */
 	hand_over_mounts();
 	finish_in_background(switch_root());
 

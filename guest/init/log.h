@@ -4,7 +4,8 @@
 
 /* Sends further lines to /dev/kmsg (call once /dev is mounted); until then they go to stderr. */
 void log_open_kmsg(void);
-/* One line on the kernel log as "hf-init: ..."; level 3 (err) reaches the console even with `quiet`. */
+/* One line on the kernel log as "hf-init: ..."; level 3 (err) reaches the console even with
+ * `quiet`. */
 void __attribute__((format(printf, 2, 3))) klog(int level, const char *fmt, ...);
 /* Says why on the console, then powers the VM off, so the host sees the VMM exit instead of a
  * guest stuck in a kernel panic. */

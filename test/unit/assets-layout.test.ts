@@ -33,6 +33,30 @@ test("initramfs: /init, the module list in order, modules under the release, /de
   for (const dir of ["proc", "sys", "newroot"]) assert.equal(t.get(dir)?.type, "dir");
 });
 
+test("initramfs: a module list with conditions; each module file once; no entry for a module not shipped", () => {
+  const ring = { path: "kernel/drivers/virtio/virtio_ring.ko", data: Buffer.from("a") };
+  const blk = { path: "kernel/drivers/block/virtio_blk.ko", data: Buffer.from("b") };
+  const input = {
+    init: Buffer.from("ELF"),
+    kernelRelease: "6.1.0-56-cloud-amd64",
+    modules: [ring, blk],
+    moduleList: [
+      { path: ring.path, when: { kind: "always" } as const },
+      { path: blk.path, when: { kind: "virtio", deviceId: 2 } as const },
+      { path: blk.path, when: { kind: "pci" } as const, late: true },
+    ],
+  };
+  const t = byPath(initramfsTree(input));
+  const list = t.get(MODULE_LIST_PATH);
+  assert.ok(list?.type === "file");
+  assert.equal(
+    Buffer.from(list.data).toString(),
+    "kernel/drivers/virtio/virtio_ring.ko\nvirtio:0x0002 kernel/drivers/block/virtio_blk.ko\nlate pci kernel/drivers/block/virtio_blk.ko\n",
+  );
+  assert.ok(t.has("lib/modules/6.1.0-56-cloud-amd64/kernel/drivers/block/virtio_blk.ko"));
+  assert.throws(() => initramfsTree({ ...input, modules: [ring] }), /virtio_blk\.ko, which is not in the initramfs/);
+});
+
 test("rootfs: busybox with applet links, the agent, /etc and mount points", () => {
   const t = byPath(rootfsTree({ busybox: Buffer.from("bb"), applets: ["bin/sh", "usr/bin/env", "linuxrc", "bin/busybox"], agent: Buffer.from("agent") }));
   assert.deepEqual(t.get("bin/sh"), { type: "symlink", path: "bin/sh", target: "/bin/busybox" });

@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { moduleListText, planModuleList } from "../../src/assets/initramfs-layout.js";
 import {
+  DEFAULT_GUEST_DRIVERS,
   DEFAULT_GUEST_MODULES,
   moduleCompression,
   moduleName,
@@ -8,6 +10,7 @@ import {
   parseModulesDep,
   resolveModuleOrder,
   stripModuleSignature,
+  type GuestDriver,
 } from "../../src/assets/modules.js";
 import { isHyperfleetError } from "../../src/core/errors.js";
 
@@ -95,4 +98,80 @@ test("modules: an appended signature is stripped, unsigned modules pass through"
   assert.equal(stripModuleSignature(body), body);
   const lying = Buffer.concat([body, Buffer.from([0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]), Buffer.from("~Module signature appended~\n")]);
   assert.throws(() => stripModuleSignature(lying), /corrupt module signature/);
+});
+
+test("module list: the default drivers as hf-init gets them, each device's driver under its virtio id", () => {
+  // Golden: the /etc/hf-modules our initramfs ships (format in src/assets/initramfs-layout.ts).
+  assert.equal(
+    moduleListText(planModuleList(parseModulesDep(FIXTURE), DEFAULT_GUEST_DRIVERS)),
+    [
+      "kernel/drivers/virtio/virtio_ring.ko",
+      "kernel/drivers/virtio/virtio.ko",
+      "kernel/drivers/virtio/virtio_mmio.ko",
+      "pci kernel/drivers/virtio/virtio_pci_modern_dev.ko",
+      "pci kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
+      "pci kernel/drivers/virtio/virtio_pci.ko",
+      "virtio:0x0002 kernel/drivers/block/virtio_blk.ko",
+      "virtio:0x0001 kernel/net/core/failover.ko",
+      "virtio:0x0001 kernel/drivers/net/net_failover.ko",
+      "virtio:0x0001 kernel/drivers/net/virtio_net.ko",
+      "virtio:0x0003 kernel/drivers/char/virtio_console.ko",
+      "virtio:0x0013 kernel/net/vmw_vsock/vsock.ko",
+      "virtio:0x0013 kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
+      "virtio:0x0013 kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko",
+      "late virtio:0x0004 kernel/drivers/char/hw_random/virtio-rng.ko",
+      "",
+    ].join("\n"),
+  );
+});
+
+test("module list: every group is dependency-closed on its own, minus the core", () => {
+  const dep = parseModulesDep(FIXTURE);
+  const list = planModuleList(dep, DEFAULT_GUEST_DRIVERS);
+  const core = list.filter((e) => e.when.kind === "always").map((e) => e.path);
+  const groups = new Map<string, string[]>();
+  for (const e of list) if (e.when.kind !== "always") groups.set(JSON.stringify(e.when), [...(groups.get(JSON.stringify(e.when)) ?? []), e.path]);
+  for (const [when, paths] of groups) {
+    for (const [i, path] of paths.entries()) {
+      for (const d of dep.get(path)!) assert.ok(core.includes(d) || paths.indexOf(d) < i, `${when}: ${d} before ${path}`);
+    }
+  }
+  // The core comes first: hf-init's first pass needs the transports before it looks at the bus.
+  assert.deepEqual(core, list.slice(0, core.length).map((e) => e.path));
+});
+
+test("module list: a module two drivers share is listed under both conditions", () => {
+  const drivers: GuestDriver[] = [
+    { module: "virtio_mmio", when: { kind: "always" } },
+    { module: "virtio_net", when: { kind: "virtio", deviceId: 1 } },
+    { module: "net_failover", when: { kind: "pci" } },
+  ];
+  assert.equal(
+    moduleListText(planModuleList(parseModulesDep(FIXTURE), drivers)),
+    "kernel/drivers/virtio/virtio_ring.ko\nkernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_mmio.ko\n" +
+      "virtio:0x0001 kernel/net/core/failover.ko\nvirtio:0x0001 kernel/drivers/net/net_failover.ko\nvirtio:0x0001 kernel/drivers/net/virtio_net.ko\n" +
+      "pci kernel/net/core/failover.ko\npci kernel/drivers/net/net_failover.ko\n",
+  );
+});
+
+test("module list: only unconditional modules give plain lines (what the benchmark floor's init reads)", () => {
+  const dep = parseModulesDep(FIXTURE);
+  const always = ["virtio_mmio", "virtio_console"].map((module): GuestDriver => ({ module, when: { kind: "always" } }));
+  assert.equal(moduleListText(planModuleList(dep, always)), resolveModuleOrder(dep, ["virtio_mmio", "virtio_console"]).map((p) => `${p}\n`).join(""));
+});
+
+test("module list: a built-in driver gives no lines; a late always-driver says only late", () => {
+  // A kernel with virtio_blk built in: modules.dep has no entry for it, modules.builtin has.
+  const dep = parseModulesDep(FIXTURE.replace(/^kernel\/drivers\/block\/virtio_blk\.ko:.*$/m, ""));
+  const builtin = parseModulesBuiltin("kernel/drivers/block/virtio_blk.ko\n");
+  const drivers: GuestDriver[] = [
+    { module: "virtio_mmio", when: { kind: "always" } },
+    { module: "virtio_blk", when: { kind: "virtio", deviceId: 2 } },
+    { module: "virtio_console", when: { kind: "always" }, late: true },
+  ];
+  assert.equal(
+    moduleListText(planModuleList(dep, drivers, builtin)),
+    "kernel/drivers/virtio/virtio_ring.ko\nkernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_mmio.ko\nlate kernel/drivers/char/virtio_console.ko\n",
+  );
+  assert.throws(() => moduleListText([{ path: "x.ko", when: { kind: "virtio", deviceId: 0x10000 } }]), /16-bit/);
 });
