@@ -1,6 +1,6 @@
 /**
  * What goes into our initramfs (pure): hf-init as /init, the kernel modules, and the module list
- * /etc/hf-modules that tells hf-init (guest/init/hf-init.c) which of them to load on which devices.
+ * /etc/hf-modules that tells hf-init (guest/init/modules.c) which of them to load on which devices.
  */
 import { HyperfleetError } from "../core/errors.js";
 import { resolveModuleOrder, type GuestDriver, type ModuleCondition, type ModulesDep } from "./modules.js";

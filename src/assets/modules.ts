@@ -44,7 +44,7 @@ export const DEFAULT_GUEST_DRIVERS: readonly GuestDriver[] = [
   { module: "virtio_console", when: virtio(VIRTIO_DEVICE_ID.console) },
   // The Firecracker agent channel; pulls in the vsock core.
   { module: "vmw_vsock_virtio_transport", when: virtio(VIRTIO_DEVICE_ID.vsock) },
-  // Feeds the entropy pool, which RDRAND seeded long before: nothing on the boot path waits for it.
+  // Feeds the entropy pool, which the CPU (RDRAND) seeded at ~0.07 s: nothing on the boot path waits.
   { module: "virtio-rng", when: virtio(VIRTIO_DEVICE_ID.rng), late: true },
 ];
 
