@@ -12,7 +12,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { loadConfig } from "../../src/config/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon/daemon.js";
 import { createLogger } from "../../src/daemon/logger.js";
-import { AUTH, killLeftoverVmms, testEnv } from "./helpers.js";
+import { AUTH, json, killLeftoverVmms, testEnv } from "./helpers.js";
 
 export interface ImageDaemon {
   daemon: Daemon;
@@ -56,9 +56,8 @@ export async function startImageDaemon(extra: Record<string, string> = {}, opts:
   };
 }
 
-export function body<T = Record<string, unknown>>(r: LightMyRequestResponse): T {
-  return JSON.parse(r.body) as T;
-}
+/** The JSON body of an inject() response: the lifecycle helpers' `json`, under the name these tests use. */
+export const body = json;
 
 /** The machine fields these tests read. */
 export interface MachineJson {
