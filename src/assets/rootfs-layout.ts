@@ -55,6 +55,8 @@ export interface MkfsInput {
   sizeMiB: number;
   /** Filesystem UUID; derived from the content hash so equal inputs give equal UUIDs. */
   uuid: string;
+  /** Further options, placed before `-E` (image disks add an inode count and no reserve). */
+  extra?: readonly string[];
 }
 
 /**
@@ -73,6 +75,7 @@ export function mkfsArgs(m: MkfsInput): string[] {
     ROOTFS_LABEL,
     "-U",
     m.uuid,
+    ...(m.extra ?? []),
     "-E",
     "root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0",
     "-d",

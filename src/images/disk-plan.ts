@@ -3,7 +3,7 @@
  * is a sparse file and VMs write to their own overlays, so unused space costs the host nothing,
  * while a disk that is too small fails the build.
  */
-import { ROOTFS_LABEL } from "../assets/rootfs-layout.js";
+import { mkfsArgs } from "../assets/rootfs-layout.js";
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
@@ -84,24 +84,5 @@ export interface ImageMkfsInput {
  * `-d` copies ownership and modes from the unpacked tree; `root_owner=0:0` fixes the top directory.
  */
 export function imageMkfsArgs(m: ImageMkfsInput): string[] {
-  return [
-    "-q",
-    "-F",
-    "-T",
-    "default",
-    "-L",
-    ROOTFS_LABEL,
-    "-U",
-    m.uuid,
-    "-m",
-    "0",
-    "-N",
-    String(m.plan.inodeCount),
-    "-E",
-    "root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0",
-    "-d",
-    m.sourceDir,
-    m.image,
-    `${m.plan.sizeMib}M`,
-  ];
+  return mkfsArgs({ image: m.image, sourceDir: m.sourceDir, sizeMiB: m.plan.sizeMib, uuid: m.uuid, extra: ["-m", "0", "-N", String(m.plan.inodeCount)] });
 }
