@@ -6,6 +6,7 @@
 #include "files.h"
 #include "loop.h"
 #include "req.h"
+#include "trace.h"
 
 /* Every HELLO starts a new session: on virtio-serial it may come from a host that replaced the
  * previous one without us seeing the disconnect (docs/agent-protocol.md, "Reconnecting"). */
@@ -28,6 +29,7 @@ static void on_hello(struct conn *c, const struct hf_frame *f, const struct hf_m
 	if (nonce.len)
 		hf_put(&c->out, T_NONCE, nonce.p, nonce.len);
 	hf_end(&c->out, at);
+	HF_TRACE("agent-hello");
 }
 
 static void on_shutdown(struct conn *c, uint32_t id, const struct hf_msg *m)

@@ -23,6 +23,7 @@
 #include "pid1.h"
 #include "proto.h"
 #include "sig.h"
+#include "trace.h"
 #include "transport.h"
 #include "util.h"
 
@@ -136,6 +137,7 @@ static void wait_for_transport(struct transports *t)
 
 int main(int argc, char **argv)
 {
+	HF_TRACE("agent-main");
 	struct options opt = parse_args(argc, argv);
 	int pid1 = getpid() == 1;
 	read_env();
@@ -143,6 +145,7 @@ int main(int argc, char **argv)
 	sig_setup();
 	if (pid1)
 		pid1_setup();
+	HF_TRACE("agent-pid1-setup");
 	ensure_stdio();
 
 	struct transports t = { 0 };
@@ -157,6 +160,7 @@ int main(int argc, char **argv)
 	if (!t.serial && !t.nlisten)
 		wait_for_transport(&t);
 
+	HF_TRACE("agent-transport");
 	loop_run(&t);
 	return 0;
 }

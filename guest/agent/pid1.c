@@ -3,20 +3,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "detach.h"
+#include "netlo.h"
 #include "sig.h"
 #include "util.h"
 
@@ -83,22 +81,6 @@ static void set_hostname(void)
 		log_msg("sethostname: %s", strerror(errno));
 }
 
-static void loopback_up(void)
-{
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof ifr);
-	strcpy(ifr.ifr_name, "lo");
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-			log_msg("lo up: %s", strerror(errno));
-	}
-	close(fd);
-}
-
 void pid1_setup(void)
 {
 	umask(022);
@@ -106,7 +88,10 @@ void pid1_setup(void)
 		log_msg("chdir /: %s", strerror(errno));
 	mount_all();
 	set_hostname();
-	loopback_up();
+	/* hf-init has usually done it, in parallel with mounting the root disk. */
+	int err = loopback_up();
+	if (err)
+		log_msg("lo up: %s", strerror(-err));
 	/* Ctrl-Alt-Del becomes SIGINT to us (a clean shutdown) instead of an immediate reboot. */
 	reboot(RB_DISABLE_CAD);
 }

@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
 #include "transport.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -13,7 +12,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "dirscan.h"
 #include "sig.h"
+#include "trace.h"
 #include "util.h"
 
 /* <linux/vm_sockets.h> is not part of musl's headers; this is its stable ABI. */
@@ -93,33 +94,36 @@ int transport_open_serial(struct transports *t, const char *path)
 	return 0;
 }
 
+struct find_serial {
+	char *dev;
+	unsigned long cap;
+};
+
+/* For one entry of /sys/class/virtio-ports: 1 (stop) if its name is ours. */
+static int match_serial(const char *port, void *arg)
+{
+	struct find_serial *f = arg;
+	char path[300], name[64] = { 0 };
+	snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", port);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, name, sizeof name - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	name[strcspn(name, "\n")] = 0;
+	if (strcmp(name, HF_SERIAL_NAME) != 0)
+		return 0;
+	snprintf(f->dev, f->cap, "/dev/%s", port);
+	return 1;
+}
+
 int transport_find_serial(char *dev, unsigned long cap)
 {
-	DIR *d = opendir("/sys/class/virtio-ports");
-	if (!d)
-		return -ENOENT;
-	struct dirent *de;
-	int found = -ENOENT;
-	while (found && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		char path[300], name[64] = { 0 };
-		snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", de->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		ssize_t n = read(fd, name, sizeof name - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		name[strcspn(name, "\n")] = 0;
-		if (strcmp(name, HF_SERIAL_NAME) == 0) {
-			snprintf(dev, cap, "/dev/%s", de->d_name);
-			found = 0;
-		}
-	}
-	closedir(d);
-	return found;
+	struct find_serial f = { dev, cap };
+	int rc = dir_each("/sys/class/virtio-ports", match_serial, &f);
+	return rc == 1 ? 0 : rc < 0 ? rc : -ENOENT;
 }
 
 void transport_accept(int lfd)
@@ -177,5 +181,6 @@ int transport_serial_ready(struct conn *c, int blocking)
 		return 0;
 	}
 	c->state = CONN_OPEN;
+	HF_TRACE("agent-ready-sent");
 	return 1;
 }

@@ -3,31 +3,39 @@
  * init (the guest agent) on the root disk as fast as possible:
  *
  *   1. mount devtmpfs on /dev, proc on /proc, sysfs on /sys
- *   2. load, with finit_module, the modules /etc/hf-modules lists for the devices this VM has
- *      (modules.c); those marked `late` are only opened
- *   3. wait (bounded) for the root device from `root=` (default /dev/vda)
- *   4. mount it on /newroot (`rootfstype=` default ext4, `rootflags=` default for ext4
- *      DEFAULT_EXT4_FLAGS, `ro` default / `rw`)
- *   5. attach the console (waiting, bounded, for hvc0 with `console=hvc0`); move /dev, /proc and
+ *   2. load, with finit_module, the transports from the module list /etc/hf-modules (modules.c)
+ *   3. in a second thread: load the block-device drivers, wait (bounded) for the root device from
+ *      `root=` (default /dev/vda), mount it on /newroot (`rootfstype=` default ext4, `rootflags=`
+ *      default for ext4 DEFAULT_EXT4_FLAGS, `ro` default / `rw`), and read the next stage's binary
+ *      into the page cache; meanwhile this thread loads the other device drivers (those marked
+ *      `late` are only opened) and brings `lo` up
+ *   4. attach the console (waiting, bounded, for hvc0 with `console=hvc0`); move /dev, /proc and
  *      /sys into the new root
- *   6. switch_root: move the new root onto /, chroot
- *   7. fork a child at idle priority for what nothing on the way to the agent waits for: delete
+ *   5. switch_root: move the new root onto /, chroot
+ *   6. start a child at idle priority for what nothing on the way to the agent waits for: delete
  *      the initramfs contents, then, once the boot is over, load the `late` modules
- *   8. exec `hf.init=` (default /sbin/hf-agent) as PID 1
+ *   7. exec `hf.init=` (default /sbin/hf-agent) as PID 1
+ *
+ * Why two threads: with 2 vCPUs the root disk's driver probe and mount (the longest chain, mostly
+ * first-run kernel code, which TCG must translate) run beside the console driver and `lo`; on one
+ * vCPU the boot is CPU-bound and the split costs nothing measurable. `make TRACE=1` shows the
+ * timeline (common/trace.h).
  *
  * On any fatal error it says why on the console (through /dev/kmsg) and powers the VM off, so the
  * host sees the VMM exit instead of a guest stuck in a kernel panic. No shell, no busy loops.
  *
  * Contract for the next stage: PID 1, / is the root disk, /dev (devtmpfs), /proc and /sys are
- * mounted (each only if the root disk has the directory), fds 0-2 are /dev/console (or /dev/null
- * if there is no console). The child of step 7, "hf-init-late", exits LATE_MODULES_DELAY_MS or a
- * little more after the exec; the next stage reaps it like any orphan.
+ * mounted (each only if the root disk has the directory), `lo` is up, fds 0-2 are /dev/console
+ * (or /dev/null if there is no console). The child of step 6, "hf-init-late", exits
+ * LATE_MODULES_DELAY_MS or a little more after the exec; the next stage reaps it like any orphan.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -39,6 +47,8 @@
 
 #include "log.h"
 #include "modules.h"
+#include "netlo.h"
+#include "trace.h"
 
 #define NEWROOT "/newroot"
 #define MODULE_LIST "/etc/hf-modules" /* src/assets/initramfs-layout.ts MODULE_LIST_PATH */
@@ -210,6 +220,64 @@ static void mount_root(const struct boot_opts *opts)
 		      (opts->mountflags & MS_RDONLY) ? "ro" : "rw", NEWROOT, strerror(errno));
 }
 
+/* Reads the next stage's binary once, so its exec finds every page in the page cache instead of
+ * waiting for the disk page by page. A missing file is left for execve to report. */
+static void prefetch(const char *path)
+{
+	static char buf[64 * 1024];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	while (read(fd, buf, sizeof(buf)) > 0) {
+	}
+	close(fd);
+}
+
+/* The root thread: loads the block drivers, waits for the root device, mounts it, prefetches the
+ * next stage. Errors are fatal from here as from the main thread (fatal powers the VM off). Its
+ * stack is static: no allocation, which under TCG costs milliseconds on first use. */
+static struct {
+	pthread_t thread;
+	int joinable;
+	char stack[64 * 1024] __attribute__((aligned(16)));
+} root_thread;
+
+static struct boot_opts boot; /* from the kernel command line, read before any thread starts */
+
+static void *root_main(void *arg)
+{
+	(void)arg;
+	modules_load_drivers(MODULES_BLOCK);
+	wait_for_device(boot.root);
+	mount_root(&boot);
+	HF_TRACE("root-mounted");
+	char path[CMDLINE_MAX];
+	snprintf(path, sizeof(path), NEWROOT "%s", boot.init);
+	prefetch(path);
+	HF_TRACE("init-prefetched");
+	return NULL;
+}
+
+static void start_root_thread(void)
+{
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setstack(&attr, root_thread.stack, sizeof(root_thread.stack));
+	int err = pthread_create(&root_thread.thread, &attr, root_main, NULL);
+	pthread_attr_destroy(&attr);
+	root_thread.joinable = err == 0;
+	if (err) {
+		klog(4, "root thread: %s; mounting the root disk in sequence", strerror(err));
+		root_main(NULL);
+	}
+}
+
+static void join_root_thread(void)
+{
+	if (root_thread.joinable)
+		pthread_join(root_thread.thread, NULL);
+}
+
 /* ---- switch root ----------------------------------------------------------------------------- */
 
 /* Moves /dev, /proc and /sys into the new root, so the next stage finds them mounted (the agent
@@ -275,32 +343,47 @@ static int switch_root(void)
  * CPU only while the next stage waits (for the disk, for the host), in short syscalls that a woken
  * agent preempts at once, so it does not delay the agent's first answer (synchronously the
  * deletion took 10-17 ms of the boot under TCG). Its exit comes after the delay, when the agent
- * has long been waiting for SIGCHLD to reap it. */
+ * has long been waiting for SIGCHLD to reap it.
+ *
+ * The child shares our memory (CLONE_VM) instead of getting a copy: fork's page-table copy and the
+ * copy-on-write faults before our exec cost ~5 ms under TCG. That is safe because from here on
+ * this process only closes an fd, logs from its stack and execs (which gives it a fresh address
+ * space and leaves the old one to the child); the child runs on its own static stack. Its fd
+ * table is its own copy: our exec closes the late modules' fds (O_CLOEXEC) here, not there. */
+static struct {
+	int oldroot;
+	dev_t dev;
+	char stack[64 * 1024] __attribute__((aligned(16)));
+} late;
+
+static int late_main(void *arg)
+{
+	(void)arg;
+	struct sched_param sp = { 0 };
+	syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &sp); /* musl's wrapper is a stub */
+	prctl(PR_SET_NAME, "hf-init-late"); /* not "init" in ps while it lives */
+	remove_tree(late.oldroot, late.dev);
+	const struct timespec delay = { LATE_MODULES_DELAY_MS / 1000,
+					(LATE_MODULES_DELAY_MS % 1000) * 1000000L };
+	nanosleep(&delay, NULL);
+	modules_load_late();
+	return 0;
+}
+
 static void finish_in_background(int oldroot)
 {
 	struct stat st;
 	if (fstat(oldroot, &st) < 0)
 		fatal("stat the initramfs: %s", strerror(errno));
-	pid_t pid = fork();
-	if (pid > 0) {
-		close(oldroot); /* the late modules' fds are O_CLOEXEC: exec closes them here */
+	late.oldroot = oldroot;
+	late.dev = st.st_dev;
+	if (clone(late_main, late.stack + sizeof(late.stack), CLONE_VM | SIGCHLD, NULL) > 0) {
+		close(oldroot);
 		return;
 	}
-	if (pid == 0) {
-		struct sched_param sp = { 0 };
-		syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &sp); /* musl's wrapper is a stub */
-		prctl(PR_SET_NAME, "hf-init-late"); /* not "init" in ps while it lives */
-	}
+	/* no child: done here, in the foreground */
 	remove_tree(oldroot, st.st_dev);
-	if (pid == 0) {
-		const struct timespec delay = { LATE_MODULES_DELAY_MS / 1000,
-						(LATE_MODULES_DELAY_MS % 1000) * 1000000L };
-		nanosleep(&delay, NULL);
-	}
 	modules_load_late();
-	if (pid == 0)
-		_exit(0);
-	/* fork failed: done here, in the foreground */
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -316,19 +399,28 @@ int main(int argc, char **argv, char **envp)
 	}
 
 	static char cmdline[CMDLINE_MAX];
-	struct boot_opts opts;
 
 	early_mounts();
-	parse_cmdline(cmdline, sizeof(cmdline), &opts);
-	modules_load(MODULE_LIST);
-	wait_for_device(opts.root);
-	mount_root(&opts);
-	wait_for_console(&opts); /* after the mount, which gives virtio_console time to set it up */
+	HF_TRACE("init-mounted");
+	parse_cmdline(cmdline, sizeof(cmdline), &boot);
+	modules_load_transports(MODULE_LIST);
+	start_root_thread();
+	modules_load_drivers(MODULES_OTHER);
+	HF_TRACE("drivers-loaded");
+	int err = loopback_up();
+	if (err)
+		klog(4, "lo up: %s", strerror(-err));
+	HF_TRACE("lo-up");
+	join_root_thread();
+	modules_report();
+	HF_TRACE("root-joined");
+	wait_for_console(&boot); /* after the mount, which gives virtio_console time to set it up */
 	hand_over_mounts();
 	finish_in_background(switch_root());
+	HF_TRACE("switched");
 
-	klog(6, "root %s mounted, exec %s (%ld ms since boot)", opts.root, opts.init, elapsed_ms());
-	char *const init_argv[] = { (char *)opts.init, NULL };
-	execve(opts.init, init_argv, envp);
-	fatal("exec %s on root %s: %s", opts.init, opts.root, strerror(errno));
+	klog(6, "root %s mounted, exec %s (%ld ms since boot)", boot.root, boot.init, elapsed_ms());
+	char *const init_argv[] = { (char *)boot.init, NULL };
+	execve(boot.init, init_argv, envp);
+	fatal("exec %s on root %s: %s", boot.init, boot.root, strerror(errno));
 }

@@ -13,17 +13,20 @@
  *                                                       over (modules_load_late), because nothing
  *                                                       on the way to the agent needs it
  *
- * Pass 1 loads the unconditional and `pci` lines, pass 2 the `virtio:` lines, each in file order.
- * Pass 2 looks at the virtio bus only after pass 1 loaded the transports (virtio_mmio, virtio_pci):
- * their probes are synchronous, so by then every device is on the bus. A driver's line set holds
- * it and each of its dependencies that is not unconditional, so one module may be listed under
- * several conditions: it is loaded once. A line with a condition this hf-init does not know is
+ * modules_load_transports loads the unconditional and `pci` lines (pass 1), modules_load_drivers
+ * the `virtio:` lines (pass 2), each in file order. Pass 2 looks at the virtio bus only after
+ * pass 1 loaded the transports (virtio_mmio, virtio_pci): their probes are synchronous, so by then
+ * every device is on the bus. Pass 2 is split in two groups, block devices (virtio id 2) and the
+ * rest, that two threads may load at once (the kernel runs module init functions concurrently):
+ * hf-init mounts the root disk in one while the other loads the remaining drivers. A driver's line
+ * set holds it and each of its dependencies that is not unconditional, so one module may be listed
+ * under several conditions: it is loaded once per group, and a second load in the other group
+ * finds it there (EEXIST, a success). A line with a condition this hf-init does not know is
  * reported and skipped, never loaded unconditionally. So a VM loads exactly its devices' drivers.
  */
 #define _GNU_SOURCE
 #include "modules.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -33,7 +36,9 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "dirscan.h"
 #include "log.h"
+#include "trace.h"
 
 #define LIST_MAX 16384
 #define LINES_MAX 128
@@ -47,6 +52,7 @@ struct line {
 	const char *word; /* the condition, when COND_UNKNOWN */
 	const char *path;
 	int late;
+	int step; /* step_of */
 	int loaded; /* or, if late, opened: fd is set */
 	int fd;
 };
@@ -98,27 +104,6 @@ static void parse_list(char *buf)
 	}
 }
 
-/* Calls fn(name, arg) for each entry of dir but . and .., until fn returns nonzero. getdents into
- * a static buffer instead of opendir: under TCG the first malloc of a process costs ~6 ms (brk,
- * mmap and the TLB flushes they cause), and a DIR would be hf-init's only allocation. */
-static void each_entry(const char *dir, int (*fn)(const char *name, void *arg), void *arg)
-{
-	static char buf[4096] __attribute__((aligned(8)));
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	int n, stop = 0;
-	while (!stop && (n = getdents(fd, (struct dirent *)buf, sizeof(buf))) > 0) {
-		for (int at = 0; !stop && at < n;) {
-			struct dirent *e = (struct dirent *)(buf + at);
-			at += e->d_reclen;
-			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-				stop = fn(e->d_name, arg);
-		}
-	}
-	close(fd);
-}
-
 static int found_one(const char *name, void *arg)
 {
 	(void)name;
@@ -152,24 +137,32 @@ static int virtio_present(unsigned long id)
 	return 0;
 }
 
-static int wanted(const struct line *l, int pass, int pci)
+#define VIRTIO_ID_BLOCK 0x2
+
+/* Which call loads a line: 0 none (unknown condition, or no such device), 1 the transports, or
+ * 2 + the pass-2 group. */
+static int step_of(const struct line *l, int pci)
 {
 	switch (l->cond) {
 	case COND_ALWAYS:
-		return pass == 1;
+		return 1;
 	case COND_PCI:
-		return pass == 1 && pci;
+		return pci ? 1 : 0;
 	case COND_VIRTIO:
-		return pass == 2 && virtio_present(l->virtio_id);
+		if (!virtio_present(l->virtio_id))
+			return 0;
+		return 2 + (l->virtio_id == VIRTIO_ID_BLOCK ? MODULES_BLOCK : MODULES_OTHER);
 	default:
 		return 0;
 	}
 }
 
-static int already_loaded(int i)
+/* Whether an earlier line of the same step names the same module (lines of the other group may be
+ * written concurrently by the other thread: not looked at). */
+static int already_loaded(int i, int step)
 {
 	for (int j = 0; j < i; j++)
-		if (lines[j].loaded && strcmp(lines[j].path, lines[i].path) == 0)
+		if (lines[j].step == step && lines[j].loaded && strcmp(lines[j].path, lines[i].path) == 0)
 			return 1;
 	return 0;
 }
@@ -192,17 +185,23 @@ static int load_module(const char *path)
 	return rc;
 }
 
-static void load_pass(int pass, int pci, const char *release, int *loaded, int *failed)
+static struct {
+	char release[65];
+	int pci;
+	int loaded[2 + 2], failed[2 + 2]; /* per step: each written by one thread only */
+} st;
+
+static void load_step(int step)
 {
 	char path[768];
 	for (int i = 0; i < nlines; i++) {
 		struct line *l = &lines[i];
-		if (!wanted(l, pass, pci) || already_loaded(i))
+		if (l->step != step || already_loaded(i, step))
 			continue;
 		if (l->path[0] == '/')
 			snprintf(path, sizeof(path), "%s", l->path);
 		else
-			snprintf(path, sizeof(path), "/lib/modules/%s/%s", release, l->path);
+			snprintf(path, sizeof(path), "/lib/modules/%s/%s", st.release, l->path);
 		/* Opened now, while the initramfs is still /, and loaded later from the fd. */
 		if (l->late && (l->fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
 			l->loaded = 1;
@@ -210,15 +209,16 @@ static void load_pass(int pass, int pci, const char *release, int *loaded, int *
 		}
 		if (load_module(path) < 0) {
 			klog(3, "load module %s: %s", path, strerror(errno));
-			(*failed)++;
+			st.failed[step]++;
 		} else {
 			l->loaded = 1;
-			(*loaded)++;
+			st.loaded[step]++;
+			HF_TRACE(strrchr(path, '/') + 1);
 		}
 	}
 }
 
-void modules_load(const char *list_path)
+void modules_load_transports(const char *list_path)
 {
 	static char buf[LIST_MAX];
 	int fd = open(list_path, O_RDONLY | O_CLOEXEC);
@@ -235,27 +235,41 @@ void modules_load(const char *list_path)
 	struct utsname uts;
 	if (uname(&uts) < 0)
 		fatal("uname: %s", strerror(errno));
+	snprintf(st.release, sizeof(st.release), "%s", uts.release);
 
 	parse_list(buf);
 	for (int i = 0; i < nlines; i++)
 		if (lines[i].cond == COND_UNKNOWN)
 			klog(4, "%s: skipping %s: unknown condition '%s'", list_path, lines[i].path, lines[i].word);
-	int loaded = 0, failed = 0;
-	int pci = 0;
-	each_entry("/sys/bus/pci/devices", found_one, &pci);
-	load_pass(1, pci, uts.release, &loaded, &failed);
+	dir_each("/sys/bus/pci/devices", found_one, &st.pci);
+	for (int i = 0; i < nlines; i++)
+		lines[i].step = step_of(&lines[i], st.pci); /* virtio lines: provisional, see below */
+	load_step(1);
 	/* No virtio core loaded means no directory: no virtio devices. */
-	each_entry("/sys/bus/virtio/devices", record_virtio_id, NULL);
-	load_pass(2, pci, uts.release, &loaded, &failed);
+	dir_each("/sys/bus/virtio/devices", record_virtio_id, NULL);
+	for (int i = 0; i < nlines; i++)
+		lines[i].step = step_of(&lines[i], st.pci);
+}
 
+void modules_load_drivers(enum modules_group group)
+{
+	load_step(2 + group);
+}
+
+void modules_report(void)
+{
 	char ids[VIRTIO_IDS_MAX * 8] = "";
 	for (int i = 0, at = 0; i < nvirtio && at < (int)sizeof(ids) - 24; i++)
 		at += snprintf(ids + at, sizeof(ids) - (size_t)at, "%s%#lx", i ? " " : "", virtio_ids[i]);
-	int late = 0;
+	int late = 0, loaded = 0, failed = 0;
 	for (int i = 0; i < nlines; i++)
 		late += lines[i].fd >= 0;
+	for (int i = 0; i < 4; i++) {
+		loaded += st.loaded[i];
+		failed += st.failed[i];
+	}
 	klog(6, "%d modules loaded, %d failed, %d for later; virtio devices [%s]%s (%ld ms since boot)",
-	     loaded, failed, late, ids, pci ? ", PCI devices" : "", elapsed_ms());
+	     loaded, failed, late, ids, st.pci ? ", PCI devices" : "", elapsed_ms());
 }
 
 void modules_load_late(void)

@@ -14,13 +14,13 @@ import { sweepStaleWorkDirs } from "./fs-util.js";
 import { buildInitramfs } from "./initramfs.js";
 import { ensureKernel } from "./kernel.js";
 import { writeManifest, type GuestAssets } from "./manifest.js";
-import type { GuestDriver } from "./modules.js";
+import { basicGuestDrivers, DEFAULT_GUEST_DRIVERS, type GuestDriver } from "./modules.js";
 import { buildRootfs } from "./rootfs.js";
 
 export { DEFAULT_KERNEL, KERNEL_META_PACKAGE } from "./kernel.js";
-export { DEFAULT_GUEST_DRIVERS, DEFAULT_GUEST_MODULES, VIRTIO_DEVICE_ID, type GuestDriver, type ModuleCondition } from "./modules.js";
+export { basicGuestDrivers, DEFAULT_GUEST_DRIVERS, DEFAULT_GUEST_MODULES, VIRTIO_DEVICE_ID, type GuestDriver, type ModuleCondition } from "./modules.js";
 export { DEFAULT_ROOTFS_SIZE_MIB } from "./rootfs.js";
-export { loadGuestAssets, MANIFEST_FILE, type GuestAssets } from "./manifest.js";
+export { initramfsFor, loadGuestAssets, MANIFEST_FILE, type GuestAssets, type InitramfsNeeds } from "./manifest.js";
 
 /** Options of ensureGuestAssets. */
 export interface EnsureGuestAssetsOptions {
@@ -58,8 +58,13 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
   const kernel = await ensureKernel({ dataDir, pinned: opts.kernel, log, signal });
   log(`kernel ${kernel.release} (${kernel.package.name}=${kernel.package.version}) [${took()}]`);
 
-  const initramfs = await buildInitramfs({ outDir: join(dataDir, "initramfs"), kernel, initBinary: resolve(opts.initBinary), drivers: opts.drivers, modules: opts.modules, signal });
+  const initramfsOpts = { outDir: join(dataDir, "initramfs"), kernel, initBinary: resolve(opts.initBinary), modules: opts.modules, signal };
+  const initramfs = await buildInitramfs({ ...initramfsOpts, drivers: opts.drivers });
   log(`initramfs ${initramfs.created ? "built" : "up to date"}: ${initramfs.path} (${initramfs.modules.length} modules) [${took()}]`);
+  // With only `modules` (no drivers) both lists are the same and so is the file (content-hashed).
+  const basicDrivers = basicGuestDrivers(opts.drivers ?? (opts.modules ? [] : DEFAULT_GUEST_DRIVERS));
+  const initramfsBasic = await buildInitramfs({ ...initramfsOpts, drivers: basicDrivers });
+  log(`initramfs for VMs without NICs or vsock ${initramfsBasic.created ? "built" : "up to date"}: ${initramfsBasic.path} (${initramfsBasic.modules.length} modules) [${took()}]`);
 
   const busybox = await findStaticBusybox(dataDir, signal);
   const rootfs = await buildRootfs({
@@ -78,6 +83,7 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
     bzImage: kernel.bzImage,
     vmlinux: kernel.vmlinux,
     initramfs: initramfs.path,
+    initramfsBasic: initramfsBasic.path,
     rootfs: rootfs.path,
     modules: initramfs.modules,
   };

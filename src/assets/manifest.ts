@@ -21,12 +21,25 @@ export interface GuestAssets {
   bzImage: string;
   /** ELF kernel with a PVH note (QEMU `-kernel`, Firecracker `kernel_image_path`). */
   vmlinux: string;
-  /** Uncompressed newc cpio with hf-init as /init. */
+  /** Uncompressed newc cpio with hf-init as /init and the drivers of every device we support. */
   initramfs: string;
+  /** The same with only the drivers of a VM without NICs, vsock or PCI (basicGuestDrivers); see initramfsFor. */
+  initramfsBasic: string;
   /** Base root disk (ext4, label hf-root); use it read-only or as an overlay's backing file. */
   rootfs: string;
   /** Module names in the order hf-init loads them. */
   modules: string[];
+}
+
+/** The devices of a VM that decide which initramfs it boots with. */
+export interface InitramfsNeeds {
+  nics: number;
+  vsock: boolean;
+}
+
+/** The smallest initramfs that has drivers for the VM's devices. */
+export function initramfsFor(assets: Pick<GuestAssets, "initramfs" | "initramfsBasic">, needs: InitramfsNeeds): string {
+  return needs.nics === 0 && !needs.vsock ? assets.initramfsBasic : assets.initramfs;
 }
 
 /** Writes the manifest atomically. */
@@ -54,7 +67,7 @@ export async function loadGuestAssets(dataDir: string): Promise<GuestAssets> {
   }
   const m = raw as Partial<GuestAssets> & { schema?: number };
   if (m.schema !== SCHEMA) throw missing(dataDir, `were set up by another version (schema ${String(m.schema)})`);
-  const files = [m.bzImage, m.vmlinux, m.initramfs, m.rootfs];
+  const files = [m.bzImage, m.vmlinux, m.initramfs, m.initramfsBasic, m.rootfs];
   if (typeof m.kernelVersion !== "string" || !Array.isArray(m.modules) || m.kernelPackage === undefined || files.some((f) => typeof f !== "string")) {
     throw missing(dataDir, `have an incomplete ${MANIFEST_FILE}`);
   }
@@ -71,6 +84,7 @@ export async function loadGuestAssets(dataDir: string): Promise<GuestAssets> {
     bzImage: m.bzImage!,
     vmlinux: m.vmlinux!,
     initramfs: m.initramfs!,
+    initramfsBasic: m.initramfsBasic!,
     rootfs: m.rootfs!,
     modules: m.modules,
   };

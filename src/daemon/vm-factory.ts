@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
 import type { VmmDriver } from "../core/ports/vmm-driver.js";
+import { initramfsFor } from "../assets/index.js";
 import { defaultDriver, resolveGuestAssets } from "../lib/defaults.js";
 import { Machine, type MachineOptions } from "../lib/machine.js";
 import { QemuDriver } from "../vmm/qemu/driver.js";
@@ -64,7 +65,8 @@ export class VmFactory {
     const assets = needAssets ? await resolveGuestAssets(this.o.assetsDir) : null;
     return {
       kernelImagePath: g.kernelImagePath ?? assets!.vmlinux,
-      initrdPath: g.initrdPath ?? (g.kernelImagePath === null ? assets!.initramfs : null),
+      // Machines have no NICs or vsock yet (QEMU, agent on virtio-serial).
+      initrdPath: g.initrdPath ?? (g.kernelImagePath === null ? initramfsFor(assets!, { nics: 0, vsock: false }) : null),
       kernelArgs: g.kernelArgs,
       rootfsPath: g.rootfsPath ?? assets!.rootfs,
     };

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
 import type { VmmDriver } from "../core/ports/vmm-driver.js";
-import { loadGuestAssets, type GuestAssets } from "../assets/index.js";
+import { initramfsFor, loadGuestAssets, type GuestAssets } from "../assets/index.js";
 import { QemuDriver } from "../vmm/qemu/driver.js";
 import { probeAccel } from "../vmm/qemu/accel.js";
 import { buildKernelArgs } from "../vmm/kernel-args.js";
@@ -35,7 +35,7 @@ export async function resolveAccel(dataDir: string, assets: GuestAssets): Promis
       vcpus: 1,
       memMib: 256,
       kernelPath: assets.vmlinux,
-      initrdPath: assets.initramfs,
+      initrdPath: initramfsFor(assets, { nics: 0, vsock: false }),
       kernelArgs: buildKernelArgs({ tscKhz: hostTscKhz() ?? undefined }),
       rootDisk: { path: assets.rootfs, format: "raw" },
     },

@@ -20,6 +20,7 @@ import { bootVm } from "../vmm/boot.js";
 import { buildKernelArgs } from "../vmm/kernel-args.js";
 import { hostTscKhz } from "../vmm/host.js";
 import { createOverlay } from "../vmm/disk.js";
+import { initramfsFor } from "../assets/index.js";
 import { defaultDriver, DEFAULT_DATA_DIR, resolveGuestAssets } from "./defaults.js";
 
 export type { FileStat } from "../agent/client.js";
@@ -219,7 +220,8 @@ export class Machine {
     const overlay = join(this.runDir, "rootfs.qcow2");
     // The overlay is the VM's disk: kept across stop/start, created once.
     await createOverlay(base, overlay);
-    const initrd = o.initrdPath ?? (o.kernelImagePath ? undefined : assets!.initramfs);
+    // No NICs or vsock: the Machine class attaches neither (yet).
+    const initrd = o.initrdPath ?? (o.kernelImagePath ? undefined : initramfsFor(assets!, { nics: 0, vsock: false }));
     return {
       id: this.id,
       vcpus: o.vcpuCount,

@@ -27,6 +27,10 @@ export const FAST_BOOT_ARGS = [
   "pci=off",
   "8250.nr_uarts=0",
   "panic=-1",
+  // Expedited RCU grace periods after boot too (the kernel uses them only until /init starts):
+  // block-queue setup, mounts and module loads wait on synchronize_rcu, ~4 ms a tick each under
+  // TCG; measured: root disk probed and mounted ~50 ms sooner with 2 vCPUs.
+  "rcupdate.rcu_expedited=1",
 ];
 
 export function buildKernelArgs(i: KernelArgsInput = {}): string {

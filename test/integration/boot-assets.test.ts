@@ -5,7 +5,7 @@
  * so this does not depend on the agent.
  *
  * Needs the kernel fetched by `npm run setup` in HYPERFLEET_DATA_DIR (default /var/lib/hyperfleet),
- * qemu-system-x86_64 and musl-gcc. hf-init is compiled from guest/init/*.c for the test, so it
+ * qemu-system-x86_64 and musl-gcc. hf-init is compiled from guest/{init,common}/*.c for the test, so it
  * always tests the current source.
  */
 import { after, before, test, type TestContext } from "node:test";
@@ -22,6 +22,7 @@ import { findCachedKernel, type GuestKernel } from "../../src/assets/kernel.js";
 import { buildRootfs } from "../../src/assets/rootfs.js";
 
 const INIT_SRC_DIR = fileURLToPath(new URL("../../guest/init/", import.meta.url));
+const COMMON_SRC_DIR = fileURLToPath(new URL("../../guest/common/", import.meta.url));
 const DATA_DIR = process.env.HYPERFLEET_DATA_DIR ?? "/var/lib/hyperfleet";
 const CFLAGS = ["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-std=gnu11"];
 const BOOT_TIMEOUT_MS = 30_000;
@@ -58,19 +59,21 @@ static void modules(char *out, size_t cap) {
 	for (size_t i = 0; i < n; i++) { strncat(out, names[i], cap - strlen(out) - 2); strcat(out, ","); }
 }
 int main(void) {
-	char host[64] = "?", mods[1024], cmdline[4096] = "";
+	char host[64] = "?", mods[1024], cmdline[4096] = "", lo[16] = "?";
 	int fd = open("/etc/hostname", O_RDONLY);
 	if (fd >= 0) { ssize_t n = read(fd, host, sizeof host - 1); if (n > 0) host[n - 1] = 0; close(fd); }
 	fd = open("/proc/cmdline", O_RDONLY);
 	if (fd >= 0) { ssize_t n = read(fd, cmdline, sizeof cmdline - 1); if (n > 0) cmdline[n] = 0; close(fd); }
+	fd = open("/sys/class/net/lo/flags", O_RDONLY);
+	if (fd >= 0) { ssize_t n = read(fd, lo, sizeof lo - 1); if (n > 0) lo[n] = 0; close(fd); }
 	struct stat st;
 	int w = open("/tmp/probe", O_CREAT | O_WRONLY, 0600);
 	modules(mods, sizeof mods);
-	printf("HF_TEST_INIT pid=%d hostname=%s vda=%s proc=%s sys=%s root=%s modules=%s\n", getpid(), host,
+	printf("HF_TEST_INIT pid=%d hostname=%s vda=%s proc=%s sys=%s root=%s lo=%s modules=%s\n", getpid(), host,
 	       stat("/dev/vda", &st) == 0 && S_ISBLK(st.st_mode) ? "blk" : "missing",
 	       access("/proc/self", F_OK) == 0 ? "mounted" : "unmounted",
 	       access("/sys/kernel", F_OK) == 0 ? "mounted" : "unmounted",
-	       w >= 0 ? "rw" : errno == EROFS ? "ro" : strerror(errno), mods);
+	       w >= 0 ? "rw" : errno == EROFS ? "ro" : strerror(errno), strtoul(lo, NULL, 16) & 1 ? "up" : "down", mods);
 	if (strstr(cmdline, "hftest.late")) {
 		sleep(2);
 		modules(mods, sizeof mods);
@@ -114,8 +117,8 @@ before(async () => {
     const r = spawnSync("musl-gcc", [...CFLAGS, "-o", out, ...srcs], { encoding: "utf8" });
     assert.equal(r.status, 0, `musl-gcc ${srcs.join(" ")}: ${r.stderr}`);
   };
-  const initSrcs = readdirSync(INIT_SRC_DIR).filter((f) => f.endsWith(".c")).map((f) => join(INIT_SRC_DIR, f));
-  cc(join(work, "hf-init"), initSrcs);
+  const sources = (dir: string) => readdirSync(dir).filter((f) => f.endsWith(".c")).map((f) => join(dir, f));
+  cc(join(work, "hf-init"), ["-I", COMMON_SRC_DIR, ...sources(INIT_SRC_DIR), ...sources(COMMON_SRC_DIR)]);
   await writeFile(join(work, "test-init.c"), TEST_INIT_C);
   cc(join(work, "test-init"), [join(work, "test-init.c")]);
   initramfs = (await buildInitramfs({ outDir: work, kernel, initBinary: join(work, "hf-init") })).path;
@@ -208,12 +211,12 @@ function loadedModules(output: string, tag: string): string[] {
 /** Drivers of devices the VMs in these tests do not have, unless a test adds them. */
 const ABSENT = ["virtio_pci", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_net", "net_failover", "failover", "vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "virtio_rng"];
 
-test("hf-init mounts the root disk read-only, hands over /proc and /sys and execs /sbin/hf-agent as PID 1", { skip }, async (t: TestContext) => {
+test("hf-init mounts the root disk read-only, brings lo up, hands over /proc and /sys and execs /sbin/hf-agent as PID 1", { skip }, async (t: TestContext) => {
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
     const r = await boot({ append: "", ready: /HF_TEST_INIT/ });
     assertCleanPowerOff(r);
-    assert.match(r.output, /HF_TEST_INIT pid=1 hostname=hyperfleet vda=blk proc=mounted sys=mounted root=ro modules=/);
+    assert.match(r.output, /HF_TEST_INIT pid=1 hostname=hyperfleet vda=blk proc=mounted sys=mounted root=ro lo=up modules=/);
     // Only the drivers of this VM's devices: virtio-mmio transport, block, console.
     assert.deepEqual(loadedModules(r.output, "HF_TEST_INIT"), ["virtio", "virtio_blk", "virtio_console", "virtio_mmio", "virtio_ring"]);
     times.push(r.readyMs!);

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, readlink, rm, stat, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initramfsTree, MODULE_LIST_PATH } from "../../src/assets/initramfs-layout.js";
-import { loadGuestAssets, type GuestAssets } from "../../src/assets/manifest.js";
+import { initramfsFor, loadGuestAssets, type GuestAssets } from "../../src/assets/manifest.js";
 import { writeManifest } from "../../src/assets/manifest.js";
 import { mkfsArgs, rootfsTree, uuidFromHex } from "../../src/assets/rootfs-layout.js";
 import { materializeTree } from "../../src/assets/rootfs.js";
@@ -104,16 +104,26 @@ test("manifest: missing, stale and valid", async () => {
       bzImage: file("bz"),
       vmlinux: file("vmlinux"),
       initramfs: file("i.cpio"),
+      initramfsBasic: file("b.cpio"),
       rootfs: file("r.ext4"),
       modules: ["virtio_ring"],
     };
     await writeManifest(dir, assets);
     await assert.rejects(loadGuestAssets(dir), (e) => isMissing(e) && /is gone/.test((e as Error).message));
     for (const f of ["bz", "vmlinux", "i.cpio", "r.ext4"]) await writeFile(file(f), "");
+    await assert.rejects(loadGuestAssets(dir), (e) => isMissing(e) && /b\.cpio is gone/.test((e as Error).message));
+    await writeFile(file("b.cpio"), "");
     assert.deepEqual(await loadGuestAssets(dir), assets);
     await writeFile(file("assets.json"), JSON.stringify({ schema: 99 }));
     await assert.rejects(loadGuestAssets(dir), (e) => isMissing(e) && /schema 99/.test((e as Error).message));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("initramfsFor: the basic initramfs only for a VM without NICs or vsock", () => {
+  const assets = { initramfs: "/d/full.cpio", initramfsBasic: "/d/basic.cpio" };
+  assert.equal(initramfsFor(assets, { nics: 0, vsock: false }), "/d/basic.cpio");
+  assert.equal(initramfsFor(assets, { nics: 1, vsock: false }), "/d/full.cpio");
+  assert.equal(initramfsFor(assets, { nics: 0, vsock: true }), "/d/full.cpio");
 });

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { moduleListText, planModuleList } from "../../src/assets/initramfs-layout.js";
 import {
+  basicGuestDrivers,
   DEFAULT_GUEST_DRIVERS,
   DEFAULT_GUEST_MODULES,
   moduleCompression,
@@ -119,6 +120,21 @@ test("module list: the default drivers as hf-init gets them, each device's drive
       "virtio:0x0013 kernel/net/vmw_vsock/vsock.ko",
       "virtio:0x0013 kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
       "virtio:0x0013 kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko",
+      "late virtio:0x0004 kernel/drivers/char/hw_random/virtio-rng.ko",
+      "",
+    ].join("\n"),
+  );
+});
+
+test("module list: the basic drivers (no NIC, vsock or PCI) as hf-init gets them", () => {
+  assert.equal(
+    moduleListText(planModuleList(parseModulesDep(FIXTURE), basicGuestDrivers(DEFAULT_GUEST_DRIVERS))),
+    [
+      "kernel/drivers/virtio/virtio_ring.ko",
+      "kernel/drivers/virtio/virtio.ko",
+      "kernel/drivers/virtio/virtio_mmio.ko",
+      "virtio:0x0002 kernel/drivers/block/virtio_blk.ko",
+      "virtio:0x0003 kernel/drivers/char/virtio_console.ko",
       "late virtio:0x0004 kernel/drivers/char/hw_random/virtio-rng.ko",
       "",
     ].join("\n"),
