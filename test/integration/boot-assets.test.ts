@@ -77,7 +77,10 @@ int main(void) {
 	if (strstr(cmdline, "hftest.late")) {
 		sleep(2);
 		modules(mods, sizeof mods);
-		printf("HF_TEST_LATE modules=%s\n", mods);
+		char rcu[8] = "?";
+		fd = open("/sys/kernel/rcu_expedited", O_RDONLY);
+		if (fd >= 0) { ssize_t n = read(fd, rcu, sizeof rcu - 1); if (n > 0) rcu[n - 1] = 0; close(fd); }
+		printf("HF_TEST_LATE rcu_expedited=%s modules=%s\n", rcu, mods);
 	}
 	fflush(stdout);
 	tcdrain(1);
@@ -225,9 +228,9 @@ test("hf-init mounts the root disk read-only, brings lo up, hands over /proc and
   t.diagnostic(`spawn -> init running (TCG, 3 boots): min ${times[0]!.toFixed(0)} ms, median ${times[1]!.toFixed(0)} ms, max ${times[2]!.toFixed(0)} ms`);
 });
 
-test("each device present gets its driver and dependencies; late ones load after the switch", { skip }, async () => {
+test("each device present gets its driver and dependencies; late ones load after the switch, then expedited RCU ends", { skip }, async () => {
   const r = await boot({
-    append: "hftest.late",
+    append: "hftest.late rcupdate.rcu_expedited=1",
     ready: /HF_TEST_LATE/,
     devices: ["-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-device,rng=rng0", "-device", "virtio-net-device"],
   });
@@ -236,6 +239,7 @@ test("each device present gets its driver and dependencies; late ones load after
   for (const m of ["virtio_net", "net_failover", "failover", "virtio_blk", "virtio_console"]) assert.ok(early.includes(m), `${m} in ${early.join(" ")}`);
   for (const m of ABSENT.filter((m) => !["virtio_net", "net_failover", "failover", "virtio_rng"].includes(m))) assert.ok(!early.includes(m), `${m} not in ${early.join(" ")}`);
   assert.ok(loadedModules(r.output, "HF_TEST_LATE").includes("virtio_rng"), r.output);
+  assert.match(r.output, /HF_TEST_LATE rcu_expedited=0 /);
 });
 
 test("with a PCI bus, virtio_pci loads and a virtio-blk-pci root disk is found", { skip }, async () => {
