@@ -350,7 +350,8 @@ static int switch_root(void)
  * copy-on-write faults before our exec cost ~5 ms under TCG. That is safe because from here on
  * this process only closes an fd, logs from its stack and execs (which gives it a fresh address
  * space and leaves the old one to the child); the child runs on its own static stack. Its fd
- * table is its own copy: our exec closes the late modules' fds (O_CLOEXEC) here, not there. */
+ * table is its own copy: our exec closes the late modules' fds (O_CLOEXEC) here, not there.
+ * errno is shared as well, which only the message of a failed exec could notice. */
 static struct {
 	int oldroot;
 	dev_t dev;
