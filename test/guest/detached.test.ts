@@ -12,7 +12,7 @@ import { AgentClient } from "../../src/agent/client.js";
 import { decodeFields } from "../../src/agent/codec.js";
 import { DEFAULT_LOG_PATH, ExecFlags, FLAG_END, MsgType, Tag } from "../../src/agent/protocol.js";
 import { isHyperfleetError } from "../../src/core/errors.js";
-import { Agent, buildAgent, cleanupAll, type Conn, Errno, pid1Argv, ProtocolError, processAlive, sleep, tempDir } from "./harness.js";
+import { Agent, buildAgent, cleanupAll, type Conn, Errno, expectErrno, pid1Argv, processAlive, sleep, tempDir } from "./harness.js";
 
 let agent: Agent;
 let conn: Conn;
@@ -29,15 +29,6 @@ after(async () => {
   await cleanupAll();
 });
 
-async function expectErrno(p: Promise<unknown>, errno: number): Promise<ProtocolError> {
-  const e = await p.then(
-    () => assert.fail(`expected errno ${errno}`),
-    (err: unknown) => err,
-  );
-  assert.ok(e instanceof ProtocolError, String(e));
-  assert.equal(e.errno, errno, e.message);
-  return e;
-}
 
 async function waitGone(pid: number): Promise<void> {
   for (let i = 0; i < 150 && processAlive(pid); i++) await sleep(20);

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { decodeFields, type FieldValue } from "../../src/agent/codec.js";
 import { DeleteFlags, FLAG_END, MkdirFlags, MsgType, Tag, WriteFlags } from "../../src/agent/protocol.js";
-import { Agent, buildAgent, cleanupAll, type Conn, Errno, ProtocolError, tempDir } from "./harness.js";
+import { Agent, buildAgent, cleanupAll, type Conn, Errno, expectErrno, tempDir } from "./harness.js";
 
 let agent: Agent;
 let conn: Conn;
@@ -29,15 +29,6 @@ after(async () => {
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
-async function expectErrno(p: Promise<unknown>, errno: number): Promise<ProtocolError> {
-  const e = await p.then(
-    () => assert.fail(`expected errno ${errno}`),
-    (err: unknown) => err,
-  );
-  assert.ok(e instanceof ProtocolError, String(e));
-  assert.equal(e.errno, errno, e.message);
-  return e;
-}
 
 function stat(path: string) {
   return conn.request(MsgType.STAT, [[Tag.PATH, path]]).then((f) => {

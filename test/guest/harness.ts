@@ -4,6 +4,7 @@
  * codec (src/agent/codec.ts). Deliberately small and independent of src/agent/client.ts, so the
  * agent is tested against the spec rather than against our own client.
  */
+import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
@@ -170,6 +171,17 @@ export class ProtocolError extends Error {
   ) {
     super(`errno ${errno}: ${message}`);
   }
+}
+
+/** Awaits p, which must fail with a ProtocolError carrying errno; returns that error. */
+export async function expectErrno(p: Promise<unknown>, errno: number): Promise<ProtocolError> {
+  const e = await p.then(
+    () => assert.fail(`expected errno ${errno}`),
+    (err: unknown) => err,
+  );
+  assert.ok(e instanceof ProtocolError, String(e));
+  assert.equal(e.errno, errno, e.message);
+  return e;
 }
 
 /** One protocol connection: frames are queued per operation id and awaited by id. */

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { decodeFields, encodeFields, encodeHeader } from "../../src/agent/codec.js";
 import { FLAG_END, MAX_PAYLOAD, MsgType, PROTOCOL_VERSION, Tag } from "../../src/agent/protocol.js";
-import { Agent, AGENT_BIN, buildAgent, cleanupAll, Conn, Errno, ProtocolError, processAlive, sleep } from "./harness.js";
+import { Agent, AGENT_BIN, buildAgent, cleanupAll, Conn, Errno, expectErrno, processAlive, sleep } from "./harness.js";
 
 let agent: Agent;
 
@@ -19,15 +19,6 @@ before(async () => {
 });
 after(cleanupAll);
 
-async function expectError(p: Promise<unknown>, errno: number): Promise<ProtocolError> {
-  const e = await p.then(
-    () => assert.fail(`expected errno ${errno}`),
-    (err: unknown) => err,
-  );
-  assert.ok(e instanceof ProtocolError, String(e));
-  assert.equal(e.errno, errno, e.message);
-  return e;
-}
 
 test("--version prints the agent and protocol version", () => {
   const out = execFileSync(AGENT_BIN, ["--version"]).toString();
@@ -51,8 +42,8 @@ test("READY comes first, then HELLO negotiates the version", async () => {
 
 test("a version the agent does not speak is refused, and the host may retry", async () => {
   const c = await Conn.open(agent.socketPath);
-  await expectError(c.hello(0), Errno.EPROTONOSUPPORT);
-  await expectError(c.request(MsgType.PING, []), Errno.EPROTO); // still not hello'd
+  await expectErrno(c.hello(0), Errno.EPROTONOSUPPORT);
+  await expectErrno(c.request(MsgType.PING, []), Errno.EPROTO); // still not hello'd
   const hello = await c.hello();
   assert.equal(hello.u32(Tag.VERSION), 1);
   c.close();
@@ -92,9 +83,9 @@ test("HELLO without VERSION is EINVAL", async () => {
 
 test("operations before HELLO get EPROTO with their id", async () => {
   const c = await Conn.open(agent.socketPath);
-  const e = await expectError(c.request(MsgType.EXEC, [[Tag.ARG, "true"]]), Errno.EPROTO);
+  const e = await expectErrno(c.request(MsgType.EXEC, [[Tag.ARG, "true"]]), Errno.EPROTO);
   assert.equal(e.frame.id, 1);
-  await expectError(c.request(MsgType.STAT, [[Tag.PATH, "/"]]), Errno.EPROTO);
+  await expectErrno(c.request(MsgType.STAT, [[Tag.PATH, "/"]]), Errno.EPROTO);
   c.close();
 });
 
@@ -151,11 +142,11 @@ test("field rules: truncated field EPROTO, NUL in a path EINVAL, wrong numeric s
   assert.equal(f.type, MsgType.ERROR);
   assert.equal(decodeFields(f.payload).u32(Tag.ERRNO), Errno.EPROTO);
 
-  await expectError(c.request(MsgType.STAT, [[Tag.PATH, "/tmp\0/x"]]), Errno.EINVAL);
-  await expectError(c.request(MsgType.EXEC, [[Tag.ARG, "echo"], [Tag.ARG, "a\0b"]]), Errno.EINVAL);
-  await expectError(c.request(MsgType.MKDIR, [[Tag.PATH, "/tmp/x"], [Tag.MODE, Buffer.from([1, 2])]]), Errno.EINVAL);
-  await expectError(c.request(MsgType.EXEC, []), Errno.EINVAL);
-  await expectError(c.request(MsgType.STAT, []), Errno.EINVAL);
+  await expectErrno(c.request(MsgType.STAT, [[Tag.PATH, "/tmp\0/x"]]), Errno.EINVAL);
+  await expectErrno(c.request(MsgType.EXEC, [[Tag.ARG, "echo"], [Tag.ARG, "a\0b"]]), Errno.EINVAL);
+  await expectErrno(c.request(MsgType.MKDIR, [[Tag.PATH, "/tmp/x"], [Tag.MODE, Buffer.from([1, 2])]]), Errno.EINVAL);
+  await expectErrno(c.request(MsgType.EXEC, []), Errno.EINVAL);
+  await expectErrno(c.request(MsgType.STAT, []), Errno.EINVAL);
 
   const ok = await c.request(MsgType.STAT, [[200, "from the future"], [Tag.PATH, "/"], [99, Buffer.alloc(3)]]);
   assert.equal(ok.type, MsgType.STAT_RESULT);
