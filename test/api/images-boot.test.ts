@@ -11,8 +11,8 @@ import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { buildBusyboxLayout, buildDebianLayout, push, workDir } from "../images/fixtures.js";
 import { startRegistry, type TestRegistry } from "../images/registry.js";
-import { AUTH, vmSkipReason } from "./helpers.js";
-import { body, exec, machineWhen, poll, startImageDaemon, waitStatus, type ImageDaemon, type MachineJson } from "./images-helpers.js";
+import { AUTH, until, vmSkipReason } from "./helpers.js";
+import { body, exec, machineWhen, startImageDaemon, waitStatus, type ImageDaemon, type MachineJson } from "./images-helpers.js";
 
 const skip = vmSkipReason();
 let registry: TestRegistry;
@@ -147,7 +147,7 @@ test("overrides (Docker rules); logs followed over HTTP until the client leaves 
   // The new boot started the main process again; the log (on the machine's disk) keeps the first run's end.
   await waitStatus(d, m.id, "running", 60_000);
   await machineWhen(d, m.id, (x) => x.main_process?.status === "running", 10_000, "the main process after the restart");
-  const again = await poll(async () => {
+  const again = await until(async () => {
     const t = await logs(m.id);
     return /was killed by signal 15\n(.|\n)*tick 1 /.test(t) ? t : null;
   }, 10_000, "the second run's output");

@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { openStore } from "../../src/store/store.js";
 import { addLabelVariants, buildBusyboxLayout, push, workDir } from "../images/fixtures.js";
 import { startRegistry, type TestRegistry } from "../images/registry.js";
-import { body, machineWhen, poll, startImageDaemon, type ImageDaemon, type ImageJson, type MachineJson } from "./images-helpers.js";
+import { until } from "./helpers.js";
+import { body, machineWhen, startImageDaemon, type ImageDaemon, type ImageJson, type MachineJson } from "./images-helpers.js";
 
 let registry: TestRegistry;
 let fixtures: string;
@@ -158,7 +159,7 @@ test("pulls cut short: a delete during the pull, a daemon stopping during one, a
       return body<MachineJson>(r).id;
     };
     const deleted = await create("deleted");
-    await poll(async () => sockets.length > 0, 10_000, "the pull to reach the registry");
+    await until(async () => sockets.length > 0, 10_000, "the pull to reach the registry");
     const t0 = Date.now();
     assert.equal((await t.req("DELETE", `/machines/${deleted}`)).statusCode, 204);
     assert.ok(Date.now() - t0 < 10_000, "the delete does not wait for the pull");

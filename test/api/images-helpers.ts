@@ -12,7 +12,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { loadConfig } from "../../src/config/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon/daemon.js";
 import { createLogger } from "../../src/daemon/logger.js";
-import { AUTH, json, killLeftoverVmms, testEnv } from "./helpers.js";
+import { AUTH, json, killLeftoverVmms, testEnv, until } from "./helpers.js";
 
 export interface ImageDaemon {
   daemon: Daemon;
@@ -80,20 +80,9 @@ export interface ImageJson {
   config: { cmd: string[]; env: Record<string, string>; working_dir: string | null; user: string | null };
 }
 
-/** Polls `fn` every 100 ms until it returns something truthy. */
-export async function poll<T>(fn: () => Promise<T | null | undefined | false>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 /** GET /machines/:id until `pred` holds. */
 export function machineWhen(d: ImageDaemon, id: string, pred: (m: MachineJson) => boolean, ms: number, what: string): Promise<MachineJson> {
-  return poll(async () => {
+  return until(async () => {
     const m = body<MachineJson>(await d.req("GET", `/machines/${id}`));
     return pred(m) ? m : null;
   }, ms, what);
