@@ -254,3 +254,12 @@ test("HYPERFLEET_AUTH=off (loopback only): no key needed", async () => {
     await open.close();
   }
 });
+
+test("logs?tail= takes only a plain decimal integer within the maximum: 1e9 and 1.5 are not 1", async () => {
+  for (const tail of ["1e9", "1.5", "0x10", "1000001", "-1", "%205"]) {
+    expectError(await t.req("GET", `/machines/${GHOST}/logs?tail=${tail}`), 400, "INVALID_ARGUMENT", "tail");
+  }
+  // A valid tail gets past validation (to the unknown machine).
+  expectError(await t.req("GET", `/machines/${GHOST}/logs?tail=1000000`), 404, "MACHINE_NOT_FOUND");
+  expectError(await t.req("GET", `/machines/${GHOST}/wait?timeout=1e1`), 400, "INVALID_ARGUMENT", "timeout");
+});
