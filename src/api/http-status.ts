@@ -34,6 +34,10 @@ const CODE_STATUS: Partial<Record<ErrorCode, number>> = {
   // The client went away or cancelled (nginx's 499): nobody reads the answer, but logs and
   // metrics must not count it as a server fault.
   OPERATION_CANCELLED: 499,
+  // The client did not finish sending its body in time (HYPERFLEET_BODY_TIMEOUT).
+  REQUEST_TIMEOUT: 408,
+  // Too many large bodies in flight (HYPERFLEET_BODY_BUDGET): retry after Retry-After.
+  TOO_MANY_REQUESTS: 429,
 };
 
 /** HTTP status for an error code. */

@@ -45,6 +45,12 @@ export interface Config {
   readonly stopTimeoutMs: number;
   readonly fileTransferTimeoutMs: number;
   readonly fileMaxSize: number;
+  /** Request body limits (src/api/limits.ts). */
+  readonly http: {
+    readonly bodyTimeoutMs: number;
+    readonly execMaxBody: number;
+    readonly bodyBudget: number;
+  };
   readonly auth: {
     readonly enabled: boolean;
     /** Plain keys from HYPERFLEET_API_KEY; empty means "use the stored (or a generated) key". */
@@ -119,6 +125,11 @@ export function loadConfig(env: Env = process.env): Result<Config> {
     stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
     fileTransferTimeoutMs: r.int("HYPERFLEET_FILE_TRANSFER_TIMEOUT", 60_000, 100, 3_600_000, "ms"),
     fileMaxSize: r.int("HYPERFLEET_FILE_MAX_SIZE", 104_857_600, 1, 1_073_741_824, "bytes"),
+    http: {
+      bodyTimeoutMs: r.int("HYPERFLEET_BODY_TIMEOUT", 30_000, 100, 3_600_000, "ms"),
+      execMaxBody: r.int("HYPERFLEET_EXEC_MAX_BODY", 1_048_576, 1024, 1_073_741_824, "bytes"),
+      bodyBudget: r.int("HYPERFLEET_BODY_BUDGET", 134_217_728, 1_048_576, Number.MAX_SAFE_INTEGER, "bytes"),
+    },
     auth: { enabled: authEnabled, apiKeys },
     stopVmsOnExit: r.bool("HYPERFLEET_STOP_VMS_ON_EXIT", false),
     oci: {

@@ -75,6 +75,9 @@ export const ERROR_CODES = {
   FILE_NO_SPACE: "conflict",
   GUEST_RESOURCE_EXHAUSTED: "conflict",
   OPERATION_CANCELLED: "unavailable",
+  // Request limits (src/api/limits.ts).
+  REQUEST_TIMEOUT: "timeout",
+  TOO_MANY_REQUESTS: "unavailable",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
