@@ -101,11 +101,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
  */
 function answerClientError(e: Error & { code?: string }, socket: Socket): void {
   const timedOut = e.code === "ERR_HTTP_REQUEST_TIMEOUT";
-  const sent = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage?.headersSent === true;
-  if (!socket.writable || sent) {
-    if (timedOut) socket.destroy();
+  if (timedOut && !canAnswer(socket)) {
+    socket.destroy();
     return;
   }
+  if (!socket.writable) return;
   const he = timedOut
     ? new HyperfleetError("REQUEST_TIMEOUT", "the request was not received in time (HYPERFLEET_BODY_TIMEOUT); send the body promptly")
     : new HyperfleetError("MALFORMED_REQUEST", `malformed HTTP request (${e.code ?? "parse error"})`);
@@ -114,4 +114,10 @@ function answerClientError(e: Error & { code?: string }, socket: Socket): void {
   const answer = `HTTP/1.1 ${httpStatus(he.code)} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
   if (timedOut) socket.end(answer, () => socket.destroy());
   else socket.end(answer);
+}
+
+/** Like Node's own guard: no raw answer once the in-flight response has started. */
+function canAnswer(socket: Socket): boolean {
+  const res = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  return socket.writable && res?.headersSent !== true;
 }
