@@ -208,6 +208,17 @@ int file_read_can_pump(const struct conn *c)
 	return 0;
 }
 
+void file_read_cancel(struct op *o)
+{
+	conn_fail_op(o, ECANCELED, "read cancelled by the host");
+}
+
+void file_write_cancel(struct op *o)
+{
+	struct write_op *w = (struct write_op *)o;
+	conn_fail_op(o, ECANCELED, "write '%s' cancelled by the host", w->path);
+}
+
 /* ---- STAT, DELETE, MKDIR -------------------------------------------------------------------- */
 
 void file_stat(struct conn *c, uint32_t id, const struct hf_msg *m)

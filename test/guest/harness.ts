@@ -485,6 +485,7 @@ export const Errno = {
   EPROTO: 71,
   EPROTONOSUPPORT: 93,
   ENOBUFS: 105,
+  ECANCELED: 125,
   EACCES: 13,
 } as const;
 
