@@ -168,14 +168,20 @@ static void read_chunk(struct read_op *rd)
 	uint64_t want = rd->left < READ_CHUNK ? rd->left : READ_CHUNK;
 	if (rd->end_hint && rd->off < rd->end_hint && rd->end_hint - rd->off < want)
 		want = rd->end_hint - rd->off;
-	uint8_t *p = buf_reserve(b, HF_HEADER_SIZE + (size_t)want);
+	/* Without a size (procfs, sysfs) ask for a whole chunk and keep what LENGTH wants: such files
+	 * may refuse short reads (pagemap: EINVAL unless a multiple of 8), and a host that caps a
+	 * READ at its limit + 1 byte must still learn that there is more. */
+	size_t ask = want && !rd->end_hint ? READ_CHUNK : (size_t)want;
+	uint8_t *p = buf_reserve(b, HF_HEADER_SIZE + ask);
 	if (!p)
 		return;
-	ssize_t n = want ? pread(rd->fd, p + HF_HEADER_SIZE, (size_t)want, (off_t)rd->off) : 0;
+	ssize_t n = ask ? pread(rd->fd, p + HF_HEADER_SIZE, ask, (off_t)rd->off) : 0;
 	if (n < 0) {
 		conn_fail_op(&rd->op, errno, "read: %s", strerror(errno));
 		return;
 	}
+	if ((uint64_t)n > want)
+		n = (ssize_t)want;
 	rd->off += (uint64_t)n;
 	rd->left -= (uint64_t)n;
 	/* The size at open is the end: the last chunk carries END without an extra empty frame. */

@@ -31,6 +31,8 @@ const CODE_STATUS: Partial<Record<ErrorCode, number>> = {
   // gateway, not this daemon being unavailable, and not the client's input either.
   IMAGE_REGISTRY_UNREACHABLE: 502,
   IMAGE_PULL_FAILED: 502,
+  // nginx's "client closed request": the client is gone, so only logs ever see this status.
+  OPERATION_CANCELLED: 499,
 };
 
 /** HTTP status for an error code. */

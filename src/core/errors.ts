@@ -66,6 +66,8 @@ export const ERROR_CODES = {
   IMAGE_PULL_FAILED: "unavailable",
   IMAGE_PULL_ABORTED: "unavailable",
   HOST_DISK_FULL: "unavailable",
+  // The caller gave up on an operation (client gone, or its own deadline); the guest side was cancelled.
+  OPERATION_CANCELLED: "unavailable",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
