@@ -145,6 +145,7 @@ export class AgentClient {
   /** Runs a command to completion, collecting its output. */
   exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecOutcome> {
     if (argv.length === 0) throw new HyperfleetError("INVALID_ARGUMENT", "command must have at least one element", { details: { field: "command" } });
+    checkLimit(opts.maxOutputBytes, "maxOutputBytes");
     const fields: Array<[number, FieldValue]> = argv.map((a) => [Tag.ARG, a]);
     for (const [k, v] of Object.entries(opts.env ?? {})) fields.push([Tag.ENV, `${k}=${v}`]);
     if (opts.cwd !== undefined) fields.push([Tag.CWD, opts.cwd]);
@@ -300,7 +301,7 @@ export class AgentClient {
   async readFile(path: string, opts: ReadFileOptions = {}): Promise<Buffer> {
     const { maxBytes, signal } = opts;
     if (signal?.aborted) throw cancelError(signal.reason, "read", path);
-    if (maxBytes !== undefined && !(Number.isSafeInteger(maxBytes) && maxBytes >= 0)) throw new HyperfleetError("INVALID_ARGUMENT", `maxBytes must be a non-negative integer, got ${maxBytes}`, { details: { field: "maxBytes" } });
+    checkLimit(maxBytes, "maxBytes");
     // One byte beyond the limit is enough to tell "too large" from "exactly the limit".
     const length = maxBytes === undefined ? opts.length : Math.min(opts.length ?? Infinity, maxBytes + 1);
     const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
@@ -529,6 +530,10 @@ export class AgentClient {
       signal?.removeEventListener("abort", onAbort);
     }
   }
+}
+
+function checkLimit(n: number | undefined, field: string): void {
+  if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) throw new HyperfleetError("INVALID_ARGUMENT", `${field} must be a non-negative integer, got ${n}`, { details: { field } });
 }
 
 /** The frame after which the guest has nothing more for its operation. */

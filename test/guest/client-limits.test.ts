@@ -89,6 +89,8 @@ test("readFile of /proc/self/pagemap (size 0, hundreds of GiB) with maxBytes fai
   assert.equal((await rejection(client.readFile(path, { maxBytes: 999 }), 5000, "readFile")).code, "FILE_TOO_LARGE");
   assert.equal((await client.readFile(path, { maxBytes: 999, offset: 1 })).length, 999);
   assert.equal((await client.readFile(path, { maxBytes: 999, length: 999 })).length, 999);
+  assert.equal((await rejection(client.readFile(path, { maxBytes: -1 }), 1000, "readFile")).code, "INVALID_ARGUMENT");
+  assert.throws(() => client.exec(["true"], { maxOutputBytes: Number.NaN }), (e: unknown) => isHyperfleetError(e, "INVALID_ARGUMENT"));
 });
 
 test("aborting a readFile cancels the READ in the guest and rejects at once", async () => {
