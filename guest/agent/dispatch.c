@@ -58,6 +58,21 @@ static void on_continuation(struct conn *c, const struct hf_frame *f)
 		exec_signal(o, f);
 }
 
+/* CANCEL ends an operation early. Like the continuations it is ignored for an id with nothing
+ * running: the operation may have ended while the CANCEL was in flight. */
+static void on_cancel(struct conn *c, const struct hf_frame *f)
+{
+	struct op *o = conn_find_op(c, f->id);
+	if (!o)
+		return;
+	if (o->kind == OP_EXEC)
+		exec_cancel(o);
+	else if (o->kind == OP_READ)
+		file_read_cancel(o);
+	else
+		file_write_cancel(o);
+}
+
 static void on_request(struct conn *c, const struct hf_frame *f, const struct hf_msg *m)
 {
 	if (conn_find_op(c, f->id))
@@ -91,6 +106,10 @@ void dispatch_frame(struct conn *c, const struct hf_frame *f)
 	case HF_DATA:
 		if (c->hello)
 			on_continuation(c, f);
+		return;
+	case HF_CANCEL:
+		if (c->hello)
+			on_cancel(c, f);
 		return;
 	case HF_PING:
 		if (!c->hello)

@@ -180,6 +180,13 @@ void exec_signal(struct op *o, const struct hf_frame *f)
 		kill(-e->pid, (int)sig);
 }
 
+void exec_cancel(struct op *o)
+{
+	struct exec_op *e = (struct exec_op *)o;
+	if (!e->reaped)
+		kill(-e->pid, SIGKILL);
+}
+
 void exec_on_pipe(struct exec_op *e, int which)
 {
 	if (e->op.dead)

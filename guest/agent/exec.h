@@ -26,6 +26,8 @@ extern struct exec_op *execs;
 void exec_start(struct conn *c, uint32_t id, const struct hf_msg *m);
 void exec_stdin(struct op *o, const struct hf_frame *f);
 void exec_signal(struct op *o, const struct hf_frame *f);
+/* CANCEL: SIGKILL the process group; the EXIT follows as usual. */
+void exec_cancel(struct op *o);
 /* Pipe events from the poll loop; which is 0 stdin, 1 stdout, 2 stderr. */
 void exec_on_pipe(struct exec_op *e, int which);
 /* waitpid(-1, WNOHANG) until nothing is left; orphans inherited by PID 1 are reaped too. */

@@ -161,21 +161,27 @@ void file_read_start(struct conn *c, uint32_t id, const struct hf_msg *m)
 	conn_add_op(c, &rd->op, id, OP_READ);
 }
 
-/* Sends one chunk; returns 1 when the READ has more to send. */
-static int read_chunk(struct read_op *rd)
+/* Queues one chunk; the READ ends with the chunk that reaches its end. */
+static void read_chunk(struct read_op *rd)
 {
 	struct buf *b = &rd->op.conn->out;
 	uint64_t want = rd->left < READ_CHUNK ? rd->left : READ_CHUNK;
 	if (rd->end_hint && rd->off < rd->end_hint && rd->end_hint - rd->off < want)
 		want = rd->end_hint - rd->off;
-	uint8_t *p = buf_reserve(b, HF_HEADER_SIZE + (size_t)want);
+	/* Without a size (procfs, sysfs) ask for a whole chunk and keep what LENGTH wants: such files
+	 * may refuse short reads (pagemap: EINVAL unless a multiple of 8), and a host that caps a
+	 * READ at its limit + 1 byte must still learn that there is more. */
+	size_t ask = want && !rd->end_hint ? READ_CHUNK : (size_t)want;
+	uint8_t *p = buf_reserve(b, HF_HEADER_SIZE + ask);
 	if (!p)
-		return 0;
-	ssize_t n = want ? pread(rd->fd, p + HF_HEADER_SIZE, (size_t)want, (off_t)rd->off) : 0;
+		return;
+	ssize_t n = ask ? pread(rd->fd, p + HF_HEADER_SIZE, ask, (off_t)rd->off) : 0;
 	if (n < 0) {
 		conn_fail_op(&rd->op, errno, "read: %s", strerror(errno));
-		return 0;
+		return;
 	}
+	if ((uint64_t)n > want)
+		n = (ssize_t)want;
 	rd->off += (uint64_t)n;
 	rd->left -= (uint64_t)n;
 	/* The size at open is the end: the last chunk carries END without an extra empty frame. */
@@ -184,22 +190,39 @@ static int read_chunk(struct read_op *rd)
 	buf_commit(b, HF_HEADER_SIZE + (size_t)n);
 	if (last)
 		conn_end_op(&rd->op);
-	return !last;
 }
 
-int file_read_pump(struct conn *c)
+void file_read_pump(struct conn *c)
 {
-	int more = 0;
 	struct op *next;
 	for (struct op *o = c->ops; o; o = next) {
 		next = o->next;
-		if (o->kind != OP_READ)
-			continue;
 		if (buf_used(&c->out) >= OUT_HIGH || c->out.oom)
-			return 0;
-		more |= read_chunk((struct read_op *)o);
+			return;
+		if (o->kind == OP_READ)
+			read_chunk((struct read_op *)o);
 	}
-	return more && buf_used(&c->out) < OUT_HIGH;
+}
+
+int file_read_can_pump(const struct conn *c)
+{
+	if (c->dead || c->state != CONN_OPEN || c->out.oom || buf_used(&c->out) >= OUT_HIGH)
+		return 0;
+	for (const struct op *o = c->ops; o; o = o->next)
+		if (o->kind == OP_READ)
+			return 1;
+	return 0;
+}
+
+void file_read_cancel(struct op *o)
+{
+	conn_fail_op(o, ECANCELED, "read cancelled by the host");
+}
+
+void file_write_cancel(struct op *o)
+{
+	struct write_op *w = (struct write_op *)o;
+	conn_fail_op(o, ECANCELED, "write '%s' cancelled by the host", w->path);
 }
 
 /* ---- STAT, DELETE, MKDIR -------------------------------------------------------------------- */

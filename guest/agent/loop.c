@@ -207,12 +207,17 @@ void loop_run(struct transports *t)
 		if (serial_waiting(t))
 			continue; /* back to the top to handle whatever interrupted the wait */
 		int64_t next = earliest(exec_timers(now_ms()), detach_timers(now_ms()));
-		int busy = 0;
 		for (struct conn *c = conns; c; c = c->next)
 			if (c->state == CONN_OPEN)
-				busy |= file_read_pump(c);
+				file_read_pump(c);
 		flush_all();
 		conn_sweep();
+		/* Only after the flush: a pump that went past OUT_HIGH may have been drained entirely by
+		 * it, and then neither POLLOUT nor an incoming frame would wake us for the rest. */
+		int busy = 0;
+		for (struct conn *c = conns; c; c = c->next)
+			if (file_read_can_pump(c))
+				busy = 1;
 		build(t);
 		int timeout = poll_timeout(t, busy, next);
 		struct timespec ts = { timeout / 1000, (timeout % 1000) * 1000000L };

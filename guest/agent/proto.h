@@ -26,6 +26,7 @@ enum hf_type {
 	HF_PING = 0x02,
 	HF_PONG = 0x03,
 	HF_READY = 0x04,
+	HF_CANCEL = 0x05,
 	HF_EXEC = 0x10,
 	HF_EXEC_STARTED = 0x11,
 	HF_STDIN = 0x12,

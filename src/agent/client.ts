@@ -17,9 +17,16 @@ export interface ExecOptions {
   /** Guest-enforced timeout; the process group is SIGKILLed when it expires. */
   timeoutMs?: number;
   stdin?: string | Buffer;
+  /** Kills the process group (SIGKILL); the EXIT still comes back and resolves the call. */
   signal?: AbortSignal;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
+  /**
+   * Most bytes of stdout, and separately of stderr, to collect; the rest is dropped (the process
+   * runs on) and `stdoutTruncated`/`stderrTruncated` say so. Default: no limit. Not applied to
+   * what onStdout/onStderr receive.
+   */
+  maxOutputBytes?: number;
 }
 
 export interface ExecOutcome {
@@ -30,7 +37,33 @@ export interface ExecOutcome {
   timedOut: boolean;
   stdout: Buffer;
   stderr: Buffer;
+  /** Output beyond maxOutputBytes was dropped. */
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
   durationMs: number;
+}
+
+export interface ReadFileOptions {
+  offset?: number;
+  length?: number;
+  /** Streams the data instead of collecting it (the result is then empty). */
+  onChunk?: (b: Buffer) => void;
+  /**
+   * Refuse a file with more than this many bytes (from `offset`, within `length`) with
+   * FILE_TOO_LARGE (details.limit). The guest is asked for at most maxBytes + 1 and the READ is
+   * cancelled, so at most one chunk beyond the limit is ever buffered. Counts onChunk data too.
+   */
+  maxBytes?: number;
+  /** Cancels the READ in the guest and rejects at once (see cancelError). */
+  signal?: AbortSignal;
+}
+
+export interface WriteFileOptions {
+  mode?: number;
+  mkdirs?: boolean;
+  append?: boolean;
+  /** Stops streaming, cancels the WRITE in the guest (its temp file is removed) and rejects at once. */
+  signal?: AbortSignal;
 }
 
 export interface FileStat {
@@ -112,6 +145,7 @@ export class AgentClient {
   /** Runs a command to completion, collecting its output. */
   exec(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecOutcome> {
     if (argv.length === 0) throw new HyperfleetError("INVALID_ARGUMENT", "command must have at least one element", { details: { field: "command" } });
+    checkLimit(opts.maxOutputBytes, "maxOutputBytes");
     const fields: Array<[number, FieldValue]> = argv.map((a) => [Tag.ARG, a]);
     for (const [k, v] of Object.entries(opts.env ?? {})) fields.push([Tag.ENV, `${k}=${v}`]);
     if (opts.cwd !== undefined) fields.push([Tag.CWD, opts.cwd]);
@@ -122,8 +156,8 @@ export class AgentClient {
 
     const id = this.allocId();
     const started = Date.now();
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
+    const stdout = new Collector(opts.maxOutputBytes);
+    const stderr = new Collector(opts.maxOutputBytes);
     let pid = 0;
     return new Promise<ExecOutcome>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -147,12 +181,12 @@ export class AgentClient {
             case MsgType.STDOUT:
               if (!f.payload.length) return;
               if (opts.onStdout) opts.onStdout(f.payload);
-              else stdout.push(f.payload);
+              else stdout.add(f.payload);
               return;
             case MsgType.STDERR:
               if (!f.payload.length) return;
               if (opts.onStderr) opts.onStderr(f.payload);
-              else stderr.push(f.payload);
+              else stderr.add(f.payload);
               return;
             case MsgType.EXIT: {
               const x = decodeFields(f.payload);
@@ -163,8 +197,10 @@ export class AgentClient {
                 exitCode: sig ? null : code,
                 signal: sig || null,
                 timedOut: (x.u8(Tag.TIMED_OUT) ?? 0) === 1,
-                stdout: Buffer.concat(stdout),
-                stderr: Buffer.concat(stderr),
+                stdout: stdout.buffer(),
+                stderr: stderr.buffer(),
+                stdoutTruncated: stdout.truncated,
+                stderrTruncated: stderr.truncated,
                 durationMs: Number(x.u64(Tag.DURATION_US) ?? BigInt((Date.now() - started) * 1000)) / 1000,
               };
               return done(() => resolve(outcome));
@@ -177,10 +213,15 @@ export class AgentClient {
         },
       });
       if (opts.timeoutMs) {
-        timer = setTimeout(() => done(() => reject(new HyperfleetError("AGENT_TIMEOUT", `the guest agent did not report the end of '${argv[0]}' within ${opts.timeoutMs! + HOST_GRACE_MS} ms`))), opts.timeoutMs + HOST_GRACE_MS);
+        timer = setTimeout(() => {
+          done(() => reject(new HyperfleetError("AGENT_TIMEOUT", `the guest agent did not report the end of '${argv[0]}' within ${opts.timeoutMs! + HOST_GRACE_MS} ms`)));
+          this.cancel(id);
+        }, opts.timeoutMs + HOST_GRACE_MS);
       }
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       this.send(MsgType.EXEC, 0, id, encodeFields(fields));
+      // Sent after the EXEC, so the guest has the process by then.
+      if (opts.signal?.aborted) onAbort();
     });
   }
 
@@ -216,47 +257,71 @@ export class AgentClient {
   }
 
   /** Writes a file atomically (temp file + rename in the guest). */
-  async writeFile(path: string, data: Buffer | AsyncIterable<Buffer>, opts: { mode?: number; mkdirs?: boolean; append?: boolean } = {}): Promise<number> {
+  async writeFile(path: string, data: Buffer | AsyncIterable<Buffer>, opts: WriteFileOptions = {}): Promise<number> {
+    const { signal } = opts;
+    if (signal?.aborted) throw cancelError(signal.reason, "write", path);
     const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
     if (opts.mode !== undefined) fields.push([Tag.MODE, { u32: opts.mode }]);
     const flags = (opts.mkdirs ? WriteFlags.MKDIRS : 0) | (opts.append ? WriteFlags.APPEND : 0);
     if (flags) fields.push([Tag.FLAGS, { u32: flags }]);
     const id = this.allocId();
-    const result = this.awaitOp(id, "write", path, (f) => (f.type === MsgType.OK ? Number(decodeFields(f.payload).u64(Tag.SIZE) ?? 0n) : undefined));
+    // Ends the WRITE early: the caller's signal, or a data source that failed (the guest must not
+    // wait for the rest forever, nor keep its temp file).
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(cancelError(signal!.reason, "write", path));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const result = this.awaitOp(id, "write", path, (f) => (f.type === MsgType.OK ? Number(decodeFields(f.payload).u64(Tag.SIZE) ?? 0n) : undefined), stop.signal);
     this.send(MsgType.WRITE, 0, id, encodeFields(fields));
-    // Stop streaming as soon as the guest has answered (an early ERROR).
+    // Stop streaming as soon as the operation is over (an early ERROR, or cancelled).
     let answered = false;
     result.then(() => (answered = true), () => (answered = true));
-    try {
-      if (Buffer.isBuffer(data)) await this.streamData(MsgType.DATA, id, data, () => answered);
-      else {
-        for await (const chunk of data) {
-          if (answered) break;
-          for (let off = 0; off < chunk.length; off += DATA_CHUNK) await this.sendData(MsgType.DATA, 0, id, chunk.subarray(off, off + DATA_CHUNK));
-        }
-        if (!answered) await this.sendData(MsgType.DATA, FLAG_END, id, Buffer.alloc(0));
+    const stream = async () => {
+      if (Buffer.isBuffer(data)) return this.streamData(MsgType.DATA, id, data, () => answered);
+      for await (const chunk of data) {
+        if (answered) return;
+        for (let off = 0; off < chunk.length && !answered; off += DATA_CHUNK) await this.sendData(MsgType.DATA, 0, id, chunk.subarray(off, off + DATA_CHUNK));
       }
-    } catch (e) {
-      if (!answered) throw e;
+      if (!answered) await this.sendData(MsgType.DATA, FLAG_END, id, Buffer.alloc(0));
+    };
+    void stream().catch((e: unknown) => {
+      // A closed connection already rejected the operation; anything else is the data source.
+      if (!answered && !this.closed) stop.abort(e instanceof HyperfleetError ? e : new HyperfleetError("FILE_OPERATION_FAILED", `write ${path}: reading the data to upload failed: ${(e as Error).message}`, { cause: e }));
+    });
+    try {
+      return await result;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
     }
-    return result;
   }
 
-  /** Reads a whole file. `onChunk` streams instead of collecting (the result is then empty). */
-  async readFile(path: string, opts: { offset?: number; length?: number; onChunk?: (b: Buffer) => void } = {}): Promise<Buffer> {
+  /**
+   * Reads a file (from `offset`, at most `length` bytes). With `maxBytes`, a larger file is refused
+   * with FILE_TOO_LARGE; with `signal`, the READ is cancelled in the guest on abort.
+   */
+  async readFile(path: string, opts: ReadFileOptions = {}): Promise<Buffer> {
+    const { maxBytes, signal } = opts;
+    if (signal?.aborted) throw cancelError(signal.reason, "read", path);
+    checkLimit(maxBytes, "maxBytes");
+    // One byte beyond the limit is enough to tell "too large" from "exactly the limit".
+    const length = maxBytes === undefined ? opts.length : Math.min(opts.length ?? Infinity, maxBytes + 1);
     const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
     if (opts.offset) fields.push([Tag.OFFSET, { u64: opts.offset }]);
-    if (opts.length !== undefined) fields.push([Tag.LENGTH, { u64: opts.length }]);
+    if (length !== undefined) fields.push([Tag.LENGTH, { u64: length }]);
     const parts: Buffer[] = [];
+    let received = 0;
     const id = this.allocId();
     const result = this.awaitOp(id, "read", path, (f) => {
       if (f.type !== MsgType.DATA) return undefined;
+      received += f.payload.length;
+      if (maxBytes !== undefined && received > maxBytes) {
+        throw new HyperfleetError("FILE_TOO_LARGE", `${path} is larger than ${maxBytes} bytes; read it in parts with offset and length`, { details: { limit: maxBytes } });
+      }
       if (f.payload.length) {
         if (opts.onChunk) opts.onChunk(f.payload);
         else parts.push(f.payload);
       }
       return f.flags & FLAG_END ? Buffer.concat(parts) : null;
-    });
+    }, signal);
     this.send(MsgType.READ, 0, id, encodeFields(fields));
     return result;
   }
@@ -317,35 +382,60 @@ export class AgentClient {
 
   /**
    * Registers handler for op `id`. `map` returns a value to resolve, null to keep waiting, or
-   * undefined for an unexpected frame (a protocol error). ERROR frames reject with a mapped code.
+   * undefined for an unexpected frame (a protocol error); a HyperfleetError it throws rejects with
+   * that error and cancels the operation. ERROR frames reject with a mapped code. When `signal`
+   * aborts, the operation is cancelled in the guest and the promise rejects at once.
    */
-  private awaitOp<T>(id: number, op: string, subject: string, map: (f: Frame) => T | undefined | null): Promise<T> {
+  private awaitOp<T>(id: number, op: string, subject: string, map: (f: Frame) => T | undefined | null, signal?: AbortSignal): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       if (this.closedError) return reject(this.closedError);
+      const settle = (fn: () => void) => {
+        signal?.removeEventListener("abort", onAbort);
+        this.ops.delete(id);
+        fn();
+      };
+      const onAbort = () => {
+        settle(() => reject(cancelError(signal!.reason, op, subject)));
+        this.cancel(id);
+      };
       this.ops.set(id, {
-        onClose: (err) => {
-          this.ops.delete(id);
-          reject(err);
-        },
+        onClose: (err) => settle(() => reject(err)),
         onFrame: (f) => {
-          if (f.type === MsgType.ERROR) {
-            this.ops.delete(id);
-            return reject(errorFromFrame(f, op, subject));
-          }
+          if (f.type === MsgType.ERROR) return settle(() => reject(errorFromFrame(f, op, subject)));
           let value: T | undefined | null;
           try {
             value = map(f);
           } catch (e) {
-            this.ops.delete(id);
-            return reject(new HyperfleetError("AGENT_PROTOCOL_ERROR", `malformed ${op} reply: ${(e as Error).message}`, { cause: e }));
+            if (e instanceof HyperfleetError) {
+              settle(() => reject(e));
+              if (!isLastFrame(f)) this.cancel(id);
+              return;
+            }
+            return settle(() => reject(new HyperfleetError("AGENT_PROTOCOL_ERROR", `malformed ${op} reply: ${(e as Error).message}`, { cause: e })));
           }
           if (value === null) return;
-          this.ops.delete(id);
-          if (value === undefined) reject(protocolError(f, op));
-          else resolve(value);
+          if (value === undefined) settle(() => reject(protocolError(f, op)));
+          else settle(() => resolve(value));
         },
       });
+      signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /**
+   * Ends operation `id` in the guest (CANCEL) after the caller has already given up on it. Its
+   * remaining frames, up to its last, are swallowed so the id is not reused while they are in
+   * flight. An agent older than CANCEL answers ERROR ENOSYS, which counts as that last frame.
+   */
+  private cancel(id: number): void {
+    if (this.closedError) return;
+    this.ops.set(id, {
+      onFrame: (f) => {
+        if (isLastFrame(f)) this.ops.delete(id);
+      },
+      onClose: () => this.ops.delete(id),
+    });
+    this.send(MsgType.CANCEL, 0, id, Buffer.alloc(0));
   }
 
   private allocId(): number {
@@ -439,6 +529,47 @@ export class AgentClient {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     }
+  }
+}
+
+function checkLimit(n: number | undefined, field: string): void {
+  if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) throw new HyperfleetError("INVALID_ARGUMENT", `${field} must be a non-negative integer, got ${n}`, { details: { field } });
+}
+
+/** The frame after which the guest has nothing more for its operation. */
+function isLastFrame(f: Frame): boolean {
+  if (f.type === MsgType.ERROR || f.type === MsgType.EXIT || f.type === MsgType.OK) return true;
+  return f.type === MsgType.DATA && (f.flags & FLAG_END) !== 0;
+}
+
+/**
+ * The rejection of an aborted operation: the abort reason when it is one of ours (a timeout the
+ * caller enforces, say), else OPERATION_CANCELLED.
+ */
+function cancelError(reason: unknown, op: string, subject: string): HyperfleetError {
+  if (reason instanceof HyperfleetError) return reason;
+  return new HyperfleetError("OPERATION_CANCELLED", `${op} ${subject} was cancelled`, reason === undefined ? undefined : { cause: reason });
+}
+
+/** Output kept up to a limit; what goes beyond it is counted as dropped, never buffered. */
+class Collector {
+  private readonly parts: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+
+  constructor(private readonly limit = Infinity) {}
+
+  add(b: Buffer): void {
+    const room = this.limit - this.size;
+    if (b.length > room) this.truncated = true;
+    if (room <= 0) return;
+    const kept = b.length > room ? Buffer.from(b.subarray(0, room)) : b;
+    this.parts.push(kept);
+    this.size += kept.length;
+  }
+
+  buffer(): Buffer {
+    return Buffer.concat(this.parts, this.size);
   }
 }
 

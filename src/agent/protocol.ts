@@ -17,6 +17,8 @@ export const MsgType = {
   PING: 0x02,
   PONG: 0x03,
   READY: 0x04,
+  /** host→guest, empty: end operation `id` early (EXEC: SIGKILL, EXIT follows; READ/WRITE: ERROR ECANCELED). */
+  CANCEL: 0x05,
   EXEC: 0x10,
   EXEC_STARTED: 0x11,
   STDIN: 0x12,

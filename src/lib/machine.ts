@@ -53,11 +53,18 @@ export interface ExecResult {
   timedOut: boolean;
   stdout: string;
   stderr: string;
+  /** Output beyond maxOutputBytes was dropped. */
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
   durationMs: number;
 }
 
-/** env, cwd, user, stdin, and timeoutMs: the command is killed after it and fails with EXEC_TIMEOUT. */
-export type ExecOptions = Pick<AgentExecOptions, "env" | "cwd" | "user" | "timeoutMs" | "stdin">;
+/**
+ * env, cwd, user, stdin; timeoutMs: the command is killed after it and fails with EXEC_TIMEOUT;
+ * maxOutputBytes: stdout and stderr are each kept up to it (see ExecResult's *Truncated);
+ * signal: kills the command.
+ */
+export type ExecOptions = Pick<AgentExecOptions, "env" | "cwd" | "user" | "timeoutMs" | "stdin" | "maxOutputBytes" | "signal">;
 
 export class Machine {
   readonly id: string;
@@ -116,6 +123,8 @@ export class Machine {
         timedOut: r.timedOut,
         stdout: r.stdout.toString("utf8"),
         stderr: r.stderr.toString("utf8"),
+        stdoutTruncated: r.stdoutTruncated,
+        stderrTruncated: r.stderrTruncated,
         durationMs: r.durationMs,
       };
       if (r.timedOut) {
@@ -125,12 +134,14 @@ export class Machine {
     });
   }
 
-  writeFile(path: string, data: Buffer | string, opts: { mode?: number; mkdirs?: boolean } = {}): Promise<Result<{ size: number }>> {
+  /** signal: stops the upload (the guest removes its temp file) and fails at once. */
+  writeFile(path: string, data: Buffer | string, opts: { mode?: number; mkdirs?: boolean; signal?: AbortSignal } = {}): Promise<Result<{ size: number }>> {
     return attempt(async () => ({ size: await this.requireAgent().writeFile(path, typeof data === "string" ? Buffer.from(data) : data, opts) }));
   }
 
-  readFile(path: string): Promise<Result<Buffer>> {
-    return attempt(() => this.requireAgent().readFile(path));
+  /** maxBytes: a larger file fails with FILE_TOO_LARGE; signal: cancels the read and fails at once. */
+  readFile(path: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}): Promise<Result<Buffer>> {
+    return attempt(() => this.requireAgent().readFile(path, { maxBytes: opts.maxBytes, signal: opts.signal }));
   }
 
   stat(path: string): Promise<Result<FileStat>> {

@@ -149,6 +149,8 @@ test("READ errors: missing file ENOENT, directory EISDIR, FIFO EINVAL (never blo
 test("READ of a procfs file (size 0 in stat) still returns its contents", async () => {
   const { data } = await conn.readFile("/proc/self/status");
   assert.match(data.toString(), /^Name:/);
+  // pagemap refuses reads that are not a multiple of 8 bytes; a LENGTH that is not still works.
+  assert.equal((await conn.readFile("/proc/self/pagemap", { length: 9 })).data.length, 9);
 });
 
 test("a big READ does not starve other operations on the same connection", async () => {
@@ -163,6 +165,32 @@ test("a big READ does not starve other operations on the same connection", async
   let ended = conn.pending(readId).some((f) => f.flags & FLAG_END);
   assert.equal(ended, false, "PONG waited for the whole READ");
   while (!ended) ended = ((await conn.next(readId)).flags & FLAG_END) !== 0;
+});
+
+test("concurrent big READs with no other traffic all finish (the agent never sleeps with output to produce)", async () => {
+  // Several READs fill the send buffer past OUT_HIGH in one pump; when the flush that follows
+  // empties it, nothing is left to POLLOUT for and the agent used to sleep until the next frame.
+  const size = 16 * 1024 * 1024;
+  const paths = Array.from({ length: 6 }, (_, i) => join(dir, `sparse-${i}.bin`));
+  for (const p of paths) execFileSync("truncate", ["-s", String(size), p]);
+  const started = Date.now();
+  const ids = paths.map((p) => {
+    const id = conn.allocId();
+    conn.sendFields(MsgType.READ, 0, id, [[Tag.PATH, p]]);
+    return id;
+  });
+  const totals = await Promise.all(ids.map(async (id) => {
+    let n = 0;
+    for (;;) {
+      // A stall is forever; 30 s per frame only bounds how long a failure takes to show.
+      const f = await conn.next(id, 30_000);
+      assert.equal(f.type, MsgType.DATA);
+      n += f.payload.length;
+      if (f.flags & FLAG_END) return n;
+    }
+  }));
+  assert.deepEqual(totals, paths.map(() => size));
+  assert.ok(Date.now() - started < 60_000);
 });
 
 test("STAT reports size, mode, owner and mtime, following symlinks; missing is ENOENT", async () => {

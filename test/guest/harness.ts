@@ -457,13 +457,24 @@ export class Conn {
   }
 }
 
-async function connectSocket(path: string): Promise<Socket> {
-  const socket = connect(path);
-  await new Promise<void>((res, rej) => {
-    socket.once("connect", res);
-    socket.once("error", rej);
-  });
-  return socket;
+/** Connects to an agent socket, waiting out the moment between its bind() and listen(). */
+export async function connectSocket(path: string): Promise<Socket> {
+  // The socket file appears at bind(), a moment before listen(): refused until then.
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const socket = connect(path);
+    try {
+      await new Promise<void>((res, rej) => {
+        socket.once("connect", res);
+        socket.once("error", rej);
+      });
+      return socket;
+    } catch (e) {
+      socket.destroy();
+      if ((e as NodeJS.ErrnoException).code !== "ECONNREFUSED" || Date.now() > deadline) throw e;
+      await sleep(10);
+    }
+  }
 }
 
 export function asError(f: Frame): ProtocolError {
@@ -485,6 +496,7 @@ export const Errno = {
   EPROTO: 71,
   EPROTONOSUPPORT: 93,
   ENOBUFS: 105,
+  ECANCELED: 125,
   EACCES: 13,
 } as const;
 
