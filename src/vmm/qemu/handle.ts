@@ -25,6 +25,7 @@ export class QemuHandle implements VmHandle {
   private closingQmp = false;
   private noteExit: (by: VmmExitDetection) => void = () => undefined;
   private readonly stopPolling = new AbortController();
+  private readonly spawned: boolean;
 
   constructor(
     readonly id: string,
@@ -33,6 +34,7 @@ export class QemuHandle implements VmHandle {
     readonly paths: QemuPaths & { metaFile: string; stderrLog: string },
     child: ChildProcess | null,
   ) {
+    this.spawned = child !== null;
     this.exitPromise = child
       ? new Promise((resolve) => {
           const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
@@ -61,7 +63,8 @@ export class QemuHandle implements VmHandle {
     const qmp = await QmpClient.connect(this.paths.qmpSocket, timeoutMs);
     this.qmp = qmp;
     void qmp.closedPromise.then(() => {
-      if (!this.closingQmp) void this.confirmExitAfterQmpClose();
+      // A child of ours reports its own exit; only an adopted VMM needs the socket's hint.
+      if (!this.closingQmp && !this.spawned) void this.confirmExitAfterQmpClose();
     });
   }
 
