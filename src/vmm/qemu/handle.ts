@@ -12,10 +12,12 @@ import { HyperfleetError } from "../../core/errors.js";
 import type { VmHandle, VmmExitDetection, VmmStatus } from "../../core/ports/vmm-driver.js";
 import type { QemuPaths } from "./argv.js";
 import { QmpClient } from "./qmp.js";
-import { isAlive, readLogTail, sleep, waitForExit } from "../process.js";
+import { isAlive, readLogTail, sleep } from "../process.js";
 
 /** After the QMP socket closed, how long to look for the process to be gone before giving up. */
 const QMP_CLOSE_CONFIRM_MS = 2_000;
+/** The backstop /proc poll of an adopted VMM without a QMP connection. */
+const POLL_MS = 250;
 
 export class QemuHandle implements VmHandle {
   private exitStatus: VmmStatus | null = null;
@@ -23,8 +25,9 @@ export class QemuHandle implements VmHandle {
   private qmp: QmpClient | null = null;
   /** Set when we close QMP ourselves: that close says nothing about the process. */
   private closingQmp = false;
+  /** True while our QMP connection is open: QEMU's death closes it, so polling /proc can wait. */
+  private qmpWatching = false;
   private noteExit: (by: VmmExitDetection) => void = () => undefined;
-  private readonly stopPolling = new AbortController();
   private readonly spawned: boolean;
 
   constructor(
@@ -44,14 +47,19 @@ export class QemuHandle implements VmHandle {
         })
       : new Promise((resolve) => {
           this.noteExit = (by) => {
-            if (this.exitStatus) return;
-            this.stopPolling.abort();
-            resolve((this.exitStatus = { state: "exited", pid, exitCode: null, signal: null, detectedBy: by }));
+            if (!this.exitStatus) resolve((this.exitStatus = { state: "exited", pid, exitCode: null, signal: null, detectedBy: by }));
           };
-          void waitForExit(pid, 250, this.stopPolling.signal).then(() => {
-            if (!this.stopPolling.signal.aborted) this.noteExit("poll");
-          });
+          void this.pollExit();
         });
+  }
+
+  /** Backstop for an adopted VMM: /proc every 250 ms, only while no QMP connection would tell us sooner. */
+  private async pollExit(): Promise<void> {
+    while (!this.exitStatus) {
+      await sleep(POLL_MS);
+      if (this.qmpWatching || this.exitStatus) continue;
+      if (!(await isAlive(this.pid))) this.noteExit("poll");
+    }
   }
 
   get consoleLogPath(): string {
@@ -62,7 +70,9 @@ export class QemuHandle implements VmHandle {
   async attachQmp(timeoutMs: number): Promise<void> {
     const qmp = await QmpClient.connect(this.paths.qmpSocket, timeoutMs);
     this.qmp = qmp;
+    this.qmpWatching = true;
     void qmp.closedPromise.then(() => {
+      this.qmpWatching = false;
       // A child of ours reports its own exit; only an adopted VMM needs the socket's hint.
       if (!this.closingQmp && !this.spawned) void this.confirmExitAfterQmpClose();
     });
