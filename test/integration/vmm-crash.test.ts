@@ -11,7 +11,13 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Machine } from "../../src/lib/machine.js";
 import { isAlive } from "../../src/vmm/process.js";
-import { dataDir, leftoverQemu, tempRunDir } from "./helpers.js";
+import { findVmmsIn } from "../../src/vmm/qemu/scan.js";
+import { dataDir, tempRunDir } from "./helpers.js";
+
+/** QEMUs of this test's run dir only: other tests on this host run VMs in their own hf-test-* dirs. */
+async function leftoverQemu(runDir: string): Promise<number[]> {
+  return (await findVmmsIn(runDir)).map((v) => v.pid);
+}
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -26,15 +32,16 @@ test("a QEMU that exits during start puts the end of its own log into the error"
     assert.match(err!.message, /cannot set up guest memory/, err!.message);
     assert.ok(err!.message.length < 4096, "the log excerpt is bounded");
     assert.equal(m.pid, null);
+    assert.deepEqual(await leftoverQemu(runDir), []);
   } finally {
     await rm(runDir, { recursive: true, force: true });
   }
-  assert.deepEqual(await leftoverQemu(), []);
 });
 
 test("QEMU gets a minimal environment, not the host process's", async () => {
   const runDir = await tempRunDir();
   process.env.HYPERFLEET_TEST_SECRET = "must-not-leak";
+  let left: number[] | undefined;
   const m = new Machine({ vcpuCount: 1, memSizeMib: 128, dataDir: dataDir(), runDir });
   try {
     (await m.start()).unwrap();
@@ -45,9 +52,10 @@ test("QEMU gets a minimal environment, not the host process's", async () => {
   } finally {
     delete process.env.HYPERFLEET_TEST_SECRET;
     await m.destroy();
+    left = await leftoverQemu(runDir);
     await rm(runDir, { recursive: true, force: true });
   }
-  assert.deepEqual(await leftoverQemu(), []);
+  assert.deepEqual(left, []);
 });
 
 test("an adopted VM's death is detected through its QMP socket closing", async () => {
@@ -61,6 +69,7 @@ test("an adopted VM's death is detected through its QMP socket closing", async (
     process.exit(0);
   `);
   let adopted: Machine | null = null;
+  let left: number[] | undefined;
   let vmPid = 0;
   try {
     const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", script], { cwd: root, timeout: 120_000 });
@@ -82,7 +91,8 @@ test("an adopted VM's death is detected through its QMP socket closing", async (
     await adopted?.destroy();
     if (vmPid && (await isAlive(vmPid))) process.kill(vmPid, "SIGKILL");
     await rm(script, { force: true });
+    left = await leftoverQemu(runDir);
     await rm(runDir, { recursive: true, force: true });
   }
-  assert.deepEqual(await leftoverQemu(), []);
+  assert.deepEqual(left, []);
 });
