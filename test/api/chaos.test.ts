@@ -206,6 +206,8 @@ test("chaos: SIGKILL at random points of 20 boots leaks no VMM, and every machin
   const env = { HYPERFLEET_MAX_CONCURRENT_BOOTS: "4" };
   if (d.proc.exitCode === null && d.proc.signalCode === null) await crash(d);
   await start(env);
+  let adopted = 0;
+  let strays = 0;
   const rounds = 5;
   const perRound = 4;
   for (let round = 0; round < rounds; round++) {
@@ -222,13 +224,20 @@ test("chaos: SIGKILL at random points of 20 boots leaks no VMM, and every machin
     await start(env);
     const all = await machines();
     const statuses = all.map((m) => m.status);
-    console.log(`round ${round}: killed ${delay} ms after the last start request; now ${JSON.stringify(count(statuses))}`);
+    const reconciled = /"adopted":(\d+),.*"strays":(\d+)/.exec(d.output());
+    adopted += Number(reconciled?.[1] ?? 0);
+    strays += Number(reconciled?.[2] ?? 0);
+    console.log(`round ${round}: killed ${delay} ms after the last start request; restart adopted ${reconciled?.[1]}, killed ${reconciled?.[2]} untracked QEMU; now ${JSON.stringify(count(statuses))}`);
     for (const m of all) {
       assert.ok(["running", "stopped", "failed"].includes(m.status), `${m.id} settled, got ${m.status}`);
       if (m.status === "failed") assert.ok(m.last_error && m.last_error.message.length > 0, `${m.id} says why it failed`);
     }
     assert.deepEqual(await unattachedQemus(), [], `round ${round}: every QEMU belongs to a running machine`);
   }
+
+  // Not vacuous: some kills must have caught a QEMU mid-boot (4 spawn within ~0.3 s of each start).
+  assert.ok(strays > 0, "at least one restart found a QEMU of an interrupted boot");
+  console.log(`over ${rounds} restarts: ${strays} QEMU of interrupted boots killed, ${adopted} running VMs adopted`);
 
   // Every machine starts (a leaked QEMU would hold its disk's write lock), four at a time.
   const down = (await machines()).filter((m) => m.status !== "running").map((m) => m.id);
