@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Machine } from "../../src/lib/machine.js";
@@ -58,7 +59,7 @@ test("QEMU gets a minimal environment, not the host process's", async () => {
   assert.deepEqual(left, []);
 });
 
-test("an adopted VM's death is detected through its QMP socket closing", async () => {
+test("a VM is adopted even without its records, and its death is detected through its QMP socket closing", async () => {
   const runDir = await tempRunDir();
   const script = `${root}/.vmm-crash-parent-${process.pid}.mts`;
   await writeFile(script, `
@@ -75,8 +76,13 @@ test("an adopted VM's death is detected through its QMP socket closing", async (
     const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", script], { cwd: root, timeout: 120_000 });
     const { id, pid } = JSON.parse(stdout.trim().split("\n").pop()!) as { id: string; pid: number };
     vmPid = pid;
+    // Without the records (a crash between spawn and record, or files lost), the QEMU whose command
+    // line points into the run dir is still found and adopted.
+    await rm(join(runDir, "meta.json"));
+    await rm(join(runDir, "qemu.pid"));
     adopted = await Machine.adopt({ id, runDir, vcpuCount: 1, memSizeMib: 128, dataDir: dataDir() });
-    assert.ok(adopted, "adopted");
+    assert.ok(adopted, "adopted from the /proc scan");
+    assert.equal(adopted.pid, pid);
     const t0 = performance.now();
     process.kill(pid, "SIGKILL");
     const st = await adopted.exited();

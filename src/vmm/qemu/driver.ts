@@ -12,7 +12,7 @@ import type { VmHandle, VmmDriver, VmSpec } from "../../core/ports/vmm-driver.js
 import { type Accel, buildQemuArgv, type QemuPaths } from "./argv.js";
 import { QemuHandle } from "./handle.js";
 import { isAlive, readLogTail, sleep } from "../process.js";
-import { runDirOfArgv } from "./scan.js";
+import { findVmmsIn, runDirOfArgv } from "./scan.js";
 
 export interface QemuDriverOptions {
   accel: Accel;
@@ -110,16 +110,17 @@ export class QemuDriver implements VmmDriver {
 
   async adopt(id: string, runDir: string): Promise<VmHandle | null> {
     const paths = qemuPaths(runDir);
-    let meta: Meta;
+    let meta: Meta | null = null;
     try {
       meta = JSON.parse(await readFile(paths.metaFile, "utf8")) as Meta;
     } catch {
-      return null;
+      // Missing or unreadable: the run dir on a QEMU's command line still names it (below).
     }
-    // No pid in meta.json: the daemon died between recording the boot and the spawn returning;
-    // QEMU's own pidfile may still name the process.
-    const pid = meta.pid ?? Number((await readFile(paths.pidFile, "utf8").catch(() => "")).trim());
-    if (meta.id !== id || !Number.isInteger(pid) || pid <= 1 || !(await isVmmOf(pid, runDir))) return null;
+    if (meta !== null && meta.id !== id) return null;
+    // No pid recorded (the daemon died between recording the boot and the spawn returning, or the
+    // record is gone): QEMU's own pidfile, else the process whose command line points here.
+    const pid = meta?.pid ?? (await pidFromFile(paths.pidFile)) ?? (await findVmmsIn(runDir))[0]?.pid;
+    if (pid === undefined || !(await isVmmOf(pid, runDir))) return null;
     const handle = new QemuHandle(id, pid, runDir, paths, null);
     try {
       await handle.attachQmp(5_000);
@@ -142,6 +143,11 @@ export class QemuDriver implements VmmDriver {
       await sleep(2);
     }
   }
+}
+
+async function pidFromFile(file: string): Promise<number | undefined> {
+  const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
 }
 
 function writeMetaSync(file: string, meta: Meta): void {
