@@ -237,7 +237,7 @@ test("chaos: SIGKILL at random points of 20 boots leaks no VMM, and every machin
 
   // Not vacuous: some kills must have caught a QEMU mid-boot (4 spawn within ~0.3 s of each start).
   assert.ok(strays > 0, "at least one restart found a QEMU of an interrupted boot");
-  console.log(`over ${rounds} restarts: ${strays} QEMU of interrupted boots killed, ${adopted} running VMs adopted`);
+  console.log(`over ${rounds} restarts: ${strays} QEMU of interrupted boots killed, ${adopted} adoptions of running VMs`);
 
   // Every machine starts (a leaked QEMU would hold its disk's write lock), four at a time.
   const down = (await machines()).filter((m) => m.status !== "running").map((m) => m.id);
