@@ -107,8 +107,12 @@ export class VmLifecycle {
   async destroy(rec: MachineRecord, log: FastifyBaseLogger): Promise<void> {
     try {
       const m = this.live.take(rec.id);
+      if (m) await m.kill();
+      // A VMM the daemon lost track of (a boot cut short by a crash) would outlive its run dir.
+      const strays = await this.o.vms.killVmmsOf(rec);
+      if (strays.length > 0) log.warn({ pids: strays }, "killed a VMM no machine held");
       if (m) await m.destroy();
-      else await rm(rec.runDir, { recursive: true, force: true });
+      await rm(rec.runDir, { recursive: true, force: true });
       await this.o.repo.delete(rec.id);
     } catch (e) {
       const he = toHyperfleetError(e);
@@ -141,7 +145,7 @@ export class VmLifecycle {
         const how = st.signal ? `signal ${st.signal}` : st.exitCode == null ? "unknown status" : `exit code ${st.exitCode}`;
         const lastError = to === "failed" ? { code: "VMM_EXITED", message: `the VMM process exited unexpectedly (${how})` } : null;
         if (await this.settle(id, ["running"], to, { pid: null, lastError }, `VMM exited (${how})`)) {
-          log.warn({ status: to, how }, "VMM exited on its own");
+          log.warn({ status: to, how, detected_by: st.detectedBy }, "VMM exited on its own");
         }
       })
       .catch((e: unknown) => log.error({ err: e }, "exit watcher failed"));
