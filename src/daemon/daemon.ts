@@ -12,15 +12,15 @@ import type { Config } from "../config/config.js";
 import type { ImageService } from "../images/index.js";
 import { openStore, type Store } from "../store/store.js";
 import { setupApiKeys } from "./api-keys.js";
-import { ImageCatalog } from "./image-catalog.js";
-import { ImagePulls } from "./image-pulls.js";
-import { imageBootHooks, openImages } from "./image-setup.js";
+import { ImageCatalog } from "../images/catalog.js";
+import { ImagePulls } from "../machines/image-pulls.js";
+import { imageBootHooks, openImages } from "./images.js";
 import { createLogger } from "./logger.js";
-import { MachineService } from "./machine-service.js";
-import { MainProcesses } from "./main-process.js";
-import { reconcile, type ReconcileReport } from "./reconcile.js";
-import { VmFactory } from "./vm-factory.js";
-import { VmLifecycle } from "./vm-lifecycle.js";
+import { MachineService } from "../machines/service.js";
+import { MainProcesses } from "../workload/main-process.js";
+import { reconcile, type ReconcileReport } from "../machines/reconcile.js";
+import { VmFactory } from "../machines/vm-factory.js";
+import { VmLifecycle } from "../machines/lifecycle.js";
 
 export interface Daemon {
   readonly app: FastifyInstance;

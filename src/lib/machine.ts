@@ -15,6 +15,7 @@ import { AgentClient, type ExecOptions as AgentExecOptions, type FileStat } from
 import { HyperfleetError } from "../core/errors.js";
 import { attempt, type Result } from "../core/result.js";
 import type { VmHandle, VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
+import { sleep } from "../host/async.js";
 import { connectAgent } from "../vmm/boot.js";
 import { bootVm } from "../vmm/boot.js";
 import { buildKernelArgs } from "../vmm/kernel-args.js";
@@ -172,7 +173,7 @@ export class Machine {
       const timeoutMs = opts.timeoutMs ?? 10_000;
       const deadline = Date.now() + timeoutMs;
       if (this.agent && !this.agent.closed) await this.agent.shutdown().catch(() => undefined);
-      const graceful = await Promise.race([h.exited().then(() => true), delay(Math.max(0, deadline - Date.now())).then(() => false)]);
+      const graceful = await Promise.race([h.exited().then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
       if (!graceful) await h.requestStop(Math.max(1_000, deadline - Date.now())).catch(() => h.kill());
       await this.release();
     });
@@ -244,8 +245,4 @@ export class Machine {
       runDir: this.runDir,
     };
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadConfig } from "../../src/config/config.js";
-import { DEFAULT_PATH, execDefaults, mainProcessSpec, parseMainStatus, tailOffset } from "../../src/daemon/run-spec.js";
+import { DEFAULT_PATH, execDefaults, mainProcessSpec, parseMainStatus, tailOffset } from "../../src/workload/run-spec.js";
 import type { ImageRunConfig } from "../../src/store/records.js";
 
 const IMG: ImageRunConfig = { entrypoint: ["/entry"], cmd: ["arg1", "arg2"], env: { PATH: "/img/bin", A: "image" }, workingDir: "/app", user: "1000:1000", exposedPorts: [] };

@@ -3,10 +3,10 @@
  * service could not be opened (no guest agent binary to bake into disks), every call says why.
  */
 import { HyperfleetError } from "../core/errors.js";
-import { isDigest } from "../images/reference.js";
-import type { CachedImage, ImageService } from "../images/index.js";
+import { isDigest } from "./reference.js";
+import type { CachedImage, ImageService } from "./index.js";
 import type { CallContext, ImageServicePort, ImageView, PullImageRequest } from "../api/service.js";
-import { runConfig } from "./image-pulls.js";
+import { runConfig } from "../machines/image-pulls.js";
 
 export function imageView(i: CachedImage): ImageView {
   return {

@@ -5,9 +5,9 @@
  * to that point was sent, when the machine's agent connection goes away (stop, restart, crash),
  * or when the client leaves.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentClient } from "../agent/client.js";
 import { isHyperfleetError } from "../core/errors.js";
+import { sleep } from "../host/async.js";
 import { MAIN_LOG_PATH, parseMainStatus, tailOffset } from "./run-spec.js";
 
 /** How often a follower looks for new output. */
@@ -114,7 +114,7 @@ async function* follow(first: AgentClient | null, from: number, o: FollowOptions
         yield b;
       }
       if (!running) return;
-      await sleep(o.intervalMs ?? FOLLOW_INTERVAL_MS, undefined, { signal: o.signal }).catch(() => undefined);
+      await sleep(o.intervalMs ?? FOLLOW_INTERVAL_MS, o.signal);
     }
   } catch {
     // The machine stopped under us (AGENT_DISCONNECTED) or the guest refused a read: end the stream.

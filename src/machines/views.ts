@@ -6,7 +6,7 @@ import type { MachineView } from "../api/service.js";
 import type { MachineRecord } from "../store/records.js";
 import type { ImagePulls } from "./image-pulls.js";
 import type { LiveVms } from "./live-vms.js";
-import type { MainProcesses } from "./main-process.js";
+import type { MainProcesses } from "../workload/main-process.js";
 
 export class MachineViews {
   constructor(

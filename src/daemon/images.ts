@@ -8,11 +8,11 @@ import { isHyperfleetError } from "../core/errors.js";
 import { ImageService } from "../images/index.js";
 import type { Config } from "../config/config.js";
 import type { MachineRecord } from "../store/records.js";
-import { imagesUnavailable } from "./image-catalog.js";
-import type { ImagePulls } from "./image-pulls.js";
-import { ImageUsers } from "./image-users.js";
-import type { MainProcesses } from "./main-process.js";
-import type { BootHooks } from "./vm-lifecycle.js";
+import { imagesUnavailable } from "../images/catalog.js";
+import type { ImagePulls } from "../machines/image-pulls.js";
+import { ImageUsers } from "../machines/image-users.js";
+import type { MainProcesses } from "../workload/main-process.js";
+import type { BootHooks } from "../machines/lifecycle.js";
 
 export interface OpenedImages {
   /** null: images are off on this host (`unavailable` says why); the daemon serves everything else. */

@@ -14,7 +14,7 @@ import { LIVE_STATUSES } from "../core/machine-state.js";
 import type { MachineRecord } from "../store/records.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { VmFactory } from "./vm-factory.js";
-import type { VmLifecycle } from "./vm-lifecycle.js";
+import type { VmLifecycle } from "./lifecycle.js";
 import { findVmmsUnder, killFoundVmm, killVmmsIn } from "../vmm/qemu/scan.js";
 
 export interface ReconcileDeps {

@@ -9,9 +9,9 @@ import type { Result } from "../core/result.js";
 import type { Machine } from "../lib/machine.js";
 import type { ExecOutput, ExecRequest, FileStatView, LogsRequest } from "../api/service.js";
 import type { MachineRecord } from "../store/records.js";
-import { followMainLog, readMainLog } from "./main-log.js";
-import { execDefaults } from "./run-spec.js";
-import { within } from "./timeout.js";
+import { followMainLog, readMainLog } from "../workload/main-log.js";
+import { execDefaults } from "../workload/run-spec.js";
+import { within } from "../host/async.js";
 
 /** How much longer than a command's own timeout we wait for the guest to report it. */
 const EXEC_HOST_GRACE_MS = 10_000;

@@ -10,7 +10,7 @@ import type { Machine } from "../lib/machine.js";
 import type { MainProcessView } from "../api/service.js";
 import type { MachineRecord } from "../store/records.js";
 import { execDefaults, MAIN_LOG_PATH, mainProcessSpec, parseMainStatus } from "./run-spec.js";
-import { within } from "./timeout.js";
+import { within } from "../host/async.js";
 
 /** Longest we wait for the guest to start the process or to return its status file. */
 const AGENT_CALL_TIMEOUT_MS = 10_000;

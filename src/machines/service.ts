@@ -14,15 +14,15 @@ import { parseImageRef } from "../images/index.js";
 import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../api/service.js";
 import type { MachinePatch, MachineRecord } from "../store/records.js";
 import type { MachineRepository } from "../store/machine-repository.js";
-import { imagesUnavailable } from "./image-catalog.js";
+import { imagesUnavailable } from "../images/catalog.js";
 import type { ImagePulls } from "./image-pulls.js";
 import type { ImageUsers } from "./image-users.js";
 import type { LiveVms } from "./live-vms.js";
-import { MachineIo } from "./machine-io.js";
-import { MachineViews } from "./machine-views.js";
-import type { MainProcesses } from "./main-process.js";
+import { MachineIo } from "./io.js";
+import { MachineViews } from "./views.js";
+import type { MainProcesses } from "../workload/main-process.js";
 import type { BootPaths, VmFactory } from "./vm-factory.js";
-import type { VmLifecycle } from "./vm-lifecycle.js";
+import type { VmLifecycle } from "./lifecycle.js";
 import { waitForStatus } from "./wait.js";
 
 export interface MachineServiceOptions {

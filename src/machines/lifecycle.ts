@@ -12,7 +12,7 @@ import type { Machine } from "../lib/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { MachinePatch, MachineRecord } from "../store/records.js";
 import { LiveVms } from "./live-vms.js";
-import { Semaphore } from "./semaphore.js";
+import { Semaphore } from "../host/semaphore.js";
 import { StatusBus } from "./status-bus.js";
 import type { VmFactory } from "./vm-factory.js";
 
