@@ -19,10 +19,10 @@ import { healthRoutes } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
 import { logRoutes } from "./routes/logs.js";
 import { machineRoutes } from "./routes/machines.js";
-import { ErrorSchema } from "./schemas/common.js";
-import { ImageSchema } from "./schemas/images.js";
-import { MachineSchema } from "./schemas/machine.js";
-import type { ImageServicePort, MachineServicePort } from "./service.js";
+import { ErrorSchema } from "../contract/common.js";
+import { ImageSchema } from "../contract/images.js";
+import { MachineSchema } from "../contract/machine.js";
+import type { ImageServicePort, MachineServicePort } from "../core/ports/services.js";
 import { typeboxValidatorCompiler } from "./validation.js";
 
 export interface AppOptions {

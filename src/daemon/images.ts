@@ -3,11 +3,11 @@
  * evicts and must know which images machines use), and the boot hooks that make an image machine
  * boot its image and start its main process.
  */
-import type { FastifyBaseLogger } from "fastify";
+import type { Logger } from "../core/ports/logger.js";
 import { isHyperfleetError } from "../core/errors.js";
 import { ImageService } from "../images/index.js";
 import type { Config } from "../config/config.js";
-import type { MachineRecord } from "../store/records.js";
+import type { MachineRecord } from "../core/machine.js";
 import { imagesUnavailable } from "../images/catalog.js";
 import type { ImagePulls } from "../machines/image-pulls.js";
 import { ImageUsers } from "../machines/image-users.js";
@@ -25,7 +25,7 @@ export interface OpenedImages {
  * Opens the image cache. Without a usable guest agent binary there is nothing to bake into image
  * disks: that is logged and images are turned off rather than keeping the daemon from starting.
  */
-export async function openImages(oci: Config["oci"], records: readonly MachineRecord[], log: FastifyBaseLogger): Promise<OpenedImages> {
+export async function openImages(oci: Config["oci"], records: readonly MachineRecord[], log: Logger): Promise<OpenedImages> {
   const users = new ImageUsers();
   users.load(records);
   try {

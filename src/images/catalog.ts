@@ -5,8 +5,8 @@
 import { HyperfleetError } from "../core/errors.js";
 import { isDigest } from "./reference.js";
 import type { CachedImage, ImageService } from "./index.js";
-import type { CallContext, ImageServicePort, ImageView, PullImageRequest } from "../api/service.js";
-import { runConfig } from "../machines/image-pulls.js";
+import type { CallContext, ImageServicePort, ImageView, PullImageRequest } from "../core/ports/services.js";
+import { runConfig } from "./config.js";
 
 export function imageView(i: CachedImage): ImageView {
   return {

@@ -11,12 +11,12 @@
  * start after a transient failure can retry; they are never stored or logged.
  */
 import { existsSync } from "node:fs";
-import type { FastifyBaseLogger } from "fastify";
+import type { Logger } from "../core/ports/logger.js";
 import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
 import type { MachineStatus } from "../core/machine-state.js";
-import type { ImageConfig, ImageService, PullProgress, RegistryAuth } from "../images/index.js";
+import { runConfig, type ImageService, type PullProgress, type RegistryAuth } from "../images/index.js";
 import type { MachineRepository } from "../store/machine-repository.js";
-import type { ImagePullState, ImageRunConfig, MachinePatch, MachineRecord } from "../store/records.js";
+import type { ImagePullState, MachinePatch, MachineRecord } from "../core/machine.js";
 import type { ImageUsers } from "./image-users.js";
 
 type Settle = (id: string, from: readonly MachineStatus[], to: MachineStatus, patch: MachinePatch, reason: string) => Promise<MachineRecord | undefined>;
@@ -32,10 +32,6 @@ export interface ImagePullsOptions {
 interface Job {
   promise: Promise<MachineRecord>;
   ac: AbortController;
-}
-
-export function runConfig(c: ImageConfig): ImageRunConfig {
-  return { entrypoint: c.entrypoint, cmd: c.cmd, env: c.env, workingDir: c.workingDir, user: c.user, exposedPorts: c.exposedPorts };
 }
 
 /** Rejects when `signal` fires; the pull itself goes on for whoever else waits. */
@@ -59,13 +55,13 @@ export class ImagePulls {
   constructor(private readonly o: ImagePullsOptions) {}
 
   /** Starts pulling a new machine's image in the background. */
-  begin(rec: MachineRecord, auth: RegistryAuth | undefined, log: FastifyBaseLogger): void {
+  begin(rec: MachineRecord, auth: RegistryAuth | undefined, log: Logger): void {
     if (auth) this.auth.set(rec.id, auth);
     this.ensure(rec, log);
   }
 
   /** The record to boot: with its image pulled (waiting for the pull in progress, or starting one). */
-  async ready(rec: MachineRecord, signal: AbortSignal, log: FastifyBaseLogger): Promise<MachineRecord> {
+  async ready(rec: MachineRecord, signal: AbortSignal, log: Logger): Promise<MachineRecord> {
     if (rec.imageRef === null) return rec;
     if (rec.imageDigest !== null && rec.rootfsPath !== null && existsSync(rec.rootfsPath)) return rec;
     return abortable(this.ensure(rec, log).promise, signal);
@@ -93,7 +89,7 @@ export class ImagePulls {
     this.auth.clear();
   }
 
-  private ensure(rec: MachineRecord, log: FastifyBaseLogger): Job {
+  private ensure(rec: MachineRecord, log: Logger): Job {
     const running = this.jobs.get(rec.id);
     if (running) return running;
     const ac = new AbortController();
@@ -107,7 +103,7 @@ export class ImagePulls {
     return job;
   }
 
-  private async run(rec: MachineRecord, signal: AbortSignal, log: FastifyBaseLogger): Promise<MachineRecord> {
+  private async run(rec: MachineRecord, signal: AbortSignal, log: Logger): Promise<MachineRecord> {
     const id = rec.id;
     const image = rec.imageRef ?? "";
     const t0 = Date.now();

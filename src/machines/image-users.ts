@@ -6,7 +6,7 @@
  * - one cache reference (acquire) per machine, dropped when the machine is deleted: the last
  *   release trims the cache to its size limit right away instead of at the next pull.
  */
-import type { MachineRecord } from "../store/records.js";
+import type { MachineRecord } from "../core/machine.js";
 
 /** The part of the image service this needs. */
 export interface ImageRefCounts {

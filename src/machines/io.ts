@@ -7,8 +7,8 @@
 import { HyperfleetError, type ErrorCode } from "../core/errors.js";
 import type { Result } from "../core/result.js";
 import type { Machine } from "../lib/machine.js";
-import type { ExecOutput, ExecRequest, FileStatView, LogsRequest } from "../api/service.js";
-import type { MachineRecord } from "../store/records.js";
+import type { ExecOutput, ExecRequest, FileStatView, LogsRequest } from "../core/ports/services.js";
+import type { MachineRecord } from "../core/machine.js";
 import { followMainLog, readMainLog } from "../workload/main-log.js";
 import { execDefaults } from "../workload/run-spec.js";
 import { within } from "../host/async.js";

@@ -5,12 +5,12 @@
  * whether a user may ask for a step; reconciliation re-runs the same steps after a restart.
  */
 import { rm } from "node:fs/promises";
-import type { FastifyBaseLogger } from "fastify";
+import type { Logger } from "../core/ports/logger.js";
 import { toHyperfleetError } from "../core/errors.js";
 import { statusAfterUnexpectedExit, type MachineStatus } from "../core/machine-state.js";
 import type { Machine } from "../lib/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
-import type { MachinePatch, MachineRecord } from "../store/records.js";
+import type { MachinePatch, MachineRecord } from "../core/machine.js";
 import { LiveVms } from "./live-vms.js";
 import { Semaphore } from "../host/semaphore.js";
 import { StatusBus } from "./status-bus.js";
@@ -19,9 +19,9 @@ import type { VmFactory } from "./vm-factory.js";
 /** What a boot does beyond starting the VM (image machines: pull first, main process after). */
 export interface BootHooks {
   /** Before a boot slot is taken: returns the record to boot (its root disk ready). Throws to fail the boot. */
-  prepare(rec: MachineRecord, signal: AbortSignal, log: FastifyBaseLogger): Promise<MachineRecord>;
+  prepare(rec: MachineRecord, signal: AbortSignal, log: Logger): Promise<MachineRecord>;
   /** Once the guest agent answered, before `running` is recorded. Must not throw. */
-  booted(rec: MachineRecord, machine: Machine, log: FastifyBaseLogger): Promise<void>;
+  booted(rec: MachineRecord, machine: Machine, log: Logger): Promise<void>;
 }
 
 export interface VmLifecycleOptions {
@@ -50,7 +50,7 @@ export class VmLifecycle {
   }
 
   /** Boots a machine in `starting`; ends in `running`, or `failed` with the reason recorded. */
-  async boot(starting: MachineRecord, log: FastifyBaseLogger): Promise<void> {
+  async boot(starting: MachineRecord, log: Logger): Promise<void> {
     const id = starting.id;
     const ac = this.live.beginBoot(id);
     const t0 = Date.now();
@@ -86,7 +86,7 @@ export class VmLifecycle {
   }
 
   /** Stops the VMM of a machine in `stopping`: graceful first, kill as the last resort. */
-  async halt(id: string, log: FastifyBaseLogger): Promise<void> {
+  async halt(id: string, log: Logger): Promise<void> {
     const m = this.live.take(id);
     if (m) {
       const graceful = await m.shutdown({ timeoutMs: this.o.stopTimeoutMs });
@@ -104,7 +104,7 @@ export class VmLifecycle {
   }
 
   /** Removes a machine in `destroying`: its VMM, its run dir (disk included), its row. */
-  async destroy(rec: MachineRecord, log: FastifyBaseLogger): Promise<void> {
+  async destroy(rec: MachineRecord, log: Logger): Promise<void> {
     try {
       const m = this.live.take(rec.id);
       if (m) await m.kill();
@@ -124,7 +124,7 @@ export class VmLifecycle {
   }
 
   /** Takes charge of a VMM adopted from an earlier daemon whose agent answers: it is running. */
-  async adoptRunning(rec: MachineRecord, m: Machine, log: FastifyBaseLogger): Promise<void> {
+  async adoptRunning(rec: MachineRecord, m: Machine, log: Logger): Promise<void> {
     this.live.set(rec.id, m);
     const running =
       rec.status === "running"
@@ -134,7 +134,7 @@ export class VmLifecycle {
   }
 
   /** Notices a VMM that exits without being asked (killed, crashed, guest powered off). */
-  private watchExit(id: string, m: Machine, log: FastifyBaseLogger): void {
+  private watchExit(id: string, m: Machine, log: Logger): void {
     void m
       .exited()
       .then(async (st) => {

@@ -9,9 +9,9 @@
  */
 import { readdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
-import type { FastifyBaseLogger } from "fastify";
+import type { Logger } from "../core/ports/logger.js";
 import { LIVE_STATUSES } from "../core/machine-state.js";
-import type { MachineRecord } from "../store/records.js";
+import type { MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { VmFactory } from "./vm-factory.js";
 import type { VmLifecycle } from "./lifecycle.js";
@@ -21,7 +21,7 @@ export interface ReconcileDeps {
   repo: MachineRepository;
   vms: VmFactory;
   lifecycle: VmLifecycle;
-  log: FastifyBaseLogger;
+  log: Logger;
 }
 
 export interface ReconcileReport {
@@ -60,7 +60,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
 }
 
 /** Finishes what the previous daemon was doing, with the same lifecycle steps it would have run. */
-async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: ReconcileReport, log: FastifyBaseLogger): Promise<void> {
+async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: ReconcileReport, log: Logger): Promise<void> {
   const lc = d.lifecycle;
   // No root disk recorded: an image machine that never got past its pull, so no VMM was spawned.
   const adopt = () => (rec.rootfsPath === null || rec.kernelImagePath === null ? Promise.resolve(null) : d.vms.adopt(rec));

@@ -5,14 +5,14 @@
  * end in a persisted status. Lifecycle calls return right after the first status change; so does
  * creating a machine from an image, whose pull runs in the background (ImagePulls).
  */
-import type { FastifyBaseLogger } from "fastify";
+import type { Logger } from "../core/ports/logger.js";
 import { ulid } from "ulid";
 import { HyperfleetError } from "../core/errors.js";
 import { checkAction, checkTransition, type MachineStatus } from "../core/machine-state.js";
 import type { Machine } from "../lib/machine.js";
 import { parseImageRef } from "../images/index.js";
-import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../api/service.js";
-import type { MachinePatch, MachineRecord } from "../store/records.js";
+import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../core/ports/services.js";
+import type { MachinePatch, MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import { imagesUnavailable } from "../images/catalog.js";
 import type { ImagePulls } from "./image-pulls.js";
@@ -29,7 +29,7 @@ export interface MachineServiceOptions {
   repo: MachineRepository;
   vms: VmFactory;
   lifecycle: VmLifecycle;
-  log: FastifyBaseLogger;
+  log: Logger;
   fileTransferTimeoutMs: number;
   images: {
     /** null when images are off on this host; `unavailable` says why. */
@@ -48,7 +48,7 @@ export class MachineService implements MachineServicePort {
   private readonly repo: MachineRepository;
   private readonly vms: VmFactory;
   private readonly lc: VmLifecycle;
-  private readonly log: FastifyBaseLogger;
+  private readonly log: Logger;
   private readonly io: MachineIo;
   private readonly img: MachineServiceOptions["images"];
   private readonly views: MachineViews;
@@ -253,11 +253,11 @@ export class MachineService implements MachineServicePort {
   }
 
   /** Queues a lifecycle step nobody awaits; its failure (say, the store is gone) is logged, never thrown. */
-  private background(id: string, log: FastifyBaseLogger, step: () => Promise<void>): void {
+  private background(id: string, log: Logger, step: () => Promise<void>): void {
     this.live.enqueue(id, step).catch((e: unknown) => log.error({ err: e }, "lifecycle step failed"));
   }
 
-  private logFor(id: string, ctx: CallContext): FastifyBaseLogger {
+  private logFor(id: string, ctx: CallContext): Logger {
     return ctx.log ?? this.log.child({ machine_id: id });
   }
 

@@ -3,7 +3,7 @@
  * instead of polling the store.
  */
 import { EventEmitter } from "node:events";
-import type { MachineRecord } from "../store/records.js";
+import type { MachineRecord } from "../core/machine.js";
 
 export type MachineChange = { kind: "updated"; machine: MachineRecord } | { kind: "deleted"; id: string };
 

@@ -2,8 +2,8 @@
  * Machine records -> what the API shows: the stored record plus what only the daemon knows now
  * (a pull's live byte counts, the main process's state read from the guest).
  */
-import type { MachineView } from "../api/service.js";
-import type { MachineRecord } from "../store/records.js";
+import type { MachineView } from "../core/ports/services.js";
+import type { MachineRecord } from "../core/machine.js";
 import type { ImagePulls } from "./image-pulls.js";
 import type { LiveVms } from "./live-vms.js";
 import type { MainProcesses } from "../workload/main-process.js";

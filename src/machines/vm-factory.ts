@@ -12,7 +12,7 @@ import { defaultDriver, resolveGuestAssets } from "../lib/defaults.js";
 import { Machine, type MachineOptions } from "../lib/machine.js";
 import { QemuDriver } from "../vmm/qemu/driver.js";
 import { killVmmsIn } from "../vmm/qemu/scan.js";
-import type { MachineRecord } from "../store/records.js";
+import type { MachineRecord } from "../core/machine.js";
 
 export interface VmFactoryOptions {
   dataDir: string;

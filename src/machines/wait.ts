@@ -4,7 +4,7 @@
  */
 import { HyperfleetError } from "../core/errors.js";
 import type { MachineStatus } from "../core/machine-state.js";
-import type { MachineRecord } from "../store/records.js";
+import type { MachineRecord } from "../core/machine.js";
 import type { StatusBus } from "./status-bus.js";
 
 export interface WaitOptions {

@@ -7,7 +7,7 @@ import type { Kysely, Selectable, Updateable } from "kysely";
 import { HyperfleetError } from "../core/errors.js";
 import { isMachineStatus, type MachineStatus } from "../core/machine-state.js";
 import type { Database, MachinesTable } from "./schema.js";
-import type { ImagePullState, ImageRunConfig, MachineEvent, MachinePatch, MachineRecord, NewMachine } from "./records.js";
+import type { ImagePullState, ImageRunConfig, MachineEvent, MachineNetwork, MachinePatch, MachineRecord, NewMachine } from "../core/machine.js";
 
 export type Clock = () => Date;
 
@@ -186,6 +186,14 @@ function parseOrNull<T>(s: string | null): T | null {
   return s === null ? null : (JSON.parse(s) as T);
 }
 
+/** The network column: JSON of a MachineNetwork; fields it lacks (or has of the wrong type) are null. */
+function networkOf(s: string | null): MachineNetwork | null {
+  const v = parseOrNull<Record<string, unknown>>(s);
+  if (v === null || typeof v !== "object") return null;
+  const str = (x: unknown) => (typeof x === "string" ? x : null);
+  return { guestIp: str(v.guestIp), guestMac: str(v.guestMac) };
+}
+
 function asStatus(s: string): MachineStatus {
   // A status we do not know can only come from a newer daemon's database; refuse to guess.
   if (!isMachineStatus(s)) throw new HyperfleetError("INTERNAL", `unknown machine status '${s}' in the store`);
@@ -206,7 +214,7 @@ function toRecord(r: Selectable<MachinesTable>): MachineRecord {
     rootfsPath: r.rootfs_path,
     runDir: r.run_dir,
     pid: r.pid,
-    network: r.network === null ? null : (JSON.parse(r.network) as Record<string, unknown>),
+    network: networkOf(r.network),
     env: JSON.parse(r.env) as Record<string, string>,
     metadata: JSON.parse(r.metadata) as Record<string, string>,
     lastError:

@@ -4,11 +4,11 @@
  * guest's status file. A main process that cannot start does not fail the machine: the VM is
  * up and exec works, which is what one needs to find out why; the failure shows on the machine.
  */
-import type { FastifyBaseLogger } from "fastify";
+import type { Logger } from "../core/ports/logger.js";
 import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
 import type { Machine } from "../lib/machine.js";
-import type { MainProcessView } from "../api/service.js";
-import type { MachineRecord } from "../store/records.js";
+import type { MainProcessState } from "../core/ports/services.js";
+import type { MachineRecord } from "../core/machine.js";
 import { execDefaults, MAIN_LOG_PATH, mainProcessSpec, parseMainStatus } from "./run-spec.js";
 import { within } from "../host/async.js";
 
@@ -21,7 +21,7 @@ export class MainProcesses {
   private readonly failures = new Map<string, { code: string; message: string }>();
 
   /** Starts the machine's main process, if its image (or its overrides) name one. Never throws. */
-  async start(rec: MachineRecord, machine: Machine, log: FastifyBaseLogger): Promise<void> {
+  async start(rec: MachineRecord, machine: Machine, log: Logger): Promise<void> {
     this.failures.delete(rec.id);
     if (rec.imageRef === null) return;
     const spec = mainProcessSpec(rec);
@@ -42,7 +42,7 @@ export class MainProcesses {
   }
 
   /** The main process as the guest records it; null when there is none or it cannot be read now. */
-  async state(rec: MachineRecord, machine: Machine | undefined): Promise<MainProcessView | null> {
+  async state(rec: MachineRecord, machine: Machine | undefined): Promise<MainProcessState | null> {
     if (rec.imageRef === null || rec.status !== "running" || !machine) return null;
     const failed = this.failures.get(rec.id);
     if (failed) return { status: "failed", pid: null, exitCode: null, signal: null, startedAt: null, exitedAt: null, error: failed };

@@ -3,8 +3,8 @@
  * process's argv, environment, directory and user from the image config and the machine's
  * overrides, the defaults of an exec, and the guest's main-process status line.
  */
-import type { MainProcessView } from "../api/service.js";
-import type { MachineRecord } from "../store/records.js";
+import type { MainProcessState } from "../core/ports/services.js";
+import type { MachineRecord } from "../core/machine.js";
 
 /** Docker's PATH for images that set none; without it an image with no Env could not find `sh`. */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -55,7 +55,7 @@ export function mainProcessSpec(rec: RunFields): RunSpec | null {
  * Parses `<log>.status`: `running <pid> <start_ms>` or `exited <code> <signal> <end_ms>`
  * (docs/agent-protocol.md, "detached exec"). Null for anything else.
  */
-export function parseMainStatus(text: string): MainProcessView | null {
+export function parseMainStatus(text: string): MainProcessState | null {
   const parts = text.trim().split(/\s+/);
   const num = (i: number) => {
     const n = Number(parts[i]);

@@ -1,9 +1,9 @@
 /** POST /machines/:id/exec */
 import type { FastifyInstance } from "fastify";
 import { HyperfleetError } from "../../core/errors.js";
-import { errorResponses, MachineIdParams } from "../schemas/common.js";
-import { DEFAULT_EXEC_TIMEOUT_S, ExecBody, ExecResponse } from "../schemas/exec.js";
-import type { MachineServicePort } from "../service.js";
+import { errorResponses, MachineIdParams } from "../../contract/common.js";
+import { DEFAULT_EXEC_TIMEOUT_S, ExecBody, ExecResponse } from "../../contract/exec.js";
+import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext } from "./context.js";
 
 export function execRoutes(app: FastifyInstance, service: MachineServicePort, opts: { bodyLimit: number }): void {

@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { HyperfleetError } from "../../core/errors.js";
 import type { ErrorRouteConfig } from "../errors.js";
-import { errorResponses, MachineIdParams } from "../schemas/common.js";
+import { errorResponses, MachineIdParams } from "../../contract/common.js";
 import {
   DeleteFileQuery,
   DownloadResponse,
@@ -11,9 +11,9 @@ import {
   StatResponse,
   UploadBody,
   UploadResponse,
-} from "../schemas/files.js";
+} from "../../contract/files.js";
 import { statJson } from "../serialize.js";
-import type { MachineServicePort } from "../service.js";
+import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext } from "./context.js";
 
 const tags = ["files"];

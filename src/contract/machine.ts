@@ -1,6 +1,7 @@
 /** Machine resource: create body, list/wait queries, and the machine as returned. */
 import { Type, type Static } from "@sinclair/typebox";
-import { MACHINE_STATUSES } from "../../core/machine-state.js";
+import { MAIN_PROCESS_STATUSES, PULL_PHASES, PULL_STATUSES } from "../core/machine.js";
+import { MACHINE_STATUSES } from "../core/machine-state.js";
 import { EnvMap, MachineStatusSchema, Nullable } from "./common.js";
 import { imageRefString, RegistryAuth } from "./images.js";
 
@@ -104,8 +105,8 @@ const ErrorRef = Nullable(Type.Object({ code: Type.String(), message: Type.Strin
 
 const ImagePullSchema = Type.Object(
   {
-    status: Type.Union([Type.Literal("pulling"), Type.Literal("done"), Type.Literal("failed")]),
-    phase: Type.Union(["resolving", "downloading", "unpacking", "building", "done"].map((p) => Type.Literal(p))),
+    status: Type.Union(PULL_STATUSES.map((s) => Type.Literal(s))),
+    phase: Type.Union(PULL_PHASES.map((p) => Type.Literal(p))),
     layers_done: Type.Integer(),
     layers_total: Type.Integer(),
     bytes_done: Type.Integer({ description: "Downloaded bytes (compressed layers)" }),
@@ -119,7 +120,7 @@ const ImagePullSchema = Type.Object(
 
 const MainProcessSchema = Type.Object(
   {
-    status: Type.Union([Type.Literal("running"), Type.Literal("exited"), Type.Literal("failed")], { description: "`failed`: it could not be started" }),
+    status: Type.Union(MAIN_PROCESS_STATUSES.map((s) => Type.Literal(s)), { description: "`failed`: it could not be started" }),
     pid: NullableInt,
     exit_code: Nullable(Type.Integer({ description: "null while running or when killed by a signal" })),
     signal: NullableInt,

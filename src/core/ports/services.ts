@@ -1,73 +1,19 @@
 /**
- * The port the HTTP routes call. The daemon's MachineService implements it; the API never imports
- * the daemon, the store or the VM library, so routes can be exercised with any implementation.
- * Methods throw HyperfleetError; the API maps codes to HTTP status (src/api/errors.ts).
+ * The ports the HTTP routes call. MachineService (src/machines/) and ImageCatalog (src/images/)
+ * implement them; the API never imports the store or the VMM layer, so routes can be exercised
+ * with any implementation, and the machines layer never imports the API.
+ * Methods throw HyperfleetError; the API maps codes to HTTP status (src/api/http-status.ts).
  */
-import type { FastifyBaseLogger } from "fastify";
-import type { MachineStatus } from "../core/machine-state.js";
+import type { MachineStatus } from "../machine-state.js";
+import type { ImageRunConfig, MachineView } from "../machine.js";
+import type { Logger } from "./logger.js";
+
+export type { MachineView, MainProcessState, ImagePullState } from "../machine.js";
 
 /** Per-call context: the request's child logger and an abort signal (client went away). */
 export interface CallContext {
-  log?: FastifyBaseLogger;
+  log?: Logger;
   signal?: AbortSignal;
-}
-
-/** Progress and outcome of a machine's image pull (counts are of the download). */
-export interface ImagePullView {
-  status: "pulling" | "done" | "failed";
-  phase: "resolving" | "downloading" | "unpacking" | "building" | "done";
-  layersDone: number;
-  layersTotal: number;
-  bytesDone: number;
-  bytesTotal: number;
-  error: { code: string; message: string } | null;
-  startedAt: string;
-  finishedAt: string | null;
-}
-
-/** The machine's main process (an image's Entrypoint + Cmd), as the guest last recorded it. */
-export interface MainProcessView {
-  /** `failed`: it could not be started (`error` says why). */
-  status: "running" | "exited" | "failed";
-  pid: number | null;
-  exitCode: number | null;
-  signal: number | null;
-  startedAt: string | null;
-  exitedAt: string | null;
-  error: { code: string; message: string } | null;
-}
-
-/** A machine as the API shows it (camelCase here; snake_case on the wire). */
-export interface MachineView {
-  id: string;
-  name: string;
-  status: MachineStatus;
-  vcpuCount: number;
-  memSizeMib: number;
-  imageRef: string | null;
-  kernelImagePath: string | null;
-  initrdPath: string | null;
-  kernelArgs: string | null;
-  rootfsPath: string | null;
-  pid: number | null;
-  network: Record<string, unknown> | null;
-  env: Record<string, string>;
-  metadata: Record<string, string>;
-  lastError: { code: string; message: string } | null;
-  createdAt: string;
-  updatedAt: string;
-  statusChangedAt: string;
-  startedAt: string | null;
-  stoppedAt: string | null;
-  imageDigest: string | null;
-  imageSizeMib: number | null;
-  imagePull: ImagePullView | null;
-  cmd: string[] | null;
-  entrypoint: string[] | null;
-  workdir: string | null;
-  user: string | null;
-  /** Only for a running machine that has one; null otherwise. */
-  mainProcess: MainProcessView | null;
 }
 
 /** Credentials for one pull; never stored or logged. */
@@ -110,14 +56,7 @@ export interface ImageView {
   createdAt: string;
   lastUsedAt: string;
   platform: { os: string; architecture: string; variant: string | null };
-  config: {
-    entrypoint: string[];
-    cmd: string[];
-    env: Record<string, string>;
-    workingDir: string | null;
-    user: string | null;
-    exposedPorts: Array<{ port: number; protocol: string }>;
-  };
+  config: ImageRunConfig;
 }
 
 export interface PullImageRequest {

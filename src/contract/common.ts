@@ -1,6 +1,6 @@
 /** Schema pieces shared by several routes. */
 import { FormatRegistry, Type, type Static, type TSchema } from "@sinclair/typebox";
-import { MACHINE_STATUSES } from "../../core/machine-state.js";
+import { MACHINE_STATUSES } from "../core/machine-state.js";
 
 /** OpenAPI 3.0 nullable (response schemas only: fast-json-stringify and Swagger understand it). */
 export const Nullable = <T extends TSchema>(t: T) => Type.Unsafe<Static<T> | null>({ ...t, nullable: true });

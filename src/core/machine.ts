@@ -1,7 +1,15 @@
 /**
- * What repositories hand out: rows with JSON parsed, times as ISO strings, status typed.
+ * The machine model: one description of a machine, used by every layer. The store maps its rows
+ * to it (JSON parsed, times as ISO strings, status typed); the API shows a MachineView (the model
+ * plus what only the running daemon knows) and maps it to the wire format in src/contract/.
  */
-import type { MachineStatus } from "../core/machine-state.js";
+import type { MachineStatus } from "./machine-state.js";
+
+/** A failure as recorded on a machine, a pull or a main process. */
+export interface ErrorRef {
+  code: string;
+  message: string;
+}
 
 /** What an image says a VM should run (the subset of its OCI config the daemon uses). */
 export interface ImageRunConfig {
@@ -13,17 +21,47 @@ export interface ImageRunConfig {
   exposedPorts: Array<{ port: number; protocol: string }>;
 }
 
+/** Where an image pull is, in order. */
+export const PULL_PHASES = ["resolving", "downloading", "unpacking", "building", "done"] as const;
+export type PullPhase = (typeof PULL_PHASES)[number];
+
+export const PULL_STATUSES = ["pulling", "done", "failed"] as const;
+export type PullStatus = (typeof PULL_STATUSES)[number];
+
 /** Progress and outcome of a machine's image pull. Byte and layer counts are of the download. */
 export interface ImagePullState {
-  status: "pulling" | "done" | "failed";
-  phase: "resolving" | "downloading" | "unpacking" | "building" | "done";
+  status: PullStatus;
+  phase: PullPhase;
   layersDone: number;
   layersTotal: number;
   bytesDone: number;
   bytesTotal: number;
-  error: { code: string; message: string } | null;
+  error: ErrorRef | null;
   startedAt: string;
   finishedAt: string | null;
+}
+
+/**
+ * The guest side of a machine's networking. Nothing sets it yet (the API refuses `network` with
+ * NOT_SUPPORTED_YET); typed now so the store, the model and the wire agree when it comes.
+ */
+export interface MachineNetwork {
+  guestIp: string | null;
+  guestMac: string | null;
+}
+
+export const MAIN_PROCESS_STATUSES = ["running", "exited", "failed"] as const;
+
+/** The machine's main process (an image's Entrypoint + Cmd), as the guest last recorded it. */
+export interface MainProcessState {
+  /** `failed`: it could not be started (`error` says why). */
+  status: (typeof MAIN_PROCESS_STATUSES)[number];
+  pid: number | null;
+  exitCode: number | null;
+  signal: number | null;
+  startedAt: string | null;
+  exitedAt: string | null;
+  error: ErrorRef | null;
 }
 
 export interface MachineRecord {
@@ -39,10 +77,10 @@ export interface MachineRecord {
   rootfsPath: string | null;
   runDir: string;
   pid: number | null;
-  network: Record<string, unknown> | null;
+  network: MachineNetwork | null;
   env: Record<string, string>;
   metadata: Record<string, string>;
-  lastError: { code: string; message: string } | null;
+  lastError: ErrorRef | null;
   createdAt: string;
   updatedAt: string;
   statusChangedAt: string;
@@ -60,6 +98,15 @@ export interface MachineRecord {
   workdir: string | null;
   user: string | null;
 }
+
+/**
+ * A machine as the API shows it: the model without what stays inside the daemon (run dir, image
+ * config), with what only the running daemon knows (a pull's live counts, the main process).
+ */
+export type MachineView = Omit<MachineRecord, "runDir" | "imageConfig"> & {
+  /** Only for a running machine that has one; null otherwise. */
+  mainProcess: MainProcessState | null;
+};
 
 /** Image fields of a new machine; all default to null. */
 export type NewMachineImage = Partial<Pick<MachineRecord, "imageSizeMib" | "cmd" | "entrypoint" | "workdir" | "user">>;
