@@ -20,6 +20,7 @@ import { MachineService } from "../machines/service.js";
 import { MainProcesses } from "../workload/main-process.js";
 import { reconcile, type ReconcileReport } from "../machines/reconcile.js";
 import { VmFactory } from "../machines/vm-factory.js";
+import { DriverRegistry, guestAssetsIn } from "../vmm/registry.js";
 import { VmLifecycle } from "../machines/lifecycle.js";
 
 export interface Daemon {
@@ -59,13 +60,15 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
 
     images = await openImages(config.oci, await store.machines.list(), log);
     const opened = images;
+    const assets = guestAssetsIn(config.assetsDir);
+    const registry = new DriverRegistry({ kind: "qemu", accel: config.accel, cacheDir: config.assetsDir, assets });
     const vms = new VmFactory({
       dataDir: config.dataDir,
-      assetsDir: config.assetsDir,
       socketDir: config.socketDir,
       guest: config.guest,
+      assets,
+      registry,
       startTimeoutMs: config.startTimeoutMs,
-      accel: config.accel,
     });
     const main = new MainProcesses();
     // The hooks need the pulls and the pulls need the lifecycle's settle: bound late, here.

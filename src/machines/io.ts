@@ -4,9 +4,9 @@
  * and log reads by HYPERFLEET_FILE_TRANSFER_TIMEOUT; a log follower by the client staying.
  * An image machine's exec starts from the image's Env, WorkingDir and User (as `docker exec`).
  */
-import { HyperfleetError, type ErrorCode } from "../core/errors.js";
-import type { Result } from "../core/result.js";
-import type { Machine } from "../lib/machine.js";
+import type { AgentClient } from "../agent/client.js";
+import { HyperfleetError } from "../core/errors.js";
+import type { Vm } from "../vmm/vm.js";
 import type { ExecOutput, ExecRequest, FileStatView, LogsRequest } from "../core/ports/services.js";
 import type { MachineRecord } from "../core/machine.js";
 import { followMainLog, readMainLog } from "../workload/main-log.js";
@@ -16,19 +16,14 @@ import { within } from "../host/async.js";
 /** How much longer than a command's own timeout we wait for the guest to report it. */
 const EXEC_HOST_GRACE_MS = 10_000;
 
-type Resolve = (id: string) => Promise<{ rec: MachineRecord; machine: Machine }>;
-
-/** Unwraps `p`, failing with `code` if it has not settled after `ms`. The operation itself is not cancelled. */
-export async function bounded<T>(p: Promise<Result<T>>, ms: number, code: ErrorCode, what: string): Promise<T> {
-  return (await within(p, ms, code, what)).unwrap();
-}
+type Resolve = (id: string) => Promise<{ rec: MachineRecord; machine: Vm }>;
 
 export class MachineIo {
   constructor(
     private readonly resolve: Resolve,
     private readonly fileTimeoutMs: number,
     /** The live Machine of `id` now (a follower ends when it is gone or replaced). */
-    private readonly current: (id: string) => Machine | undefined,
+    private readonly current: (id: string) => Vm | undefined,
   ) {}
 
   async exec(id: string, req: ExecRequest): Promise<ExecOutput> {
@@ -36,8 +31,9 @@ export class MachineIo {
     const d = execDefaults(rec);
     const cwd = req.cwd ?? d.cwd;
     const user = req.user ?? d.user;
-    const r = await bounded(
-      machine.exec(req.command, {
+    const agent = requireAgent(id, machine);
+    const r = await within(
+      agent.exec(req.command, {
         env: { ...d.env, ...req.env },
         timeoutMs: req.timeoutMs,
         ...(cwd !== undefined && { cwd }),
@@ -48,18 +44,24 @@ export class MachineIo {
       "AGENT_TIMEOUT",
       "the guest agent's answer to exec",
     );
-    return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs };
+    const out = { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout.toString("utf8"), stderr: r.stderr.toString("utf8"), durationMs: r.durationMs };
+    if (r.timedOut) {
+      const details = { ...out, timedOut: true, stdoutTruncated: r.stdoutTruncated, stderrTruncated: r.stderrTruncated };
+      throw new HyperfleetError("EXEC_TIMEOUT", `'${req.command.join(" ")}' did not finish within ${req.timeoutMs} ms and was killed`, { details });
+    }
+    return out;
   }
 
   async writeFile(id: string, path: string, data: Buffer, mode: number | undefined): Promise<{ size: number }> {
     const { machine } = await this.resolve(id);
     const opts = mode === undefined ? { mkdirs: true } : { mkdirs: true, mode };
-    return bounded(machine.writeFile(path, data, opts), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `upload of ${path}`);
+    const size = await within(requireAgent(id, machine).writeFile(path, data, opts), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `upload of ${path}`);
+    return { size };
   }
 
   async readFile(id: string, path: string, maxSize: number): Promise<Buffer> {
     const { machine } = await this.resolve(id);
-    const st = await this.statOf(machine, path);
+    const st = await this.statOf(id, machine, path);
     if (st.type === "directory") {
       throw new HyperfleetError("FILE_IS_DIRECTORY", `${path} is a directory; download files one by one`, { details: { field: "path" } });
     }
@@ -68,30 +70,35 @@ export class MachineIo {
         details: { field: "path" },
       });
     }
-    return bounded(machine.readFile(path), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `download of ${path}`);
+    return within(requireAgent(id, machine).readFile(path), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `download of ${path}`);
   }
 
   async stat(id: string, path: string): Promise<FileStatView> {
     const { machine } = await this.resolve(id);
-    return this.statOf(machine, path);
+    return this.statOf(id, machine, path);
   }
 
   async remove(id: string, path: string, recursive: boolean): Promise<void> {
     const { machine } = await this.resolve(id);
-    await bounded(machine.remove(path, { recursive }), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `removal of ${path}`);
+    await within(requireAgent(id, machine).remove(path, { recursive }), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `removal of ${path}`);
   }
 
   /** The main process's output (see main-log.ts); MACHINE_NOT_RUNNING unless running. */
   async logs(id: string, req: LogsRequest, signal: AbortSignal): Promise<Buffer | AsyncIterable<Buffer>> {
     const { machine } = await this.resolve(id);
-    const agent = machine.agentClient;
-    if (!agent) throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${id} has no agent connection right now; wait for 'running'`);
+    const agent = requireAgent(id, machine);
     if (!req.follow) return within(readMainLog(agent, req.tail), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", "reading the main process log");
-    const live = () => (this.current(id) === machine ? machine.agentClient : null);
+    const live = () => (this.current(id) === machine ? machine.agent : null);
     return within(followMainLog({ agent: live, signal, ...(req.tail !== undefined && { tail: req.tail }) }), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", "reading the main process log");
   }
 
-  private statOf(machine: Machine, path: string): Promise<FileStatView> {
-    return bounded(machine.stat(path), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `stat of ${path}`);
+  private statOf(id: string, machine: Vm, path: string): Promise<FileStatView> {
+    return within(requireAgent(id, machine).stat(path), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `stat of ${path}`);
   }
+}
+
+function requireAgent(id: string, machine: Vm): AgentClient {
+  const agent = machine.agent;
+  if (!agent) throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${id} has no agent connection right now; wait for 'running'`);
+  return agent;
 }

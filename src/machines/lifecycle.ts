@@ -8,7 +8,7 @@ import { rm } from "node:fs/promises";
 import type { Logger } from "../core/ports/logger.js";
 import { toHyperfleetError } from "../core/errors.js";
 import { statusAfterUnexpectedExit, type MachineStatus } from "../core/machine-state.js";
-import type { Machine } from "../lib/machine.js";
+import type { Vm } from "../vmm/vm.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { MachinePatch, MachineRecord } from "../core/machine.js";
 import { LiveVms } from "./live-vms.js";
@@ -21,7 +21,7 @@ export interface BootHooks {
   /** Before a boot slot is taken: returns the record to boot (its root disk ready). Throws to fail the boot. */
   prepare(rec: MachineRecord, signal: AbortSignal, log: Logger): Promise<MachineRecord>;
   /** Once the guest agent answered, before `running` is recorded. Must not throw. */
-  booted(rec: MachineRecord, machine: Machine, log: Logger): Promise<void>;
+  booted(rec: MachineRecord, vm: Vm, log: Logger): Promise<void>;
 }
 
 export interface VmLifecycleOptions {
@@ -55,18 +55,18 @@ export class VmLifecycle {
     const ac = this.live.beginBoot(id);
     const t0 = Date.now();
     let rec = starting;
-    let machine: Machine | undefined;
+    let vm: Vm;
     let release: (() => void) | undefined;
     try {
       // An image pull may take minutes: it must not hold a boot slot meanwhile.
       if (this.o.hooks) rec = await this.o.hooks.prepare(rec, ac.signal, log);
       release = await this.bootSlots.acquire(ac.signal);
-      machine = await this.o.vms.create(rec);
-      this.live.set(id, machine);
-      (await machine.start({ signal: ac.signal })).unwrap();
+      // A failed boot leaves nothing running (Vm.boot undoes its own steps).
+      vm = await this.o.vms.boot(rec, ac.signal);
+      // Held from here on: a stop or delete queued behind this boot takes it over.
+      this.live.set(id, vm);
     } catch (e) {
       const he = toHyperfleetError(e);
-      if (machine && this.live.release(id, machine)) await machine.kill();
       const lastError = { code: he.code, message: he.message };
       const failed = await this.settle(id, ["starting"], "failed", { pid: null, lastError }, "boot failed");
       if (failed) log.warn({ err: he, code: he.code }, "machine failed to boot");
@@ -76,12 +76,12 @@ export class VmLifecycle {
       release?.();
       this.live.endBoot(id, ac);
     }
-    await this.o.hooks?.booted(rec, machine, log);
-    const running = await this.settle(id, ["starting"], "running", { pid: machine.pid }, "guest agent answered");
+    await this.o.hooks?.booted(rec, vm, log);
+    const running = await this.settle(id, ["starting"], "running", { pid: vm.pid }, "guest agent answered");
     // When the settle lost, a stop or delete took over during the boot and owns the machine now.
     if (running) {
-      log.info({ pid: machine.pid, boot_ms: Date.now() - t0 }, "machine running");
-      this.watchExit(id, machine, log);
+      log.info({ pid: vm.pid, boot_ms: Date.now() - t0 }, "machine running");
+      this.watchExit(id, vm, log);
     }
   }
 
@@ -89,13 +89,15 @@ export class VmLifecycle {
   async halt(id: string, log: Logger): Promise<void> {
     const m = this.live.take(id);
     if (m) {
-      const graceful = await m.shutdown({ timeoutMs: this.o.stopTimeoutMs });
-      if (!graceful.ok) {
-        log.warn({ err: graceful.error }, "graceful stop failed; killing the VMM");
-        const killed = await m.kill();
-        if (!killed.ok) {
-          const lastError = { code: killed.error.code, message: killed.error.message };
-          await this.settle(id, ["stopping"], "failed", { lastError }, "stop failed");
+      try {
+        await m.shutdown(this.o.stopTimeoutMs);
+      } catch (e) {
+        log.warn({ err: toHyperfleetError(e) }, "graceful stop failed; killing the VMM");
+        try {
+          await m.kill();
+        } catch (k) {
+          const he = toHyperfleetError(k);
+          await this.settle(id, ["stopping"], "failed", { lastError: { code: he.code, message: he.message } }, "stop failed");
           return;
         }
       }
@@ -107,11 +109,10 @@ export class VmLifecycle {
   async destroy(rec: MachineRecord, log: Logger): Promise<void> {
     try {
       const m = this.live.take(rec.id);
-      if (m) await m.kill();
+      if (m) await forceKill(m);
       // A VMM the daemon lost track of (a boot cut short by a crash) would outlive its run dir.
       const strays = await this.o.vms.killVmmsOf(rec);
       if (strays.length > 0) log.warn({ pids: strays }, "killed a VMM no machine held");
-      if (m) await m.destroy();
       await rm(rec.runDir, { recursive: true, force: true });
       await this.o.repo.delete(rec.id);
     } catch (e) {
@@ -124,7 +125,7 @@ export class VmLifecycle {
   }
 
   /** Takes charge of a VMM adopted from an earlier daemon whose agent answers: it is running. */
-  async adoptRunning(rec: MachineRecord, m: Machine, log: Logger): Promise<void> {
+  async adoptRunning(rec: MachineRecord, m: Vm, log: Logger): Promise<void> {
     this.live.set(rec.id, m);
     const running =
       rec.status === "running"
@@ -134,13 +135,13 @@ export class VmLifecycle {
   }
 
   /** Notices a VMM that exits without being asked (killed, crashed, guest powered off). */
-  private watchExit(id: string, m: Machine, log: Logger): void {
+  private watchExit(id: string, m: Vm, log: Logger): void {
     void m
       .exited()
       .then(async (st) => {
         // Not ours any more: a stop, restart or delete took the machine and handles its exit.
         if (!this.live.release(id, m)) return;
-        await m.kill(); // releases sockets and the agent connection; the process is already gone
+        await forceKill(m); // releases sockets and the agent connection; the process is already gone
         const to = statusAfterUnexpectedExit(st.exitCode);
         const how = st.signal ? `signal ${st.signal}` : st.exitCode == null ? "unknown status" : `exit code ${st.exitCode}`;
         const lastError = to === "failed" ? { code: "VMM_EXITED", message: `the VMM process exited unexpectedly (${how})` } : null;
@@ -150,4 +151,9 @@ export class VmLifecycle {
       })
       .catch((e: unknown) => log.error({ err: e }, "exit watcher failed"));
   }
+}
+
+/** Kills a VM whatever state it is in; what cannot be killed (already gone) is still released. */
+export async function forceKill(vm: Vm): Promise<void> {
+  await vm.kill().catch(() => vm.release());
 }

@@ -1,38 +1,38 @@
 /**
- * The daemon's in-memory side of machines: the library Machine of every VM whose VMM we hold, the
+ * The daemon's in-memory side of machines: the Vm (VMM handle + agent connection) of every VM whose VMM we hold, the
  * abort controller of a boot in progress, and a per-machine queue of background work so a stop
  * issued during a boot runs after the boot has given up, never beside it.
  */
-import type { Machine } from "../lib/machine.js";
+import type { Vm } from "../vmm/vm.js";
 
 export class LiveVms {
-  private readonly machines = new Map<string, Machine>();
+  private readonly machines = new Map<string, Vm>();
   private readonly boots = new Map<string, AbortController>();
   private readonly queues = new Map<string, Promise<void>>();
 
-  get(id: string): Machine | undefined {
+  get(id: string): Vm | undefined {
     return this.machines.get(id);
   }
 
-  set(id: string, m: Machine): void {
+  set(id: string, m: Vm): void {
     this.machines.set(id, m);
   }
 
   /** Removes and returns the machine: whoever takes it is responsible for stopping it. */
-  take(id: string): Machine | undefined {
+  take(id: string): Vm | undefined {
     const m = this.machines.get(id);
     this.machines.delete(id);
     return m;
   }
 
   /** Removes `m` only if it is still the one registered (an exit watcher may fire late). */
-  release(id: string, m: Machine): boolean {
+  release(id: string, m: Vm): boolean {
     if (this.machines.get(id) !== m) return false;
     this.machines.delete(id);
     return true;
   }
 
-  all(): Array<[string, Machine]> {
+  all(): Array<[string, Vm]> {
     return [...this.machines];
   }
 

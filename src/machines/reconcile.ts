@@ -14,7 +14,7 @@ import { LIVE_STATUSES } from "../core/machine-state.js";
 import type { MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { VmFactory } from "./vm-factory.js";
-import type { VmLifecycle } from "./lifecycle.js";
+import { forceKill, type VmLifecycle } from "./lifecycle.js";
 import { findVmmsUnder, killFoundVmm, killVmmsIn } from "../vmm/qemu/scan.js";
 
 export interface ReconcileDeps {
@@ -86,7 +86,7 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
   }
   // running
   const m = await adopt();
-  if (m && m.agentClient !== null && !m.agentClient.closed) {
+  if (m && m.agent !== null) {
     await lc.adoptRunning(rec, m, log);
     report.adopted.push(rec.id);
     return;
@@ -95,7 +95,7 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
   if (m) {
     // Alive but deaf: the guest hung. A running machine means "the agent answers", so this one is
     // killed and reported.
-    await m.kill();
+    await forceKill(m);
     lastError = { code: "AGENT_DISCONNECTED", message: "the guest agent did not answer after the daemon restarted; the VMM was killed" };
   }
   await lc.settle(rec.id, ["running"], "failed", { pid: null, lastError }, "found dead after daemon restart");

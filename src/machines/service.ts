@@ -9,7 +9,7 @@ import type { Logger } from "../core/ports/logger.js";
 import { ulid } from "ulid";
 import { HyperfleetError } from "../core/errors.js";
 import { checkAction, checkTransition, type MachineStatus } from "../core/machine-state.js";
-import type { Machine } from "../lib/machine.js";
+import type { Vm } from "../vmm/vm.js";
 import { parseImageRef } from "../images/index.js";
 import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../core/ports/services.js";
 import type { MachinePatch, MachineRecord } from "../core/machine.js";
@@ -223,7 +223,7 @@ export class MachineService implements MachineServicePort {
       await Promise.allSettled(stops);
     }
     await this.img.pulls?.close();
-    for (const [, m] of this.lc.live.all()) m.agentClient?.close();
+    for (const [, m] of this.lc.live.all()) m.detach();
     this.lc.bus.clear();
   }
 
@@ -272,7 +272,7 @@ export class MachineService implements MachineServicePort {
     });
   }
 
-  private async requireRunning(id: string): Promise<{ rec: MachineRecord; machine: Machine }> {
+  private async requireRunning(id: string): Promise<{ rec: MachineRecord; machine: Vm }> {
     const rec = await this.record(id);
     const machine = this.live.get(id);
     if (rec.status !== "running" || machine === undefined) {

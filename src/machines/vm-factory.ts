@@ -1,46 +1,34 @@
 /**
- * Turns a machine record into a library `Machine`: boot paths from the configuration or the guest
- * assets manifest (in `assetsDir`, which may differ from the data dir), the shared QEMU driver, and
- * the machine's run dir. Paths are always passed explicitly, so the library never looks for assets
- * in the daemon's data dir.
+ * Machine records -> VMs: the boot paths a new machine records (configuration overrides, then the
+ * guest assets in `assetsDir`, which may differ from the data dir), the VmSpec of a recorded
+ * machine (src/vmm/spec.ts, pure), its disk (the registry's disk provider), and the driver that
+ * boots or adopts its VMM. No other layer resolves boot paths for the daemon.
  */
 import { join } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
-import type { VmmDriver } from "../core/ports/vmm-driver.js";
-import { initramfsFor } from "../assets/index.js";
-import { defaultDriver, resolveGuestAssets } from "../lib/defaults.js";
-import { Machine, type MachineOptions } from "../lib/machine.js";
-import { QemuDriver } from "../vmm/qemu/driver.js";
-import { killVmmsIn } from "../vmm/qemu/scan.js";
 import type { MachineRecord } from "../core/machine.js";
+import type { GuestAssets } from "../assets/index.js";
+import { hostTscKhz } from "../vmm/host.js";
+import { killVmmsIn } from "../vmm/qemu/scan.js";
+import type { DriverRegistry } from "../vmm/registry.js";
+import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths, type BootOverrides, type BootPaths } from "../vmm/spec.js";
+import { Vm } from "../vmm/vm.js";
+
+export type { BootPaths } from "../vmm/spec.js";
 
 export interface VmFactoryOptions {
   dataDir: string;
-  assetsDir: string;
   /** HYPERFLEET_SOCKET_DIR: run dirs go to `<socketDir>/hyperfleet/<id>`; null: `<dataDir>/machines/<id>`. */
   socketDir: string | null;
-  guest: {
-    kernelImagePath: string | null;
-    initrdPath: string | null;
-    kernelArgs: string | null;
-    rootfsPath: string | null;
-  };
+  /** Kernel, initrd, kernel arguments and root disk the configuration sets (null: the assets'). */
+  guest: BootOverrides;
+  /** The guest assets (loaded on first use, only when the configuration leaves something to them). */
+  assets: () => Promise<GuestAssets>;
+  registry: DriverRegistry;
   startTimeoutMs: number;
-  /** `auto`: the library's default driver (KVM if a probe boots, else TCG); otherwise QEMU with this accelerator. */
-  accel: "auto" | "kvm" | "tcg";
-}
-
-/** What a machine boots: recorded on the machine so the API can show it. */
-export interface BootPaths {
-  kernelImagePath: string;
-  initrdPath: string | null;
-  kernelArgs: string | null;
-  rootfsPath: string;
 }
 
 export class VmFactory {
-  private fixedDriver: VmmDriver | null = null;
-
   constructor(private readonly o: VmFactoryOptions) {}
 
   /** Where per-machine run dirs live (reconciliation scans it for orphans). */
@@ -56,61 +44,40 @@ export class VmFactory {
   }
 
   /**
-   * Kernel, initrd and root disk: configuration overrides first, then the assets manifest. A custom
-   * kernel without a custom initrd boots without one (our initramfs holds modules for our kernel).
-   * Throws GUEST_ASSETS_MISSING when something must come from a manifest that is not there.
+   * What a machine boots, recorded on it so the API can show it. Machines have no NICs or vsock
+   * yet (QEMU, agent on virtio-serial). Throws GUEST_ASSETS_MISSING when something must come from
+   * a manifest that is not there.
    */
   async bootPaths(): Promise<BootPaths> {
-    const g = this.o.guest;
-    const needAssets = g.kernelImagePath === null || g.rootfsPath === null;
-    const assets = needAssets ? await resolveGuestAssets(this.o.assetsDir) : null;
-    return {
-      kernelImagePath: g.kernelImagePath ?? assets!.vmlinux,
-      // Machines have no NICs or vsock yet (QEMU, agent on virtio-serial).
-      initrdPath: g.initrdPath ?? (g.kernelImagePath === null ? initramfsFor(assets!, { nics: 0, vsock: false }) : null),
-      kernelArgs: g.kernelArgs,
-      rootfsPath: g.rootfsPath ?? assets!.rootfs,
-    };
+    const assets = needsAssets(this.o.guest) ? await this.o.assets() : null;
+    return resolveBootPaths(this.o.guest, assets, NO_DEVICES);
   }
 
-  private driver(): Promise<VmmDriver> {
-    if (this.o.accel === "auto") return defaultDriver(this.o.assetsDir);
-    this.fixedDriver ??= new QemuDriver({ accel: this.o.accel });
-    return Promise.resolve(this.fixedDriver);
-  }
-
-  /** Library options from a record; `start` records the boot paths before any VM exists. */
-  private async options(rec: MachineRecord): Promise<MachineOptions & { id: string; runDir: string }> {
+  /** Boots the machine's VM from its recorded boot paths; resolves once the guest agent answers. */
+  async boot(rec: MachineRecord, signal: AbortSignal): Promise<Vm> {
     if (rec.kernelImagePath === null || rec.rootfsPath === null) {
       throw new HyperfleetError("INTERNAL", `machine ${rec.id} has no boot paths recorded; start it again`);
     }
-    return {
+    const rootDisk = await this.o.registry.disks.rootDisk(rec.rootfsPath, rec.runDir);
+    const spec = buildVmSpec({
       id: rec.id,
       vcpuCount: rec.vcpuCount,
       memSizeMib: rec.memSizeMib,
-      dataDir: this.o.dataDir,
+      boot: { kernelImagePath: rec.kernelImagePath, initrdPath: rec.initrdPath, kernelArgs: rec.kernelArgs },
+      rootDisk,
       runDir: rec.runDir,
-      driver: await this.driver(),
-      kernelImagePath: rec.kernelImagePath,
-      rootfsPath: rec.rootfsPath,
-      ...(rec.initrdPath !== null && { initrdPath: rec.initrdPath }),
-      ...(rec.kernelArgs !== null && { kernelArgs: rec.kernelArgs }),
-      bootTimeoutMs: this.o.startTimeoutMs,
-    };
+      tscKhz: hostTscKhz(),
+    });
+    return Vm.boot(await this.o.registry.driver(), spec, this.o.startTimeoutMs, signal);
   }
 
-  /** A Machine ready to start (nothing runs yet). */
-  async create(rec: MachineRecord): Promise<Machine> {
-    return new Machine(await this.options(rec));
+  /** Re-attaches to the machine's VMM left by an earlier daemon; null when it is gone. */
+  async adopt(rec: MachineRecord): Promise<Vm | null> {
+    return Vm.adopt(await this.o.registry.driver(), rec.id, rec.runDir);
   }
 
   /** Ends every VMM still using the machine's run dir, tracked or not (before the dir is removed). */
   killVmmsOf(rec: MachineRecord): Promise<number[]> {
     return killVmmsIn(rec.runDir);
-  }
-
-  /** Re-attaches to the machine's VMM left by an earlier daemon; null when it is gone. */
-  async adopt(rec: MachineRecord): Promise<Machine | null> {
-    return Machine.adopt(await this.options(rec));
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { Logger } from "../core/ports/logger.js";
 import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
-import type { Machine } from "../lib/machine.js";
+import type { Vm } from "../vmm/vm.js";
 import type { MainProcessState } from "../core/ports/services.js";
 import type { MachineRecord } from "../core/machine.js";
 import { execDefaults, MAIN_LOG_PATH, mainProcessSpec, parseMainStatus } from "./run-spec.js";
@@ -21,11 +21,11 @@ export class MainProcesses {
   private readonly failures = new Map<string, { code: string; message: string }>();
 
   /** Starts the machine's main process, if its image (or its overrides) name one. Never throws. */
-  async start(rec: MachineRecord, machine: Machine, log: Logger): Promise<void> {
+  async start(rec: MachineRecord, vm: Vm, log: Logger): Promise<void> {
     this.failures.delete(rec.id);
     if (rec.imageRef === null) return;
     const spec = mainProcessSpec(rec);
-    const agent = machine.agentClient;
+    const agent = vm.agent;
     // Docker creates a WorkingDir the image does not have; without it every exec would fail.
     const cwd = execDefaults(rec).cwd;
     if (cwd !== undefined && agent) await within(agent.mkdir(cwd, { parents: true }), AGENT_CALL_TIMEOUT_MS, "AGENT_TIMEOUT", "creating the working directory").catch(() => undefined);
@@ -42,11 +42,11 @@ export class MainProcesses {
   }
 
   /** The main process as the guest records it; null when there is none or it cannot be read now. */
-  async state(rec: MachineRecord, machine: Machine | undefined): Promise<MainProcessState | null> {
-    if (rec.imageRef === null || rec.status !== "running" || !machine) return null;
+  async state(rec: MachineRecord, vm: Vm | undefined): Promise<MainProcessState | null> {
+    if (rec.imageRef === null || rec.status !== "running" || !vm) return null;
     const failed = this.failures.get(rec.id);
     if (failed) return { status: "failed", pid: null, exitCode: null, signal: null, startedAt: null, exitedAt: null, error: failed };
-    const agent = machine.agentClient;
+    const agent = vm.agent;
     if (!agent || mainProcessSpec(rec) === null) return null;
     try {
       const text = await within(agent.readFile(`${MAIN_LOG_PATH}.status`), STATUS_READ_TIMEOUT_MS, "AGENT_TIMEOUT", "reading the main process status");

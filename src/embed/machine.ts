@@ -8,21 +8,17 @@
  * console.log(r.stdout);
  * (await machine.shutdown()).unwrap();
  */
-import { mkdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ulid } from "ulid";
-import { AgentClient, type ExecOptions as AgentExecOptions, type FileStat } from "../agent/client.js";
+import type { AgentClient, ExecOptions as AgentExecOptions, FileStat } from "../agent/client.js";
 import { HyperfleetError } from "../core/errors.js";
 import { attempt, type Result } from "../core/result.js";
-import type { VmHandle, VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
-import { sleep } from "../host/async.js";
-import { connectAgent } from "../vmm/boot.js";
-import { bootVm } from "../vmm/boot.js";
-import { buildKernelArgs } from "../vmm/kernel-args.js";
+import type { VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
 import { hostTscKhz } from "../vmm/host.js";
-import { createOverlay } from "../vmm/disk.js";
-import { initramfsFor } from "../assets/index.js";
-import { defaultDriver, DEFAULT_DATA_DIR, resolveGuestAssets } from "./defaults.js";
+import { buildVmSpec, needsAssets, resolveBootPaths } from "../vmm/spec.js";
+import { Vm } from "../vmm/vm.js";
+import { DEFAULT_DATA_DIR, wiringFor } from "./wiring.js";
 
 export type { FileStat } from "../agent/client.js";
 
@@ -71,8 +67,7 @@ export class Machine {
   readonly id: string;
   readonly runDir: string;
   private readonly dataDir: string;
-  private handle: VmHandle | null = null;
-  private agent: AgentClient | null = null;
+  private vm: Vm | null = null;
 
   constructor(private readonly opts: MachineOptions) {
     this.id = opts.id ?? `vm_${ulid()}`;
@@ -83,20 +78,13 @@ export class Machine {
   /** Re-attaches to a VM left running by an earlier process; null when its VMM is gone. */
   static async adopt(opts: MachineOptions & { id: string; runDir: string }): Promise<Machine | null> {
     const m = new Machine(opts);
-    const driver = opts.driver ?? (await defaultDriver(m.dataDir));
-    const handle = await driver.adopt(opts.id, opts.runDir);
-    if (!handle) return null;
-    m.handle = handle;
-    try {
-      m.attachAgent(await connectAgent(handle, 10_000));
-    } catch {
-      // The VMM is alive but the agent does not answer: keep the handle so it can be stopped.
-    }
-    return m;
+    // The VMM is alive but the agent may not answer: the VM is kept anyway, so it can be stopped.
+    m.vm = await Vm.adopt(await m.driver(), opts.id, opts.runDir);
+    return m.vm ? m : null;
   }
 
   get pid(): number | null {
-    return this.handle?.pid ?? null;
+    return this.vm?.pid ?? null;
   }
 
   get consoleLogPath(): string {
@@ -106,12 +94,9 @@ export class Machine {
   /** Boots the VM and waits until the guest agent answers. */
   start(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Result<void>> {
     return attempt(async () => {
-      if (this.handle && (await this.handle.status()).state !== "exited") throw new HyperfleetError("INVALID_STATE_TRANSITION", `machine ${this.id} is already running`);
+      if (this.vm && (await this.vm.status()).state !== "exited") throw new HyperfleetError("INVALID_STATE_TRANSITION", `machine ${this.id} is already running`);
       const spec = await this.buildSpec();
-      const driver = this.opts.driver ?? (await defaultDriver(this.dataDir));
-      const vm = await bootVm(driver, spec, opts.timeoutMs ?? this.opts.bootTimeoutMs ?? 30_000, opts.signal);
-      this.handle = vm.handle;
-      this.attachAgent(vm.agent);
+      this.vm = await Vm.boot(await this.driver(), spec, opts.timeoutMs ?? this.opts.bootTimeoutMs ?? 30_000, opts.signal);
     });
   }
 
@@ -159,7 +144,7 @@ export class Machine {
 
   /** Direct access to the agent connection (streaming exec, ping), for advanced use. */
   get agentClient(): AgentClient | null {
-    return this.agent;
+    return this.vm?.agent ?? null;
   }
 
   /**
@@ -168,81 +153,51 @@ export class Machine {
    */
   shutdown(opts: { timeoutMs?: number } = {}): Promise<Result<void>> {
     return attempt(async () => {
-      const h = this.handle;
-      if (!h) return;
-      const timeoutMs = opts.timeoutMs ?? 10_000;
-      const deadline = Date.now() + timeoutMs;
-      if (this.agent && !this.agent.closed) await this.agent.shutdown().catch(() => undefined);
-      const graceful = await Promise.race([h.exited().then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
-      if (!graceful) await h.requestStop(Math.max(1_000, deadline - Date.now())).catch(() => h.kill());
-      await this.release();
+      await this.vm?.shutdown(opts.timeoutMs ?? 10_000);
     });
   }
 
   /** SIGKILLs the VMM process. */
   kill(): Promise<Result<void>> {
     return attempt(async () => {
-      await this.handle?.kill();
-      await this.release();
+      await this.vm?.kill();
     });
   }
 
   async status(): Promise<VmmStatus> {
-    return this.handle ? this.handle.status() : { state: "exited", pid: null };
+    return this.vm ? this.vm.status() : { state: "exited", pid: null };
   }
 
   /** Resolves when the VMM process is gone (including when it is killed from outside). */
   exited(): Promise<VmmStatus> {
-    return this.handle ? this.handle.exited() : Promise.resolve({ state: "exited", pid: null });
+    return this.vm ? this.vm.exited() : Promise.resolve({ state: "exited", pid: null });
   }
 
   /** Kills the VM if needed and removes everything it had on disk. */
   async destroy(): Promise<void> {
-    await this.handle?.kill().catch(() => undefined);
-    await this.release();
+    await this.vm?.kill().catch(() => this.vm?.release());
     await rm(this.runDir, { recursive: true, force: true });
   }
 
   // --- internals ---
 
-  private attachAgent(agent: AgentClient): void {
-    this.agent = agent;
-    agent.onClose(() => {
-      if (this.agent === agent) this.agent = null;
-    });
-  }
-
   private requireAgent(): AgentClient {
-    if (!this.agent || this.agent.closed) throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${this.id} is not running (no agent connection); start it first`);
-    return this.agent;
+    const agent = this.vm?.agent;
+    if (!agent) throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${this.id} is not running (no agent connection); start it first`);
+    return agent;
   }
 
-  private async release(): Promise<void> {
-    this.agent?.close();
-    this.agent = null;
-    await this.handle?.cleanup().catch(() => undefined);
+  private async driver(): Promise<VmmDriver> {
+    return this.opts.driver ?? wiringFor(this.dataDir).registry.driver();
   }
 
   private async buildSpec(): Promise<VmSpec> {
     const o = this.opts;
-    const needAssets = !o.kernelImagePath || !o.rootfsPath || (!o.initrdPath && !o.kernelImagePath);
-    const assets = needAssets ? await resolveGuestAssets(this.dataDir) : null;
-    await mkdir(this.runDir, { recursive: true, mode: 0o700 });
-    const base = o.rootfsPath ?? assets!.rootfs;
-    const overlay = join(this.runDir, "rootfs.qcow2");
-    // The overlay is the VM's disk: kept across stop/start, created once.
-    await createOverlay(base, overlay);
+    const assets = needsAssets(o) ? await wiringFor(this.dataDir).assets() : null;
     // No NICs or vsock: the Machine class attaches neither (yet).
-    const initrd = o.initrdPath ?? (o.kernelImagePath ? undefined : initramfsFor(assets!, { nics: 0, vsock: false }));
-    return {
-      id: this.id,
-      vcpus: o.vcpuCount,
-      memMib: o.memSizeMib,
-      kernelPath: o.kernelImagePath ?? assets!.vmlinux,
-      ...(initrd ? { initrdPath: initrd } : {}),
-      kernelArgs: o.kernelArgs ?? buildKernelArgs({ hostname: this.id.slice(0, 63), tscKhz: hostTscKhz() ?? undefined }),
-      rootDisk: { path: overlay, format: "qcow2" },
-      runDir: this.runDir,
-    };
+    const boot = resolveBootPaths(o, assets);
+    // The VM's disk is kept across stop/start, made once. A caller's own driver is QEMU's today.
+    const rootDisk = await wiringFor(this.dataDir).registry.disks.rootDisk(boot.rootfsPath, this.runDir);
+    return buildVmSpec({ id: this.id, vcpuCount: o.vcpuCount, memSizeMib: o.memSizeMib, boot, rootDisk, runDir: this.runDir, tscKhz: hostTscKhz() });
   }
 }
