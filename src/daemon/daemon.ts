@@ -14,7 +14,9 @@ import { openStore, type Store } from "../store/store.js";
 import { setupApiKeys } from "./api-keys.js";
 import { ImageCatalog } from "../images/catalog.js";
 import { ImagePulls } from "../machines/image-pulls.js";
-import { imageBootHooks, openImages } from "./images.js";
+import { openImages } from "./images.js";
+import { imageBootHooks } from "../machines/boot-hooks.js";
+import { MachineStatuses } from "../machines/statuses.js";
 import { createLogger } from "./logger.js";
 import { MachineService } from "../machines/service.js";
 import { MainProcesses } from "../workload/main-process.js";
@@ -71,18 +73,16 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       startTimeoutMs: config.startTimeoutMs,
     });
     const main = new MainProcesses();
-    // The hooks need the pulls and the pulls need the lifecycle's settle: bound late, here.
-    let pulls: ImagePulls | null = null;
+    const statuses = new MachineStatuses(store.machines);
+    const pulls = opened.service ? new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, statuses }) : null;
     const lifecycle = new VmLifecycle({
       repo: store.machines,
+      statuses,
       vms,
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
-      hooks: imageBootHooks(() => pulls, opened.unavailable, main),
+      hooks: imageBootHooks(pulls, opened.unavailable, main),
     });
-    if (opened.service) {
-      pulls = new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, settle: (...a) => lifecycle.settle(...a) });
-    }
     const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, log });
     await opened.users.sync(await store.machines.list());
     const service = new MachineService({

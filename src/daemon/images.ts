@@ -1,18 +1,13 @@
 /**
- * The image side of the composition root: the image cache (opened after the store, since opening
- * evicts and must know which images machines use), and the boot hooks that make an image machine
- * boot its image and start its main process.
+ * The image side of the composition root: the image cache, opened after the store, since opening
+ * evicts and must know which images machines use.
  */
 import type { Logger } from "../core/ports/logger.js";
 import { isHyperfleetError } from "../core/errors.js";
 import { ImageService } from "../images/index.js";
 import type { Config } from "../config/config.js";
 import type { MachineRecord } from "../core/machine.js";
-import { imagesUnavailable } from "../images/catalog.js";
-import type { ImagePulls } from "../machines/image-pulls.js";
 import { ImageUsers } from "../machines/image-users.js";
-import type { MainProcesses } from "../workload/main-process.js";
-import type { BootHooks } from "../machines/lifecycle.js";
 
 export interface OpenedImages {
   /** null: images are off on this host (`unavailable` says why); the daemon serves everything else. */
@@ -45,17 +40,4 @@ export async function openImages(oci: Config["oci"], records: readonly MachineRe
     log.warn({ reason: e.message, agent_binary: oci.agentBinary }, "OCI images are unavailable (set HYPERFLEET_AGENT_BINARY or run `make -C guest`)");
     return { service: null, unavailable: e.message, users };
   }
-}
-
-/** Boot hooks: wait for (or start) the image pull first; start the main process after. */
-export function imageBootHooks(pulls: () => ImagePulls | null, unavailable: string, main: MainProcesses): BootHooks {
-  return {
-    async prepare(rec, signal, log) {
-      if (rec.imageRef === null) return rec;
-      const p = pulls();
-      if (!p) throw imagesUnavailable(unavailable);
-      return p.ready(rec, signal, log);
-    },
-    booted: (rec, machine, log) => main.start(rec, machine, log),
-  };
 }

@@ -13,20 +13,18 @@
 import { existsSync } from "node:fs";
 import type { Logger } from "../core/ports/logger.js";
 import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
-import type { MachineStatus } from "../core/machine-state.js";
 import { runConfig, type ImageService, type PullProgress, type RegistryAuth } from "../images/index.js";
 import type { MachineRepository } from "../store/machine-repository.js";
-import type { ImagePullState, MachinePatch, MachineRecord } from "../core/machine.js";
+import type { ImagePullState, MachineRecord } from "../core/machine.js";
 import type { ImageUsers } from "./image-users.js";
-
-type Settle = (id: string, from: readonly MachineStatus[], to: MachineStatus, patch: MachinePatch, reason: string) => Promise<MachineRecord | undefined>;
+import type { MachineStatuses } from "./statuses.js";
 
 export interface ImagePullsOptions {
   images: ImageService;
   repo: MachineRepository;
   users: ImageUsers;
-  /** A conditional status change that waiters hear of (VmLifecycle.settle). */
-  settle: Settle;
+  /** Fails a machine still waiting for its pull. */
+  statuses: MachineStatuses;
 }
 
 interface Job {
@@ -137,7 +135,7 @@ export class ImagePulls {
       const he = toHyperfleetError(e, "IMAGE_PULL_FAILED");
       const error = { code: he.code, message: he.message };
       await save({ ...state, status: "failed", error, finishedAt: new Date().toISOString() });
-      if (await this.o.settle(id, ["created"], "failed", { lastError: error }, "image pull failed")) log.warn({ image, code: he.code, reason: he.message }, "image pull failed; machine failed");
+      if (await this.o.statuses.settle(id, ["created"], "failed", { lastError: error }, "image pull failed")) log.warn({ image, code: he.code, reason: he.message }, "image pull failed; machine failed");
       else log.warn({ image, code: he.code, reason: he.message }, "image pull failed");
       throw he;
     } finally {

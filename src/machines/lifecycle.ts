@@ -13,7 +13,8 @@ import type { MachineRepository } from "../store/machine-repository.js";
 import type { MachinePatch, MachineRecord } from "../core/machine.js";
 import { LiveVms } from "./live-vms.js";
 import { Semaphore } from "../host/semaphore.js";
-import { StatusBus } from "./status-bus.js";
+import type { StatusBus } from "./status-bus.js";
+import type { MachineStatuses } from "./statuses.js";
 import type { VmFactory } from "./vm-factory.js";
 
 /** What a boot does beyond starting the VM (image machines: pull first, main process after). */
@@ -22,10 +23,13 @@ export interface BootHooks {
   prepare(rec: MachineRecord, signal: AbortSignal, log: Logger): Promise<MachineRecord>;
   /** Once the guest agent answered, before `running` is recorded. Must not throw. */
   booted(rec: MachineRecord, vm: Vm, log: Logger): Promise<void>;
+  /** A running VM was adopted after a daemon restart. Must not throw. */
+  adopted(rec: MachineRecord, vm: Vm, log: Logger): Promise<void>;
 }
 
 export interface VmLifecycleOptions {
   repo: MachineRepository;
+  statuses: MachineStatuses;
   vms: VmFactory;
   stopTimeoutMs: number;
   /** How many VMs may boot at the same time; more wait in `starting`. */
@@ -35,18 +39,19 @@ export interface VmLifecycleOptions {
 
 export class VmLifecycle {
   readonly live = new LiveVms();
-  readonly bus = new StatusBus();
   private readonly bootSlots: Semaphore;
 
   constructor(private readonly o: VmLifecycleOptions) {
     this.bootSlots = new Semaphore(o.maxConcurrentBoots);
   }
 
+  get bus(): StatusBus {
+    return this.o.statuses.bus;
+  }
+
   /** A status change that may lose to a concurrent one (then undefined); waiters hear of it. */
-  async settle(id: string, from: readonly MachineStatus[], to: MachineStatus, patch: MachinePatch, reason: string): Promise<MachineRecord | undefined> {
-    const rec = await this.o.repo.transition(id, from, to, patch, reason);
-    if (rec) this.bus.publish({ kind: "updated", machine: rec });
-    return rec;
+  settle(id: string, from: readonly MachineStatus[], to: MachineStatus, patch: MachinePatch, reason: string): Promise<MachineRecord | undefined> {
+    return this.o.statuses.settle(id, from, to, patch, reason);
   }
 
   /** Boots a machine in `starting`; ends in `running`, or `failed` with the reason recorded. */
@@ -131,7 +136,9 @@ export class VmLifecycle {
       rec.status === "running"
         ? await this.o.repo.update(rec.id, { pid: m.pid })
         : await this.settle(rec.id, [rec.status], "running", { pid: m.pid, lastError: null }, "adopted after daemon restart");
-    if (running) this.watchExit(rec.id, m, log);
+    if (!running) return;
+    this.watchExit(rec.id, m, log);
+    await this.o.hooks?.adopted(running, m, log);
   }
 
   /** Notices a VMM that exits without being asked (killed, crashed, guest powered off). */

@@ -61,7 +61,7 @@ export class MachineService implements MachineServicePort {
     this.log = o.log;
     this.img = o.images;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
-    this.views = new MachineViews(() => this.img.pulls, o.images.main, this.lc.live);
+    this.views = new MachineViews(o.images.pulls, o.images.main);
   }
 
   /** Aborted when the daemon shuts down (pulls ahead of time stop with it). */
@@ -77,7 +77,7 @@ export class MachineService implements MachineServicePort {
   // --- reads ---
 
   async list(filter: { status?: readonly MachineStatus[] }): Promise<MachineView[]> {
-    return Promise.all((await this.repo.list(filter)).map((r) => this.views.full(r)));
+    return (await this.repo.list(filter)).map((r) => this.views.full(r));
   }
 
   async get(id: string): Promise<MachineView> {
@@ -186,7 +186,8 @@ export class MachineService implements MachineServicePort {
   // --- exec and files (delegated; they only need a running Machine) ---
 
   exec(id: string, req: ExecRequest): Promise<ExecOutput> {
-    return this.io.exec(id, req);
+    // The caller is looking at the machine: a good moment to look at its main process too.
+    return this.io.exec(id, req).finally(() => void this.img.main.refresh(id));
   }
   writeFile(id: string, path: string, data: Buffer, mode: number | undefined): Promise<{ size: number }> {
     return this.io.writeFile(id, path, data, mode);
@@ -202,7 +203,7 @@ export class MachineService implements MachineServicePort {
   }
   logs(id: string, req: LogsRequest, ctx: CallContext = {}): Promise<Buffer | AsyncIterable<Buffer>> {
     const signals = [this.shutdown.signal, ...(ctx.signal ? [ctx.signal] : [])];
-    return this.io.logs(id, req, AbortSignal.any(signals));
+    return this.io.logs(id, req, AbortSignal.any(signals)).finally(() => void this.img.main.refresh(id));
   }
 
   // --- shutdown ---
@@ -223,6 +224,7 @@ export class MachineService implements MachineServicePort {
       await Promise.allSettled(stops);
     }
     await this.img.pulls?.close();
+    this.img.main.close();
     for (const [, m] of this.lc.live.all()) m.detach();
     this.lc.bus.clear();
   }
