@@ -31,6 +31,8 @@ export interface AppOptions {
   /** null: authentication disabled (the config only allows that on loopback). */
   auth: ApiKeyVerifier | null;
   fileMaxSize: number;
+  /** HYPERFLEET_EXEC_OUTPUT_MAX: bytes of stdout and of stderr an exec answers with at most. */
+  execOutputMax: number;
   version: string;
 }
 
@@ -83,7 +85,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerAuth(app, opts.auth);
   healthRoutes(app, { version: opts.version, startedAt: Date.now() });
   await app.register(async (scope) => machineRoutes(scope, opts.service));
-  await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: uploadBodyLimit(opts.fileMaxSize) }));
+  await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: uploadBodyLimit(opts.fileMaxSize), outputMax: opts.execOutputMax }));
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => logRoutes(scope, opts.service));
   await app.register(async (scope) => imageRoutes(scope, opts.images));

@@ -91,7 +91,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
-    const app = await buildApp({ service, images: catalog, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, version: VERSION });
+    const app = await buildApp({ service, images: catalog, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, execOutputMax: config.execOutputMax, version: VERSION });
 
     let url: string | null = null;
     if (opts.listen !== false) {

@@ -1,17 +1,21 @@
 /**
- * Exec, file transfer and the main process's log on a running machine. Every call is bounded:
- * exec by its own timeout (enforced in the guest) plus a grace period on the host, file operations
- * and log reads by HYPERFLEET_FILE_TRANSFER_TIMEOUT; a log follower by the client staying.
+ * Exec, file transfer and the main process's log on a running machine. Every call is bounded in
+ * time: exec by its own timeout (enforced in the guest) plus a grace period on the host, file
+ * operations and log reads by HYPERFLEET_FILE_TRANSFER_TIMEOUT; a log follower by the client
+ * staying. Exec, upload and download are also cancelled in the guest when the host stops waiting
+ * (deadline, client gone, shutdown), and what they buffer is bounded in size: exec output by the
+ * request's maxOutputBytes, a download by maxSize whatever stat says (/proc files report 0).
  * An image machine's exec starts from the image's Env, WorkingDir and User (as `docker exec`).
  */
-import { HyperfleetError, type ErrorCode } from "../core/errors.js";
+import { HyperfleetError, isHyperfleetError, type ErrorCode } from "../core/errors.js";
 import type { Result } from "../core/result.js";
 import type { Machine } from "../lib/machine.js";
-import type { ExecOutput, ExecRequest, FileStatView, LogsRequest } from "../api/service.js";
+import type { AgentClient } from "../agent/client.js";
+import type { ExecEncoding, ExecOutput, ExecRequest, FileStatView, LogsRequest } from "../api/service.js";
 import type { MachineRecord } from "../store/records.js";
 import { followMainLog, readMainLog } from "./main-log.js";
 import { execDefaults } from "./run-spec.js";
-import { within } from "./timeout.js";
+import { cancellable, within } from "./timeout.js";
 
 /** How much longer than a command's own timeout we wait for the guest to report it. */
 const EXEC_HOST_GRACE_MS = 10_000;
@@ -31,44 +35,73 @@ export class MachineIo {
     private readonly current: (id: string) => Machine | undefined,
   ) {}
 
-  async exec(id: string, req: ExecRequest): Promise<ExecOutput> {
+  /** EXEC_TIMEOUT (504) carries the partial output in its details, encoded like a result. */
+  async exec(id: string, req: ExecRequest, signal?: AbortSignal): Promise<ExecOutput> {
     const { rec, machine } = await this.resolve(id);
+    const agent = requireAgent(id, machine);
     const d = execDefaults(rec);
     const cwd = req.cwd ?? d.cwd;
     const user = req.user ?? d.user;
-    const r = await bounded(
-      machine.exec(req.command, {
-        env: { ...d.env, ...req.env },
-        timeoutMs: req.timeoutMs,
-        ...(cwd !== undefined && { cwd }),
-        ...(user !== undefined && { user }),
-        ...(req.stdin !== undefined && { stdin: req.stdin }),
-      }),
+    // The agent directly, not Machine.exec: base64 needs the raw bytes, not a UTF-8 decoded string.
+    const r = await cancellable(
+      (s) =>
+        agent.exec(req.command, {
+          env: { ...d.env, ...req.env },
+          timeoutMs: req.timeoutMs,
+          maxOutputBytes: req.maxOutputBytes,
+          signal: s,
+          ...(cwd !== undefined && { cwd }),
+          ...(user !== undefined && { user }),
+          ...(req.stdin !== undefined && { stdin: req.stdin }),
+        }),
       req.timeoutMs + EXEC_HOST_GRACE_MS,
       "AGENT_TIMEOUT",
       "the guest agent's answer to exec",
+      signal,
     );
-    return { exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, durationMs: r.durationMs };
+    const out: ExecOutput = {
+      exitCode: r.exitCode,
+      signal: r.signal,
+      stdout: encode(r.stdout, req.encoding),
+      stderr: encode(r.stderr, req.encoding),
+      stdoutTruncated: r.stdoutTruncated,
+      stderrTruncated: r.stderrTruncated,
+      durationMs: r.durationMs,
+    };
+    if (r.timedOut) {
+      throw new HyperfleetError("EXEC_TIMEOUT", `'${req.command.join(" ").slice(0, 200)}' did not finish within ${req.timeoutMs} ms and was killed`, {
+        details: { stdout: out.stdout, stderr: out.stderr, stdout_truncated: out.stdoutTruncated, stderr_truncated: out.stderrTruncated },
+      });
+    }
+    return out;
   }
 
-  async writeFile(id: string, path: string, data: Buffer, mode: number | undefined): Promise<{ size: number }> {
+  async writeFile(id: string, path: string, data: Buffer, mode: number | undefined, signal?: AbortSignal): Promise<{ size: number }> {
     const { machine } = await this.resolve(id);
     const opts = mode === undefined ? { mkdirs: true } : { mkdirs: true, mode };
-    return bounded(machine.writeFile(path, data, opts), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `upload of ${path}`);
+    return cancellable(async (s) => (await machine.writeFile(path, data, { ...opts, signal: s })).unwrap(), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `upload of ${path}`, signal);
   }
 
-  async readFile(id: string, path: string, maxSize: number): Promise<Buffer> {
+  /** FILE_TOO_LARGE past maxSize bytes: stat answers early, the guest's byte count has the last word. */
+  async readFile(id: string, path: string, maxSize: number, signal?: AbortSignal): Promise<Buffer> {
     const { machine } = await this.resolve(id);
     const st = await this.statOf(machine, path);
     if (st.type === "directory") {
       throw new HyperfleetError("FILE_IS_DIRECTORY", `${path} is a directory; download files one by one`, { details: { field: "path" } });
     }
-    if (st.size > maxSize) {
-      throw new HyperfleetError("FILE_TOO_LARGE", `${path} is ${st.size} bytes; the limit is ${maxSize} (HYPERFLEET_FILE_MAX_SIZE)`, {
-        details: { field: "path" },
-      });
+    if (st.size > maxSize) throw tooLarge(`${path} is ${st.size} bytes`, maxSize);
+    try {
+      return await cancellable(
+        async (s) => (await machine.readFile(path, { maxBytes: maxSize, signal: s })).unwrap(),
+        this.fileTimeoutMs,
+        "FILE_TRANSFER_TIMEOUT",
+        `download of ${path}`,
+        signal,
+      );
+    } catch (e) {
+      if (isHyperfleetError(e, "FILE_TOO_LARGE")) throw tooLarge(`${path} has more than ${maxSize} bytes`, maxSize, e);
+      throw e;
     }
-    return bounded(machine.readFile(path), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `download of ${path}`);
   }
 
   async stat(id: string, path: string): Promise<FileStatView> {
@@ -84,8 +117,7 @@ export class MachineIo {
   /** The main process's output (see main-log.ts); MACHINE_NOT_RUNNING unless running. */
   async logs(id: string, req: LogsRequest, signal: AbortSignal): Promise<Buffer | AsyncIterable<Buffer>> {
     const { machine } = await this.resolve(id);
-    const agent = machine.agentClient;
-    if (!agent) throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${id} has no agent connection right now; wait for 'running'`);
+    const agent = requireAgent(id, machine);
     if (!req.follow) return within(readMainLog(agent, req.tail), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", "reading the main process log");
     const live = () => (this.current(id) === machine ? machine.agentClient : null);
     return within(followMainLog({ agent: live, signal, ...(req.tail !== undefined && { tail: req.tail }) }), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", "reading the main process log");
@@ -94,4 +126,21 @@ export class MachineIo {
   private statOf(machine: Machine, path: string): Promise<FileStatView> {
     return bounded(machine.stat(path), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `stat of ${path}`);
   }
+}
+
+function requireAgent(id: string, machine: Machine): AgentClient {
+  const agent = machine.agentClient;
+  if (!agent) throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${id} has no agent connection right now; wait for 'running'`);
+  return agent;
+}
+
+function encode(b: Buffer, encoding: ExecEncoding): string {
+  return b.toString(encoding);
+}
+
+function tooLarge(what: string, maxSize: number, cause?: unknown): HyperfleetError {
+  return new HyperfleetError("FILE_TOO_LARGE", `${what}; the limit is ${maxSize} (HYPERFLEET_FILE_MAX_SIZE)`, {
+    details: { field: "path", limit: maxSize },
+    ...(cause !== undefined && { cause }),
+  });
 }

@@ -185,14 +185,14 @@ export class MachineService implements MachineServicePort {
 
   // --- exec and files (delegated; they only need a running Machine) ---
 
-  exec(id: string, req: ExecRequest): Promise<ExecOutput> {
-    return this.io.exec(id, req);
+  exec(id: string, req: ExecRequest, ctx: CallContext = {}): Promise<ExecOutput> {
+    return this.io.exec(id, req, this.callSignal(ctx));
   }
-  writeFile(id: string, path: string, data: Buffer, mode: number | undefined): Promise<{ size: number }> {
-    return this.io.writeFile(id, path, data, mode);
+  writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx: CallContext = {}): Promise<{ size: number }> {
+    return this.io.writeFile(id, path, data, mode, this.callSignal(ctx));
   }
-  readFile(id: string, path: string, maxSize: number): Promise<Buffer> {
-    return this.io.readFile(id, path, maxSize);
+  readFile(id: string, path: string, maxSize: number, ctx: CallContext = {}): Promise<Buffer> {
+    return this.io.readFile(id, path, maxSize, this.callSignal(ctx));
   }
   stat(id: string, path: string): Promise<FileStatView> {
     return this.io.stat(id, path);
@@ -201,8 +201,12 @@ export class MachineService implements MachineServicePort {
     return this.io.remove(id, path, recursive);
   }
   logs(id: string, req: LogsRequest, ctx: CallContext = {}): Promise<Buffer | AsyncIterable<Buffer>> {
-    const signals = [this.shutdown.signal, ...(ctx.signal ? [ctx.signal] : [])];
-    return this.io.logs(id, req, AbortSignal.any(signals));
+    return this.io.logs(id, req, this.callSignal(ctx));
+  }
+
+  /** Fires when the client goes away or the daemon shuts down: the guest-side operation is cancelled. */
+  private callSignal(ctx: CallContext): AbortSignal {
+    return AbortSignal.any([this.shutdown.signal, ...(ctx.signal ? [ctx.signal] : [])]);
   }
 
   // --- shutdown ---
