@@ -53,6 +53,8 @@ export class MachineService implements MachineServicePort {
   private readonly img: MachineServiceOptions["images"];
   private readonly views: MachineViews;
   private readonly shutdown = new AbortController();
+  /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
+  private readonly stopping = new AbortController();
 
   constructor(o: MachineServiceOptions) {
     this.repo = o.repo;
@@ -62,6 +64,7 @@ export class MachineService implements MachineServicePort {
     this.img = o.images;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.views = new MachineViews(() => this.img.pulls, o.images.main, this.lc.live);
+    this.shutdown.signal.addEventListener("abort", () => this.stopping.abort(new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back")), { once: true });
   }
 
   /** Aborted when the daemon shuts down (pulls ahead of time stop with it). */
@@ -204,9 +207,12 @@ export class MachineService implements MachineServicePort {
     return this.io.logs(id, req, this.callSignal(ctx));
   }
 
-  /** Fires when the client goes away or the daemon shuts down: the guest-side operation is cancelled. */
+  /**
+   * Fires when the client goes away or the daemon shuts down: the guest-side operation is
+   * cancelled. A shutdown says so (503 SHUTTING_DOWN), since that client is still listening.
+   */
   private callSignal(ctx: CallContext): AbortSignal {
-    return AbortSignal.any([this.shutdown.signal, ...(ctx.signal ? [ctx.signal] : [])]);
+    return AbortSignal.any([this.stopping.signal, ...(ctx.signal ? [ctx.signal] : [])]);
   }
 
   // --- shutdown ---
