@@ -57,7 +57,9 @@ describe("agent limits and cancellation (real VM)", { timeout: 120_000 }, () => 
     (await m.mkdir("/tmp/upload")).unwrap();
     const ac = new AbortController();
     const upload = m.writeFile("/tmp/upload/big.bin", Buffer.alloc(64 * MiB, 1), { signal: ac.signal });
-    setTimeout(() => ac.abort(), 300);
+    // By the next turn of the event loop the WRITE and its first DATA frame are on the wire (the
+    // guest creates its temp file), and the rest waits for the socket to drain: far from done.
+    setImmediate(() => ac.abort());
     const w = await upload;
     assert.ok(!w.ok && isHyperfleetError(w.error, "OPERATION_CANCELLED"), w.ok ? "upload finished" : String(w.error));
     const ls = (await m.exec(["ls", "-A", "/tmp/upload"])).unwrap();
