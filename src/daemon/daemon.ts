@@ -75,6 +75,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       vms,
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
+      capacity: config.capacity,
       hooks: imageBootHooks(() => pulls, opened.unavailable, main),
     });
     if (opened.service) {
@@ -88,6 +89,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       lifecycle,
       log,
       fileTransferTimeoutMs: config.fileTransferTimeoutMs,
+      capacity: config.capacity,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
