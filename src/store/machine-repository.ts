@@ -3,7 +3,7 @@
  * (`WHERE status IN (...)`) inside a transaction with the history row, so two concurrent requests
  * cannot both win the same transition and every change is timestamped.
  */
-import type { Kysely, Selectable, Updateable } from "kysely";
+import { sql, type Kysely, type Selectable, type Updateable } from "kysely";
 import type { Demand, Usage } from "../core/capacity.js";
 import { HyperfleetError } from "../core/errors.js";
 import { isMachineStatus, LIVE_STATUSES, type MachineStatus } from "../core/machine-state.js";
@@ -158,8 +158,14 @@ export class MachineRepository {
     return row && toRecord(row);
   }
 
+  /**
+   * Removes the machine and its history. The row held the machine's env (users' API keys): with
+   * `secure_delete` (set by the store) SQLite zeroes the freed bytes, and the checkpoint copies the
+   * zeroed pages into the database and truncates the WAL, which still held earlier copies of the row.
+   */
   async delete(id: string): Promise<boolean> {
     const r = await this.db.deleteFrom("machines").where("id", "=", id).executeTakeFirst();
+    if (r.numDeletedRows > 0n) await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(this.db);
     return r.numDeletedRows > 0n;
   }
 
