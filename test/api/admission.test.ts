@@ -1,19 +1,21 @@
 /**
  * Admission control against a real daemon and real VMs, with small limits: 600 MiB for machines,
  * 64 MiB of VMM overhead each, so one 256 MiB machine (320 MiB charged) fits and two do not.
- * - concurrent starts: exactly one is admitted (the check and the reservation are one transaction);
+ * - concurrent starts: exactly one is admitted (the check and the reservation are one transaction),
+ *   in process (app.inject: the handlers interleave at every await, which catches a sum read outside
+ *   the status change's transaction) and over HTTP against a daemon process;
  * - `start: true` at create is a start, and a refused one creates nothing;
  * - the share comes back when the machine stops, fails (VMM killed) or is deleted;
  * - after a daemon restart the adopted machine still holds its share;
  * - the vCPU budget, and machines that could never fit (400 at create).
- * Four boots in all; every VM is deleted (or killed by pid) at the end.
+ * Five boots in all (the in-process one is cut short); every VM is deleted (or killed by pid) at the end.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { killLeftoverVmms, spawnDaemon, vmSkipReason, type ChildDaemon } from "./helpers.js";
+import { killLeftoverVmms, spawnDaemon, startTestDaemon, vmSkipReason, type ChildDaemon } from "./helpers.js";
 
 const skip = vmSkipReason();
 const LIMITS = {
@@ -101,6 +103,23 @@ after(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
+test("in-process, where concurrent requests interleave at every await: one of six starts is admitted", { skip: skip ?? false }, async () => {
+  const t = await startTestDaemon(LIMITS);
+  try {
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await t.req("POST", "/machines", { name: `inproc-${i}`, vcpu_count: 1, mem_size_mib: 256 });
+      assert.equal(r.statusCode, 201, r.body);
+      ids.push((JSON.parse(r.body) as MachineJson).id);
+    }
+    const answers = await Promise.all(ids.map((id) => t.req("POST", `/machines/${id}/start`)));
+    assert.deepEqual(answers.map((r) => r.statusCode).sort(), [202, 409, 409, 409, 409, 409], answers.map((r) => r.body).join("\n"));
+    for (const r of answers.filter((a) => a.statusCode === 409)) assert.match((JSON.parse(r.body) as { error: ApiError }).error.message, FULL);
+  } finally {
+    await t.close(); // deletes the admitted machine, ending its boot
+  }
+});
+
 describe("admission control", { skip: skip ?? false }, () => {
   const ids: string[] = [];
 
@@ -119,7 +138,7 @@ describe("admission control", { skip: skip ?? false }, () => {
     assert.deepEqual(await list(), [], "nothing was created");
   });
 
-  test("of four concurrent starts where one fits, exactly one is admitted", async () => {
+  test("of four concurrent starts over HTTP where one fits, exactly one is admitted", async () => {
     for (let i = 0; i < 4; i++) ids.push(await createdId(`adm-${i}`));
     const answers = await Promise.all(ids.map((id) => req("POST", `/machines/${id}/start`)));
     const admitted = answers.filter((r) => r.status === 202);
