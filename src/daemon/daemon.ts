@@ -82,6 +82,8 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       pulls = new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, settle: (...a) => lifecycle.settle(...a) });
     }
     const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, log });
+    const cap = config.capacity;
+    log.info({ max_memory_mib: cap.maxMemoryMib, vm_overhead_mib: cap.vmOverheadMib, max_vcpus: cap.maxVcpus, max_vcpus_per_machine: cap.maxVcpusPerMachine }, "admission limits");
     await opened.users.sync(await store.machines.list());
     const service = new MachineService({
       repo: store.machines,
