@@ -12,8 +12,9 @@ import { HyperfleetError } from "../core/errors.js";
 import { registerAuth, type ApiKeyVerifier } from "./auth.js";
 import { errorBody, handleError, handleNotFound } from "./errors.js";
 import { httpStatus } from "./http-status.js";
+import { BodyBudget, registerBodyBudget, serverTimeouts, type HttpLimits } from "./limits.js";
 import { execRoutes } from "./routes/exec.js";
-import { fileRoutes, uploadBodyLimit } from "./routes/files.js";
+import { fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
 import { logRoutes } from "./routes/logs.js";
@@ -31,6 +32,7 @@ export interface AppOptions {
   /** null: authentication disabled (the config only allows that on loopback). */
   auth: ApiKeyVerifier | null;
   fileMaxSize: number;
+  limits: HttpLimits;
   /** HYPERFLEET_EXEC_OUTPUT_MAX: bytes of stdout and of stderr an exec answers with at most. */
   execOutputMax: number;
   version: string;
@@ -45,6 +47,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // through the same mapping as route errors.
     frameworkErrors: (e, req, reply) => handleError(e, req, reply),
     clientErrorHandler: answerClientError,
+    ...serverTimeouts(opts.limits.bodyTimeoutMs),
   });
   app.setValidatorCompiler(typeboxValidatorCompiler);
   // Many clients send `Content-Type: application/json` on every request, also without a body
@@ -83,21 +86,40 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   registerAuth(app, opts.auth);
+  registerBodyBudget(app, new BodyBudget(opts.limits.bodyBudget));
   healthRoutes(app, { version: opts.version, startedAt: Date.now() });
   await app.register(async (scope) => machineRoutes(scope, opts.service));
-  await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: uploadBodyLimit(opts.fileMaxSize), outputMax: opts.execOutputMax }));
+  await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: opts.limits.execMaxBody, outputMax: opts.execOutputMax }));
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => logRoutes(scope, opts.service));
   await app.register(async (scope) => imageRoutes(scope, opts.images));
   return app;
 }
 
-/** Malformed HTTP (before Fastify sees a request): answer 400 with our body, then close. */
+/**
+ * Malformed HTTP (before Fastify sees a request): answer 400 with our body, then close. A request
+ * not received within HYPERFLEET_BODY_TIMEOUT also lands here (Node's requestTimeout): 408, and
+ * the socket is destroyed so the rest of the body is never read.
+ */
 function answerClientError(e: Error & { code?: string }, socket: Socket): void {
+  const timedOut = e.code === "ERR_HTTP_REQUEST_TIMEOUT";
+  if (timedOut && !canAnswer(socket)) {
+    socket.destroy();
+    return;
+  }
   if (!socket.writable) return;
-  const he = new HyperfleetError("MALFORMED_REQUEST", `malformed HTTP request (${e.code ?? "parse error"})`);
+  const he = timedOut
+    ? new HyperfleetError("REQUEST_TIMEOUT", "the request was not received in time (HYPERFLEET_BODY_TIMEOUT); send the body promptly")
+    : new HyperfleetError("MALFORMED_REQUEST", `malformed HTTP request (${e.code ?? "parse error"})`);
   const body = JSON.stringify(errorBody(he));
-  socket.end(
-    `HTTP/1.1 ${httpStatus(he.code)} Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  const reason = timedOut ? "Request Timeout" : "Bad Request";
+  const answer = `HTTP/1.1 ${httpStatus(he.code)} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  if (timedOut) socket.end(answer, () => socket.destroy());
+  else socket.end(answer);
+}
+
+/** Like Node's own guard: no raw answer once the in-flight response has started. */
+function canAnswer(socket: Socket): boolean {
+  const res = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  return socket.writable && res?.headersSent !== true;
 }

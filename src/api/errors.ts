@@ -38,14 +38,19 @@ export function errorBody(e: HyperfleetError): ErrorBody {
   return body;
 }
 
-/** Route config key: which code a too-large body gets on this route (uploads say FILE_TOO_LARGE). */
+/**
+ * Route config keys: which code a too-large body gets on this route (uploads say FILE_TOO_LARGE),
+ * or which message (exec says where larger stdin belongs).
+ */
 export interface ErrorRouteConfig {
   bodyTooLargeCode?: "FILE_TOO_LARGE";
+  bodyTooLargeMessage?: string;
 }
 
 declare module "fastify" {
   interface FastifyContextConfig {
     bodyTooLargeCode?: "FILE_TOO_LARGE";
+    bodyTooLargeMessage?: string;
   }
 }
 
@@ -61,7 +66,7 @@ export function toApiError(e: unknown, route?: ErrorRouteConfig): HyperfleetErro
   if (status === 413) {
     return route?.bodyTooLargeCode === "FILE_TOO_LARGE"
       ? new HyperfleetError("FILE_TOO_LARGE", "the upload is larger than HYPERFLEET_FILE_MAX_SIZE allows")
-      : new HyperfleetError("BODY_TOO_LARGE", "the request body is larger than this route accepts");
+      : new HyperfleetError("BODY_TOO_LARGE", route?.bodyTooLargeMessage ?? "the request body is larger than this route accepts");
   }
   if (status === 415) {
     return new HyperfleetError(

@@ -31,8 +31,13 @@ const CODE_STATUS: Partial<Record<ErrorCode, number>> = {
   // gateway, not this daemon being unavailable, and not the client's input either.
   IMAGE_REGISTRY_UNREACHABLE: 502,
   IMAGE_PULL_FAILED: 502,
-  // nginx's "client closed request": the client is gone, so only logs ever see this status.
+  // The client went away or cancelled (nginx's 499): nobody reads the answer, but logs and
+  // metrics must not count it as a server fault.
   OPERATION_CANCELLED: 499,
+  // The client did not finish sending its body in time (HYPERFLEET_BODY_TIMEOUT).
+  REQUEST_TIMEOUT: 408,
+  // Too many large bodies in flight (HYPERFLEET_BODY_BUDGET): retry after Retry-After.
+  TOO_MANY_REQUESTS: 429,
 };
 
 /** HTTP status for an error code. */

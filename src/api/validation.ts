@@ -1,7 +1,9 @@
 /**
  * Request validation with the same TypeBox schemas that feed the OpenAPI document. Bodies are
  * checked strictly (no type coercion: "2" is not a vcpu count); query strings and path params are
- * strings on the wire, so they are converted first. Defaults are applied after checking shape.
+ * strings on the wire, so they are converted first, but only when the string is exactly a number:
+ * TypeBox's own conversion parses "1e9" and "1.5" as the integer 1, which would let a value past
+ * the schema's maximum through. Defaults are applied after checking shape.
  * The first failing field becomes INVALID_ARGUMENT with `field` set.
  */
 import type { FastifySchemaCompiler } from "fastify";
@@ -20,12 +22,39 @@ export function fieldName(pointer: string, part: string): string {
     .reduce((acc, seg, i) => (/^\d+$/.test(seg) ? `${acc}[${seg}]` : i === 0 ? seg : `${acc}.${seg}`), "");
 }
 
+const INTEGER_TEXT = /^-?\d{1,16}$/;
+const NUMBER_TEXT = /^-?\d{1,16}(\.\d{1,16})?$/;
+
+function numericKind(schema: TSchema | undefined): "integer" | "number" | null {
+  const t = (schema as { type?: unknown } | undefined)?.type;
+  return t === "integer" || t === "number" ? t : null;
+}
+
+/**
+ * Converts a query/params object like Value.Convert, then puts back every numeric field whose text
+ * was not a plain decimal of the right kind, so the check fails on it with the field's name.
+ */
+function convertStrict(schema: TSchema, data: unknown): unknown {
+  // Value.Convert may convert in place: keep the text to compare against.
+  const original = data !== null && typeof data === "object" ? { ...(data as Record<string, unknown>) } : data;
+  const value = Value.Convert(schema, data);
+  const props = (schema as { properties?: Record<string, TSchema> }).properties;
+  if (props === undefined || original === null || typeof original !== "object" || value === null || typeof value !== "object") return value;
+  const out = { ...(value as Record<string, unknown>) };
+  for (const [k, raw] of Object.entries(original)) {
+    const kind = numericKind(props[k]);
+    if (kind === null || typeof raw !== "string") continue;
+    if (!(kind === "integer" ? INTEGER_TEXT : NUMBER_TEXT).test(raw)) out[k] = raw;
+  }
+  return out;
+}
+
 export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const checker = TypeCompiler.Compile(schema);
   const coerce = httpPart !== "body";
   const part = httpPart ?? "request";
   return (data: unknown) => {
-    const value = coerce ? Value.Convert(schema, data) : data;
+    const value = coerce ? convertStrict(schema, data) : data;
     if (checker.Check(value)) return { value: Value.Default(schema, value) };
     const first = checker.Errors(value).First();
     const field = fieldName(first?.path ?? "", part);

@@ -66,8 +66,20 @@ export const ERROR_CODES = {
   IMAGE_PULL_FAILED: "unavailable",
   IMAGE_PULL_ABORTED: "unavailable",
   HOST_DISK_FULL: "unavailable",
-  // The caller gave up on an operation (client gone, or its own deadline); the guest side was cancelled.
+  // Guest errnos a user can act on (src/agent/errno.ts): the user's VM or path, never our fault.
+  FILE_PATH_INVALID: "invalid_argument",
+  FILE_READ_ONLY: "invalid_argument",
+  FILE_BUSY: "conflict",
+  FILE_NOT_EMPTY: "conflict",
+  FILE_ALREADY_EXISTS: "already_exists",
+  FILE_NO_SPACE: "conflict",
+  GUEST_RESOURCE_EXHAUSTED: "conflict",
   OPERATION_CANCELLED: "unavailable",
+  // Request limits (src/api/limits.ts).
+  REQUEST_TIMEOUT: "timeout",
+  TOO_MANY_REQUESTS: "unavailable",
+  // Admission control: the host's memory or vCPU budget is taken (src/core/capacity.ts).
+  INSUFFICIENT_CAPACITY: "conflict",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,18 +1,21 @@
 /**
  * Startup reconciliation: the store says which machines had a VMM when the previous daemon ended
- * (stopped or crashed); this re-adopts those still running, records the ones that died, finishes
- * interrupted stops and deletes, records image pulls cut short, and kills VMMs in run dirs that
- * no machine owns.
+ * (stopped or crashed); this re-adopts those still running, fails boots that were cut short,
+ * records the ones that died, finishes interrupted stops and deletes, records image pulls cut
+ * short, then ends every QEMU in our run dirs that no machine holds (found in /proc, not from what
+ * was recorded: a crash between spawn and record leaves nothing recorded) and removes run dirs
+ * that no machine owns.
  * Every step is idempotent, so a daemon killed during reconciliation just runs it again.
  */
 import { readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { FastifyBaseLogger } from "fastify";
 import { LIVE_STATUSES } from "../core/machine-state.js";
 import type { MachineRecord } from "../store/records.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { VmFactory } from "./vm-factory.js";
 import type { VmLifecycle } from "./vm-lifecycle.js";
+import { findVmmsUnder, killFoundVmm, killVmmsIn } from "../vmm/qemu/scan.js";
 
 export interface ReconcileDeps {
   repo: MachineRepository;
@@ -27,6 +30,8 @@ export interface ReconcileReport {
   stopped: string[];
   deleted: string[];
   orphans: string[];
+  /** Pids of QEMU processes in our run dirs that no machine held, killed. */
+  strays: number[];
   /** Machines whose image pull the previous daemon did not finish. */
   pullsInterrupted: string[];
 }
@@ -34,7 +39,7 @@ export interface ReconcileReport {
 const RUN_DIR_NAME = /^vm_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
-  const report: ReconcileReport = { adopted: [], died: [], stopped: [], deleted: [], orphans: [], pullsInterrupted: [] };
+  const report: ReconcileReport = { adopted: [], died: [], stopped: [], deleted: [], orphans: [], strays: [], pullsInterrupted: [] };
   for (const rec of await d.repo.list({ status: LIVE_STATUSES })) {
     const log = d.log.child({ machine_id: rec.id });
     try {
@@ -44,10 +49,11 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
       log.error({ err: e, status: rec.status }, "could not reconcile machine; left as it was");
     }
   }
+  await killStrays(d, report);
   await removeOrphans(d, report);
   await endInterruptedPulls(d, report);
   d.log.info(
-    { adopted: report.adopted.length, died: report.died.length, stopped: report.stopped.length, deleted: report.deleted.length, orphans: report.orphans.length, pulls_interrupted: report.pullsInterrupted.length },
+    { adopted: report.adopted.length, died: report.died.length, stopped: report.stopped.length, deleted: report.deleted.length, orphans: report.orphans.length, strays: report.strays.length, pulls_interrupted: report.pullsInterrupted.length },
     "reconciled machines with their VMM processes",
   );
   return report;
@@ -57,8 +63,9 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
 async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: ReconcileReport, log: FastifyBaseLogger): Promise<void> {
   const lc = d.lifecycle;
   // No root disk recorded: an image machine that never got past its pull, so no VMM was spawned.
-  const m = rec.rootfsPath === null || rec.kernelImagePath === null ? null : await d.vms.adopt(rec);
+  const adopt = () => (rec.rootfsPath === null || rec.kernelImagePath === null ? Promise.resolve(null) : d.vms.adopt(rec));
   if (rec.status === "destroying" || rec.status === "stopping") {
+    const m = await adopt();
     if (m) lc.live.set(rec.id, m);
     if (rec.status === "destroying") {
       await lc.destroy(rec, log);
@@ -69,23 +76,29 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
     }
     return;
   }
-  // starting or running
+  if (rec.status === "starting") {
+    // The boot's steps (pull, main process) died with the daemon: whatever QEMU it left is ended
+    // by killStrays, and the machine can be started again.
+    const lastError = { code: "VMM_EXITED", message: "the boot was interrupted by a daemon restart; start the machine again" };
+    await lc.settle(rec.id, ["starting"], "failed", { pid: null, lastError }, "boot interrupted by a daemon restart");
+    report.died.push(rec.id);
+    return;
+  }
+  // running
+  const m = await adopt();
   if (m && m.agentClient !== null && !m.agentClient.closed) {
     await lc.adoptRunning(rec, m, log);
     report.adopted.push(rec.id);
     return;
   }
-  let lastError =
-    rec.status === "starting"
-      ? { code: "VMM_EXITED", message: "the boot was interrupted by a daemon restart; start the machine again" }
-      : { code: "VMM_EXITED", message: "the VMM process exited while the daemon was not running" };
+  let lastError = { code: "VMM_EXITED", message: "the VMM process exited while the daemon was not running" };
   if (m) {
-    // Alive but deaf: the boot was cut short by the restart, or the guest hung. A running machine
-    // means "the agent answers", so this one is killed and reported.
+    // Alive but deaf: the guest hung. A running machine means "the agent answers", so this one is
+    // killed and reported.
     await m.kill();
     lastError = { code: "AGENT_DISCONNECTED", message: "the guest agent did not answer after the daemon restarted; the VMM was killed" };
   }
-  await lc.settle(rec.id, [rec.status], "failed", { pid: null, lastError }, "found dead after daemon restart");
+  await lc.settle(rec.id, ["running"], "failed", { pid: null, lastError }, "found dead after daemon restart");
   report.died.push(rec.id);
 }
 
@@ -105,6 +118,27 @@ async function endInterruptedPulls(d: ReconcileDeps, report: ReconcileReport): P
   }
 }
 
+/**
+ * Ends every QEMU whose command line points into one of our run dirs and that no machine holds
+ * now: a boot cut short, a VMM whose machine was failed or deleted while it still ran, one whose
+ * run dir no machine owns. Adoption above already took every VMM a machine should keep.
+ */
+async function killStrays(d: ReconcileDeps, report: ReconcileReport): Promise<void> {
+  const held = new Set(d.lifecycle.live.all().map(([, m]) => m.pid));
+  for (const v of await findVmmsUnder(d.vms.runDirBase)) {
+    if (held.has(v.pid)) continue;
+    try {
+      if (await killFoundVmm(v)) {
+        report.strays.push(v.pid);
+        d.log.warn({ machine_id: basename(v.runDir), pid: v.pid }, "killed a VMM no machine held");
+      }
+    } catch (e) {
+      d.log.error({ err: e, machine_id: basename(v.runDir), pid: v.pid }, "could not kill a VMM no machine held");
+    }
+  }
+}
+
+/** Removes run dirs that no machine owns (their VMMs were ended by killStrays). */
 async function removeOrphans(d: ReconcileDeps, report: ReconcileReport): Promise<void> {
   let names: string[];
   try {
@@ -116,11 +150,11 @@ async function removeOrphans(d: ReconcileDeps, report: ReconcileReport): Promise
   for (const name of names.filter((n) => RUN_DIR_NAME.test(n) && !known.has(n))) {
     const runDir = join(d.vms.runDirBase, name);
     try {
-      const m = await d.vms.adoptOrphan(name, runDir);
-      if (m) await m.kill();
+      // A VMM that started using the dir after the sweep above would survive its removal.
+      const killed = await killVmmsIn(runDir);
       await rm(runDir, { recursive: true, force: true });
       report.orphans.push(name);
-      d.log.warn({ machine_id: name, had_vmm: m !== null }, "removed orphaned run dir");
+      d.log.warn({ machine_id: name, had_vmm: killed.length > 0 }, "removed orphaned run dir");
     } catch (e) {
       d.log.error({ err: e, machine_id: name }, "could not remove orphaned run dir");
     }

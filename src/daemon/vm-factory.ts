@@ -11,6 +11,7 @@ import { initramfsFor } from "../assets/index.js";
 import { defaultDriver, resolveGuestAssets } from "../lib/defaults.js";
 import { Machine, type MachineOptions } from "../lib/machine.js";
 import { QemuDriver } from "../vmm/qemu/driver.js";
+import { killVmmsIn } from "../vmm/qemu/scan.js";
 import type { MachineRecord } from "../store/records.js";
 
 export interface VmFactoryOptions {
@@ -103,15 +104,13 @@ export class VmFactory {
     return new Machine(await this.options(rec));
   }
 
+  /** Ends every VMM still using the machine's run dir, tracked or not (before the dir is removed). */
+  killVmmsOf(rec: MachineRecord): Promise<number[]> {
+    return killVmmsIn(rec.runDir);
+  }
+
   /** Re-attaches to the machine's VMM left by an earlier daemon; null when it is gone. */
   async adopt(rec: MachineRecord): Promise<Machine | null> {
     return Machine.adopt(await this.options(rec));
-  }
-
-  /** Adopts a VMM found in a run dir that no record owns (only to kill it). */
-  async adoptOrphan(id: string, runDir: string): Promise<Machine | null> {
-    // Boot paths do not matter for an adopted VMM; any placeholder keeps the library from
-    // resolving guest assets.
-    return Machine.adopt({ id, runDir, vcpuCount: 1, memSizeMib: 128, dataDir: this.o.dataDir, driver: await this.driver(), kernelImagePath: "-", rootfsPath: "-" });
   }
 }

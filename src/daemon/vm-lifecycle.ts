@@ -6,10 +6,11 @@
  */
 import { rm } from "node:fs/promises";
 import type { FastifyBaseLogger } from "fastify";
+import { checkAdmission, type Capacity } from "../core/capacity.js";
 import { toHyperfleetError } from "../core/errors.js";
 import { statusAfterUnexpectedExit, type MachineStatus } from "../core/machine-state.js";
 import type { Machine } from "../lib/machine.js";
-import type { MachineRepository } from "../store/machine-repository.js";
+import type { Admit, MachineRepository } from "../store/machine-repository.js";
 import type { MachinePatch, MachineRecord } from "../store/records.js";
 import { LiveVms } from "./live-vms.js";
 import { Semaphore } from "./semaphore.js";
@@ -30,6 +31,8 @@ export interface VmLifecycleOptions {
   stopTimeoutMs: number;
   /** How many VMs may boot at the same time; more wait in `starting`. */
   maxConcurrentBoots: number;
+  /** Admission limits checked on every move to `starting`; undefined admits everything. */
+  capacity?: Capacity;
   hooks?: BootHooks;
 }
 
@@ -42,9 +45,17 @@ export class VmLifecycle {
     this.bootSlots = new Semaphore(o.maxConcurrentBoots);
   }
 
-  /** A status change that may lose to a concurrent one (then undefined); waiters hear of it. */
+  /**
+   * A status change that may lose to a concurrent one (then undefined); waiters hear of it. A move
+   * to `starting` is a start, however it comes about (start, create with start, restart): it must
+   * fit in what machines holding a VMM leave free, or it throws INSUFFICIENT_CAPACITY. The check
+   * and the change are one transaction; the machine's share is given back by leaving the
+   * statuses that hold a VMM (stopped, failed, deleted), so it is always what the store says.
+   */
   async settle(id: string, from: readonly MachineStatus[], to: MachineStatus, patch: MachinePatch, reason: string): Promise<MachineRecord | undefined> {
-    const rec = await this.o.repo.transition(id, from, to, patch, reason);
+    const cap = this.o.capacity;
+    const admit: Admit | undefined = to === "starting" && cap ? (self, used) => checkAdmission(self, used, cap) : undefined;
+    const rec = await this.o.repo.transition(id, from, to, patch, reason, admit);
     if (rec) this.bus.publish({ kind: "updated", machine: rec });
     return rec;
   }
@@ -107,8 +118,12 @@ export class VmLifecycle {
   async destroy(rec: MachineRecord, log: FastifyBaseLogger): Promise<void> {
     try {
       const m = this.live.take(rec.id);
+      if (m) await m.kill();
+      // A VMM the daemon lost track of (a boot cut short by a crash) would outlive its run dir.
+      const strays = await this.o.vms.killVmmsOf(rec);
+      if (strays.length > 0) log.warn({ pids: strays }, "killed a VMM no machine held");
       if (m) await m.destroy();
-      else await rm(rec.runDir, { recursive: true, force: true });
+      await rm(rec.runDir, { recursive: true, force: true });
       await this.o.repo.delete(rec.id);
     } catch (e) {
       const he = toHyperfleetError(e);
@@ -141,7 +156,7 @@ export class VmLifecycle {
         const how = st.signal ? `signal ${st.signal}` : st.exitCode == null ? "unknown status" : `exit code ${st.exitCode}`;
         const lastError = to === "failed" ? { code: "VMM_EXITED", message: `the VMM process exited unexpectedly (${how})` } : null;
         if (await this.settle(id, ["running"], to, { pid: null, lastError }, `VMM exited (${how})`)) {
-          log.warn({ status: to, how }, "VMM exited on its own");
+          log.warn({ status: to, how, detected_by: st.detectedBy }, "VMM exited on its own");
         }
       })
       .catch((e: unknown) => log.error({ err: e }, "exit watcher failed"));

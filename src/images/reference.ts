@@ -7,7 +7,7 @@ import { HyperfleetError } from "../core/errors.js";
 
 /** A parsed, normalized image reference. */
 export interface ImageRef {
-  /** Registry host with optional port: `docker.io`, `127.0.0.1:5000`, `[::1]:5000`. */
+  /** Registry host with optional port: `docker.io`, `127.0.0.1:5000`, `localhost:5000`. */
   registry: string;
   /** Repository path inside the registry: `library/alpine`. */
   repository: string;
@@ -20,7 +20,9 @@ export interface ImageRef {
 export const DOCKER_HUB = "docker.io";
 const MAX_NAME_LENGTH = 255;
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const DOMAIN = /^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$/;
+// No bracketed IPv6 literals: distribution/reference allows them, but the skopeo we pull with
+// (1.9) rejects them as "invalid reference format", so they could only ever fail later, as a 502.
+const DOMAIN = /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::([0-9]{1,5}))?$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
@@ -63,7 +65,11 @@ export function parseImageRef(input: string): ImageRef {
   const first = slash < 0 ? "" : rest.slice(0, slash);
   // Same rule as Docker: the first component is a registry if it looks like a host name.
   if (first !== "" && (/[.:]/.test(first) || first === "localhost" || first !== first.toLowerCase())) {
-    if (!DOMAIN.test(first)) throw invalid(input, `${JSON.stringify(first)} is not a valid registry host[:port]`);
+    if (first.startsWith("[")) throw invalid(input, `IPv6 registry addresses such as ${JSON.stringify(first)} are not supported; use a host name`);
+    const host = DOMAIN.exec(first);
+    if (host === null) throw invalid(input, `${JSON.stringify(first)} is not a valid registry host[:port]`);
+    const port = host[1] === undefined ? null : Number(host[1]);
+    if (port !== null && (port < 1 || port > 65535)) throw invalid(input, `registry port ${port} is not between 1 and 65535`);
     registry = first === "index.docker.io" ? DOCKER_HUB : first;
     path = rest.slice(slash + 1);
   }

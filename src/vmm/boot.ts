@@ -58,9 +58,15 @@ export async function bootVm(driver: VmmDriver, spec: VmSpec, timeoutMs: number,
     const agent = await connectAgent(handle, timeoutMs, signal, { fresh: true });
     return { handle, agent };
   } catch (e) {
+    // Whether the VMM died on its own must be asked before we kill it.
+    const diedOnItsOwn = (await handle.status().catch(() => null))?.state === "exited";
     await handle.kill().catch(() => undefined);
+    const tail = diedOnItsOwn ? ((await handle.logTail?.().catch(() => "")) ?? "") : "";
     await handle.cleanup().catch(() => undefined);
-    const err = toHyperfleetError(e, "VM_START_TIMEOUT");
-    throw err.code === "AGENT_TIMEOUT" ? new HyperfleetError("VM_START_TIMEOUT", `VM ${spec.id} did not become ready within ${timeoutMs} ms; see ${handle.consoleLogPath}`, { cause: e }) : err;
+    let err = toHyperfleetError(e, "VM_START_TIMEOUT");
+    if (err.code === "AGENT_TIMEOUT") err = new HyperfleetError("VM_START_TIMEOUT", `VM ${spec.id} did not become ready within ${timeoutMs} ms; see ${handle.consoleLogPath}`, { cause: e });
+    // The VMM's own words (e.g. why it could not go on) say more than "exited".
+    if (tail) err = new HyperfleetError(err.code, `${err.message}; the VMM's log ends with: ${tail}`, { cause: e, ...(err.details ? { details: err.details } : {}) });
+    throw err;
   }
 }

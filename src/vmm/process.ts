@@ -2,7 +2,7 @@
  * Process helpers shared by VMM drivers: liveness checks that survive PID reuse and waiting for a
  * process we may not be the parent of (an adopted VMM).
  */
-import { readFile } from "node:fs/promises";
+import { open, readFile, type FileHandle } from "node:fs/promises";
 
 /** True while `pid` exists and is not a zombie. */
 export async function isAlive(pid: number): Promise<boolean> {
@@ -42,4 +42,37 @@ export async function waitForExit(pid: number, intervalMs = 100, signal?: AbortS
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), or null if it is gone. */
+export async function startTimeOf(pid: number): Promise<string | null> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The end of a log file, bounded (last `maxBytes`, at most `maxLines` lines), for error messages.
+ * Empty when the file is missing or empty.
+ */
+export async function readLogTail(path: string, maxBytes = 2048, maxLines = 10): Promise<string> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, "r");
+    const { size } = await fh.stat();
+    const len = Math.min(size, maxBytes);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    let text = buf.toString("utf8");
+    // A cut at the front may split a line (or a UTF-8 sequence): drop the partial first line.
+    if (size > len && text.includes("\n")) text = text.slice(text.indexOf("\n") + 1);
+    return text.trim().split("\n").slice(-maxLines).join("\n");
+  } catch {
+    return "";
+  } finally {
+    await fh?.close();
+  }
 }

@@ -254,3 +254,19 @@ test("HYPERFLEET_AUTH=off (loopback only): no key needed", async () => {
     await open.close();
   }
 });
+
+test("logs?tail= takes only a plain decimal integer within the maximum: 1e9 and 1.5 are not 1", async () => {
+  for (const tail of ["1e9", "1.5", "0x10", "1000001", "-1", "%205"]) {
+    expectError(await t.req("GET", `/machines/${GHOST}/logs?tail=${tail}`), 400, "INVALID_ARGUMENT", "tail");
+  }
+  // A valid tail gets past validation (to the unknown machine).
+  expectError(await t.req("GET", `/machines/${GHOST}/logs?tail=1000000`), 404, "MACHINE_NOT_FOUND");
+  expectError(await t.req("GET", `/machines/${GHOST}/wait?timeout=1e1`), 400, "INVALID_ARGUMENT", "timeout");
+});
+
+test("an image reference the puller cannot parse is 400 at creation, not a 502 later", async () => {
+  for (const image of ["[::1]:1/x:y", "[::1]:5000/app", "registry.lan:0/app", "registry.lan:70000/app"]) {
+    expectError(await t.req("POST", "/machines", { name: "bad-ref", vcpu_count: 1, mem_size_mib: 256, image }), 400, "INVALID_ARGUMENT", "image");
+    expectError(await t.req("POST", "/images/pull", { image }), 400, "INVALID_ARGUMENT", "image");
+  }
+});

@@ -16,7 +16,6 @@ test("short names normalize like Docker's", () => {
     ["ghcr.io/org/team/app:v1.2.3", "ghcr.io/org/team/app:v1.2.3"],
     ["localhost/app", "localhost/app:latest"],
     ["127.0.0.1:5000/test/busybox:1", "127.0.0.1:5000/test/busybox:1"],
-    ["[::1]:5000/x", "[::1]:5000/x:latest"],
     [`alpine@${D}`, `docker.io/library/alpine@${D}`],
     [`alpine:3.20@${D}`, `docker.io/library/alpine:3.20@${D}`],
     ["my_org/my-app.web__x", "docker.io/my_org/my-app.web__x:latest"],
@@ -31,7 +30,7 @@ test("parts are split into registry, repository, tag and digest", () => {
 });
 
 test("invalid references are INVALID_ARGUMENT on field image, with the reason", () => {
-  for (const bad of ["", "Alpine", "alpine:", "alpine:-x", "a b", "alpine@sha256:1234", "alpine@md5:abc", "UPPER.io/Repo", "foo//bar", "-foo", "a".repeat(300)]) {
+  for (const bad of ["", "Alpine", "alpine:", "alpine:-x", "a b", "alpine@sha256:1234", "alpine@md5:abc", "UPPER.io/Repo", "foo//bar", "-foo", "a".repeat(300), "[::1]:1/x:y", "[::1]:5000/x", "[zz]/x", "[]/x", "host:0/x", "host:99999/x", "host:/x"]) {
     assert.throws(
       () => parseImageRef(bad),
       (e: unknown) => isHyperfleetError(e, "INVALID_ARGUMENT") && e.details?.field === "image" && e.message.includes("invalid image reference"),

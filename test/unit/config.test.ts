@@ -100,3 +100,12 @@ test("isLoopbackHost", () => {
 test("blank values count as unset", () => {
   assert.equal(loadConfig({ PORT: "  ", HYPERFLEET_API_KEY: "" }).unwrap().port, 3000);
 });
+
+test("request body limits: defaults, overrides and bounds", () => {
+  assert.deepEqual(loadConfig({}).unwrap().http, { bodyTimeoutMs: 30_000, execMaxBody: 1_048_576, bodyBudget: 134_217_728 });
+  const c = loadConfig({ HYPERFLEET_BODY_TIMEOUT: "500", HYPERFLEET_EXEC_MAX_BODY: "4096", HYPERFLEET_BODY_BUDGET: "2097152" }).unwrap();
+  assert.deepEqual(c.http, { bodyTimeoutMs: 500, execMaxBody: 4096, bodyBudget: 2_097_152 });
+  assert.match(problemsOf({ HYPERFLEET_BODY_TIMEOUT: "0" }), /HYPERFLEET_BODY_TIMEOUT/);
+  assert.match(problemsOf({ HYPERFLEET_EXEC_MAX_BODY: "10" }), /HYPERFLEET_EXEC_MAX_BODY/);
+  assert.match(problemsOf({ HYPERFLEET_BODY_BUDGET: "1k" }), /HYPERFLEET_BODY_BUDGET/);
+});

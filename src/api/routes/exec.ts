@@ -13,6 +13,11 @@ export function execRoutes(app: FastifyInstance, service: MachineServicePort, op
     "/machines/:id/exec",
     {
       bodyLimit: opts.bodyLimit,
+      config: {
+        bodyTooLargeMessage:
+          `the exec body is larger than ${opts.bodyLimit} bytes (HYPERFLEET_EXEC_MAX_BODY); larger stdin does not belong in an exec ` +
+          "request: upload it with POST /machines/{id}/files and redirect it (sh -c 'cmd < /tmp/input')",
+      },
       schema: {
         tags: ["exec"],
         summary: "Run a command",

@@ -27,6 +27,38 @@ export function decodeBase64(s: string, field: string): Buffer {
   return Buffer.from(s, "base64");
 }
 
+function badPath(message: string): HyperfleetError {
+  return new HyperfleetError("INVALID_ARGUMENT", `path: ${message}`, { details: { field: "path" } });
+}
+
+/** Components of an absolute path, empty ones (from `//` or a trailing `/`) dropped. */
+function components(path: string): string[] {
+  return path.split("/").filter((c) => c !== "");
+}
+
+/** An upload writes a file: the path must name one, not `/` or a directory (`/tmp/`, `/tmp/.`). */
+export function uploadPath(path: string): string {
+  const parts = components(path);
+  const last = parts.at(-1);
+  if (last === undefined || last === "." || last === ".." || path.endsWith("/")) {
+    throw badPath("must name a file, not a directory (e.g. /tmp/hello.txt)");
+  }
+  return path;
+}
+
+/**
+ * The path a delete sends to the guest. `/` is refused here, before anything reaches the guest (a
+ * recursive delete would wipe the machine's root filesystem), and so is every spelling that could
+ * reach it: `.`/`..` components are refused and `//` or a trailing `/` dropped, because the guest
+ * resolves `/link/` and `/link/.` through a symlink to `/`, but removes `/link` itself.
+ */
+export function deletePath(path: string): string {
+  const parts = components(path);
+  if (parts.some((c) => c === "." || c === "..")) throw badPath("must not contain '.' or '..' components when deleting; give the path itself");
+  if (parts.length === 0) throw badPath("refusing to delete '/', the machine's root filesystem");
+  return `/${parts.join("/")}`;
+}
+
 function parseMode(mode: number | string | undefined): number | undefined {
   return typeof mode === "string" ? parseInt(mode, 8) : mode;
 }
@@ -62,7 +94,7 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
           details: { field: "content" },
         });
       }
-      const r = await service.writeFile(req.params.id, req.body.path, data, parseMode(req.body.mode), callContext(req, reply));
+      const r = await service.writeFile(req.params.id, uploadPath(req.body.path), data, parseMode(req.body.mode), callContext(req, reply));
       return reply.code(201).send({ path: req.body.path, size: r.size });
     },
   );
@@ -124,7 +156,7 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
       },
     },
     async (req, reply) => {
-      await service.removeFile(req.params.id, req.query.path, req.query.recursive ?? false, callContext(req, reply));
+      await service.removeFile(req.params.id, deletePath(req.query.path), req.query.recursive ?? false, callContext(req, reply));
       return reply.code(204).send();
     },
   );

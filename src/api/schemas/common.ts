@@ -1,5 +1,5 @@
 /** Schema pieces shared by several routes. */
-import { Type, type Static, type TSchema } from "@sinclair/typebox";
+import { FormatRegistry, Type, type Static, type TSchema } from "@sinclair/typebox";
 import { MACHINE_STATUSES } from "../../core/machine-state.js";
 
 /** OpenAPI 3.0 nullable (response schemas only: fast-json-stringify and Swagger understand it). */
@@ -26,12 +26,23 @@ export const EnvMap = Type.Record(Type.String({ pattern: ENV_NAME_PATTERN, maxLe
   description: "Environment variables (NAME -> value)",
 });
 
-/** Absolute guest path; NUL bytes cannot reach a C string in the guest. */
+/** Linux limits (NAME_MAX, PATH_MAX), in bytes: a longer path would fail in the guest anyway. */
+export const NAME_MAX = 255;
+export const PATH_MAX = 4096;
+
+/** Absolute, no NUL (it cannot reach a C string in the guest), and within the kernel's byte limits. */
+export function isGuestPath(s: string): boolean {
+  if (!s.startsWith("/") || s.includes("\0") || Buffer.byteLength(s) >= PATH_MAX) return false;
+  return s.split("/").every((c) => Buffer.byteLength(c) <= NAME_MAX);
+}
+FormatRegistry.Set("guest-path", isGuestPath);
+
 export const GuestPath = Type.String({
   minLength: 1,
-  maxLength: 4096,
-  pattern: "^/[^\\u0000]*$",
-  description: "Absolute path inside the guest",
+  maxLength: PATH_MAX,
+  format: "guest-path",
+  errorMessage: `must be an absolute path without NUL bytes, under ${PATH_MAX} bytes, each component at most ${NAME_MAX} bytes`,
+  description: `Absolute path inside the guest (under ${PATH_MAX} bytes, each component at most ${NAME_MAX} bytes)`,
   examples: ["/tmp/hello.txt"],
 });
 

@@ -38,12 +38,16 @@ export interface VmSpec {
 
 export type VmmProcessState = "running" | "paused" | "exited" | "unknown";
 
+/** How an exit was noticed: our child's exit event, the QMP socket closing, or the /proc poll. */
+export type VmmExitDetection = "child-exit" | "qmp-close" | "poll";
+
 export interface VmmStatus {
   state: VmmProcessState;
   pid: number | null;
   /** Exit code or signal once exited, when known (only for processes this driver spawned). */
   exitCode?: number | null;
   signal?: string | null;
+  detectedBy?: VmmExitDetection;
 }
 
 /** A live (or adopted) VMM process. */
@@ -61,6 +65,8 @@ export interface VmHandle {
   requestStop(timeoutMs: number): Promise<void>;
   /** SIGKILL the VMM process and wait for it to go. */
   kill(): Promise<void>;
+  /** The last lines of the VMM's own log (bounded), for error messages; "" when it has none. */
+  logTail?(): Promise<string>;
   /** Removes sockets, pidfile and runtime files (the console log is kept unless `all`). */
   cleanup(opts?: { all?: boolean }): Promise<void>;
 }

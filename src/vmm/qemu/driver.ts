@@ -3,15 +3,16 @@
  * the daemon, records what is needed to adopt them later (meta.json + pidfile), and controls them
  * over QMP. The command line comes from the pure builder in argv.ts.
  */
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { mkdir, open, readFile, rm, writeFile, rename } from "node:fs/promises";
-import { join } from "node:path";
-import { HyperfleetError } from "../../core/errors.js";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, renameSync, writeFileSync } from "node:fs";
+import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { HyperfleetError, toHyperfleetError } from "../../core/errors.js";
 import type { VmHandle, VmmDriver, VmSpec } from "../../core/ports/vmm-driver.js";
 import { type Accel, buildQemuArgv, type QemuPaths } from "./argv.js";
 import { QemuHandle } from "./handle.js";
-import { isOurProcess, sleep } from "../process.js";
+import { isAlive, readLogTail, sleep } from "../process.js";
+import { findVmmsIn, runDirOfArgv } from "./scan.js";
 
 export interface QemuDriverOptions {
   accel: Accel;
@@ -21,7 +22,8 @@ export interface QemuDriverOptions {
 
 interface Meta {
   id: string;
-  pid: number;
+  /** null from just before the spawn until it returned. */
+  pid: number | null;
   accel: Accel;
   startedAt: string;
   argv: string[];
@@ -58,8 +60,22 @@ export class QemuDriver implements VmmDriver {
     if (paths.qmpSocket.length > 107) throw new HyperfleetError("INVALID_ARGUMENT", `runDir ${spec.runDir} is too long for UNIX sockets (max ~96 chars)`, { details: { field: "runDir" } });
 
     const argv = buildQemuArgv({ spec, accel: this.opts.accel, paths, tbSizeMib: this.opts.tbSizeMib });
+    // Recorded before the spawn and again with the pid right after it, synchronously: a daemon
+    // killed at any point of a boot leaves a run dir that says which process to end or adopt.
+    // (The instants between fork and the second write are covered by the /proc scan in scan.ts.)
+    const meta: Meta = { id: spec.id, pid: null, accel: this.opts.accel, startedAt: new Date().toISOString(), argv: [this.bin, ...argv] };
+    writeMetaSync(paths.metaFile, meta);
     const log = await open(paths.stderrLog, "w");
-    const child = spawn(this.bin, argv, { detached: true, stdio: ["ignore", log.fd, log.fd] });
+    let child: ChildProcess;
+    try {
+      // QEMU gets no share of our environment: it holds HYPERFLEET_API_KEY.
+      child = spawn(this.bin, argv, { detached: true, stdio: ["ignore", log.fd, log.fd], env: vmmEnv() });
+      if (child.pid !== undefined) writeMetaSync(paths.metaFile, { ...meta, pid: child.pid });
+    } catch (e) {
+      await log.close();
+      await rm(paths.metaFile, { force: true });
+      throw e;
+    }
     // Listen before any await: 'spawn' fires on the next tick and would be missed.
     const spawned = new Promise<number>((resolve, reject) => {
       child.once("spawn", () => resolve(child.pid!));
@@ -70,34 +86,42 @@ export class QemuDriver implements VmmDriver {
       );
     });
     await log.close();
-    const pid = await spawned;
+    let pid: number;
+    try {
+      pid = await spawned;
+    } catch (e) {
+      await rm(paths.metaFile, { force: true });
+      throw e;
+    }
     // Not unref()ed: awaiting the exit of a VMM that died early must keep the event loop alive.
     // Surviving the parent comes from `detached` (own session) and stdio on files, not from unref.
     const handle = new QemuHandle(spec.id, pid, spec.runDir, paths, child);
     try {
       await this.waitForSockets(paths, handle, signal);
       await handle.attachQmp(5_000);
-      const meta: Meta = { id: spec.id, pid, accel: this.opts.accel, startedAt: new Date().toISOString(), argv: [this.bin, ...argv] };
-      await writeFile(paths.metaFile + ".tmp", JSON.stringify(meta, null, 2));
-      await rename(paths.metaFile + ".tmp", paths.metaFile);
       return handle;
     } catch (e) {
       await handle.kill().catch(() => undefined);
+      const err = await withVmmLog(e, paths.stderrLog);
       await handle.cleanup();
-      throw e;
+      throw err;
     }
   }
 
   async adopt(id: string, runDir: string): Promise<VmHandle | null> {
     const paths = qemuPaths(runDir);
-    let meta: Meta;
+    let meta: Meta | null = null;
     try {
       meta = JSON.parse(await readFile(paths.metaFile, "utf8")) as Meta;
     } catch {
-      return null;
+      // Missing or unreadable: the run dir on a QEMU's command line still names it (below).
     }
-    if (meta.id !== id || !(await isOurProcess(meta.pid, `hf-${id}`))) return null;
-    const handle = new QemuHandle(id, meta.pid, runDir, paths, null);
+    if (meta !== null && meta.id !== id) return null;
+    // No pid recorded (the daemon died between recording the boot and the spawn returning, or the
+    // record is gone): QEMU's own pidfile, else the process whose command line points here.
+    const pid = meta?.pid ?? (await pidFromFile(paths.pidFile)) ?? (await findVmmsIn(runDir))[0]?.pid;
+    if (pid === undefined || !(await isVmmOf(pid, runDir))) return null;
+    const handle = new QemuHandle(id, pid, runDir, paths, null);
     try {
       await handle.attachQmp(5_000);
     } catch {
@@ -113,13 +137,46 @@ export class QemuDriver implements VmmDriver {
     let exited = false;
     void handle.exited().then(() => (exited = true));
     while (!(existsSync(paths.qmpSocket) && existsSync(paths.agentSocket))) {
-      if (exited) {
-        const log = await readFile(paths.stderrLog, "utf8").catch(() => "");
-        throw new HyperfleetError("VMM_SPAWN_FAILED", `QEMU exited during startup: ${log.trim().slice(-800) || "no output"}`);
-      }
+      if (exited) throw new HyperfleetError("VMM_SPAWN_FAILED", "QEMU exited during startup");
       if (signal?.aborted) throw new HyperfleetError("VMM_SPAWN_FAILED", "VM start aborted");
       if (Date.now() > deadline) throw new HyperfleetError("VM_START_TIMEOUT", "QEMU did not create its control sockets within 10 s");
       await sleep(2);
     }
   }
+}
+
+async function pidFromFile(file: string): Promise<number | undefined> {
+  const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+}
+
+function writeMetaSync(file: string, meta: Meta): void {
+  writeFileSync(file + ".tmp", JSON.stringify(meta, null, 2));
+  renameSync(file + ".tmp", file);
+}
+
+/** The whole environment QEMU gets: enough to run, nothing of the daemon's (secrets included). */
+export function vmmEnv(): Record<string, string> {
+  return { PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" };
+}
+
+/** True when `pid` is a live QEMU whose command line points into exactly `runDir` (guards against PID reuse). */
+async function isVmmOf(pid: number, runDir: string): Promise<boolean> {
+  if (!(await isAlive(pid))) return false;
+  try {
+    return runDirOfArgv((await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0")) === resolve(runDir);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Adds the end of qemu.log to an error from a failed start: when QEMU exits on its own (no memory,
+ * a missing kernel, a disk locked by another QEMU) its reason is there, not in what QMP saw.
+ */
+export async function withVmmLog(e: unknown, logPath: string): Promise<unknown> {
+  const tail = await readLogTail(logPath);
+  if (!tail) return e;
+  const he = toHyperfleetError(e, "VMM_SPAWN_FAILED");
+  return new HyperfleetError(he.code, `${he.message}; QEMU's log (${logPath}) ends with: ${tail}`, { cause: e, ...(he.details ? { details: he.details } : {}) });
 }

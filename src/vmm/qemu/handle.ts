@@ -1,22 +1,34 @@
 /**
  * A running (spawned or adopted) QEMU process. Exit is detected from the child's 'exit' event when
- * we spawned it, else from the QMP socket closing plus /proc polling, so an adopted VM whose QEMU
- * is killed is noticed within about a second.
+ * we spawned it. An adopted one is not our child and Node has no pidfd, so its death is noticed
+ * from the QMP socket closing (the kernel closes it as the process exits), confirmed in /proc;
+ * a slow /proc poll is only the backstop for a QMP connection that was never made or was lost.
  */
 import type { ChildProcess } from "node:child_process";
 import { connect } from "node:net";
 import { rm } from "node:fs/promises";
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../../core/errors.js";
-import type { VmHandle, VmmStatus } from "../../core/ports/vmm-driver.js";
+import type { VmHandle, VmmExitDetection, VmmStatus } from "../../core/ports/vmm-driver.js";
 import type { QemuPaths } from "./argv.js";
 import { QmpClient } from "./qmp.js";
-import { isAlive, sleep, waitForExit } from "../process.js";
+import { isAlive, readLogTail, sleep } from "../process.js";
+
+/** After the QMP socket closed, how long to look for the process to be gone before giving up. */
+const QMP_CLOSE_CONFIRM_MS = 2_000;
+/** The backstop /proc poll of an adopted VMM without a QMP connection. */
+const POLL_MS = 250;
 
 export class QemuHandle implements VmHandle {
   private exitStatus: VmmStatus | null = null;
   private readonly exitPromise: Promise<VmmStatus>;
   private qmp: QmpClient | null = null;
+  /** Set when we close QMP ourselves: that close says nothing about the process. */
+  private closingQmp = false;
+  /** True while our QMP connection is open: QEMU's death closes it, so polling /proc can wait. */
+  private qmpWatching = false;
+  private noteExit: (by: VmmExitDetection) => void = () => undefined;
+  private readonly spawned: boolean;
 
   constructor(
     readonly id: string,
@@ -25,13 +37,29 @@ export class QemuHandle implements VmHandle {
     readonly paths: QemuPaths & { metaFile: string; stderrLog: string },
     child: ChildProcess | null,
   ) {
+    this.spawned = child !== null;
     this.exitPromise = child
       ? new Promise((resolve) => {
-          const onExit = (code: number | null, signal: NodeJS.Signals | null) => resolve((this.exitStatus = { state: "exited", pid, exitCode: code, signal }));
+          const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+            resolve((this.exitStatus = { state: "exited", pid, exitCode: code, signal, detectedBy: "child-exit" }));
           if (child.exitCode !== null || child.signalCode !== null) onExit(child.exitCode, child.signalCode);
           else child.once("exit", onExit);
         })
-      : waitForExit(pid, 250).then(() => (this.exitStatus = { state: "exited", pid, exitCode: null, signal: null }));
+      : new Promise((resolve) => {
+          this.noteExit = (by) => {
+            if (!this.exitStatus) resolve((this.exitStatus = { state: "exited", pid, exitCode: null, signal: null, detectedBy: by }));
+          };
+          void this.pollExit();
+        });
+  }
+
+  /** Backstop for an adopted VMM: /proc every 250 ms, only while no QMP connection would tell us sooner. */
+  private async pollExit(): Promise<void> {
+    while (!this.exitStatus) {
+      await sleep(POLL_MS);
+      if (this.qmpWatching || this.exitStatus) continue;
+      if (!(await isAlive(this.pid))) this.noteExit("poll");
+    }
   }
 
   get consoleLogPath(): string {
@@ -40,7 +68,28 @@ export class QemuHandle implements VmHandle {
 
   /** Attaches QMP; called once by the driver after spawn/adopt. */
   async attachQmp(timeoutMs: number): Promise<void> {
-    this.qmp = await QmpClient.connect(this.paths.qmpSocket, timeoutMs);
+    const qmp = await QmpClient.connect(this.paths.qmpSocket, timeoutMs);
+    this.qmp = qmp;
+    this.qmpWatching = true;
+    void qmp.closedPromise.then(() => {
+      this.qmpWatching = false;
+      // A child of ours reports its own exit; only an adopted VMM needs the socket's hint.
+      if (!this.closingQmp && !this.spawned) void this.confirmExitAfterQmpClose();
+    });
+  }
+
+  /** The last lines of QEMU's own stderr (bounded): why it refused to start or died. */
+  logTail(): Promise<string> {
+    return readLogTail(this.paths.stderrLog);
+  }
+
+  private async confirmExitAfterQmpClose(): Promise<void> {
+    const deadline = Date.now() + QMP_CLOSE_CONFIRM_MS;
+    // The socket closes while the kernel tears the process down; it is gone a moment later.
+    while (!this.exitStatus && Date.now() < deadline) {
+      if (!(await isAlive(this.pid))) return this.noteExit("qmp-close");
+      await sleep(2);
+    }
   }
 
   connectAgent(signal?: AbortSignal): Promise<Duplex> {
@@ -98,6 +147,7 @@ export class QemuHandle implements VmHandle {
   }
 
   async cleanup(opts: { all?: boolean } = {}): Promise<void> {
+    this.closingQmp = true;
     this.qmp?.close();
     if (opts.all) {
       await rm(this.runDir, { recursive: true, force: true });
