@@ -73,7 +73,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       startTimeoutMs: config.startTimeoutMs,
     });
     const main = new MainProcesses();
-    const statuses = new MachineStatuses(store.machines);
+    const statuses = new MachineStatuses(store.machines, config.capacity);
     const pulls = opened.service ? new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, statuses }) : null;
     const lifecycle = new VmLifecycle({
       repo: store.machines,
@@ -84,6 +84,8 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       hooks: imageBootHooks(pulls, opened.unavailable, main),
     });
     const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, log });
+    const cap = config.capacity;
+    log.info({ max_memory_mib: cap.maxMemoryMib, vm_overhead_mib: cap.vmOverheadMib, max_vcpus: cap.maxVcpus, max_vcpus_per_machine: cap.maxVcpusPerMachine }, "admission limits");
     await opened.users.sync(await store.machines.list());
     const service = new MachineService({
       repo: store.machines,
@@ -91,10 +93,11 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       lifecycle,
       log,
       fileTransferTimeoutMs: config.fileTransferTimeoutMs,
+      capacity: config.capacity,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
-    const app = await buildApp({ service, images: catalog, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, version: VERSION });
+    const app = await buildApp({ service, images: catalog, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION });
 
     let url: string | null = null;
     if (opts.listen !== false) {

@@ -49,7 +49,7 @@ export class VmLifecycle {
     return this.o.statuses.bus;
   }
 
-  /** A status change that may lose to a concurrent one (then undefined); waiters hear of it. */
+  /** A status change (MachineStatuses.settle: may lose to a concurrent one, a start may be refused). */
   settle(id: string, from: readonly MachineStatus[], to: MachineStatus, patch: MachinePatch, reason: string): Promise<MachineRecord | undefined> {
     return this.o.statuses.settle(id, from, to, patch, reason);
   }

@@ -7,7 +7,8 @@
  */
 import type { Logger } from "../core/ports/logger.js";
 import { ulid } from "ulid";
-import { HyperfleetError } from "../core/errors.js";
+import { checkFitsHost, type Capacity } from "../core/capacity.js";
+import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
 import { checkAction, checkTransition, type MachineStatus } from "../core/machine-state.js";
 import type { Vm } from "../vmm/vm.js";
 import { parseImageRef } from "../images/index.js";
@@ -31,6 +32,8 @@ export interface MachineServiceOptions {
   lifecycle: VmLifecycle;
   log: Logger;
   fileTransferTimeoutMs: number;
+  /** Admission limits: a machine that could not start even on an idle host is refused at create. */
+  capacity?: Capacity;
   images: {
     /** null when images are off on this host; `unavailable` says why. */
     pulls: ImagePulls | null;
@@ -52,7 +55,10 @@ export class MachineService implements MachineServicePort {
   private readonly io: MachineIo;
   private readonly img: MachineServiceOptions["images"];
   private readonly views: MachineViews;
+  private readonly capacity: Capacity | undefined;
   private readonly shutdown = new AbortController();
+  /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
+  private readonly stopping = new AbortController();
 
   constructor(o: MachineServiceOptions) {
     this.repo = o.repo;
@@ -60,8 +66,10 @@ export class MachineService implements MachineServicePort {
     this.lc = o.lifecycle;
     this.log = o.log;
     this.img = o.images;
+    this.capacity = o.capacity;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.views = new MachineViews(o.images.pulls, o.images.main);
+    this.shutdown.signal.addEventListener("abort", () => this.stopping.abort(new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back")), { once: true });
   }
 
   /** Aborted when the daemon shuts down (pulls ahead of time stop with it). */
@@ -94,6 +102,8 @@ export class MachineService implements MachineServicePort {
 
   async create(req: CreateMachineRequest, ctx: CallContext = {}): Promise<MachineView> {
     this.assertOpen();
+    const tooBig = this.capacity && checkFitsHost({ vcpuCount: req.vcpuCount, memSizeMib: req.memSizeMib }, this.capacity);
+    if (tooBig) throw tooBig;
     const id = `vm_${ulid()}`;
     const pulls = req.image === undefined ? null : this.imagePulls(req.image);
     // Resolved now so the record shows what it boots. Without guest assets a machine can still be
@@ -125,21 +135,32 @@ export class MachineService implements MachineServicePort {
       workdir: req.workdir ?? null,
       user: req.user ?? null,
     });
+    // With `start`, creating is all or nothing: a start refused (no capacity) leaves no machine.
+    let starting: MachineRecord | null = null;
+    if (req.start) {
+      try {
+        starting = await this.admitStart(rec);
+      } catch (e) {
+        await this.repo.delete(id);
+        throw e;
+      }
+    }
     // The request's logger has no machine id yet (POST /machines has no :id): bind it here.
     const bound = { ...ctx, log: (ctx.log ?? this.log).child({ machine_id: id }) };
-    bound.log.info({ name: req.name, image: req.image }, "machine created");
+    bound.log.info({ name: req.name, image: req.image, start: req.start }, "machine created");
+    // Before the boot is queued: the boot waits for this pull, with these credentials.
     pulls?.begin(rec, req.registryAuth, bound.log);
-    return req.start ? this.start(id, bound) : this.views.plain(rec);
+    if (starting === null) return this.views.plain(rec);
+    this.queueBoot(starting, bound);
+    return this.views.plain(starting);
   }
 
   async start(id: string, ctx: CallContext = {}): Promise<MachineView> {
     this.assertOpen();
     const rec = await this.record(id);
     checkAction("start", rec.status).unwrap();
-    const paths = rec.kernelImagePath !== null && (rec.rootfsPath !== null || rec.imageRef !== null) ? {} : await this.bootPaths(rec);
-    const starting = await this.move(rec, "starting", { ...paths, lastError: null, pid: null }, "start requested");
-    const log = this.logFor(id, ctx);
-    this.background(id, log, () => this.lc.boot(starting, log));
+    const starting = await this.admitStart(rec);
+    this.queueBoot(starting, ctx);
     return this.views.plain(starting);
   }
 
@@ -163,7 +184,17 @@ export class MachineService implements MachineServicePort {
     const log = this.logFor(id, ctx);
     this.background(id, log, async () => {
       await this.lc.halt(id, log);
-      const starting = await this.lc.settle(id, ["stopped"], "starting", { lastError: null }, "restart: booting again");
+      let starting: MachineRecord | undefined;
+      try {
+        starting = await this.lc.settle(id, ["stopped"], "starting", { lastError: null }, "restart: booting again");
+      } catch (e) {
+        // Another start took the capacity this machine gave back while it stopped: it stays stopped, saying why.
+        if (!isHyperfleetError(e, "INSUFFICIENT_CAPACITY")) throw e;
+        const rec = await this.repo.update(id, { lastError: { code: e.code, message: e.message } });
+        if (rec) this.lc.bus.publish({ kind: "updated", machine: rec });
+        log.warn({ code: e.code, reason: e.message }, "restart: the machine stopped but could not start again");
+        return;
+      }
       if (starting) await this.lc.boot(starting, log);
     });
     return this.views.plain(stopping);
@@ -185,15 +216,15 @@ export class MachineService implements MachineServicePort {
 
   // --- exec and files (delegated; they only need a running Machine) ---
 
-  exec(id: string, req: ExecRequest): Promise<ExecOutput> {
+  exec(id: string, req: ExecRequest, ctx: CallContext = {}): Promise<ExecOutput> {
     // The caller is looking at the machine: a good moment to look at its main process too.
-    return this.io.exec(id, req).finally(() => void this.img.main.refresh(id));
+    return this.io.exec(id, req, this.callSignal(ctx)).finally(() => void this.img.main.refresh(id));
   }
-  writeFile(id: string, path: string, data: Buffer, mode: number | undefined): Promise<{ size: number }> {
-    return this.io.writeFile(id, path, data, mode);
+  writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx: CallContext = {}): Promise<{ size: number }> {
+    return this.io.writeFile(id, path, data, mode, this.callSignal(ctx));
   }
-  readFile(id: string, path: string, maxSize: number): Promise<Buffer> {
-    return this.io.readFile(id, path, maxSize);
+  readFile(id: string, path: string, maxSize: number, ctx: CallContext = {}): Promise<Buffer> {
+    return this.io.readFile(id, path, maxSize, this.callSignal(ctx));
   }
   stat(id: string, path: string): Promise<FileStatView> {
     return this.io.stat(id, path);
@@ -202,8 +233,15 @@ export class MachineService implements MachineServicePort {
     return this.io.remove(id, path, recursive);
   }
   logs(id: string, req: LogsRequest, ctx: CallContext = {}): Promise<Buffer | AsyncIterable<Buffer>> {
-    const signals = [this.shutdown.signal, ...(ctx.signal ? [ctx.signal] : [])];
-    return this.io.logs(id, req, AbortSignal.any(signals)).finally(() => void this.img.main.refresh(id));
+    return this.io.logs(id, req, this.callSignal(ctx)).finally(() => void this.img.main.refresh(id));
+  }
+
+  /**
+   * Fires when the client goes away or the daemon shuts down: the guest-side operation is
+   * cancelled. A shutdown says so (503 SHUTTING_DOWN), since that client is still listening.
+   */
+  private callSignal(ctx: CallContext): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, ...(ctx.signal ? [ctx.signal] : [])]);
   }
 
   // --- shutdown ---
@@ -230,6 +268,17 @@ export class MachineService implements MachineServicePort {
   }
 
   // --- internals ---
+
+  /** Records the boot paths and moves to `starting`, which admission control may refuse. */
+  private async admitStart(rec: MachineRecord): Promise<MachineRecord> {
+    const paths = rec.kernelImagePath !== null && (rec.rootfsPath !== null || rec.imageRef !== null) ? {} : await this.bootPaths(rec);
+    return this.move(rec, "starting", { ...paths, lastError: null, pid: null }, "start requested");
+  }
+
+  private queueBoot(starting: MachineRecord, ctx: CallContext): void {
+    const log = this.logFor(starting.id, ctx);
+    this.background(starting.id, log, () => this.lc.boot(starting, log));
+  }
 
   private async record(id: string): Promise<MachineRecord> {
     const rec = await this.repo.get(id);

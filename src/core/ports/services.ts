@@ -81,13 +81,24 @@ export interface ExecRequest {
   user?: string;
   timeoutMs: number;
   stdin?: string;
+  /** Bytes kept of stdout and, separately, of stderr; the rest is dropped (the command goes on). */
+  maxOutputBytes: number;
+  /** How stdout and stderr are turned into strings: `base64` keeps bytes that are not UTF-8. */
+  encoding: ExecEncoding;
 }
 
+export type ExecEncoding = "utf8" | "base64";
+
+/** An exec's result; EXEC_TIMEOUT carries the same output fields in its details (snake_case). */
 export interface ExecOutput {
   exitCode: number | null;
   signal: number | null;
+  /** In the request's encoding. */
   stdout: string;
   stderr: string;
+  /** The stream had more than maxOutputBytes; only the first maxOutputBytes are in stdout/stderr. */
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
   durationMs: number;
 }
 
@@ -115,7 +126,7 @@ export interface MachineServicePort {
   wait(id: string, status: MachineStatus, timeoutMs: number, ctx?: CallContext): Promise<MachineView>;
   exec(id: string, req: ExecRequest, ctx?: CallContext): Promise<ExecOutput>;
   writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx?: CallContext): Promise<{ size: number }>;
-  /** FILE_TOO_LARGE when the file is bigger than `maxSize` bytes. */
+  /** FILE_TOO_LARGE when the file is bigger than `maxSize` bytes, whatever its stat says. */
   readFile(id: string, path: string, maxSize: number, ctx?: CallContext): Promise<Buffer>;
   stat(id: string, path: string, ctx?: CallContext): Promise<FileStatView>;
   removeFile(id: string, path: string, recursive: boolean, ctx?: CallContext): Promise<void>;
