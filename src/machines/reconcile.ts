@@ -15,7 +15,6 @@ import type { MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { VmFactory } from "./vm-factory.js";
 import { forceKill, type VmLifecycle } from "./lifecycle.js";
-import { findVmmsUnder, killFoundVmm, killVmmsIn } from "../vmm/qemu/scan.js";
 
 export interface ReconcileDeps {
   repo: MachineRepository;
@@ -125,10 +124,10 @@ async function endInterruptedPulls(d: ReconcileDeps, report: ReconcileReport): P
  */
 async function killStrays(d: ReconcileDeps, report: ReconcileReport): Promise<void> {
   const held = new Set(d.lifecycle.live.all().map(([, m]) => m.pid));
-  for (const v of await findVmmsUnder(d.vms.runDirBase)) {
+  for (const v of await d.vms.findVmms()) {
     if (held.has(v.pid)) continue;
     try {
-      if (await killFoundVmm(v)) {
+      if (await d.vms.killFound(v)) {
         report.strays.push(v.pid);
         d.log.warn({ machine_id: basename(v.runDir), pid: v.pid }, "killed a VMM no machine held");
       }
@@ -151,7 +150,7 @@ async function removeOrphans(d: ReconcileDeps, report: ReconcileReport): Promise
     const runDir = join(d.vms.runDirBase, name);
     try {
       // A VMM that started using the dir after the sweep above would survive its removal.
-      const killed = await killVmmsIn(runDir);
+      const killed = await d.vms.killVmmsIn(runDir);
       await rm(runDir, { recursive: true, force: true });
       report.orphans.push(name);
       d.log.warn({ machine_id: name, had_vmm: killed.length > 0 }, "removed orphaned run dir");

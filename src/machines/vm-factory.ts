@@ -9,8 +9,7 @@ import { HyperfleetError } from "../core/errors.js";
 import type { MachineRecord } from "../core/machine.js";
 import type { GuestAssets } from "../assets/index.js";
 import { hostTscKhz } from "../vmm/host.js";
-import { killVmmsIn } from "../vmm/qemu/scan.js";
-import type { DriverRegistry } from "../vmm/registry.js";
+import type { DriverRegistry, FoundVmm } from "../vmm/registry.js";
 import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths, type BootOverrides, type BootPaths } from "../vmm/spec.js";
 import { Vm } from "../vmm/vm.js";
 
@@ -78,6 +77,21 @@ export class VmFactory {
 
   /** Ends every VMM still using the machine's run dir, tracked or not (before the dir is removed). */
   killVmmsOf(rec: MachineRecord): Promise<number[]> {
-    return killVmmsIn(rec.runDir);
+    return this.o.registry.scan.killIn(rec.runDir);
+  }
+
+  /** Ends every VMM still using `runDir` (a run dir no machine owns). */
+  killVmmsIn(runDir: string): Promise<number[]> {
+    return this.o.registry.scan.killIn(runDir);
+  }
+
+  /** Every VMM in our run dirs, found in /proc rather than from what was recorded. */
+  findVmms(): Promise<FoundVmm[]> {
+    return this.o.registry.scan.findUnder(this.runDirBase);
+  }
+
+  /** Kills a VMM found by findVmms if it is still that process; true when it was killed. */
+  killFound(v: FoundVmm): Promise<boolean> {
+    return this.o.registry.scan.kill(v);
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The driver registry: which VmmDriver and which DiskProvider a host uses, chosen by
+ * The driver registry: which VmmDriver, DiskProvider and VMM process scan a host uses, chosen by
  * configuration. QEMU today; Firecracker registers here next. The choice is made once per
  * registry and shared by every VM: with `accel: auto` it costs a probe boot, whose verdict is
  * cached on disk (src/vmm/qemu/accel.ts).
@@ -14,6 +14,9 @@ import { hostTscKhz } from "./host.js";
 import { buildKernelArgs } from "./kernel-args.js";
 import { probeAccel } from "./qemu/accel.js";
 import { QemuDriver } from "./qemu/driver.js";
+import { findVmmsUnder, killFoundVmm, killVmmsIn, type FoundVmm } from "./qemu/scan.js";
+
+export type { FoundVmm } from "./qemu/scan.js";
 
 export interface VmmChoice {
   kind: VmmKind;
@@ -25,9 +28,20 @@ export interface VmmChoice {
   assets: () => Promise<GuestAssets>;
 }
 
+/** Finding and ending a backend's VMM processes by run dir, tracked or not (reconciliation, deletes). */
+export interface VmmScan {
+  /** Every VMM whose run dir lies under `base`. */
+  findUnder(base: string): Promise<FoundVmm[]>;
+  /** Kills `v` if it is still that process (pid reuse is checked); true when it was killed. */
+  kill(v: FoundVmm): Promise<boolean>;
+  /** Kills every VMM using `runDir`; their pids. */
+  killIn(runDir: string): Promise<number[]>;
+}
+
 interface Backend {
   driver(c: VmmChoice): Promise<VmmDriver>;
   disks: DiskProvider;
+  scan: VmmScan;
 }
 
 const BACKENDS: Record<VmmKind, Backend | null> = {
@@ -49,6 +63,7 @@ const BACKENDS: Record<VmmKind, Backend | null> = {
       return new QemuDriver({ accel: verdict.accel });
     },
     disks: qcow2Overlays,
+    scan: { findUnder: findVmmsUnder, kill: (v) => killFoundVmm(v), killIn: killVmmsIn },
   },
   firecracker: null,
 };
@@ -81,6 +96,10 @@ export class DriverRegistry {
 
   get disks(): DiskProvider {
     return this.backend.disks;
+  }
+
+  get scan(): VmmScan {
+    return this.backend.scan;
   }
 }
 
