@@ -49,7 +49,7 @@ export class MainProcesses {
     const agent = machine.agentClient;
     if (!agent || mainProcessSpec(rec) === null) return null;
     try {
-      const text = await within(agent.readFile(`${MAIN_LOG_PATH}.status`), STATUS_READ_TIMEOUT_MS, "AGENT_TIMEOUT", "reading the main process status");
+      const text = await within(agent.readFile(`${MAIN_LOG_PATH}.status`, { maxBytes: 4096 }), STATUS_READ_TIMEOUT_MS, "AGENT_TIMEOUT", "reading the main process status");
       return parseMainStatus(text.toString("utf8"));
     } catch {
       return null; // not started yet, or the guest is busy: the next GET will tell
