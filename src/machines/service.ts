@@ -216,9 +216,12 @@ export class MachineService implements MachineServicePort {
 
   // --- exec and files (delegated; they only need a running Machine) ---
 
-  exec(id: string, req: ExecRequest, ctx: CallContext = {}): Promise<ExecOutput> {
-    // The caller is looking at the machine: a good moment to look at its main process too.
-    return this.io.exec(id, req, this.callSignal(ctx)).finally(() => void this.img.main.refresh(id));
+  async exec(id: string, req: ExecRequest, ctx: CallContext = {}): Promise<ExecOutput> {
+    // The caller is looking at the machine (and may have changed its main process): look again,
+    // before answering, so what the caller reads next agrees with what it just did.
+    const out = await this.io.exec(id, req, this.callSignal(ctx));
+    await this.img.main.refresh(id);
+    return out;
   }
   writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx: CallContext = {}): Promise<{ size: number }> {
     return this.io.writeFile(id, path, data, mode, this.callSignal(ctx));

@@ -14,6 +14,10 @@ import { MAIN_LOG_PATH, parseMainStatus, tailOffset } from "./run-spec.js";
 export const FOLLOW_INTERVAL_MS = 250;
 /** Largest piece read per READ, so one poll never holds the agent channel for long. */
 const READ_CHUNK = 1 << 20;
+/** Most of the log one request returns: the guest rotates at 32 MiB, so only a tampered log is longer. */
+export const MAX_LOG_READ = 32 << 20;
+/** A status line is a few dozen bytes; a guest could point the file at something endless. */
+const STATUS_MAX_BYTES = 4096;
 const STATUS_PATH = `${MAIN_LOG_PATH}.status`;
 const ROTATED_PATH = `${MAIN_LOG_PATH}.1`;
 
@@ -39,11 +43,12 @@ async function* readRange(agent: AgentClient, path: string, from: number, to: nu
 /** Where output starts for `tail` lines: reads backwards in growing pieces until it has them. */
 async function tailStart(agent: AgentClient, size: number, tail: number | undefined): Promise<number> {
   if (tail === undefined) return 0;
+  const floor = Math.max(0, size - MAX_LOG_READ);
   for (let want = 64 * 1024; ; want *= 4) {
-    const from = Math.max(0, size - want);
+    const from = Math.max(floor, size - want);
     const chunk = await collect(readRange(agent, MAIN_LOG_PATH, from, size));
     const at = tailOffset(chunk, tail);
-    if (at > 0 || from === 0) return from + at;
+    if (at > 0 || from === floor) return from + at;
   }
 }
 
@@ -56,7 +61,7 @@ async function collect(parts: AsyncIterable<Buffer>): Promise<Buffer> {
 /** True while the status file says the main process runs (none at all: nothing more will come). */
 async function mainRunning(agent: AgentClient): Promise<boolean> {
   try {
-    return parseMainStatus((await agent.readFile(STATUS_PATH)).toString("utf8"))?.status === "running";
+    return parseMainStatus((await agent.readFile(STATUS_PATH, { maxBytes: STATUS_MAX_BYTES })).toString("utf8"))?.status === "running";
   } catch (e) {
     if (isHyperfleetError(e, "FILE_NOT_FOUND")) return false;
     throw e;
@@ -65,11 +70,12 @@ async function mainRunning(agent: AgentClient): Promise<boolean> {
 
 /**
  * The log as it is now (its last `tail` lines); empty when nothing was logged yet. Read whole
- * (at most 32 MiB: the guest rotates there) so that a failure is still an HTTP error.
+ * (the guest rotates at 32 MiB; of a log made longer inside the guest, its last MAX_LOG_READ bytes)
+ * so that a failure is still an HTTP error.
  */
 export async function readMainLog(agent: AgentClient, tail?: number): Promise<Buffer> {
   const size = (await sizeOf(agent, MAIN_LOG_PATH)) ?? 0;
-  const from = await tailStart(agent, size, tail);
+  const from = Math.max(await tailStart(agent, size, tail), size - MAX_LOG_READ);
   return collect(readRange(agent, MAIN_LOG_PATH, from, size));
 }
 

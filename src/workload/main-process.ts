@@ -7,7 +7,7 @@
  * exec works, which is what one needs to find out why; the failure shows on the machine.
  */
 import type { Logger } from "../core/ports/logger.js";
-import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
+import { HyperfleetError, isHyperfleetError, toHyperfleetError } from "../core/errors.js";
 import type { Vm } from "../vmm/vm.js";
 import type { MainProcessState } from "../core/ports/services.js";
 import type { MachineRecord } from "../core/machine.js";
@@ -17,6 +17,8 @@ import { sleep, within } from "../host/async.js";
 /** Longest we wait for the guest to start the process or to return its status file. */
 const AGENT_CALL_TIMEOUT_MS = 10_000;
 const STATUS_READ_TIMEOUT_MS = 2_000;
+/** A status line is a few dozen bytes; a guest could point the file at something endless. */
+const STATUS_MAX_BYTES = 4096;
 
 /** How often a running main process's status is looked at: soon after a change, then at most this rarely. */
 const WATCH_FIRST_MS = 500;
@@ -82,19 +84,22 @@ export class MainProcesses {
 
   /**
    * Reads the guest's status file into the cache (exec and log reads call it: the caller is
-   * looking at the machine now). A failed read keeps what was known. Never throws.
+   * looking at the machine now). A guest that does not answer in time keeps what was known (it may
+   * just be busy); a status file that is gone, unreadable or garbled shows as none. Never throws.
    */
   async refresh(id: string): Promise<void> {
     const e = this.entries.get(id);
     const agent = e?.vm.agent;
     if (!e || !agent || e.state?.status === "failed") return;
+    let seen: MainProcessState | null;
     try {
-      const text = await within(agent.readFile(`${MAIN_LOG_PATH}.status`), STATUS_READ_TIMEOUT_MS, "AGENT_TIMEOUT", "reading the main process status");
-      const seen = parseMainStatus(text.toString("utf8"));
-      if (seen && this.entries.get(id) === e) e.state = seen;
-    } catch {
-      // Not written yet, or the guest is busy: the next look will tell.
+      const text = await within(agent.readFile(`${MAIN_LOG_PATH}.status`, { maxBytes: STATUS_MAX_BYTES }), STATUS_READ_TIMEOUT_MS, "AGENT_TIMEOUT", "reading the main process status");
+      seen = parseMainStatus(text.toString("utf8"));
+    } catch (err) {
+      if (isHyperfleetError(err, "AGENT_TIMEOUT") || isHyperfleetError(err, "AGENT_DISCONNECTED")) return;
+      seen = null;
     }
+    if (this.entries.get(id) === e) e.state = seen;
   }
 
   forget(id: string): void {
