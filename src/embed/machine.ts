@@ -1,5 +1,6 @@
 /**
- * The library entry point: one microVM, usable without a server.
+ * The library entry point: one microVM, usable without a server. A thin facade over the pieces the
+ * daemon uses too (vmm/spec.ts, the driver registry, Vm), with Result values instead of throws.
  *
  * @example
  * const machine = new Machine({ vcpuCount: 1, memSizeMib: 256 });
