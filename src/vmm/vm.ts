@@ -83,9 +83,10 @@ export class Vm {
     await this.handle.cleanup().catch(() => undefined);
   }
 
-  /** Closes the agent connection only: the VM keeps running (daemon shutdown). */
+  /** Lets go of the VM, which keeps running and keeps its files (daemon shutdown): the next daemon adopts it. */
   detach(): void {
     this.agentConn?.close();
+    this.handle.detach();
   }
 
   private attach(agent: AgentClient): void {

@@ -69,6 +69,11 @@ export interface VmHandle {
   logTail?(): Promise<string>;
   /** Removes sockets, pidfile and runtime files (the console log is kept unless `all`). */
   cleanup(opts?: { all?: boolean }): Promise<void>;
+  /**
+   * Lets go of the VMM without touching it: closes our control connection and keeps its files, so
+   * another driver instance can adopt it (QEMU's QMP socket takes one client at a time).
+   */
+  detach(): void;
 }
 
 export interface VmmDriver {

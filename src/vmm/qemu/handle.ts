@@ -147,9 +147,14 @@ export class QemuHandle implements VmHandle {
     await this.exitPromise;
   }
 
-  async cleanup(opts: { all?: boolean } = {}): Promise<void> {
+  detach(): void {
     this.closingQmp = true;
     this.qmp?.close();
+    this.qmp = null;
+  }
+
+  async cleanup(opts: { all?: boolean } = {}): Promise<void> {
+    this.detach();
     if (opts.all) {
       await rm(this.runDir, { recursive: true, force: true });
       return;

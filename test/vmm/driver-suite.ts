@@ -1,0 +1,230 @@
+/**
+ * The VMM driver conformance suite: what every VmmDriver must do, asked through the port only
+ * (core/ports/vmm-driver.ts), like containerd's and Hono's shared suites. QEMU runs it in
+ * qemu.test.ts; Firecracker will run the same cases with its own driver and disk provider.
+ *
+ * Specs come from the pure builder (vmm/spec.ts) and disks from the backend's disk provider, as in
+ * the daemon. Three VMs in all: one walks boot -> HELLO -> exec -> files -> adopt by a fresh driver
+ * -> kill(), one stops gracefully, one is killed from outside; a failed start boots none.
+ */
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AgentClient } from "../../src/agent/client.js";
+import { HyperfleetError } from "../../src/core/errors.js";
+import type { DiskSpec, VmHandle, VmmDriver, VmSpec } from "../../src/core/ports/vmm-driver.js";
+import type { GuestAssets } from "../../src/assets/index.js";
+import { bootVm, connectAgent } from "../../src/vmm/boot.js";
+import { hostTscKhz } from "../../src/vmm/host.js";
+import { isAlive } from "../../src/vmm/process.js";
+import { buildVmSpec, resolveBootPaths } from "../../src/vmm/spec.js";
+
+export interface DriverSuiteOptions {
+  /** Shown in the test names ("qemu", "firecracker"). */
+  name: string;
+  /** A fresh driver instance per call: adoption must work from one that never saw the VM. */
+  newDriver: () => Promise<VmmDriver>;
+  /** The VM's writable root disk made from the base (the backend's DiskProvider.rootDisk). */
+  newDisk: (base: string, runDir: string) => Promise<DiskSpec>;
+  /** The guest assets the VMs boot. */
+  assets: () => Promise<GuestAssets>;
+  /** Why this backend cannot run here (e.g. "no firecracker binary"); the whole suite is skipped with it. */
+  skip?: string | null;
+}
+
+/** Generous: three TCG boots share two cores with other test processes. */
+const BOOT_MS = 90_000;
+/** requestStop's whole budget. A guest that ignores the power button costs half of it. */
+const STOP_MS = 20_000;
+const CASE_MS = 180_000;
+
+export function runDriverSuite(o: DriverSuiteOptions): void {
+  describe(`VMM driver conformance: ${o.name}`, { skip: o.skip ?? false, timeout: 10 * CASE_MS }, () => {
+    const runDirs: string[] = [];
+    const handles: VmHandle[] = [];
+    let assets: GuestAssets;
+
+    before(async () => {
+      assets = await o.assets();
+    });
+
+    after(async () => {
+      for (const h of handles) {
+        if (await isAlive(h.pid)) await h.kill().catch(() => undefined);
+      }
+      for (const d of runDirs) await rm(d, { recursive: true, force: true });
+      assert.deepEqual(await processesUsing(runDirs), [], "no VMM outlives the suite");
+    });
+
+    async function newSpec(kernelPath?: string): Promise<VmSpec> {
+      // Short: UNIX socket paths in the run dir must stay under 108 bytes.
+      const runDir = await mkdtemp(join(tmpdir(), "hf-ds-"));
+      runDirs.push(runDir);
+      const boot = resolveBootPaths(kernelPath ? { kernelImagePath: kernelPath } : {}, assets);
+      return buildVmSpec({
+        id: `vm_conf${runDirs.length}${process.pid}`,
+        vcpuCount: 1,
+        memSizeMib: 256,
+        boot,
+        rootDisk: await o.newDisk(boot.rootfsPath, runDir),
+        runDir,
+        tscKhz: hostTscKhz(),
+      });
+    }
+
+    async function boot(driver: VmmDriver): Promise<{ spec: VmSpec; handle: VmHandle; agent: AgentClient }> {
+      const spec = await newSpec();
+      const handle = await driver.start(spec);
+      handles.push(handle);
+      const agent = await connectAgent(handle, BOOT_MS, undefined, { fresh: true });
+      return { spec, handle, agent };
+    }
+
+    // The first VM goes through the cases below in order; each needs the one before.
+    let vm: { spec: VmSpec; handle: VmHandle; agent: AgentClient } | null = null;
+    let adopted: VmHandle | null = null;
+    let adoptedAgent: AgentClient | null = null;
+    const need = <T>(v: T | null, what: string): T => {
+      if (v === null) throw new Error(`an earlier case did not leave ${what}`);
+      return v;
+    };
+
+    test("start: the VMM runs and its agent answers HELLO", { timeout: CASE_MS }, async () => {
+      const driver = await o.newDriver();
+      vm = await boot(driver);
+      const { handle, agent, spec } = vm;
+      assert.equal(handle.id, spec.id);
+      assert.equal(handle.runDir, spec.runDir);
+      assert.ok(await isAlive(handle.pid), "the VMM process is alive");
+      const st = await handle.status();
+      assert.equal(st.state, "running");
+      assert.equal(st.pid, handle.pid);
+      assert.ok(agent.version >= 1, `HELLO gave protocol version ${agent.version}`);
+      assert.match(agent.agentVersion, /^\d+\.\d+\.\d+/, "HELLO names the agent's version");
+      assert.ok((await agent.ping()) >= 0, "PING round trip");
+    });
+
+    test("exec: argv, stdout, stderr and the exit code come back", { timeout: CASE_MS }, async () => {
+      const { agent, spec } = need(vm, "a VM");
+      const r = await agent.exec(["sh", "-c", 'echo "out $(hostname)"; echo err >&2; exit 3']);
+      assert.equal(r.exitCode, 3);
+      assert.equal(r.stdout.toString(), `out ${spec.id}\n`, "the guest's hostname is the VM id (from the spec's kernel args)");
+      assert.equal(r.stderr.toString(), "err\n");
+    });
+
+    test("files: what is written is read back byte for byte", { timeout: CASE_MS }, async () => {
+      const { agent } = need(vm, "a VM");
+      // Larger than one DATA chunk, every byte value.
+      const data = Buffer.alloc(300 * 1024, 0);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 9)) & 0xff;
+      assert.equal(await agent.writeFile("/root/conformance/blob", data, { mkdirs: true }), data.length);
+      assert.deepEqual(await agent.readFile("/root/conformance/blob"), data);
+      assert.equal((await agent.stat("/root/conformance/blob")).size, data.length);
+    });
+
+    test("adopt: a fresh driver re-attaches after a restart and the agent still works", { timeout: CASE_MS }, async () => {
+      const { handle, agent, spec } = need(vm, "a VM");
+      // The "restart": this host lets go of the VM (as a daemon that exits does), files stay.
+      agent.close();
+      handle.detach();
+      const fresh = await o.newDriver();
+      assert.equal(await fresh.adopt("vm_someone_else", spec.runDir), null, "a run dir of another id is not adopted");
+      adopted = await fresh.adopt(spec.id, spec.runDir);
+      assert.ok(adopted, "adopted");
+      handles.push(adopted);
+      assert.equal(adopted.pid, handle.pid, "the same VMM process");
+      assert.equal((await adopted.status()).state, "running");
+      adoptedAgent = await connectAgent(adopted, BOOT_MS);
+      assert.equal((await adoptedAgent.readFile("/root/conformance/blob")).length, 300 * 1024, "the guest kept its state");
+      const r = await adoptedAgent.exec(["echo", "still here"]);
+      assert.equal(r.stdout.toString(), "still here\n");
+    });
+
+    test("kill: an adopted VMM is killed and its exit detected without being our child", { timeout: CASE_MS }, async (t) => {
+      const h = need(adopted, "an adopted VM");
+      await h.kill();
+      const st = await h.exited();
+      assert.equal(st.state, "exited");
+      assert.ok(st.detectedBy, "the exit says how it was noticed");
+      t.diagnostic(`detected by ${st.detectedBy}`);
+      assert.equal((await h.status()).state, "exited");
+      assert.equal(await isAlive(h.pid), false, "the process is gone");
+      need(adoptedAgent, "an agent").close();
+    });
+
+    test("cleanup: runtime files go, the console log stays unless all", { timeout: CASE_MS }, async () => {
+      const h = need(adopted, "an adopted VM");
+      const before = await readdir(h.runDir);
+      await h.cleanup();
+      const left = await readdir(h.runDir);
+      assert.ok(left.length < before.length, `cleanup removed something (${before.join(", ")} -> ${left.join(", ")})`);
+      for (const f of left) assert.ok(!/\.(sock|pid)$|^meta\.json$/.test(f), `runtime file ${f} was left`);
+      assert.ok(existsSync(h.consoleLogPath), "the console log is kept");
+      await h.cleanup({ all: true });
+      assert.equal(existsSync(h.runDir), false, "cleanup({ all }) removes the run dir");
+    });
+
+    test("requestStop: the guest is stopped gracefully and the process is gone", { timeout: CASE_MS }, async () => {
+      const { handle, agent } = await boot(await o.newDriver());
+      agent.close();
+      await handle.requestStop(STOP_MS);
+      const st = await handle.exited();
+      assert.equal(st.state, "exited");
+      assert.equal(st.signal ?? null, null, "it ended on its own, not by a signal");
+      assert.equal(await isAlive(handle.pid), false);
+      assert.equal((await handle.status()).state, "exited");
+      await handle.cleanup({ all: true });
+    });
+
+    test("a VMM killed from outside is detected: exited() resolves, status says exited", { timeout: CASE_MS }, async () => {
+      const { handle, agent } = await boot(await o.newDriver());
+      process.kill(handle.pid, "SIGKILL");
+      const st = await handle.exited();
+      assert.equal(st.state, "exited");
+      assert.ok(st.detectedBy, "the exit says how it was noticed");
+      assert.equal((await handle.status()).state, "exited");
+      await assert.rejects(agent.exec(["true"]), (e: unknown) => e instanceof HyperfleetError, "the agent of a dead VM fails with a coded error");
+      await assert.rejects(handle.connectAgent(), (e: unknown) => e instanceof HyperfleetError);
+      await handle.kill(); // killing what is already gone is not an error
+      await handle.cleanup({ all: true });
+    });
+
+    test("a start that fails rejects with a coded error and leaves no process or runtime files", { timeout: CASE_MS }, async (t) => {
+      const spec = await newSpec(join(tmpdir(), `hf-no-such-kernel-${process.pid}`));
+      const driver = await o.newDriver();
+      // The boot sequence every user of a driver goes through: a driver may notice the failure in
+      // start() or only when the guest never answers; either way nothing may be left.
+      const err = await bootVm(driver, spec, BOOT_MS).then(
+        (b) => {
+          handles.push(b.handle);
+          return null;
+        },
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof HyperfleetError, `rejected with a HyperfleetError, got ${String(err)}`);
+      assert.match(err.code, /^[A-Z_]+$/);
+      t.diagnostic(`${err.code}: ${err.message.slice(0, 200)}`);
+      assert.deepEqual(await processesUsing([spec.runDir]), [], "no VMM process is left");
+      const left = existsSync(spec.runDir) ? await readdir(spec.runDir) : [];
+      for (const f of left) assert.ok(!/\.(sock|pid)$|^meta\.json$/.test(f), `runtime file ${f} was left`);
+    });
+  });
+}
+
+/** PIDs of processes whose command line names one of `dirs`: whatever VMM a case left running. */
+async function processesUsing(dirs: string[]): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmd = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0");
+      if (cmd.some((a) => dirs.some((d) => a.includes(`${d}/`)))) found.push(Number(entry));
+    } catch {
+      /* raced with exit */
+    }
+  }
+  return found;
+}
