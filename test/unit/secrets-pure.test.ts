@@ -1,6 +1,7 @@
 /** Pure pieces that keep secrets out of logs and child processes. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createLogger } from "../../src/daemon/logger.js";
 import { redactUrl } from "../../src/daemon/redact-url.js";
 import { skopeoEnv } from "../../src/images/skopeo.js";
 
@@ -29,4 +30,16 @@ test("skopeoEnv passes PATH, proxies and CA bundles only; HOME is the work dir",
     TMPDIR: "/w",
   });
   assert.equal(skopeoEnv({}, { registriesConfPath: "/r", workDir: "/w" }).PATH, "/usr/local/bin:/usr/bin:/bin");
+});
+
+test("the daemon logger censors credentials that would ride along in a logged object", () => {
+  const USER = "hf-api-user";
+  const PASSWORD = "Pw-api-3b9d1f70-never-stored";
+  const SECRETS = [PASSWORD, Buffer.from(`${USER}:${PASSWORD}`).toString("base64")];
+  const lines: string[] = [];
+  const log = createLogger("info", { write: (s: string) => void lines.push(s) });
+  log.info({ registry_auth: { username: USER, password: PASSWORD }, body: { registry_auth: { token: PASSWORD } }, auth: { password: PASSWORD } }, "oops");
+  log.child({ machine_id: "vm_x" }).info({ req: { headers: { authorization: `Bearer ${PASSWORD}` } }, password: PASSWORD }, "oops again");
+  assert.equal(lines.length, 2);
+  for (const s of SECRETS) assert.ok(!lines.join("").includes(s), lines.join(""));
 });
