@@ -7,7 +7,6 @@ export const HEADER_SIZE = 12;
 export const MAX_PAYLOAD = 1024 * 1024;
 /** Bytes per DATA/STDIN frame the host sends: large enough to amortise framing, small enough to interleave. */
 export const DATA_CHUNK = 256 * 1024;
-export const VSOCK_PORT = 1024;
 export const SERIAL_PORT_NAME = "hf.agent";
 
 export const FLAG_END = 0x01;

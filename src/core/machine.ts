@@ -148,9 +148,3 @@ export type MachinePatch = Partial<
   >
 >;
 
-export interface MachineEvent {
-  fromStatus: MachineStatus | null;
-  toStatus: MachineStatus;
-  reason: string | null;
-  at: string;
-}

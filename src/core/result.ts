@@ -12,9 +12,6 @@ export class Ok<T> {
   unwrap(): T {
     return this.value;
   }
-  unwrapOr(_fallback: T): T {
-    return this.value;
-  }
 }
 
 export class Err<E> {
@@ -22,9 +19,6 @@ export class Err<E> {
   constructor(readonly error: E) {}
   unwrap(): never {
     throw this.error;
-  }
-  unwrapOr<T>(fallback: T): T {
-    return fallback;
   }
 }
 

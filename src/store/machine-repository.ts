@@ -8,7 +8,7 @@ import type { Demand, Usage } from "../core/capacity.js";
 import { HyperfleetError } from "../core/errors.js";
 import { isMachineStatus, LIVE_STATUSES, type MachineStatus } from "../core/machine-state.js";
 import type { Database, MachinesTable } from "./schema.js";
-import type { ImagePullState, ImageRunConfig, MachineEvent, MachineNetwork, MachinePatch, MachineRecord, NewMachine } from "../core/machine.js";
+import type { ImagePullState, ImageRunConfig, MachineNetwork, MachinePatch, MachineRecord, NewMachine } from "../core/machine.js";
 
 export type Clock = () => Date;
 
@@ -167,22 +167,6 @@ export class MachineRepository {
     const r = await this.db.deleteFrom("machines").where("id", "=", id).executeTakeFirst();
     if (r.numDeletedRows > 0n) await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(this.db);
     return r.numDeletedRows > 0n;
-  }
-
-  /** Status history, oldest first. */
-  async events(id: string): Promise<MachineEvent[]> {
-    const rows = await this.db
-      .selectFrom("machine_events")
-      .selectAll()
-      .where("machine_id", "=", id)
-      .orderBy("id")
-      .execute();
-    return rows.map((r) => ({
-      fromStatus: isMachineStatus(r.from_status) ? r.from_status : null,
-      toStatus: asStatus(r.to_status),
-      reason: r.reason,
-      at: r.at,
-    }));
   }
 }
 

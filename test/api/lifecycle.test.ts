@@ -7,6 +7,8 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { statusHistory } from "../store-history.js";
 import { json, startTestDaemon, until, vmSkipReason, type TestDaemon } from "./helpers.js";
 
 const skip = vmSkipReason();
@@ -167,7 +169,7 @@ test("restart from stopped boots; restart from running stops then boots; disk su
   await waitFor("running");
   const marker = await exec({ command: ["cat", "/root/marker"] });
   assert.equal(marker.stdout, "kept\n", "the machine's own disk is kept across restarts");
-  const history = (await t.daemon.store.machines.events(id)).map((e) => e.toStatus);
+  const history = statusHistory(join(t.dataDir, "hyperfleet.db"), id).map((e) => e.toStatus);
   assert.deepEqual(history, ["created", "starting", "running", "stopping", "stopped", "starting", "running", "stopping", "stopped", "starting", "running"]);
 });
 

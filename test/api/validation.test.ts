@@ -6,6 +6,8 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { ERROR_CODES } from "../../src/core/errors.js";
+import { join } from "node:path";
+import { statusHistory } from "../store-history.js";
 import { json, startTestDaemon, type TestDaemon } from "./helpers.js";
 
 let t: TestDaemon;
@@ -172,7 +174,7 @@ test("a start that cannot boot ends in failed with last_error; wait says MACHINE
   assert.ok(got.last_error?.code);
   const failed = json<Array<{ id: string }>>(await t.req("GET", "/machines?status=failed"));
   assert.ok(failed.some((x) => x.id === m.id));
-  const history = await t.daemon.store.machines.events(m.id);
+  const history = statusHistory(join(t.dataDir, "hyperfleet.db"), m.id);
   assert.deepEqual(history.map((e) => e.toStatus), ["created", "starting", "failed"]);
 });
 
@@ -240,7 +242,7 @@ test("delete: 204, then 404; the history goes too", async () => {
   assert.equal(d.statusCode, 204, d.body);
   expectError(await t.req("GET", `/machines/${m.id}`), 404, "MACHINE_NOT_FOUND");
   expectError(await t.req("DELETE", `/machines/${m.id}`), 404, "MACHINE_NOT_FOUND");
-  assert.deepEqual(await t.daemon.store.machines.events(m.id), []);
+  assert.deepEqual(statusHistory(join(t.dataDir, "hyperfleet.db"), m.id), []);
 });
 
 test("HYPERFLEET_AUTH=off (loopback only): no key needed", async () => {

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore, type NewMachine, type Store } from "../../src/store/index.js";
+import { statusHistory } from "../store-history.js";
 
 const dirs: string[] = [];
 test.after(() => {
@@ -77,7 +78,7 @@ test("names are unique: MACHINE_ALREADY_EXISTS on field name", async () => {
 
 test("transition is conditional, timestamped, and recorded in the history", async () => {
   let now = new Date("2030-01-01T00:00:00.000Z");
-  const { store } = await fresh(() => now);
+  const { store, path } = await fresh(() => now);
   await store.machines.insert(machine("vm_t"));
   now = new Date("2030-01-01T00:00:05.000Z");
   const s = await store.machines.transition("vm_t", ["created"], "starting", { pid: 42 }, "start requested");
@@ -94,7 +95,7 @@ test("transition is conditional, timestamped, and recorded in the history", asyn
   assert.equal(f?.stoppedAt, "2030-01-01T00:00:07.000Z");
   const cleared = await store.machines.transition("vm_t", ["failed"], "starting", { lastError: null });
   assert.equal(cleared?.lastError, null);
-  const ev = await store.machines.events("vm_t");
+  const ev = statusHistory(path, "vm_t");
   assert.deepEqual(
     ev.map((e) => [e.fromStatus, e.toStatus]),
     [[null, "created"], ["created", "starting"], ["starting", "running"], ["running", "failed"], ["failed", "starting"]],
@@ -115,12 +116,12 @@ test("concurrent transitions: exactly one wins", async () => {
 });
 
 test("update and delete (history goes with the machine)", async () => {
-  const { store } = await fresh();
+  const { store, path } = await fresh();
   await store.machines.insert(machine("vm_d"));
   assert.equal((await store.machines.update("vm_d", { pid: 7 }))?.pid, 7);
   assert.equal(await store.machines.delete("vm_d"), true);
   assert.equal(await store.machines.delete("vm_d"), false);
-  assert.deepEqual(await store.machines.events("vm_d"), []);
+  assert.deepEqual(statusHistory(path, "vm_d"), []);
   await store.close();
 });
 

@@ -21,8 +21,6 @@ export interface QemuLaunch {
   paths: QemuPaths;
   /** TCG translation cache in MiB. Small keeps idle VMs small; <= 64 slows boot measurably. */
   tbSizeMib?: number;
-  /** When set, guest RAM is a shared file mapping (needed later for snapshots/clones). */
-  memoryBackingFile?: string;
 }
 
 export const DEFAULT_TB_SIZE_MIB = 128;
@@ -38,10 +36,6 @@ export function buildQemuArgv(l: QemuLaunch): string[] {
   ];
   if (l.accel === "kvm") argv.push("-accel", "kvm", "-cpu", "host");
   else argv.push("-accel", `tcg,tb-size=${l.tbSizeMib ?? DEFAULT_TB_SIZE_MIB}`, "-cpu", "max");
-  if (l.memoryBackingFile) {
-    machine.push("memory-backend=mem0");
-    argv.push("-object", `memory-backend-file,id=mem0,size=${spec.memMib}M,mem-path=${l.memoryBackingFile},share=on`);
-  }
   argv.push("-M", machine.join(","));
   argv.push("-m", `${spec.memMib}M`, "-smp", String(spec.vcpus));
   argv.push("-kernel", spec.kernelPath);

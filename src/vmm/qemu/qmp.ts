@@ -1,21 +1,16 @@
 /**
  * Minimal QMP client: JSON lines over a UNIX socket. One command in flight at a time is enough for
- * control-plane use (status, powerdown, quit); events are surfaced to a listener.
+ * control-plane use (status, powerdown, quit). Events are dropped: a VMM's exit is seen from the
+ * socket closing (closedPromise), which nothing can miss.
  */
 import { connect, type Socket } from "node:net";
 import { HyperfleetError } from "../../core/errors.js";
-
-export interface QmpEvent {
-  event: string;
-  data?: unknown;
-}
 
 export class QmpClient {
   private buf = "";
   private queue: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = [];
   private readonly greeted: Promise<void>;
   private closed = false;
-  onEvent: ((e: QmpEvent) => void) | undefined;
   readonly closedPromise: Promise<void>;
 
   private constructor(private readonly sock: Socket) {
@@ -45,8 +40,7 @@ export class QmpClient {
         if (first && "QMP" in msg) {
           first = false;
           greet();
-        } else if ("event" in msg) this.onEvent?.(msg as unknown as QmpEvent);
-        else if ("return" in msg) this.queue.shift()?.resolve(msg.return);
+        } else if ("return" in msg) this.queue.shift()?.resolve(msg.return);
         else if ("error" in msg) {
           const e = msg.error as { class?: string; desc?: string };
           this.queue.shift()?.reject(new HyperfleetError("VMM_CONTROL_FAILED", `QMP: ${e.class ?? "error"}: ${e.desc ?? ""}`));
