@@ -53,7 +53,8 @@ export class MachineIo {
 
   async writeFile(id: string, path: string, data: Buffer, mode: number | undefined): Promise<{ size: number }> {
     const { machine } = await this.resolve(id);
-    const opts = mode === undefined ? { mkdirs: true } : { mkdirs: true, mode };
+    // fsync: "uploaded" means on the guest's disk, not only in its page cache.
+    const opts = mode === undefined ? { mkdirs: true, fsync: true } : { mkdirs: true, fsync: true, mode };
     return bounded(machine.writeFile(path, data, opts), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `upload of ${path}`);
   }
 
