@@ -1,7 +1,7 @@
 /*
  * Worker threads for file work that can block for long (a recursive delete of a big tree, fsync
  * on a slow disk, anything on a hung mount), so the event loop keeps serving everything else
- * (docs/adr/0006-blocking-file-work-in-worker-threads.md).
+ * (docs/adr/0007-blocking-file-work-in-worker-threads.md).
  *
  * A job's run() executes in a worker and may touch only the job's own memory: never connections,
  * operations, buffers or the logger. Once it returns, the loop calls the job's done() (on the

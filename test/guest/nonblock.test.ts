@@ -1,6 +1,6 @@
 /**
  * Black-box tests that blocking file work never holds up the agent's other operations
- * (docs/adr/0006-blocking-file-work-in-worker-threads.md), and of WRITE's FSYNC flag, against the
+ * (docs/adr/0007-blocking-file-work-in-worker-threads.md), and of WRITE's FSYNC flag, against the
  * real hf-agent over --unix in temp dirs on the host.
  */
 import assert from "node:assert/strict";
