@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { decodeFields } from "../../src/agent/codec.js";
 import { DeleteFlags, MsgType, Tag, WriteFlags } from "../../src/agent/protocol.js";
-import { Agent, buildAgent, cleanupAll, type Conn, Errno, expectErrno, tempDir } from "./harness.js";
+import { AgentClient } from "../../src/agent/client.js";
+import { Agent, buildAgent, cleanupAll, type Conn, connectSocket, Errno, expectErrno, tempDir } from "./harness.js";
 
 let agent: Agent;
 let conn: Conn;
@@ -203,18 +204,34 @@ function hasStrace(): boolean {
 test("FSYNC syncs the file before the rename and its directory after; without it neither", { skip: hasStrace() ? false : "strace is not installed" }, async () => {
   const dir = tempDir();
   const log = join(dir, "strace.log");
-  const traced = await Agent.startUnder(["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-o", log, "--"]);
+  const traced = await Agent.startUnder(["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2", "-y", "-o", log, "--"]);
   const c = await traced.connect();
   await c.writeFile(join(dir, "plain"), Buffer.from("x"));
   await c.writeFile(join(dir, "synced"), Buffer.from("y"), { flags: WriteFlags.FSYNC });
   c.close();
+  // The host client passes its fsync option on as the flag.
+  const client = await AgentClient.connect(await connectSocket(traced.socketPath), { timeoutMs: 5000 });
+  await client.writeFile(join(dir, "client-plain"), Buffer.from("z"));
+  await client.writeFile(join(dir, "client-synced"), Buffer.from("z"), { fsync: true });
+  client.close();
   await traced.stop();
+  // With -y strace shows an fd's path: `fsync(5</tmp/x/.hf-write.7.1>) = 0`, `rename("a", "b") = 0`.
+  const name = (p: string) => (p === dir ? "<dir>" : p.startsWith(join(dir, ".hf-write.")) ? "<temp>" : p.slice(dir.length + 1));
   const calls = readFileSync(log, "utf8")
     .split("\n")
-    .map((l) => /^\d+\s+(\w+)\((.*)\)\s+= (-?\d+)/.exec(l))
+    .map((l) => /^\d+\s+(\w+)\((?:\d+<([^>]*)>|"[^"]*", "([^"]*)")\)\s+= (-?\d+)/.exec(l))
     .filter((m) => m !== null)
-    .map(([, call, args, ret]) => `${call}${/rename/.test(call!) ? ` ${/"([^"]*)"\)?$/.exec(args!)?.[1]?.split("/").pop()}` : ""} = ${ret}`);
-  assert.deepEqual(calls, ["rename plain = 0", "fsync = 0", "rename synced = 0", "fsync = 0"]);
+    .map(([, call, fdPath, to, ret]) => `${call} ${name(fdPath ?? to!)} = ${ret}`);
+  assert.deepEqual(calls, [
+    "rename plain = 0",
+    "fsync <temp> = 0",
+    "rename synced = 0",
+    "fsync <dir> = 0",
+    "rename client-plain = 0",
+    "fsync <temp> = 0",
+    "rename client-synced = 0",
+    "fsync <dir> = 0",
+  ]);
 });
 
 test("a WRITE whose rename fails answers the error and leaves no temp file", async () => {
