@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -232,6 +232,24 @@ test("FSYNC syncs the file before the rename and its directory after; without it
     "rename client-synced = 0",
     "fsync <dir> = 0",
   ]);
+});
+
+test("the host hanging up right after a WRITE's END: the file is still committed, unanswered", async () => {
+  const dir = tempDir();
+  const path = join(dir, "f");
+  const c = await agent.connect();
+  const id = c.allocId();
+  c.sendFields(MsgType.WRITE, 0, id, [[Tag.PATH, path], [Tag.FLAGS, { u32: WriteFlags.FSYNC }]]);
+  await c.sendData(MsgType.DATA, id, Buffer.alloc(8 * 1024 * 1024, 7));
+  // A half-close: the agent reads every frame up to END before it sees the hangup, which then
+  // ends the WRITE while its fsync runs.
+  c.socket.end();
+  await c.closed;
+  const deadline = Date.now() + 30_000;
+  while (!(existsSync(path) && statSync(path).size === 8 * 1024 * 1024) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(statSync(path).size, 8 * 1024 * 1024);
+  assert.deepEqual(readdirSync(dir), ["f"], "no temp file left");
+  assert.equal((await conn.request(MsgType.PING, [])).type, MsgType.PONG);
 });
 
 test("a WRITE whose rename fails answers the error and leaves no temp file", async () => {
