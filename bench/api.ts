@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { pino } from "pino";
 import { loadConfig } from "../src/config/config.js";
 import { startDaemon } from "../src/daemon/daemon.js";
-import { Machine } from "../src/lib/machine.js";
+import { Machine } from "../src/embed/machine.js";
 import { QemuDriver } from "../src/vmm/qemu/driver.js";
 
 const RUNS = Number(process.env.BENCH_API_RUNS ?? 5);

@@ -20,11 +20,11 @@ import { buildInitramfs } from "../src/assets/initramfs.js";
 import { bootVm } from "../src/vmm/boot.js";
 import { buildKernelArgs } from "../src/vmm/kernel-args.js";
 import { hostTscKhz } from "../src/vmm/host.js";
-import { createOverlay } from "../src/vmm/disk.js";
-import { defaultDriver } from "../src/lib/defaults.js";
+import { createOverlay } from "../src/vmm/disks.js";
+import { defaultDriver } from "../src/embed/wiring.js";
 import { QemuDriver } from "../src/vmm/qemu/driver.js";
 import { DEFAULT_TB_SIZE_MIB } from "../src/vmm/qemu/argv.js";
-import { sleep } from "../src/vmm/process.js";
+import { sleep } from "../src/host/async.js";
 
 /**
  * Boots of each kind. Single boots on these machines vary by +-15% (the host's own CPU comes and

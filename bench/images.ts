@@ -13,7 +13,7 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ImageService } from "../src/images/service.js";
-import { createOverlay } from "../src/vmm/disk.js";
+import { createOverlay } from "../src/vmm/disks.js";
 import { buildBusyboxLayout, buildDebianLayout, push, sh, workDir } from "../test/images/fixtures.js";
 import { AGENT } from "../test/images/harness.js";
 import { startRegistry } from "../test/images/registry.js";

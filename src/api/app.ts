@@ -19,10 +19,10 @@ import { healthRoutes } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
 import { logRoutes } from "./routes/logs.js";
 import { machineRoutes } from "./routes/machines.js";
-import { ErrorSchema } from "./schemas/common.js";
-import { ImageSchema } from "./schemas/images.js";
-import { MachineSchema } from "./schemas/machine.js";
-import type { ImageServicePort, MachineServicePort } from "./service.js";
+import { ErrorSchema } from "../contract/common.js";
+import { ImageSchema } from "../contract/images.js";
+import { MachineSchema } from "../contract/machine.js";
+import type { ImageServicePort, MachineServicePort } from "../core/ports/services.js";
 import { typeboxValidatorCompiler } from "./validation.js";
 
 export interface AppOptions {
@@ -33,6 +33,8 @@ export interface AppOptions {
   auth: ApiKeyVerifier | null;
   fileMaxSize: number;
   limits: HttpLimits;
+  /** HYPERFLEET_EXEC_OUTPUT_MAX: bytes of stdout and of stderr an exec answers with at most. */
+  execOutputMax: number;
   version: string;
 }
 
@@ -87,7 +89,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerBodyBudget(app, new BodyBudget(opts.limits.bodyBudget));
   healthRoutes(app, { version: opts.version, startedAt: Date.now() });
   await app.register(async (scope) => machineRoutes(scope, opts.service));
-  await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: opts.limits.execMaxBody }));
+  await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: opts.limits.execMaxBody, outputMax: opts.execOutputMax }));
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => logRoutes(scope, opts.service));
   await app.register(async (scope) => imageRoutes(scope, opts.images));

@@ -16,17 +16,24 @@ export interface ErrorBody {
     current_status?: string;
     stdout?: string;
     stderr?: string;
+    stdout_truncated?: boolean;
+    stderr_truncated?: boolean;
   };
 }
 
 /** Detail keys that are safe and useful to show a client; the rest stay in the logs. */
 const PUBLIC_DETAILS = ["field", "current_status", "stdout", "stderr"] as const;
+const PUBLIC_FLAGS = ["stdout_truncated", "stderr_truncated"] as const;
 
 export function errorBody(e: HyperfleetError): ErrorBody {
   const body: ErrorBody = { error: { code: e.code, message: e.message } };
   for (const k of PUBLIC_DETAILS) {
     const v = e.details?.[k];
     if (typeof v === "string") body.error[k] = v;
+  }
+  for (const k of PUBLIC_FLAGS) {
+    const v = e.details?.[k];
+    if (typeof v === "boolean") body.error[k] = v;
   }
   return body;
 }

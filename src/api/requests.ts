@@ -3,9 +3,9 @@
  * `image`, and which registry credentials go together. Failures are INVALID_ARGUMENT with `field`.
  */
 import { HyperfleetError } from "../core/errors.js";
-import type { RegistryAuth } from "./schemas/images.js";
-import { IMAGE_ONLY_FIELDS, NOT_YET_SUPPORTED_FIELDS, type CreateMachineBody } from "./schemas/machine.js";
-import type { CreateMachineRequest, RegistryAuthInput } from "./service.js";
+import type { RegistryAuth } from "../contract/images.js";
+import { IMAGE_ONLY_FIELDS, NOT_YET_SUPPORTED_FIELDS, type CreateMachineBody } from "../contract/machine.js";
+import type { CreateMachineRequest, RegistryAuthInput } from "../core/ports/services.js";
 
 function invalid(field: string, message: string): HyperfleetError {
   return new HyperfleetError("INVALID_ARGUMENT", `${field}: ${message}`, { details: { field } });

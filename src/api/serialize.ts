@@ -1,7 +1,7 @@
 /** Service views -> wire JSON (snake_case), kept apart from routes so every route answers alike. */
-import type { ImageJson } from "./schemas/images.js";
-import type { MachineJson } from "./schemas/machine.js";
-import type { FileStatView, ImagePullView, ImageView, MachineView, MainProcessView } from "./service.js";
+import type { ImageJson } from "../contract/images.js";
+import type { MachineJson } from "../contract/machine.js";
+import type { FileStatView, ImagePullState, ImageView, MachineView, MainProcessState } from "../core/ports/services.js";
 
 export function machineJson(m: MachineView): MachineJson {
   return {
@@ -16,7 +16,7 @@ export function machineJson(m: MachineView): MachineJson {
     kernel_args: m.kernelArgs,
     rootfs_path: m.rootfsPath,
     pid: m.pid,
-    network: m.network,
+    network: m.network && { guest_ip: m.network.guestIp, guest_mac: m.network.guestMac },
     env: m.env,
     metadata: m.metadata,
     last_error: m.lastError,
@@ -36,7 +36,7 @@ export function machineJson(m: MachineView): MachineJson {
   };
 }
 
-function pullJson(p: ImagePullView) {
+function pullJson(p: ImagePullState) {
   return {
     status: p.status,
     phase: p.phase,
@@ -50,7 +50,7 @@ function pullJson(p: ImagePullView) {
   };
 }
 
-function mainProcessJson(p: MainProcessView) {
+function mainProcessJson(p: MainProcessState) {
   return { status: p.status, pid: p.pid, exit_code: p.exitCode, signal: p.signal, started_at: p.startedAt, exited_at: p.exitedAt, error: p.error };
 }
 

@@ -42,7 +42,7 @@ export function runTool(cmd: string, args: readonly string[], opts: RunOptions =
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
-      env: opts.env ?? process.env,
+      env: opts.env ?? toolEnv(process.env),
       stdio: ["ignore", "pipe", "pipe"],
       signal: opts.signal,
       killSignal: "SIGKILL",
@@ -68,6 +68,17 @@ export function runTool(cmd: string, args: readonly string[], opts: RunOptions =
       else reject(toolFailed(cmd, args, sig ? `killed by ${sig}` : `exit code ${code}`, undefined, stderr));
     });
   });
+}
+
+/**
+ * The environment a host tool gets unless told otherwise: the daemon's own, without our
+ * configuration. HYPERFLEET_API_KEY and friends are secrets no tool needs, and a tool that logs or
+ * forwards its environment (mkfs, umoci, apt hooks) must not be able to leak them.
+ */
+export function toolEnv(from: Readonly<Record<string, string | undefined>>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(from)) if (v !== undefined && !k.startsWith("HYPERFLEET_")) env[k] = v;
+  return env;
 }
 
 /**

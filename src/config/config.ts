@@ -5,10 +5,12 @@
  */
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
+import type { Capacity } from "../core/capacity.js";
 import { join } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
 import { err, ok, type Result } from "../core/result.js";
 import { EnvReader, type ConfigProblem, type Env } from "./env-reader.js";
+import { defaultCapacity, hostFacts, type HostFacts } from "./capacity.js";
 import { defaultAgentBinary, readMirrors, readRegistryHosts } from "./registries.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -45,6 +47,8 @@ export interface Config {
   readonly stopTimeoutMs: number;
   readonly fileTransferTimeoutMs: number;
   readonly fileMaxSize: number;
+  /** Bytes of stdout and of stderr kept per exec; the rest is dropped and the response says so. */
+  readonly execOutputMax: number;
   /** Request body limits (src/api/limits.ts). */
   readonly http: {
     readonly bodyTimeoutMs: number;
@@ -57,6 +61,8 @@ export interface Config {
     readonly apiKeys: readonly string[];
   };
   readonly stopVmsOnExit: boolean;
+  /** Admission control: what machines holding a VMM may be promised in total. */
+  readonly capacity: Capacity;
   readonly oci: {
     readonly cacheDir: string;
     readonly maxCacheSize: number;
@@ -83,8 +89,9 @@ export function isLoopbackHost(host: string): boolean {
  * @example
  * const cfg = loadConfig({ PORT: "8080", HYPERFLEET_DATA_DIR: "/tmp/hf" }).unwrap();
  */
-export function loadConfig(env: Env = process.env): Result<Config> {
+export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts()): Result<Config> {
   const r = new EnvReader(env);
+  const cap = defaultCapacity(facts);
   const dataDir = r.path("HYPERFLEET_DATA_DIR", "/var/lib/hyperfleet");
   const host = r.string("HOST", "127.0.0.1");
   const authEnabled = r.bool("HYPERFLEET_AUTH", true);
@@ -125,6 +132,9 @@ export function loadConfig(env: Env = process.env): Result<Config> {
     stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
     fileTransferTimeoutMs: r.int("HYPERFLEET_FILE_TRANSFER_TIMEOUT", 60_000, 100, 3_600_000, "ms"),
     fileMaxSize: r.int("HYPERFLEET_FILE_MAX_SIZE", 104_857_600, 1, 1_073_741_824, "bytes"),
+    // At most 32 MiB: JSON may escape one byte into six characters, and both streams go into one
+    // response string, which V8 caps at 512 MiB.
+    execOutputMax: r.int("HYPERFLEET_EXEC_OUTPUT_MAX", 10_485_760, 0, 33_554_432, "bytes"),
     http: {
       bodyTimeoutMs: r.int("HYPERFLEET_BODY_TIMEOUT", 30_000, 100, 3_600_000, "ms"),
       execMaxBody: r.int("HYPERFLEET_EXEC_MAX_BODY", 1_048_576, 1024, 1_073_741_824, "bytes"),
@@ -132,6 +142,12 @@ export function loadConfig(env: Env = process.env): Result<Config> {
     },
     auth: { enabled: authEnabled, apiKeys },
     stopVmsOnExit: r.bool("HYPERFLEET_STOP_VMS_ON_EXIT", false),
+    capacity: {
+      maxMemoryMib: r.int("HYPERFLEET_MAX_MEMORY_MIB", cap.maxMemoryMib, 1, 2 ** 31, "MiB"),
+      maxVcpus: r.int("HYPERFLEET_MAX_VCPUS", cap.maxVcpus, 1, 1_000_000),
+      maxVcpusPerMachine: r.int("HYPERFLEET_MAX_VCPUS_PER_MACHINE", cap.maxVcpusPerMachine, 1, 1024),
+      vmOverheadMib: r.int("HYPERFLEET_VM_OVERHEAD_MIB", cap.vmOverheadMib, 0, 65_536, "MiB"),
+    },
     oci: {
       cacheDir: r.path("HYPERFLEET_OCI_CACHE_DIR", join(dataDir, "images")),
       maxCacheSize: r.int("HYPERFLEET_OCI_MAX_CACHE_SIZE", 10_737_418_240, 0, Number.MAX_SAFE_INTEGER, "bytes"),

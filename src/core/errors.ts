@@ -78,6 +78,8 @@ export const ERROR_CODES = {
   // Request limits (src/api/limits.ts).
   REQUEST_TIMEOUT: "timeout",
   TOO_MANY_REQUESTS: "unavailable",
+  // Admission control: the host's memory or vCPU budget is taken (src/core/capacity.ts).
+  INSUFFICIENT_CAPACITY: "conflict",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

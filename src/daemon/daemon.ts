@@ -12,15 +12,18 @@ import type { Config } from "../config/config.js";
 import type { ImageService } from "../images/index.js";
 import { openStore, type Store } from "../store/store.js";
 import { setupApiKeys } from "./api-keys.js";
-import { ImageCatalog } from "./image-catalog.js";
-import { ImagePulls } from "./image-pulls.js";
-import { imageBootHooks, openImages } from "./image-setup.js";
+import { ImageCatalog } from "../images/catalog.js";
+import { ImagePulls } from "../machines/image-pulls.js";
+import { openImages } from "./images.js";
+import { imageBootHooks } from "../machines/boot-hooks.js";
+import { MachineStatuses } from "../machines/statuses.js";
 import { createLogger } from "./logger.js";
-import { MachineService } from "./machine-service.js";
-import { MainProcesses } from "./main-process.js";
-import { reconcile, type ReconcileReport } from "./reconcile.js";
-import { VmFactory } from "./vm-factory.js";
-import { VmLifecycle } from "./vm-lifecycle.js";
+import { MachineService } from "../machines/service.js";
+import { MainProcesses } from "../workload/main-process.js";
+import { reconcile, type ReconcileReport } from "../machines/reconcile.js";
+import { VmFactory } from "../machines/vm-factory.js";
+import { DriverRegistry, guestAssetsIn } from "../vmm/registry.js";
+import { VmLifecycle } from "../machines/lifecycle.js";
 
 export interface Daemon {
   readonly app: FastifyInstance;
@@ -59,28 +62,30 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
 
     images = await openImages(config.oci, await store.machines.list(), log);
     const opened = images;
+    const assets = guestAssetsIn(config.assetsDir);
+    const registry = new DriverRegistry({ kind: "qemu", accel: config.accel, cacheDir: config.assetsDir, assets });
     const vms = new VmFactory({
       dataDir: config.dataDir,
-      assetsDir: config.assetsDir,
       socketDir: config.socketDir,
       guest: config.guest,
+      assets,
+      registry,
       startTimeoutMs: config.startTimeoutMs,
-      accel: config.accel,
     });
     const main = new MainProcesses();
-    // The hooks need the pulls and the pulls need the lifecycle's settle: bound late, here.
-    let pulls: ImagePulls | null = null;
+    const statuses = new MachineStatuses(store.machines, config.capacity);
+    const pulls = opened.service ? new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, statuses }) : null;
     const lifecycle = new VmLifecycle({
       repo: store.machines,
+      statuses,
       vms,
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
-      hooks: imageBootHooks(() => pulls, opened.unavailable, main),
+      hooks: imageBootHooks(pulls, opened.unavailable, main),
     });
-    if (opened.service) {
-      pulls = new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, settle: (...a) => lifecycle.settle(...a) });
-    }
     const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, log });
+    const cap = config.capacity;
+    log.info({ max_memory_mib: cap.maxMemoryMib, vm_overhead_mib: cap.vmOverheadMib, max_vcpus: cap.maxVcpus, max_vcpus_per_machine: cap.maxVcpusPerMachine }, "admission limits");
     await opened.users.sync(await store.machines.list());
     const service = new MachineService({
       repo: store.machines,
@@ -88,10 +93,11 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       lifecycle,
       log,
       fileTransferTimeoutMs: config.fileTransferTimeoutMs,
+      capacity: config.capacity,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
-    const app = await buildApp({ service, images: catalog, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, version: VERSION });
+    const app = await buildApp({ service, images: catalog, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION });
 
     let url: string | null = null;
     if (opts.listen !== false) {

@@ -3,6 +3,7 @@
  * Read from the image's config blob (the same JSON for Docker schema 2 and OCI images).
  */
 import { HyperfleetError } from "../core/errors.js";
+import type { ImageRunConfig } from "../core/machine.js";
 
 /** A port the image declares (`EXPOSE 80/tcp`). */
 export interface ExposedPort {
@@ -102,4 +103,9 @@ export function parseImageConfig(raw: Uint8Array | string): { platform: ImagePla
       stopSignal: optString(cc.StopSignal),
     },
   };
+}
+
+/** The part of an image's config a machine records and runs by (src/workload/run-spec.ts). */
+export function runConfig(c: ImageConfig): ImageRunConfig {
+  return { entrypoint: c.entrypoint, cmd: c.cmd, env: c.env, workingDir: c.workingDir, user: c.user, exposedPorts: c.exposedPorts };
 }

@@ -2,3 +2,4 @@
 export { ImageService } from "./service.js";
 export { parseImageRef, formatImageRef, type ImageRef } from "./reference.js";
 export type { CachedImage, ImageConfig, ImageLogger, ImageServiceOptions, PullOptions, PullProgress, RegistryAuth, RegistryMirrors, ToolRunner } from "./types.js";
+export { runConfig } from "./config.js";

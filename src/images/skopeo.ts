@@ -30,6 +30,32 @@ export interface CallContext {
   signal: AbortSignal;
 }
 
+/**
+ * Variables of the daemon's environment that skopeo may see: PATH to be found, proxies and CA
+ * bundles to reach registries. Nothing else: the daemon's own (HYPERFLEET_API_KEY) and any
+ * credentials lying around (REGISTRY_AUTH_FILE, DOCKER_CONFIG, ...) stay out.
+ */
+export const SKOPEO_ENV_PASSTHROUGH = ["PATH", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR"] as const;
+
+/**
+ * skopeo's whole environment, pure. HOME, XDG_RUNTIME_DIR and TMPDIR are the call's private work
+ * dir, removed on any outcome: skopeo's scratch files go there, and it cannot pick up the daemon
+ * user's ~/.docker/config.json or containers auth.json, only the auth file we pass.
+ */
+export function skopeoEnv(from: Readonly<Record<string, string | undefined>>, o: { registriesConfPath: string; workDir: string }): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of SKOPEO_ENV_PASSTHROUGH) {
+    const v = from[k];
+    if (v !== undefined && v !== "") env[k] = v;
+  }
+  env.PATH ??= "/usr/local/bin:/usr/bin:/bin";
+  env.CONTAINERS_REGISTRIES_CONF = o.registriesConfPath;
+  env.HOME = o.workDir;
+  env.XDG_RUNTIME_DIR = o.workDir;
+  env.TMPDIR = o.workDir;
+  return env;
+}
+
 export class SkopeoClient {
   constructor(private readonly o: SkopeoClientOptions) {}
 
@@ -37,7 +63,7 @@ export class SkopeoClient {
   async inspectRaw(image: ImageRef, ctx: CallContext): Promise<Buffer> {
     return this.withAuthFile(image, ctx, async (authFile) => {
       const args = inspectArgs({ image, tlsVerify: !this.o.insecure.has(image.registry), authFile, policyPath: this.o.policyPath, registriesConfPath: this.o.registriesConfPath });
-      return (await this.skopeo(args, image, ctx.signal, 120_000)).stdout;
+      return (await this.skopeo(args, image, ctx.signal, 120_000, ctx.workDir)).stdout;
     });
   }
 
@@ -73,10 +99,8 @@ export class SkopeoClient {
     }
   }
 
-  private async skopeo(args: string[], image: ImageRef, signal: AbortSignal, timeoutMs: number, tmpDir?: string) {
-    const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_REGISTRIES_CONF: this.o.registriesConfPath };
-    // skopeo's own scratch files go into the pull's work dir, which is removed on any outcome.
-    if (tmpDir) env.TMPDIR = tmpDir;
+  private async skopeo(args: string[], image: ImageRef, signal: AbortSignal, timeoutMs: number, workDir: string) {
+    const env = skopeoEnv(process.env, { registriesConfPath: this.o.registriesConfPath, workDir });
     try {
       return await this.o.run("skopeo", args, { signal, timeoutMs, env });
     } catch (e) {

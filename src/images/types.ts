@@ -1,5 +1,6 @@
 /** Public types of the image subsystem. */
 import type { RunOptions, RunResult } from "../assets/exec.js";
+import type { PullPhase } from "../core/machine.js";
 import type { ImageConfig, ImagePlatform } from "./config.js";
 import type { RegistryAuth, RegistryMirrors } from "./skopeo-args.js";
 
@@ -21,7 +22,7 @@ export interface ImageLogger {
 
 /** Where a pull is. Byte and layer counts are those of the download (compressed layers). */
 export interface PullProgress {
-  phase: "resolving" | "downloading" | "unpacking" | "building" | "done";
+  phase: PullPhase;
   layersDone: number;
   layersTotal: number;
   bytesDone: number;

@@ -1,4 +1,4 @@
 export * from "./store.js";
-export * from "./records.js";
+export * from "../core/machine.js";
 export { MachineRepository, type Clock } from "./machine-repository.js";
 export { ApiKeyRepository, type StoredApiKey } from "./api-key-repository.js";

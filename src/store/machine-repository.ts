@@ -3,13 +3,20 @@
  * (`WHERE status IN (...)`) inside a transaction with the history row, so two concurrent requests
  * cannot both win the same transition and every change is timestamped.
  */
-import type { Kysely, Selectable, Updateable } from "kysely";
+import { sql, type Kysely, type Selectable, type Updateable } from "kysely";
+import type { Demand, Usage } from "../core/capacity.js";
 import { HyperfleetError } from "../core/errors.js";
-import { isMachineStatus, type MachineStatus } from "../core/machine-state.js";
+import { isMachineStatus, LIVE_STATUSES, type MachineStatus } from "../core/machine-state.js";
 import type { Database, MachinesTable } from "./schema.js";
-import type { ImagePullState, ImageRunConfig, MachineEvent, MachinePatch, MachineRecord, NewMachine } from "./records.js";
+import type { ImagePullState, ImageRunConfig, MachineEvent, MachineNetwork, MachinePatch, MachineRecord, NewMachine } from "../core/machine.js";
 
 export type Clock = () => Date;
+
+/**
+ * Admission check run inside a transition's transaction: given the machine and what the machines
+ * holding a VMM (LIVE_STATUSES, itself excluded) use, returns the error that refuses it, or null.
+ */
+export type Admit = (self: Demand, others: Usage) => HyperfleetError | null;
 
 export class MachineRepository {
   constructor(
@@ -96,6 +103,7 @@ export class MachineRepository {
     to: MachineStatus,
     patch: MachinePatch = {},
     reason: string | null = null,
+    admit?: Admit,
   ): Promise<MachineRecord | undefined> {
     const at = this.now().toISOString();
     const set: Updateable<MachinesTable> = {
@@ -106,11 +114,24 @@ export class MachineRepository {
     };
     if (to === "running" && patch.startedAt === undefined) set.started_at = at;
     if ((to === "stopped" || to === "failed") && patch.stoppedAt === undefined) set.stopped_at = at;
-    // Kysely's SQLite driver runs one transaction at a time on its single connection, so the read
-    // and the conditional update below cannot interleave with another transition.
+    // Kysely's SQLite driver runs one transaction at a time on its single connection, so the read,
+    // the admission sum and the conditional update below cannot interleave with another transition.
     return this.db.transaction().execute(async (trx) => {
-      const cur = await trx.selectFrom("machines").select("status").where("id", "=", id).executeTakeFirst();
+      const cur = await trx.selectFrom("machines").select(["status", "vcpu_count", "mem_size_mib"]).where("id", "=", id).executeTakeFirst();
       if (cur === undefined || !(from as readonly string[]).includes(cur.status)) return undefined;
+      if (admit) {
+        const used = await trx
+          .selectFrom("machines")
+          .select((eb) => [eb.fn.countAll<number>().as("machines"), eb.fn.sum<number | null>("mem_size_mib").as("mem"), eb.fn.sum<number | null>("vcpu_count").as("vcpus")])
+          .where("status", "in", [...LIVE_STATUSES])
+          .where("id", "!=", id)
+          .executeTakeFirstOrThrow();
+        const refused = admit(
+          { vcpuCount: cur.vcpu_count, memSizeMib: cur.mem_size_mib },
+          { machines: Number(used.machines), memSizeMib: Number(used.mem ?? 0), vcpus: Number(used.vcpus ?? 0) },
+        );
+        if (refused) throw refused;
+      }
       const row = await trx
         .updateTable("machines")
         .set(set)
@@ -137,8 +158,14 @@ export class MachineRepository {
     return row && toRecord(row);
   }
 
+  /**
+   * Removes the machine and its history. The row held the machine's env (users' API keys): with
+   * `secure_delete` (set by the store) SQLite zeroes the freed bytes, and the checkpoint copies the
+   * zeroed pages into the database and truncates the WAL, which still held earlier copies of the row.
+   */
   async delete(id: string): Promise<boolean> {
     const r = await this.db.deleteFrom("machines").where("id", "=", id).executeTakeFirst();
+    if (r.numDeletedRows > 0n) await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(this.db);
     return r.numDeletedRows > 0n;
   }
 
@@ -186,6 +213,14 @@ function parseOrNull<T>(s: string | null): T | null {
   return s === null ? null : (JSON.parse(s) as T);
 }
 
+/** The network column: JSON of a MachineNetwork; fields it lacks (or has of the wrong type) are null. */
+function networkOf(s: string | null): MachineNetwork | null {
+  const v = parseOrNull<Record<string, unknown>>(s);
+  if (v === null || typeof v !== "object") return null;
+  const str = (x: unknown) => (typeof x === "string" ? x : null);
+  return { guestIp: str(v.guestIp), guestMac: str(v.guestMac) };
+}
+
 function asStatus(s: string): MachineStatus {
   // A status we do not know can only come from a newer daemon's database; refuse to guess.
   if (!isMachineStatus(s)) throw new HyperfleetError("INTERNAL", `unknown machine status '${s}' in the store`);
@@ -206,7 +241,7 @@ function toRecord(r: Selectable<MachinesTable>): MachineRecord {
     rootfsPath: r.rootfs_path,
     runDir: r.run_dir,
     pid: r.pid,
-    network: r.network === null ? null : (JSON.parse(r.network) as Record<string, unknown>),
+    network: networkOf(r.network),
     env: JSON.parse(r.env) as Record<string, string>,
     metadata: JSON.parse(r.metadata) as Record<string, string>,
     lastError:

@@ -2,7 +2,7 @@
  * The store's lifecycle in one place: open the SQLite file, set pragmas, migrate to the latest
  * schema, hand out repositories, close once. Repositories never open or close anything.
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import SQLite from "better-sqlite3";
 import { Kysely, Migrator, SqliteDialect } from "kysely";
@@ -34,11 +34,15 @@ export interface Store {
  * const store = await openStore({ path: join(cfg.dataDir, "hyperfleet.db") });
  */
 export async function openStore(opts: StoreOptions): Promise<Store> {
-  if (opts.path !== ":memory:") mkdirSync(dirname(opts.path), { recursive: true, mode: 0o700 });
+  if (opts.path !== ":memory:") restrictFiles(opts.path);
   const sqlite = new SQLite(opts.path);
+  // Deleted rows (a machine's env holds our users' API keys) are overwritten with zeros, not just
+  // unlinked from the b-tree; MachineRepository.delete also checkpoints the WAL for the same reason.
+  sqlite.pragma("secure_delete = ON");
   // WAL: readers (GET /machines) do not wait for the writer; NORMAL is durable across process
   // crashes, which is what daemon restart safety needs (not across power loss of the host).
   sqlite.pragma("journal_mode = WAL");
+  if (opts.path !== ":memory:") restrictFiles(opts.path);
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
   sqlite.pragma("busy_timeout = 5000");
@@ -64,4 +68,24 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
       await db.destroy();
     },
   };
+}
+
+/**
+ * The store holds machines' env (secrets): its directory is 0700 and the database, its WAL and
+ * shared-memory files 0600, also when an older version created them 0755/0644. SQLite gives new
+ * -wal and -shm files the database file's mode, so creating that one 0600 first covers them; the
+ * chmods fix files left by earlier versions. Called before and after opening (WAL mode creates the
+ * -wal and -shm files). A sticky directory (`HYPERFLEET_DATA_DIR=/tmp`) is shared by design and is
+ * left alone, as is one owned by another user: the files' own modes protect them there.
+ */
+function restrictFiles(path: string): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = statSync(dir);
+  const sticky = (st.mode & 0o1000) !== 0;
+  if (!sticky && st.uid === process.getuid?.() && (st.mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
+  if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    if (existsSync(f)) chmodSync(f, 0o600);
+  }
 }

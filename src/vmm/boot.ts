@@ -5,6 +5,7 @@
 import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
 import type { VmHandle, VmmDriver, VmSpec } from "../core/ports/vmm-driver.js";
 import { AgentClient } from "../agent/client.js";
+import { sleep } from "../host/async.js";
 
 export interface BootedVm {
   handle: VmHandle;
@@ -27,7 +28,7 @@ export async function connectAgent(handle: VmHandle, timeoutMs: number, signal?:
     } catch (e) {
       const retriable = e instanceof HyperfleetError && e.code === "AGENT_TIMEOUT";
       if (!retriable || Date.now() + RECONNECT_PAUSE_MS >= deadline) throw e;
-      await new Promise((r) => setTimeout(r, RECONNECT_PAUSE_MS));
+      await sleep(RECONNECT_PAUSE_MS, signal);
     }
   }
 }

@@ -3,6 +3,7 @@
  * process we may not be the parent of (an adopted VMM).
  */
 import { open, readFile, type FileHandle } from "node:fs/promises";
+import { sleep } from "../host/async.js";
 
 /** True while `pid` exists and is not a zombie. */
 export async function isAlive(pid: number): Promise<boolean> {
@@ -36,12 +37,8 @@ export async function isOurProcess(pid: number, marker: string): Promise<boolean
 export async function waitForExit(pid: number, intervalMs = 100, signal?: AbortSignal): Promise<void> {
   while (await isAlive(pid)) {
     if (signal?.aborted) return;
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await sleep(intervalMs, signal);
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), or null if it is gone. */

@@ -1,7 +1,7 @@
 /** The boot queue behind HYPERFLEET_MAX_CONCURRENT_BOOTS: slots, order, abort while queued. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Semaphore } from "../../src/daemon/semaphore.js";
+import { Semaphore } from "../../src/host/semaphore.js";
 
 test("at most `size` holders; waiters are served in order", async () => {
   const s = new Semaphore(2);

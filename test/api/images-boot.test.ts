@@ -161,6 +161,26 @@ test("overrides (Docker rules); logs followed over HTTP until the client leaves 
   assert.ok(!existsSync(`${d.dataDir}/machines/${m.id}`));
 });
 
+test("a guest cannot make the daemon read without bound: a huge main log gives its last 32 MiB, an endless status file is ignored", { skip: skip ?? false, timeout: 120_000 }, async () => {
+  const m = await create("bb-hostile", { image: busybox, start: true });
+  await waitStatus(d, m.id, "running", 60_000);
+  await machineWhen(d, m.id, (x) => x.main_process?.status === "exited", 20_000, "the main process to exit");
+  // A sparse 1 GiB log with a last line, as root inside the guest.
+  const grow = 'cd /var/log/hyperfleet && /bin/busybox dd if=/dev/zero of=main.log bs=1 count=0 seek=1073741824 2>/dev/null && echo last-line >> main.log';
+  assert.equal((await exec(d, m.id, ["/bin/busybox", "sh", "-c", grow], { user: "0" })).exit_code, 0);
+  const r = await d.req("GET", `/machines/${m.id}/logs`);
+  assert.equal(r.statusCode, 200);
+  assert.equal(r.rawPayload.length, 32 << 20, "the last 32 MiB of the log, not all of it");
+  assert.ok(r.body.endsWith("last-line\n"));
+  // The status file now points at something endless: the machine's view leaves the main process out.
+  const swap = "cd /var/log/hyperfleet && /bin/busybox ln -sf /proc/self/pagemap main.log.status";
+  assert.equal((await exec(d, m.id, ["/bin/busybox", "sh", "-c", swap], { user: "0" })).exit_code, 0);
+  const view = await d.req("GET", `/machines/${m.id}`);
+  assert.equal(view.statusCode, 200);
+  assert.equal(body<MachineJson>(view).main_process, null);
+  assert.equal((await d.req("DELETE", `/machines/${m.id}`)).statusCode, 204);
+});
+
 test("a Debian image boots: its own programs, its Cmd, Docker's defaults for what it does not set", { skip: skip ?? false, timeout: 600_000 }, async () => {
   const m = await create("debian", { image: debian, start: true });
   const phases = new Set<string>();

@@ -6,8 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { loadConfig } from "../../src/config/config.js";
-import { DEFAULT_PATH, execDefaults, mainProcessSpec, parseMainStatus, tailOffset } from "../../src/daemon/run-spec.js";
-import type { ImageRunConfig } from "../../src/store/records.js";
+import { DEFAULT_PATH, execDefaults, mainProcessSpec, parseMainStatus, tailOffset } from "../../src/workload/run-spec.js";
+import type { ImageRunConfig } from "../../src/core/machine.js";
 
 const IMG: ImageRunConfig = { entrypoint: ["/entry"], cmd: ["arg1", "arg2"], env: { PATH: "/img/bin", A: "image" }, workingDir: "/app", user: "1000:1000", exposedPorts: [] };
 const rec = (o: Partial<Parameters<typeof mainProcessSpec>[0]> = {}) => ({ imageRef: "x", imageConfig: IMG, env: {}, cmd: null, entrypoint: null, workdir: null, user: null, ...o });

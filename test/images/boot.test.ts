@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { isHyperfleetError } from "../../src/core/errors.js";
-import { Machine } from "../../src/lib/machine.js";
+import { Machine } from "../../src/embed/machine.js";
 import { buildBusyboxLayout, buildDebianLayout, push, workDir } from "./fixtures.js";
 import { eventually, ls, openService } from "./harness.js";
 import { startRegistry, type TestRegistry } from "./registry.js";

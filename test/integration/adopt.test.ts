@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Machine } from "../../src/lib/machine.js";
+import { Machine } from "../../src/embed/machine.js";
 import { isAlive } from "../../src/vmm/process.js";
 import { dataDir, leftoverQemu, tempRunDir } from "./helpers.js";
 
@@ -19,7 +19,7 @@ test("a VM started by a process that exits is adopted by the next one", async ()
   const script = `${root}/.adopt-parent-${process.pid}.mts`;
   // The parent starts a VM, leaves a marker in it, prints the id and pid, and exits without stopping it.
   await writeFile(script, `
-    import { Machine } from "./src/lib/machine.ts";
+    import { Machine } from "./src/embed/machine.ts";
     const m = new Machine({ vcpuCount: 1, memSizeMib: 256, dataDir: ${JSON.stringify(dataDir())}, runDir: ${JSON.stringify(runDir)} });
     (await m.start()).unwrap();
     (await m.writeFile("/tmp/marker", "from-parent")).unwrap();

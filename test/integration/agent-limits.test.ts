@@ -1,12 +1,12 @@
 /**
- * The guest-output bounds and cancellation end to end, through the library (src/lib/machine.ts) in
+ * The guest-output bounds and cancellation end to end, through the library (src/embed/machine.ts) in
  * a real QEMU microVM: exec output capped, a size-less procfs file refused at maxBytes, aborted
  * reads and uploads cancelled in the guest, and the agent still answering afterwards.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { Machine } from "../../src/lib/machine.js";
+import { Machine } from "../../src/embed/machine.js";
 import { isHyperfleetError } from "../../src/core/errors.js";
 import { isAlive } from "../../src/vmm/process.js";
 import { dataDir, tempRunDir } from "./helpers.js";

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { after, before, test } from "node:test";
-import { Machine } from "../../src/lib/machine.js";
+import { Machine } from "../../src/embed/machine.js";
 import { dataDir, tempRunDir } from "./helpers.js";
 
 let m: Machine;

@@ -8,19 +8,27 @@ export function dataDir(): string {
   return process.env.HYPERFLEET_DATA_DIR ?? "/var/lib/hyperfleet";
 }
 
+/** Run dirs this test process made: leftoverQemu() looks for VMs in these only. */
+const made: string[] = [];
+
 /** A short per-test directory: UNIX socket paths must stay under 108 bytes. */
-export function tempRunDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), "hf-test-"));
+export async function tempRunDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "hf-test-"));
+  made.push(dir);
+  return dir;
 }
 
-/** PIDs of qemu processes started by this test process (their -name carries our marker dirs). */
+/**
+ * PIDs of qemu processes whose command line points into a run dir this test process made. Only
+ * ours: other test processes (or other checkouts) on the same host may be running VMs meanwhile.
+ */
 export async function leftoverQemu(): Promise<number[]> {
   const found: number[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmd = (await readFile(`/proc/${entry}/cmdline`, "utf8")).split("\0");
-      if (cmd[0]?.includes("qemu-system") && cmd.some((a) => a.includes("/hf-test-"))) found.push(Number(entry));
+      if (cmd[0]?.includes("qemu-system") && cmd.some((a) => made.some((d) => a.includes(`${d}/`)))) found.push(Number(entry));
     } catch {
       /* raced with exit */
     }

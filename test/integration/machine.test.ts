@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { Machine } from "../../src/lib/machine.js";
+import { Machine } from "../../src/embed/machine.js";
 import { isHyperfleetError } from "../../src/core/errors.js";
 import { isAlive } from "../../src/vmm/process.js";
 import { dataDir, tempRunDir, leftoverQemu } from "./helpers.js";

@@ -10,7 +10,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Machine } from "../../src/lib/machine.js";
+import { Machine } from "../../src/embed/machine.js";
 import { isAlive } from "../../src/vmm/process.js";
 import { findVmmsIn } from "../../src/vmm/qemu/scan.js";
 import { dataDir, tempRunDir } from "./helpers.js";
@@ -63,7 +63,7 @@ test("a VM is adopted even without its records, and its death is detected throug
   const runDir = await tempRunDir();
   const script = `${root}/.vmm-crash-parent-${process.pid}.mts`;
   await writeFile(script, `
-    import { Machine } from "./src/lib/machine.ts";
+    import { Machine } from "./src/embed/machine.ts";
     const m = new Machine({ vcpuCount: 1, memSizeMib: 128, dataDir: ${JSON.stringify(dataDir())}, runDir: ${JSON.stringify(runDir)} });
     (await m.start()).unwrap();
     console.log(JSON.stringify({ id: m.id, pid: m.pid }));

@@ -15,3 +15,15 @@ test("exec: output on success, stderr tail and exit code on failure, timeouts ki
   await assert.rejects(runTool("sh", ["-c", "echo broken >&2; exit 3"]), (e) => isHyperfleetError(e, "INTERNAL") && /exit code 3/.test(e.message) && /broken/.test(e.message));
   await assert.rejects(runTool("sleep", ["5"], { timeoutMs: 100 }), /killed by SIGKILL/);
 });
+
+test("exec: host tools do not see the daemon's HYPERFLEET_ variables (the API key among them)", async () => {
+  process.env.HYPERFLEET_TOOL_ENV_PROBE = "secret-probe-value";
+  try {
+    const { stdout } = await runTool("sh", ["-c", "env"]);
+    const env = stdout.toString();
+    assert.doesNotMatch(env, /HYPERFLEET_/);
+    assert.match(env, /^PATH=/m, "the rest of the environment is kept");
+  } finally {
+    delete process.env.HYPERFLEET_TOOL_ENV_PROBE;
+  }
+});

@@ -1,8 +1,8 @@
 /** Helpers every route uses: the call context (logger, abort signal) and the shared param hook. */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "@sinclair/typebox";
-import type { MachineJson } from "../schemas/machine.js";
-import type { CallContext } from "../service.js";
+import type { MachineJson } from "../../contract/machine.js";
+import type { CallContext } from "../../core/ports/services.js";
 
 /** The request's logger and a signal that fires if the client goes away before the answer. */
 export function callContext(req: FastifyRequest, reply: FastifyReply): CallContext {

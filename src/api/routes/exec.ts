@@ -1,12 +1,12 @@
 /** POST /machines/:id/exec */
 import type { FastifyInstance } from "fastify";
 import { HyperfleetError } from "../../core/errors.js";
-import { errorResponses, MachineIdParams } from "../schemas/common.js";
-import { DEFAULT_EXEC_TIMEOUT_S, ExecBody, ExecResponse } from "../schemas/exec.js";
-import type { MachineServicePort } from "../service.js";
+import { errorResponses, MachineIdParams } from "../../contract/common.js";
+import { DEFAULT_EXEC_TIMEOUT_S, ExecBody, ExecResponse } from "../../contract/exec.js";
+import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext } from "./context.js";
 
-export function execRoutes(app: FastifyInstance, service: MachineServicePort, opts: { bodyLimit: number }): void {
+export function execRoutes(app: FastifyInstance, service: MachineServicePort, opts: { bodyLimit: number; outputMax: number }): void {
   app.addHook("preHandler", bindMachineId);
 
   app.post<{ Params: MachineIdParams; Body: ExecBody }>(
@@ -23,7 +23,9 @@ export function execRoutes(app: FastifyInstance, service: MachineServicePort, op
         summary: "Run a command",
         description:
           "Runs `command` (or `cmd`) in the running machine and answers with its exit code and output. " +
-          "A command that outlives `timeout` is killed and answered with 504 EXEC_TIMEOUT (partial output included).",
+          "A command that outlives `timeout` is killed and answered with 504 EXEC_TIMEOUT (partial output included). " +
+          `Each of stdout and stderr is kept up to \`max_output_bytes\` (at most ${opts.outputMax}, HYPERFLEET_EXEC_OUTPUT_MAX); ` +
+          "the rest is dropped and flagged with `stdout_truncated`/`stderr_truncated`.",
         params: MachineIdParams,
         body: ExecBody,
         response: { 200: ExecResponse, ...errorResponses(404, 409, 413, 504) },
@@ -51,10 +53,20 @@ export function execRoutes(app: FastifyInstance, service: MachineServicePort, op
           ...(b.cwd !== undefined && { cwd: b.cwd }),
           ...(b.user !== undefined && { user: b.user }),
           ...(b.stdin !== undefined && { stdin: b.stdin }),
+          maxOutputBytes: Math.min(b.max_output_bytes ?? opts.outputMax, opts.outputMax),
+          encoding: b.encoding ?? "utf8",
         },
         callContext(req, reply),
       );
-      return { exit_code: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, duration_ms: r.durationMs };
+      return {
+        exit_code: r.exitCode,
+        signal: r.signal,
+        stdout: r.stdout,
+        stderr: r.stderr,
+        duration_ms: r.durationMs,
+        stdout_truncated: r.stdoutTruncated,
+        stderr_truncated: r.stderrTruncated,
+      };
     },
   );
 }

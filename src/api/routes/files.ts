@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { HyperfleetError } from "../../core/errors.js";
 import type { ErrorRouteConfig } from "../errors.js";
-import { errorResponses, MachineIdParams } from "../schemas/common.js";
+import { errorResponses, MachineIdParams } from "../../contract/common.js";
 import {
   DeleteFileQuery,
   DownloadResponse,
@@ -11,9 +11,9 @@ import {
   StatResponse,
   UploadBody,
   UploadResponse,
-} from "../schemas/files.js";
+} from "../../contract/files.js";
 import { statJson } from "../serialize.js";
-import type { MachineServicePort } from "../service.js";
+import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext } from "./context.js";
 
 const tags = ["files"];
@@ -105,7 +105,11 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
       schema: {
         tags,
         summary: "Download a file",
-        description: "JSON with base64 content, or the raw bytes when the request has `Accept: application/octet-stream`.",
+        description:
+          "JSON with base64 content, or the raw bytes when the request has `Accept: application/octet-stream`. " +
+          `More than ${max} bytes (HYPERFLEET_FILE_MAX_SIZE) is 413 FILE_TOO_LARGE, also for files whose size is not known ` +
+          "beforehand (/proc, devices): the guest sends at most one byte more than the limit. The read is cancelled in the guest " +
+          "when the client disconnects or HYPERFLEET_FILE_TRANSFER_TIMEOUT passes (504 FILE_TRANSFER_TIMEOUT).",
         params: MachineIdParams,
         querystring: PathQuery,
         response: {

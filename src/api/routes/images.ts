@@ -2,10 +2,10 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { registryAuthInput } from "../requests.js";
-import { errorResponses } from "../schemas/common.js";
-import { ImageRefParams, PullImageBody, type ImageJson } from "../schemas/images.js";
+import { errorResponses } from "../../contract/common.js";
+import { ImageRefParams, PullImageBody, type ImageJson } from "../../contract/images.js";
 import { imageJson } from "../serialize.js";
-import type { ImageServicePort } from "../service.js";
+import type { ImageServicePort } from "../../core/ports/services.js";
 import { callContext } from "./context.js";
 
 const tags = ["images"];

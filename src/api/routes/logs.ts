@@ -1,9 +1,9 @@
 /** GET /machines/:id/logs: the main process's output, whole or followed. */
 import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
-import { errorResponses, MachineIdParams } from "../schemas/common.js";
-import { LogsQuery } from "../schemas/machine.js";
-import type { MachineServicePort } from "../service.js";
+import { errorResponses, MachineIdParams } from "../../contract/common.js";
+import { LogsQuery } from "../../contract/machine.js";
+import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext } from "./context.js";
 
 export function logRoutes(app: FastifyInstance, service: MachineServicePort): void {

@@ -3,10 +3,10 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { isMachineStatus, type MachineStatus } from "../../core/machine-state.js";
 import { createMachineRequest } from "../requests.js";
-import { errorResponses, MachineIdParams } from "../schemas/common.js";
-import { CreateMachineBody, ListMachinesQuery, WaitQuery } from "../schemas/machine.js";
+import { errorResponses, MachineIdParams } from "../../contract/common.js";
+import { CreateMachineBody, ListMachinesQuery, WaitQuery } from "../../contract/machine.js";
 import { machineJson } from "../serialize.js";
-import type { MachineServicePort } from "../service.js";
+import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext, MACHINE_REF } from "./context.js";
 
 const tags = ["machines"];

@@ -11,7 +11,8 @@ import { HyperfleetError, toHyperfleetError } from "../../core/errors.js";
 import type { VmHandle, VmmDriver, VmSpec } from "../../core/ports/vmm-driver.js";
 import { type Accel, buildQemuArgv, type QemuPaths } from "./argv.js";
 import { QemuHandle } from "./handle.js";
-import { isAlive, readLogTail, sleep } from "../process.js";
+import { sleep } from "../../host/async.js";
+import { isAlive, readLogTail } from "../process.js";
 import { findVmmsIn, runDirOfArgv } from "./scan.js";
 
 export interface QemuDriverOptions {

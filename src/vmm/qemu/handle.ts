@@ -12,7 +12,8 @@ import { HyperfleetError } from "../../core/errors.js";
 import type { VmHandle, VmmExitDetection, VmmStatus } from "../../core/ports/vmm-driver.js";
 import type { QemuPaths } from "./argv.js";
 import { QmpClient } from "./qmp.js";
-import { isAlive, readLogTail, sleep } from "../process.js";
+import { sleep } from "../../host/async.js";
+import { isAlive, readLogTail } from "../process.js";
 
 /** After the QMP socket closed, how long to look for the process to be gone before giving up. */
 const QMP_CLOSE_CONFIRM_MS = 2_000;

@@ -1,0 +1,10 @@
+/**
+ * The wire contract: TypeBox schemas of every request and response body, and their static types
+ * (snake_case, as sent). One definition gives the API its validation, its /openapi.json and its
+ * response types; the SDK builds on the same module and nothing else of the server.
+ */
+export * from "./common.js";
+export * from "./exec.js";
+export * from "./files.js";
+export * from "./images.js";
+export * from "./machine.js";

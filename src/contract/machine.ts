@@ -1,0 +1,167 @@
+/** Machine resource: create body, list/wait queries, and the machine as returned. */
+import { Type, type Static } from "@sinclair/typebox";
+import { MAIN_PROCESS_STATUSES, PULL_PHASES, PULL_STATUSES } from "../core/machine.js";
+import { MACHINE_STATUSES } from "../core/machine-state.js";
+import { EnvMap, MachineStatusSchema, Nullable } from "./common.js";
+import { imageRefString, RegistryAuth } from "./images.js";
+
+const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
+const STATUS_LIST_PATTERN = `^(${MACHINE_STATUSES.join("|")})(,(${MACHINE_STATUSES.join("|")}))*$`;
+
+/** Fields of later issues: validated now, refused with NOT_SUPPORTED_YET. */
+const Network = Type.Object(
+  {
+    enable: Type.Optional(Type.Boolean()),
+    guest_ip: Type.Optional(Type.String({ pattern: "^(\\d{1,3}\\.){3}\\d{1,3}$" })),
+    guest_mac: Type.Optional(Type.String({ pattern: "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$" })),
+  },
+  { additionalProperties: false, description: "Guest networking (not supported yet)" },
+);
+const ExposedPort = Type.Object(
+  {
+    guest_port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    host_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    protocol: Type.Optional(Type.Union([Type.Literal("tcp"), Type.Literal("udp")])),
+  },
+  { additionalProperties: false },
+);
+
+/** An argv override; empty is allowed (`entrypoint: []` clears the image's, as `--entrypoint ""`). */
+const ArgvOverride = (description: string) =>
+  Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 4096, description, examples: [["/bin/sh", "-c", "echo hi"]] });
+
+
+export const CreateMachineBody = Type.Object(
+  {
+    name: Type.String({ pattern: NAME_PATTERN, errorMessage: "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", description: "Unique name: letters, digits, `.`, `_`, `-`; up to 63 characters", examples: ["my-vm"] }),
+    vcpu_count: Type.Integer({ minimum: 1, maximum: 32, examples: [1] }),
+    mem_size_mib: Type.Integer({ minimum: 128, maximum: 65536, examples: [256] }),
+    image: Type.Optional(
+      imageRefString("OCI image to boot (`alpine:latest`, `registry:5000/team/app@sha256:...`). The pull starts at once in the background; see `image_pull`."),
+    ),
+    image_size_mib: Type.Optional(Type.Integer({ minimum: 64, maximum: 1048576, description: "Root disk size for the image (default: its content plus 50 %, at least 64 MiB more)" })),
+    registry_auth: Type.Optional(RegistryAuth),
+    cmd: Type.Optional(ArgvOverride("Replaces the image's Cmd")),
+    entrypoint: Type.Optional(ArgvOverride("Replaces the image's Entrypoint; the image's Cmd is then dropped unless `cmd` is given")),
+    workdir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: "^/[^\\u0000]*$", description: "Replaces the image's WorkingDir (main process and exec); absolute" })),
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$", description: "Replaces the image's User (main process and exec): name, uid or uid:gid" })),
+    network: Type.Optional(Network),
+    exposed_ports: Type.Optional(Type.Array(ExposedPort, { maxItems: 64, description: "Ports to forward (not supported yet)" })),
+    env: Type.Optional(EnvMap),
+    metadata: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 4096 }), {
+        maxProperties: 64,
+        description: "Free-form labels, returned as given",
+      }),
+    ),
+    start: Type.Optional(Type.Boolean({ default: false, description: "Start the machine right after creating it" })),
+  },
+  { additionalProperties: false },
+);
+export type CreateMachineBody = Static<typeof CreateMachineBody>;
+
+/** Body fields that later issues implement; sending any of them is NOT_SUPPORTED_YET for now. */
+export const NOT_YET_SUPPORTED_FIELDS = ["network", "exposed_ports"] as const;
+
+/** Body fields that only mean something with `image`. */
+export const IMAGE_ONLY_FIELDS = ["image_size_mib", "registry_auth", "cmd", "entrypoint", "workdir", "user"] as const;
+
+export const LogsQuery = Type.Object(
+  {
+    follow: Type.Optional(Type.Boolean({ default: false, description: "Keep streaming new output until the process exits, the machine stops, or the client disconnects" })),
+    tail: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: "Start with only the last N lines" })),
+  },
+  { additionalProperties: false },
+);
+export type LogsQuery = Static<typeof LogsQuery>;
+
+export const ListMachinesQuery = Type.Object(
+  {
+    status: Type.Optional(
+      Type.String({
+        pattern: STATUS_LIST_PATTERN,
+        description: "One status or a comma list",
+        examples: ["running", "running,starting"],
+        errorMessage: `must be one or more of ${MACHINE_STATUSES.join(", ")}, separated by commas`,
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ListMachinesQuery = Static<typeof ListMachinesQuery>;
+
+export const WaitQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Union(MACHINE_STATUSES.map((s) => Type.Literal(s)), { default: "running" })),
+    timeout: Type.Optional(Type.Number({ minimum: 0, maximum: 30, default: 30, description: "Seconds (default and maximum 30)" })),
+  },
+  { additionalProperties: false },
+);
+export type WaitQuery = Static<typeof WaitQuery>;
+
+const NullableString = Nullable(Type.String());
+const NullableInt = Nullable(Type.Integer());
+const ErrorRef = Nullable(Type.Object({ code: Type.String(), message: Type.String() }));
+
+const ImagePullSchema = Type.Object(
+  {
+    status: Type.Union(PULL_STATUSES.map((s) => Type.Literal(s))),
+    phase: Type.Union(PULL_PHASES.map((p) => Type.Literal(p))),
+    layers_done: Type.Integer(),
+    layers_total: Type.Integer(),
+    bytes_done: Type.Integer({ description: "Downloaded bytes (compressed layers)" }),
+    bytes_total: Type.Integer(),
+    error: ErrorRef,
+    started_at: Type.String(),
+    finished_at: NullableString,
+  },
+  { description: "The machine's image pull: live while it runs, then its outcome" },
+);
+
+const MainProcessSchema = Type.Object(
+  {
+    status: Type.Union(MAIN_PROCESS_STATUSES.map((s) => Type.Literal(s)), { description: "`failed`: it could not be started" }),
+    pid: NullableInt,
+    exit_code: Nullable(Type.Integer({ description: "null while running or when killed by a signal" })),
+    signal: NullableInt,
+    started_at: NullableString,
+    exited_at: NullableString,
+    error: ErrorRef,
+  },
+  { description: "The image's Entrypoint + Cmd, started after each boot; output at /machines/{id}/logs. Only while running, for a machine whose image has a command." },
+);
+
+export const MachineSchema = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    status: MachineStatusSchema,
+    vcpu_count: Type.Integer(),
+    mem_size_mib: Type.Integer(),
+    image_ref: NullableString,
+    kernel_image_path: NullableString,
+    initrd_path: NullableString,
+    kernel_args: Nullable(Type.String({ description: "null: the default fast-boot command line" })),
+    rootfs_path: Nullable(Type.String({ description: "Base root disk; the machine writes to its own overlay" })),
+    pid: Nullable(Type.Integer({ description: "VMM process id while it runs" })),
+    network: Nullable(Type.Object({}, { additionalProperties: true })),
+    env: Type.Record(Type.String(), Type.String()),
+    metadata: Type.Record(Type.String(), Type.String()),
+    last_error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+    created_at: Type.String({ description: "ISO-8601" }),
+    updated_at: Type.String(),
+    status_changed_at: Type.String(),
+    started_at: NullableString,
+    stopped_at: NullableString,
+    image_digest: Nullable(Type.String({ description: "Manifest digest, once the image is pulled" })),
+    image_size_mib: NullableInt,
+    image_pull: Nullable(ImagePullSchema),
+    cmd: Nullable(Type.Array(Type.String())),
+    entrypoint: Nullable(Type.Array(Type.String())),
+    workdir: NullableString,
+    user: NullableString,
+    main_process: Nullable(MainProcessSchema),
+  },
+  { $id: "Machine" },
+);
+export type MachineJson = Static<typeof MachineSchema>;

@@ -1,0 +1,156 @@
+/**
+ * The machine model: one description of a machine, used by every layer. The store maps its rows
+ * to it (JSON parsed, times as ISO strings, status typed); the API shows a MachineView (the model
+ * plus what only the running daemon knows) and maps it to the wire format in src/contract/.
+ */
+import type { MachineStatus } from "./machine-state.js";
+
+/** A failure as recorded on a machine, a pull or a main process. */
+export interface ErrorRef {
+  code: string;
+  message: string;
+}
+
+/** What an image says a VM should run (the subset of its OCI config the daemon uses). */
+export interface ImageRunConfig {
+  entrypoint: string[];
+  cmd: string[];
+  env: Record<string, string>;
+  workingDir: string | null;
+  user: string | null;
+  exposedPorts: Array<{ port: number; protocol: string }>;
+}
+
+/** Where an image pull is, in order. */
+export const PULL_PHASES = ["resolving", "downloading", "unpacking", "building", "done"] as const;
+export type PullPhase = (typeof PULL_PHASES)[number];
+
+export const PULL_STATUSES = ["pulling", "done", "failed"] as const;
+export type PullStatus = (typeof PULL_STATUSES)[number];
+
+/** Progress and outcome of a machine's image pull. Byte and layer counts are of the download. */
+export interface ImagePullState {
+  status: PullStatus;
+  phase: PullPhase;
+  layersDone: number;
+  layersTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  error: ErrorRef | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+/**
+ * The guest side of a machine's networking. Nothing sets it yet (the API refuses `network` with
+ * NOT_SUPPORTED_YET); typed now so the store, the model and the wire agree when it comes.
+ */
+export interface MachineNetwork {
+  guestIp: string | null;
+  guestMac: string | null;
+}
+
+export const MAIN_PROCESS_STATUSES = ["running", "exited", "failed"] as const;
+
+/** The machine's main process (an image's Entrypoint + Cmd), as the guest last recorded it. */
+export interface MainProcessState {
+  /** `failed`: it could not be started (`error` says why). */
+  status: (typeof MAIN_PROCESS_STATUSES)[number];
+  pid: number | null;
+  exitCode: number | null;
+  signal: number | null;
+  startedAt: string | null;
+  exitedAt: string | null;
+  error: ErrorRef | null;
+}
+
+export interface MachineRecord {
+  id: string;
+  name: string;
+  status: MachineStatus;
+  vcpuCount: number;
+  memSizeMib: number;
+  imageRef: string | null;
+  kernelImagePath: string | null;
+  initrdPath: string | null;
+  kernelArgs: string | null;
+  rootfsPath: string | null;
+  runDir: string;
+  pid: number | null;
+  network: MachineNetwork | null;
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+  lastError: ErrorRef | null;
+  createdAt: string;
+  updatedAt: string;
+  statusChangedAt: string;
+  startedAt: string | null;
+  stoppedAt: string | null;
+  /** Manifest digest of the image, once pulled (the machine then holds it in the cache). */
+  imageDigest: string | null;
+  imageConfig: ImageRunConfig | null;
+  /** Requested root disk size for the image; null: sized to the content. */
+  imageSizeMib: number | null;
+  imagePull: ImagePullState | null;
+  /** Overrides of the image's Cmd, Entrypoint, WorkingDir and User; null: the image's. */
+  cmd: string[] | null;
+  entrypoint: string[] | null;
+  workdir: string | null;
+  user: string | null;
+}
+
+/**
+ * A machine as the API shows it: the model without what stays inside the daemon (run dir, image
+ * config), with what only the running daemon knows (a pull's live counts, the main process).
+ */
+export type MachineView = Omit<MachineRecord, "runDir" | "imageConfig"> & {
+  /** Only for a running machine that has one; null otherwise. */
+  mainProcess: MainProcessState | null;
+};
+
+/** Image fields of a new machine; all default to null. */
+export type NewMachineImage = Partial<Pick<MachineRecord, "imageSizeMib" | "cmd" | "entrypoint" | "workdir" | "user">>;
+
+/** Fields given when a machine is created; the repository fills status and timestamps. */
+export type NewMachine = Pick<
+  MachineRecord,
+  | "id"
+  | "name"
+  | "vcpuCount"
+  | "memSizeMib"
+  | "imageRef"
+  | "kernelImagePath"
+  | "initrdPath"
+  | "kernelArgs"
+  | "rootfsPath"
+  | "runDir"
+  | "network"
+  | "env"
+  | "metadata"
+> &
+  NewMachineImage;
+
+/** Fields that may change together with a status transition. */
+export type MachinePatch = Partial<
+  Pick<
+    MachineRecord,
+    | "pid"
+    | "lastError"
+    | "kernelImagePath"
+    | "initrdPath"
+    | "kernelArgs"
+    | "rootfsPath"
+    | "startedAt"
+    | "stoppedAt"
+    | "imageDigest"
+    | "imageConfig"
+    | "imagePull"
+  >
+>;
+
+export interface MachineEvent {
+  fromStatus: MachineStatus | null;
+  toStatus: MachineStatus;
+  reason: string | null;
+  at: string;
+}

@@ -1,0 +1,135 @@
+/**
+ * The ports the HTTP routes call. MachineService (src/machines/) and ImageCatalog (src/images/)
+ * implement them; the API never imports the store or the VMM layer, so routes can be exercised
+ * with any implementation, and the machines layer never imports the API.
+ * Methods throw HyperfleetError; the API maps codes to HTTP status (src/api/http-status.ts).
+ */
+import type { MachineStatus } from "../machine-state.js";
+import type { ImageRunConfig, MachineView } from "../machine.js";
+import type { Logger } from "./logger.js";
+
+export type { MachineView, MainProcessState, ImagePullState } from "../machine.js";
+
+/** Per-call context: the request's child logger and an abort signal (client went away). */
+export interface CallContext {
+  log?: Logger;
+  signal?: AbortSignal;
+}
+
+/** Credentials for one pull; never stored or logged. */
+export type RegistryAuthInput = { username: string; password: string } | { token: string };
+
+export interface CreateMachineRequest {
+  name: string;
+  vcpuCount: number;
+  memSizeMib: number;
+  env: Record<string, string>;
+  metadata: Record<string, string>;
+  /** Boot right away (the call still returns before the guest is up). */
+  start: boolean;
+  /** OCI image reference; the pull starts at once, in the background. */
+  image?: string;
+  imageSizeMib?: number;
+  registryAuth?: RegistryAuthInput;
+  /** Docker semantics: an entrypoint override drops the image's Cmd unless `cmd` is given too. */
+  cmd?: string[];
+  entrypoint?: string[];
+  workdir?: string;
+  user?: string;
+}
+
+export interface LogsRequest {
+  /** Keep the response open and send new output as it comes. */
+  follow: boolean;
+  /** Only the last N lines (of what is there when the request arrives). */
+  tail?: number;
+}
+
+/** A cached image as the API shows it. */
+export interface ImageView {
+  refs: string[];
+  digest: string;
+  resolvedRef: string;
+  sizeBytes: number;
+  diskSizeMib: number;
+  inUse: boolean;
+  createdAt: string;
+  lastUsedAt: string;
+  platform: { os: string; architecture: string; variant: string | null };
+  config: ImageRunConfig;
+}
+
+export interface PullImageRequest {
+  image: string;
+  registryAuth?: RegistryAuthInput;
+  imageSizeMib?: number;
+}
+
+/** The image cache (GET/DELETE /images, POST /images/pull). */
+export interface ImageServicePort {
+  list(ctx?: CallContext): Promise<ImageView[]>;
+  /** A reference, or a manifest digest (`sha256:...`). IMAGE_NOT_FOUND, IMAGE_IN_USE. */
+  remove(ref: string, ctx?: CallContext): Promise<void>;
+  /** Resolves when the image is cached (at once when it already is). */
+  pull(req: PullImageRequest, ctx?: CallContext): Promise<ImageView>;
+}
+
+export interface ExecRequest {
+  command: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  timeoutMs: number;
+  stdin?: string;
+  /** Bytes kept of stdout and, separately, of stderr; the rest is dropped (the command goes on). */
+  maxOutputBytes: number;
+  /** How stdout and stderr are turned into strings: `base64` keeps bytes that are not UTF-8. */
+  encoding: ExecEncoding;
+}
+
+export type ExecEncoding = "utf8" | "base64";
+
+/** An exec's result; EXEC_TIMEOUT carries the same output fields in its details (snake_case). */
+export interface ExecOutput {
+  exitCode: number | null;
+  signal: number | null;
+  /** In the request's encoding. */
+  stdout: string;
+  stderr: string;
+  /** The stream had more than maxOutputBytes; only the first maxOutputBytes are in stdout/stderr. */
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  durationMs: number;
+}
+
+export interface FileStatView {
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: Date;
+  type: "file" | "directory" | "symlink" | "other";
+}
+
+export interface MachineServicePort {
+  list(filter: { status?: readonly MachineStatus[] }, ctx?: CallContext): Promise<MachineView[]>;
+  /** MACHINE_NOT_FOUND when there is no such machine. */
+  get(id: string, ctx?: CallContext): Promise<MachineView>;
+  create(req: CreateMachineRequest, ctx?: CallContext): Promise<MachineView>;
+  /** Lifecycle calls return once the first status change is persisted (e.g. `starting`). */
+  start(id: string, ctx?: CallContext): Promise<MachineView>;
+  stop(id: string, ctx?: CallContext): Promise<MachineView>;
+  restart(id: string, ctx?: CallContext): Promise<MachineView>;
+  /** Kills the VM if needed and removes the machine and its disk. */
+  delete(id: string, ctx?: CallContext): Promise<void>;
+  /** Resolves when the machine is in `status`; WAIT_TIMEOUT after timeoutMs. */
+  wait(id: string, status: MachineStatus, timeoutMs: number, ctx?: CallContext): Promise<MachineView>;
+  exec(id: string, req: ExecRequest, ctx?: CallContext): Promise<ExecOutput>;
+  writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx?: CallContext): Promise<{ size: number }>;
+  /** FILE_TOO_LARGE when the file is bigger than `maxSize` bytes, whatever its stat says. */
+  readFile(id: string, path: string, maxSize: number, ctx?: CallContext): Promise<Buffer>;
+  stat(id: string, path: string, ctx?: CallContext): Promise<FileStatView>;
+  removeFile(id: string, path: string, recursive: boolean, ctx?: CallContext): Promise<void>;
+  /** The main process's output; with `follow` it ends when the process exited, the machine stops, or ctx.signal fires. */
+  logs(id: string, req: LogsRequest, ctx?: CallContext): Promise<Buffer | AsyncIterable<Buffer>>;
+}

@@ -1,0 +1,204 @@
+/**
+ * The library entry point: one microVM, usable without a server. A thin facade over the pieces the
+ * daemon uses too (vmm/spec.ts, the driver registry, Vm), with Result values instead of throws.
+ *
+ * @example
+ * const machine = new Machine({ vcpuCount: 1, memSizeMib: 256 });
+ * (await machine.start()).unwrap();
+ * const r = (await machine.exec(["uname", "-a"])).unwrap();
+ * console.log(r.stdout);
+ * (await machine.shutdown()).unwrap();
+ */
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { ulid } from "ulid";
+import type { AgentClient, ExecOptions as AgentExecOptions, FileStat } from "../agent/client.js";
+import { HyperfleetError } from "../core/errors.js";
+import { attempt, type Result } from "../core/result.js";
+import type { VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
+import { hostTscKhz } from "../vmm/host.js";
+import { buildVmSpec, needsAssets, resolveBootPaths } from "../vmm/spec.js";
+import { Vm } from "../vmm/vm.js";
+import { DEFAULT_DATA_DIR, wiringFor } from "./wiring.js";
+
+export type { FileStat } from "../agent/client.js";
+
+export interface MachineOptions {
+  /** Defaults to `vm_<ULID>`. */
+  id?: string;
+  vcpuCount: number;
+  memSizeMib: number;
+  /** Kernel (bzImage or ELF vmlinux). Default: the vmlinux from the guest assets. */
+  kernelImagePath?: string;
+  initrdPath?: string;
+  /** Full kernel command line. Default: the measured fast-boot set (src/vmm/kernel-args.ts). */
+  kernelArgs?: string;
+  /** Base root disk (raw ext4). The VM writes to its own qcow2 overlay; the base is never modified. */
+  rootfsPath?: string;
+  /** Where guest assets and per-VM state live. Default /var/lib/hyperfleet. */
+  dataDir?: string;
+  /** This VM's directory (sockets, pidfile, console log, disk overlay). Default <dataDir>/vms/<id>. */
+  runDir?: string;
+  /** Default: QEMU, with KVM only if a probe boot succeeds, else TCG. */
+  driver?: VmmDriver;
+  /** Boot timeout (spawn until the agent answers). Default 30 s. */
+  bootTimeoutMs?: number;
+}
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: number | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+  /** Output beyond maxOutputBytes was dropped. */
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  durationMs: number;
+}
+
+/**
+ * env, cwd, user, stdin; timeoutMs: the command is killed after it and fails with EXEC_TIMEOUT;
+ * maxOutputBytes: stdout and stderr are each kept up to it (see ExecResult's *Truncated);
+ * signal: kills the command.
+ */
+export type ExecOptions = Pick<AgentExecOptions, "env" | "cwd" | "user" | "timeoutMs" | "stdin" | "maxOutputBytes" | "signal">;
+
+export class Machine {
+  readonly id: string;
+  readonly runDir: string;
+  private readonly dataDir: string;
+  private vm: Vm | null = null;
+
+  constructor(private readonly opts: MachineOptions) {
+    this.id = opts.id ?? `vm_${ulid()}`;
+    this.dataDir = opts.dataDir ?? DEFAULT_DATA_DIR;
+    this.runDir = opts.runDir ?? join(this.dataDir, "vms", this.id);
+  }
+
+  /** Re-attaches to a VM left running by an earlier process; null when its VMM is gone. */
+  static async adopt(opts: MachineOptions & { id: string; runDir: string }): Promise<Machine | null> {
+    const m = new Machine(opts);
+    // The VMM is alive but the agent may not answer: the VM is kept anyway, so it can be stopped.
+    m.vm = await Vm.adopt(await m.driver(), opts.id, opts.runDir);
+    return m.vm ? m : null;
+  }
+
+  get pid(): number | null {
+    return this.vm?.pid ?? null;
+  }
+
+  get consoleLogPath(): string {
+    return join(this.runDir, "console.log");
+  }
+
+  /** Boots the VM and waits until the guest agent answers. */
+  start(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Result<void>> {
+    return attempt(async () => {
+      if (this.vm && (await this.vm.status()).state !== "exited") throw new HyperfleetError("INVALID_STATE_TRANSITION", `machine ${this.id} is already running`);
+      const spec = await this.buildSpec();
+      this.vm = await Vm.boot(await this.driver(), spec, opts.timeoutMs ?? this.opts.bootTimeoutMs ?? 30_000, opts.signal);
+    });
+  }
+
+  exec(command: string[], opts: ExecOptions = {}): Promise<Result<ExecResult>> {
+    return attempt(async () => {
+      const r = await this.requireAgent().exec(command, opts);
+      const result: ExecResult = {
+        exitCode: r.exitCode,
+        signal: r.signal,
+        timedOut: r.timedOut,
+        stdout: r.stdout.toString("utf8"),
+        stderr: r.stderr.toString("utf8"),
+        stdoutTruncated: r.stdoutTruncated,
+        stderrTruncated: r.stderrTruncated,
+        durationMs: r.durationMs,
+      };
+      if (r.timedOut) {
+        throw new HyperfleetError("EXEC_TIMEOUT", `'${command.join(" ")}' did not finish within ${opts.timeoutMs} ms and was killed`, { details: { ...result } });
+      }
+      return result;
+    });
+  }
+
+  /** signal: stops the upload (the guest removes its temp file) and fails at once; fsync: on disk before it resolves. */
+  writeFile(path: string, data: Buffer | string, opts: { mode?: number; mkdirs?: boolean; fsync?: boolean; signal?: AbortSignal } = {}): Promise<Result<{ size: number }>> {
+    return attempt(async () => ({ size: await this.requireAgent().writeFile(path, typeof data === "string" ? Buffer.from(data) : data, opts) }));
+  }
+
+  /** maxBytes: a larger file fails with FILE_TOO_LARGE; signal: cancels the read and fails at once. */
+  readFile(path: string, opts: { maxBytes?: number; signal?: AbortSignal } = {}): Promise<Result<Buffer>> {
+    return attempt(() => this.requireAgent().readFile(path, { maxBytes: opts.maxBytes, signal: opts.signal }));
+  }
+
+  stat(path: string): Promise<Result<FileStat>> {
+    return attempt(() => this.requireAgent().stat(path));
+  }
+
+  remove(path: string, opts: { recursive?: boolean } = {}): Promise<Result<void>> {
+    return attempt(() => this.requireAgent().remove(path, opts));
+  }
+
+  mkdir(path: string, opts: { parents?: boolean; mode?: number } = {}): Promise<Result<void>> {
+    return attempt(() => this.requireAgent().mkdir(path, opts));
+  }
+
+  /** Direct access to the agent connection (streaming exec, ping), for advanced use. */
+  get agentClient(): AgentClient | null {
+    return this.vm?.agent ?? null;
+  }
+
+  /**
+   * Graceful stop: the agent powers the guest off (processes get SIGTERM, disks are synced); if
+   * that does not end the VM in time the VMM is asked to stop, and finally killed.
+   */
+  shutdown(opts: { timeoutMs?: number } = {}): Promise<Result<void>> {
+    return attempt(async () => {
+      await this.vm?.shutdown(opts.timeoutMs ?? 10_000);
+    });
+  }
+
+  /** SIGKILLs the VMM process. */
+  kill(): Promise<Result<void>> {
+    return attempt(async () => {
+      await this.vm?.kill();
+    });
+  }
+
+  async status(): Promise<VmmStatus> {
+    return this.vm ? this.vm.status() : { state: "exited", pid: null };
+  }
+
+  /** Resolves when the VMM process is gone (including when it is killed from outside). */
+  exited(): Promise<VmmStatus> {
+    return this.vm ? this.vm.exited() : Promise.resolve({ state: "exited", pid: null });
+  }
+
+  /** Kills the VM if needed and removes everything it had on disk. */
+  async destroy(): Promise<void> {
+    await this.vm?.kill().catch(() => this.vm?.release());
+    await rm(this.runDir, { recursive: true, force: true });
+  }
+
+  // --- internals ---
+
+  private requireAgent(): AgentClient {
+    const agent = this.vm?.agent;
+    if (!agent) throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${this.id} is not running (no agent connection); start it first`);
+    return agent;
+  }
+
+  private async driver(): Promise<VmmDriver> {
+    return this.opts.driver ?? wiringFor(this.dataDir).registry.driver();
+  }
+
+  private async buildSpec(): Promise<VmSpec> {
+    const o = this.opts;
+    const assets = needsAssets(o) ? await wiringFor(this.dataDir).assets() : null;
+    // No NICs or vsock: the Machine class attaches neither (yet).
+    const boot = resolveBootPaths(o, assets);
+    // The VM's disk is kept across stop/start, made once. A caller's own driver is QEMU's today.
+    const rootDisk = await wiringFor(this.dataDir).registry.disks.rootDisk(boot.rootfsPath, this.runDir);
+    return buildVmSpec({ id: this.id, vcpuCount: o.vcpuCount, memSizeMib: o.memSizeMib, boot, rootDisk, runDir: this.runDir, tscKhz: hostTscKhz() });
+  }
+}

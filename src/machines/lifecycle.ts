@@ -1,0 +1,166 @@
+/**
+ * What happens to a machine's VM, step by step, each step ending in a persisted status: boot
+ * (-> running | failed), halt (-> stopped), destroy (-> row removed), watching for a VMM that exits
+ * on its own (-> stopped | failed), adopting one left by an earlier daemon. The service decides
+ * whether a user may ask for a step; reconciliation re-runs the same steps after a restart.
+ */
+import { rm } from "node:fs/promises";
+import type { Logger } from "../core/ports/logger.js";
+import { toHyperfleetError } from "../core/errors.js";
+import { statusAfterUnexpectedExit, type MachineStatus } from "../core/machine-state.js";
+import type { Vm } from "../vmm/vm.js";
+import type { MachineRepository } from "../store/machine-repository.js";
+import type { MachinePatch, MachineRecord } from "../core/machine.js";
+import { LiveVms } from "./live-vms.js";
+import { Semaphore } from "../host/semaphore.js";
+import type { StatusBus } from "./status-bus.js";
+import type { MachineStatuses } from "./statuses.js";
+import type { VmFactory } from "./vm-factory.js";
+
+/** What a boot does beyond starting the VM (image machines: pull first, main process after). */
+export interface BootHooks {
+  /** Before a boot slot is taken: returns the record to boot (its root disk ready). Throws to fail the boot. */
+  prepare(rec: MachineRecord, signal: AbortSignal, log: Logger): Promise<MachineRecord>;
+  /** Once the guest agent answered, before `running` is recorded. Must not throw. */
+  booted(rec: MachineRecord, vm: Vm, log: Logger): Promise<void>;
+  /** A running VM was adopted after a daemon restart. Must not throw. */
+  adopted(rec: MachineRecord, vm: Vm, log: Logger): Promise<void>;
+}
+
+export interface VmLifecycleOptions {
+  repo: MachineRepository;
+  statuses: MachineStatuses;
+  vms: VmFactory;
+  stopTimeoutMs: number;
+  /** How many VMs may boot at the same time; more wait in `starting`. */
+  maxConcurrentBoots: number;
+  hooks?: BootHooks;
+}
+
+export class VmLifecycle {
+  readonly live = new LiveVms();
+  private readonly bootSlots: Semaphore;
+
+  constructor(private readonly o: VmLifecycleOptions) {
+    this.bootSlots = new Semaphore(o.maxConcurrentBoots);
+  }
+
+  get bus(): StatusBus {
+    return this.o.statuses.bus;
+  }
+
+  /** A status change (MachineStatuses.settle: may lose to a concurrent one, a start may be refused). */
+  settle(id: string, from: readonly MachineStatus[], to: MachineStatus, patch: MachinePatch, reason: string): Promise<MachineRecord | undefined> {
+    return this.o.statuses.settle(id, from, to, patch, reason);
+  }
+
+  /** Boots a machine in `starting`; ends in `running`, or `failed` with the reason recorded. */
+  async boot(starting: MachineRecord, log: Logger): Promise<void> {
+    const id = starting.id;
+    const ac = this.live.beginBoot(id);
+    const t0 = Date.now();
+    let rec = starting;
+    let vm: Vm;
+    let release: (() => void) | undefined;
+    try {
+      // An image pull may take minutes: it must not hold a boot slot meanwhile.
+      if (this.o.hooks) rec = await this.o.hooks.prepare(rec, ac.signal, log);
+      release = await this.bootSlots.acquire(ac.signal);
+      // A failed boot leaves nothing running (Vm.boot undoes its own steps).
+      vm = await this.o.vms.boot(rec, ac.signal);
+      // Held from here on: a stop or delete queued behind this boot takes it over.
+      this.live.set(id, vm);
+    } catch (e) {
+      const he = toHyperfleetError(e);
+      const lastError = { code: he.code, message: he.message };
+      const failed = await this.settle(id, ["starting"], "failed", { pid: null, lastError }, "boot failed");
+      if (failed) log.warn({ err: he, code: he.code }, "machine failed to boot");
+      else log.info("boot cancelled");
+      return;
+    } finally {
+      release?.();
+      this.live.endBoot(id, ac);
+    }
+    await this.o.hooks?.booted(rec, vm, log);
+    const running = await this.settle(id, ["starting"], "running", { pid: vm.pid }, "guest agent answered");
+    // When the settle lost, a stop or delete took over during the boot and owns the machine now.
+    if (running) {
+      log.info({ pid: vm.pid, boot_ms: Date.now() - t0 }, "machine running");
+      this.watchExit(id, vm, log);
+    }
+  }
+
+  /** Stops the VMM of a machine in `stopping`: graceful first, kill as the last resort. */
+  async halt(id: string, log: Logger): Promise<void> {
+    const m = this.live.take(id);
+    if (m) {
+      try {
+        await m.shutdown(this.o.stopTimeoutMs);
+      } catch (e) {
+        log.warn({ err: toHyperfleetError(e) }, "graceful stop failed; killing the VMM");
+        try {
+          await m.kill();
+        } catch (k) {
+          const he = toHyperfleetError(k);
+          await this.settle(id, ["stopping"], "failed", { lastError: { code: he.code, message: he.message } }, "stop failed");
+          return;
+        }
+      }
+    }
+    if (await this.settle(id, ["stopping"], "stopped", { pid: null }, "VMM stopped")) log.info("machine stopped");
+  }
+
+  /** Removes a machine in `destroying`: its VMM, its run dir (disk included), its row. */
+  async destroy(rec: MachineRecord, log: Logger): Promise<void> {
+    try {
+      const m = this.live.take(rec.id);
+      if (m) await forceKill(m);
+      // A VMM the daemon lost track of (a boot cut short by a crash) would outlive its run dir.
+      const strays = await this.o.vms.killVmmsOf(rec);
+      if (strays.length > 0) log.warn({ pids: strays }, "killed a VMM no machine held");
+      await rm(rec.runDir, { recursive: true, force: true });
+      await this.o.repo.delete(rec.id);
+    } catch (e) {
+      const he = toHyperfleetError(e);
+      await this.settle(rec.id, ["destroying"], "failed", { lastError: { code: he.code, message: he.message } }, "delete failed");
+      throw he;
+    }
+    this.bus.publish({ kind: "deleted", id: rec.id });
+    log.info("machine deleted");
+  }
+
+  /** Takes charge of a VMM adopted from an earlier daemon whose agent answers: it is running. */
+  async adoptRunning(rec: MachineRecord, m: Vm, log: Logger): Promise<void> {
+    this.live.set(rec.id, m);
+    const running =
+      rec.status === "running"
+        ? await this.o.repo.update(rec.id, { pid: m.pid })
+        : await this.settle(rec.id, [rec.status], "running", { pid: m.pid, lastError: null }, "adopted after daemon restart");
+    if (!running) return;
+    this.watchExit(rec.id, m, log);
+    await this.o.hooks?.adopted(running, m, log);
+  }
+
+  /** Notices a VMM that exits without being asked (killed, crashed, guest powered off). */
+  private watchExit(id: string, m: Vm, log: Logger): void {
+    void m
+      .exited()
+      .then(async (st) => {
+        // Not ours any more: a stop, restart or delete took the machine and handles its exit.
+        if (!this.live.release(id, m)) return;
+        await forceKill(m); // releases sockets and the agent connection; the process is already gone
+        const to = statusAfterUnexpectedExit(st.exitCode);
+        const how = st.signal ? `signal ${st.signal}` : st.exitCode == null ? "unknown status" : `exit code ${st.exitCode}`;
+        const lastError = to === "failed" ? { code: "VMM_EXITED", message: `the VMM process exited unexpectedly (${how})` } : null;
+        if (await this.settle(id, ["running"], to, { pid: null, lastError }, `VMM exited (${how})`)) {
+          log.warn({ status: to, how, detected_by: st.detectedBy }, "VMM exited on its own");
+        }
+      })
+      .catch((e: unknown) => log.error({ err: e }, "exit watcher failed"));
+  }
+}
+
+/** Kills a VM whatever state it is in; what cannot be killed (already gone) is still released. */
+export async function forceKill(vm: Vm): Promise<void> {
+  await vm.kill().catch(() => vm.release());
+}

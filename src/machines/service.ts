@@ -1,0 +1,339 @@
+/**
+ * The API's machine service: decides whether a request may happen (the pure transition table),
+ * records the first status change with a conditional update (so concurrent requests get 409
+ * instead of racing), and queues the slow part (boot, graceful stop) as VmLifecycle steps that
+ * end in a persisted status. Lifecycle calls return right after the first status change; so does
+ * creating a machine from an image, whose pull runs in the background (ImagePulls).
+ */
+import type { Logger } from "../core/ports/logger.js";
+import { ulid } from "ulid";
+import { checkFitsHost, type Capacity } from "../core/capacity.js";
+import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
+import { checkAction, checkTransition, type MachineStatus } from "../core/machine-state.js";
+import type { Vm } from "../vmm/vm.js";
+import { parseImageRef } from "../images/index.js";
+import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../core/ports/services.js";
+import type { MachinePatch, MachineRecord } from "../core/machine.js";
+import type { MachineRepository } from "../store/machine-repository.js";
+import { imagesUnavailable } from "../images/catalog.js";
+import type { ImagePulls } from "./image-pulls.js";
+import type { ImageUsers } from "./image-users.js";
+import type { LiveVms } from "./live-vms.js";
+import { MachineIo } from "./io.js";
+import { MachineViews } from "./views.js";
+import type { MainProcesses } from "../workload/main-process.js";
+import type { BootPaths, VmFactory } from "./vm-factory.js";
+import type { VmLifecycle } from "./lifecycle.js";
+import { waitForStatus } from "./wait.js";
+
+export interface MachineServiceOptions {
+  repo: MachineRepository;
+  vms: VmFactory;
+  lifecycle: VmLifecycle;
+  log: Logger;
+  fileTransferTimeoutMs: number;
+  /** Admission limits: a machine that could not start even on an idle host is refused at create. */
+  capacity?: Capacity;
+  images: {
+    /** null when images are off on this host; `unavailable` says why. */
+    pulls: ImagePulls | null;
+    unavailable: string;
+    users: ImageUsers;
+    main: MainProcesses;
+  };
+}
+
+export function machineNotFound(id: string): HyperfleetError {
+  return new HyperfleetError("MACHINE_NOT_FOUND", `machine ${id} does not exist; GET /machines lists the machines`);
+}
+
+export class MachineService implements MachineServicePort {
+  private readonly repo: MachineRepository;
+  private readonly vms: VmFactory;
+  private readonly lc: VmLifecycle;
+  private readonly log: Logger;
+  private readonly io: MachineIo;
+  private readonly img: MachineServiceOptions["images"];
+  private readonly views: MachineViews;
+  private readonly capacity: Capacity | undefined;
+  private readonly shutdown = new AbortController();
+  /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
+  private readonly stopping = new AbortController();
+
+  constructor(o: MachineServiceOptions) {
+    this.repo = o.repo;
+    this.vms = o.vms;
+    this.lc = o.lifecycle;
+    this.log = o.log;
+    this.img = o.images;
+    this.capacity = o.capacity;
+    this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
+    this.views = new MachineViews(o.images.pulls, o.images.main);
+    this.shutdown.signal.addEventListener("abort", () => this.stopping.abort(new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back")), { once: true });
+  }
+
+  /** Aborted when the daemon shuts down (pulls ahead of time stop with it). */
+  get closing(): AbortSignal {
+    return this.shutdown.signal;
+  }
+
+  /** The live VMs (for shutdown and tests: `live.idle()` waits for queued lifecycle steps). */
+  get live(): LiveVms {
+    return this.lc.live;
+  }
+
+  // --- reads ---
+
+  async list(filter: { status?: readonly MachineStatus[] }): Promise<MachineView[]> {
+    return (await this.repo.list(filter)).map((r) => this.views.full(r));
+  }
+
+  async get(id: string): Promise<MachineView> {
+    return this.views.full(await this.record(id));
+  }
+
+  async wait(id: string, status: MachineStatus, timeoutMs: number, ctx: CallContext = {}): Promise<MachineView> {
+    const signals = [this.shutdown.signal, ...(ctx.signal ? [ctx.signal] : [])];
+    const rec = await waitForStatus({ bus: this.lc.bus, get: (i) => this.record(i), id, status, timeoutMs, signal: AbortSignal.any(signals) });
+    return this.views.plain(rec);
+  }
+
+  // --- lifecycle ---
+
+  async create(req: CreateMachineRequest, ctx: CallContext = {}): Promise<MachineView> {
+    this.assertOpen();
+    const tooBig = this.capacity && checkFitsHost({ vcpuCount: req.vcpuCount, memSizeMib: req.memSizeMib }, this.capacity);
+    if (tooBig) throw tooBig;
+    const id = `vm_${ulid()}`;
+    const pulls = req.image === undefined ? null : this.imagePulls(req.image);
+    // Resolved now so the record shows what it boots. Without guest assets a machine can still be
+    // created (start then says what is missing), unless it is meant to start right away.
+    let paths: BootPaths | null = null;
+    try {
+      paths = await this.vms.bootPaths();
+    } catch (e) {
+      if (req.start) throw e;
+    }
+    const rec = await this.repo.insert({
+      id,
+      name: req.name,
+      vcpuCount: req.vcpuCount,
+      memSizeMib: req.memSizeMib,
+      imageRef: req.image ?? null,
+      kernelImagePath: paths?.kernelImagePath ?? null,
+      initrdPath: paths?.initrdPath ?? null,
+      kernelArgs: paths?.kernelArgs ?? null,
+      // An image machine's root disk is its image's, known once the pull is done.
+      rootfsPath: pulls ? null : (paths?.rootfsPath ?? null),
+      runDir: this.vms.runDirFor(id),
+      network: null,
+      env: req.env,
+      metadata: req.metadata,
+      imageSizeMib: req.imageSizeMib ?? null,
+      cmd: req.cmd ?? null,
+      entrypoint: req.entrypoint ?? null,
+      workdir: req.workdir ?? null,
+      user: req.user ?? null,
+    });
+    // With `start`, creating is all or nothing: a start refused (no capacity) leaves no machine.
+    let starting: MachineRecord | null = null;
+    if (req.start) {
+      try {
+        starting = await this.admitStart(rec);
+      } catch (e) {
+        await this.repo.delete(id);
+        throw e;
+      }
+    }
+    // The request's logger has no machine id yet (POST /machines has no :id): bind it here.
+    const bound = { ...ctx, log: (ctx.log ?? this.log).child({ machine_id: id }) };
+    bound.log.info({ name: req.name, image: req.image, start: req.start }, "machine created");
+    // Before the boot is queued: the boot waits for this pull, with these credentials.
+    pulls?.begin(rec, req.registryAuth, bound.log);
+    if (starting === null) return this.views.plain(rec);
+    this.queueBoot(starting, bound);
+    return this.views.plain(starting);
+  }
+
+  async start(id: string, ctx: CallContext = {}): Promise<MachineView> {
+    this.assertOpen();
+    const rec = await this.record(id);
+    checkAction("start", rec.status).unwrap();
+    const starting = await this.admitStart(rec);
+    this.queueBoot(starting, ctx);
+    return this.views.plain(starting);
+  }
+
+  async stop(id: string, ctx: CallContext = {}): Promise<MachineView> {
+    this.assertOpen();
+    const rec = await this.record(id);
+    checkAction("stop", rec.status).unwrap();
+    const stopping = await this.move(rec, "stopping", {}, "stop requested");
+    const log = this.logFor(id, ctx);
+    this.live.abortBoot(id);
+    this.background(id, log, () => this.lc.halt(id, log));
+    return this.views.plain(stopping);
+  }
+
+  async restart(id: string, ctx: CallContext = {}): Promise<MachineView> {
+    this.assertOpen();
+    const rec = await this.record(id);
+    checkAction("restart", rec.status).unwrap();
+    if (rec.status !== "running") return this.start(id, ctx);
+    const stopping = await this.move(rec, "stopping", {}, "restart requested");
+    const log = this.logFor(id, ctx);
+    this.background(id, log, async () => {
+      await this.lc.halt(id, log);
+      let starting: MachineRecord | undefined;
+      try {
+        starting = await this.lc.settle(id, ["stopped"], "starting", { lastError: null }, "restart: booting again");
+      } catch (e) {
+        // Another start took the capacity this machine gave back while it stopped: it stays stopped, saying why.
+        if (!isHyperfleetError(e, "INSUFFICIENT_CAPACITY")) throw e;
+        const rec = await this.repo.update(id, { lastError: { code: e.code, message: e.message } });
+        if (rec) this.lc.bus.publish({ kind: "updated", machine: rec });
+        log.warn({ code: e.code, reason: e.message }, "restart: the machine stopped but could not start again");
+        return;
+      }
+      if (starting) await this.lc.boot(starting, log);
+    });
+    return this.views.plain(stopping);
+  }
+
+  async delete(id: string, ctx: CallContext = {}): Promise<void> {
+    this.assertOpen();
+    const rec = await this.record(id);
+    checkAction("delete", rec.status).unwrap();
+    await this.move(rec, "destroying", {}, "delete requested");
+    const log = this.logFor(id, ctx);
+    this.live.abortBoot(id);
+    await this.img.pulls?.cancel(id);
+    await this.live.enqueue(id, () => this.lc.destroy(rec, log));
+    // Only once the row is gone: until then the machine still holds its image.
+    this.img.main.forget(id);
+    await this.img.users.forget(id);
+  }
+
+  // --- exec and files (delegated; they only need a running Machine) ---
+
+  async exec(id: string, req: ExecRequest, ctx: CallContext = {}): Promise<ExecOutput> {
+    // The caller is looking at the machine (and may have changed its main process): look again,
+    // before answering, so what the caller reads next agrees with what it just did.
+    const out = await this.io.exec(id, req, this.callSignal(ctx));
+    await this.img.main.refresh(id);
+    return out;
+  }
+  writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx: CallContext = {}): Promise<{ size: number }> {
+    return this.io.writeFile(id, path, data, mode, this.callSignal(ctx));
+  }
+  readFile(id: string, path: string, maxSize: number, ctx: CallContext = {}): Promise<Buffer> {
+    return this.io.readFile(id, path, maxSize, this.callSignal(ctx));
+  }
+  stat(id: string, path: string): Promise<FileStatView> {
+    return this.io.stat(id, path);
+  }
+  removeFile(id: string, path: string, recursive: boolean): Promise<void> {
+    return this.io.remove(id, path, recursive);
+  }
+  logs(id: string, req: LogsRequest, ctx: CallContext = {}): Promise<Buffer | AsyncIterable<Buffer>> {
+    return this.io.logs(id, req, this.callSignal(ctx)).finally(() => void this.img.main.refresh(id));
+  }
+
+  /**
+   * Fires when the client goes away or the daemon shuts down: the guest-side operation is
+   * cancelled. A shutdown says so (503 SHUTTING_DOWN), since that client is still listening.
+   */
+  private callSignal(ctx: CallContext): AbortSignal {
+    return AbortSignal.any([this.stopping.signal, ...(ctx.signal ? [ctx.signal] : [])]);
+  }
+
+  // --- shutdown ---
+
+  /**
+   * Daemon shutdown: refuse new work, end pending waits, optionally stop every VM, then let go of
+   * the VMs (they keep running) by closing agent connections.
+   */
+  async close(opts: { stopVms: boolean }): Promise<void> {
+    this.shutdown.abort();
+    if (opts.stopVms) {
+      // In parallel: the whole shutdown then takes about one stop timeout, however many VMs run.
+      const stops = this.lc.live.all().map(async ([id]) => {
+        if (!(await this.lc.settle(id, ["running", "starting"], "stopping", {}, "daemon exiting"))) return;
+        this.lc.live.abortBoot(id);
+        await this.lc.live.enqueue(id, () => this.lc.halt(id, this.log.child({ machine_id: id })));
+      });
+      await Promise.allSettled(stops);
+    }
+    await this.img.pulls?.close();
+    this.img.main.close();
+    for (const [, m] of this.lc.live.all()) m.detach();
+    this.lc.bus.clear();
+  }
+
+  // --- internals ---
+
+  /** Records the boot paths and moves to `starting`, which admission control may refuse. */
+  private async admitStart(rec: MachineRecord): Promise<MachineRecord> {
+    const paths = rec.kernelImagePath !== null && (rec.rootfsPath !== null || rec.imageRef !== null) ? {} : await this.bootPaths(rec);
+    return this.move(rec, "starting", { ...paths, lastError: null, pid: null }, "start requested");
+  }
+
+  private queueBoot(starting: MachineRecord, ctx: CallContext): void {
+    const log = this.logFor(starting.id, ctx);
+    this.background(starting.id, log, () => this.lc.boot(starting, log));
+  }
+
+  private async record(id: string): Promise<MachineRecord> {
+    const rec = await this.repo.get(id);
+    if (rec === undefined) throw machineNotFound(id);
+    return rec;
+  }
+
+  /** Checks an image reference (INVALID_ARGUMENT, field `image`) and that images work here. */
+  private imagePulls(image: string): ImagePulls {
+    parseImageRef(image);
+    if (!this.img.pulls) throw imagesUnavailable(this.img.unavailable);
+    return this.img.pulls;
+  }
+
+  /** Kernel and initrd from the configuration; the root disk too, unless the image provides it. */
+  private async bootPaths(rec: MachineRecord): Promise<Partial<BootPaths>> {
+    const { rootfsPath, ...rest } = await this.vms.bootPaths();
+    return rec.imageRef === null ? { ...rest, rootfsPath } : rest;
+  }
+
+  private assertOpen(): void {
+    if (this.shutdown.signal.aborted) throw new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back");
+  }
+
+  /** Queues a lifecycle step nobody awaits; its failure (say, the store is gone) is logged, never thrown. */
+  private background(id: string, log: Logger, step: () => Promise<void>): void {
+    this.live.enqueue(id, step).catch((e: unknown) => log.error({ err: e }, "lifecycle step failed"));
+  }
+
+  private logFor(id: string, ctx: CallContext): Logger {
+    return ctx.log ?? this.log.child({ machine_id: id });
+  }
+
+  /** A user-requested status change; losing a race to another request is a 409 with the new status. */
+  private async move(rec: MachineRecord, to: MachineStatus, patch: MachinePatch, reason: string): Promise<MachineRecord> {
+    const moved = await this.lc.settle(rec.id, [rec.status], to, patch, reason);
+    if (moved) return moved;
+    const now = await this.record(rec.id);
+    checkTransition(now.status, to, reason.replace(/ requested$/, "")).unwrap();
+    throw new HyperfleetError("INVALID_STATE_TRANSITION", `machine changed to '${now.status}' meanwhile; retry`, {
+      details: { current_status: now.status },
+    });
+  }
+
+  private async requireRunning(id: string): Promise<{ rec: MachineRecord; machine: Vm }> {
+    const rec = await this.record(id);
+    const machine = this.live.get(id);
+    if (rec.status !== "running" || machine === undefined) {
+      throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${id} is '${rec.status}', not running; start it and wait for 'running'`, {
+        details: { current_status: rec.status },
+      });
+    }
+    return { rec, machine };
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * Machine records -> what the API shows: the stored record plus what only the daemon knows now
+ * (a pull's live byte counts, the main process's last known state).
+ */
+import type { MachineView } from "../core/ports/services.js";
+import type { MachineRecord } from "../core/machine.js";
+import type { ImagePulls } from "./image-pulls.js";
+import type { MainProcesses } from "../workload/main-process.js";
+
+export class MachineViews {
+  constructor(
+    private readonly pulls: ImagePulls | null,
+    private readonly main: MainProcesses,
+  ) {}
+
+  /** Without the main process (answers of lifecycle calls: the machine is not running yet, or any more). */
+  plain(rec: MachineRecord): MachineView {
+    return { ...rec, imagePull: this.pulls?.view(rec.id) ?? rec.imagePull, mainProcess: null };
+  }
+
+  /** With the main process's state as last seen (cached: no guest is read here). */
+  full(rec: MachineRecord): MachineView {
+    return { ...this.plain(rec), mainProcess: this.main.state(rec) };
+  }
+}

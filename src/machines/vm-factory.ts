@@ -1,0 +1,97 @@
+/**
+ * Machine records -> VMs: the boot paths a new machine records (configuration overrides, then the
+ * guest assets in `assetsDir`, which may differ from the data dir), the VmSpec of a recorded
+ * machine (src/vmm/spec.ts, pure), its disk (the registry's disk provider), and the driver that
+ * boots or adopts its VMM. No other layer resolves boot paths for the daemon.
+ */
+import { join } from "node:path";
+import { HyperfleetError } from "../core/errors.js";
+import type { MachineRecord } from "../core/machine.js";
+import type { GuestAssets } from "../assets/index.js";
+import { hostTscKhz } from "../vmm/host.js";
+import type { DriverRegistry, FoundVmm } from "../vmm/registry.js";
+import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths, type BootOverrides, type BootPaths } from "../vmm/spec.js";
+import { Vm } from "../vmm/vm.js";
+
+export type { BootPaths } from "../vmm/spec.js";
+
+export interface VmFactoryOptions {
+  dataDir: string;
+  /** HYPERFLEET_SOCKET_DIR: run dirs go to `<socketDir>/hyperfleet/<id>`; null: `<dataDir>/machines/<id>`. */
+  socketDir: string | null;
+  /** Kernel, initrd, kernel arguments and root disk the configuration sets (null: the assets'). */
+  guest: BootOverrides;
+  /** The guest assets (loaded on first use, only when the configuration leaves something to them). */
+  assets: () => Promise<GuestAssets>;
+  registry: DriverRegistry;
+  startTimeoutMs: number;
+}
+
+export class VmFactory {
+  constructor(private readonly o: VmFactoryOptions) {}
+
+  /** Where per-machine run dirs live (reconciliation scans it for orphans). */
+  get runDirBase(): string {
+    // Orphan cleanup kills VMMs in run dirs under this base that no machine owns, so it must hold
+    // only the daemon's: not the socket dir itself, and not `<dataDir>/vms`, where library users
+    // (the SDK, benchmarks) sharing the data dir keep their VMs.
+    return this.o.socketDir === null ? join(this.o.dataDir, "machines") : join(this.o.socketDir, "hyperfleet");
+  }
+
+  runDirFor(id: string): string {
+    return join(this.runDirBase, id);
+  }
+
+  /**
+   * What a machine boots, recorded on it so the API can show it. Machines have no NICs or vsock
+   * yet (QEMU, agent on virtio-serial). Throws GUEST_ASSETS_MISSING when something must come from
+   * a manifest that is not there.
+   */
+  async bootPaths(): Promise<BootPaths> {
+    const assets = needsAssets(this.o.guest) ? await this.o.assets() : null;
+    return resolveBootPaths(this.o.guest, assets, NO_DEVICES);
+  }
+
+  /** Boots the machine's VM from its recorded boot paths; resolves once the guest agent answers. */
+  async boot(rec: MachineRecord, signal: AbortSignal): Promise<Vm> {
+    if (rec.kernelImagePath === null || rec.rootfsPath === null) {
+      throw new HyperfleetError("INTERNAL", `machine ${rec.id} has no boot paths recorded; start it again`);
+    }
+    const rootDisk = await this.o.registry.disks.rootDisk(rec.rootfsPath, rec.runDir);
+    const spec = buildVmSpec({
+      id: rec.id,
+      vcpuCount: rec.vcpuCount,
+      memSizeMib: rec.memSizeMib,
+      boot: { kernelImagePath: rec.kernelImagePath, initrdPath: rec.initrdPath, kernelArgs: rec.kernelArgs },
+      rootDisk,
+      runDir: rec.runDir,
+      tscKhz: hostTscKhz(),
+    });
+    return Vm.boot(await this.o.registry.driver(), spec, this.o.startTimeoutMs, signal);
+  }
+
+  /** Re-attaches to the machine's VMM left by an earlier daemon; null when it is gone. */
+  async adopt(rec: MachineRecord): Promise<Vm | null> {
+    return Vm.adopt(await this.o.registry.driver(), rec.id, rec.runDir);
+  }
+
+  /** Ends every VMM still using the machine's run dir, tracked or not (before the dir is removed). */
+  killVmmsOf(rec: MachineRecord): Promise<number[]> {
+    return this.o.registry.scan.killIn(rec.runDir);
+  }
+
+  /** Ends every VMM still using `runDir` (a run dir no machine owns). */
+  killVmmsIn(runDir: string): Promise<number[]> {
+    return this.o.registry.scan.killIn(runDir);
+  }
+
+  /** Every VMM in our run dirs, found in /proc rather than from what was recorded. */
+  findVmms(): Promise<FoundVmm[]> {
+    return this.o.registry.scan.findUnder(this.runDirBase);
+  }
+
+  /** Kills a VMM found by findVmms if it is still that process; true when it was killed. */
+  killFound(v: FoundVmm): Promise<boolean> {
+    return this.o.registry.scan.kill(v);
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The driver registry: which VmmDriver, DiskProvider and VMM process scan a host uses, chosen by
+ * configuration. QEMU today; Firecracker registers here next. The choice is made once per
+ * registry and shared by every VM: with `accel: auto` it costs a probe boot, whose verdict is
+ * cached on disk (src/vmm/qemu/accel.ts).
+ */
+import { HyperfleetError } from "../core/errors.js";
+import type { DiskProvider } from "../core/ports/disk-provider.js";
+import type { VmmDriver, VmmKind } from "../core/ports/vmm-driver.js";
+import { join } from "node:path";
+import { initramfsFor, loadGuestAssets, MANIFEST_FILE, type GuestAssets } from "../assets/index.js";
+import { qcow2Overlays } from "./disks.js";
+import { hostTscKhz } from "./host.js";
+import { buildKernelArgs } from "./kernel-args.js";
+import { probeAccel } from "./qemu/accel.js";
+import { QemuDriver } from "./qemu/driver.js";
+import { findVmmsUnder, killFoundVmm, killVmmsIn, type FoundVmm } from "./qemu/scan.js";
+
+export type { FoundVmm } from "./qemu/scan.js";
+
+export interface VmmChoice {
+  kind: VmmKind;
+  /** `auto`: KVM only if a probe VM boots with it, else TCG (QEMU). */
+  accel: "auto" | "kvm" | "tcg";
+  /** Where the probe's verdict is cached. */
+  cacheDir: string;
+  /** The guest assets the probe boots (only asked for with `accel: auto`). */
+  assets: () => Promise<GuestAssets>;
+}
+
+/** Finding and ending a backend's VMM processes by run dir, tracked or not (reconciliation, deletes). */
+export interface VmmScan {
+  /** Every VMM whose run dir lies under `base`. */
+  findUnder(base: string): Promise<FoundVmm[]>;
+  /** Kills `v` if it is still that process (pid reuse is checked); true when it was killed. */
+  kill(v: FoundVmm): Promise<boolean>;
+  /** Kills every VMM using `runDir`; their pids. */
+  killIn(runDir: string): Promise<number[]>;
+}
+
+interface Backend {
+  driver(c: VmmChoice): Promise<VmmDriver>;
+  disks: DiskProvider;
+  scan: VmmScan;
+}
+
+const BACKENDS: Record<VmmKind, Backend | null> = {
+  qemu: {
+    async driver(c) {
+      if (c.accel !== "auto") return new QemuDriver({ accel: c.accel });
+      const assets = await c.assets();
+      const verdict = await probeAccel({
+        cacheDir: c.cacheDir,
+        spec: {
+          vcpus: 1,
+          memMib: 256,
+          kernelPath: assets.vmlinux,
+          initrdPath: initramfsFor(assets, { nics: 0, vsock: false }),
+          kernelArgs: buildKernelArgs({ tscKhz: hostTscKhz() ?? undefined }),
+          rootDisk: { path: assets.rootfs, format: "raw" },
+        },
+      });
+      return new QemuDriver({ accel: verdict.accel });
+    },
+    disks: qcow2Overlays,
+    scan: { findUnder: findVmmsUnder, kill: (v) => killFoundVmm(v), killIn: killVmmsIn },
+  },
+  firecracker: null,
+};
+
+export class DriverRegistry {
+  private driverP: Promise<VmmDriver> | null = null;
+  private readonly backend: Backend;
+
+  constructor(private readonly choice: VmmChoice) {
+    const b = BACKENDS[choice.kind];
+    if (!b) throw new HyperfleetError("NOT_SUPPORTED_YET", `the ${choice.kind} VMM is not supported yet; use qemu`);
+    this.backend = b;
+  }
+
+  get kind(): VmmKind {
+    return this.choice.kind;
+  }
+
+  /** The driver; made on first use (a failed attempt is retried on the next call). */
+  driver(): Promise<VmmDriver> {
+    if (!this.driverP) {
+      const p = this.backend.driver(this.choice);
+      p.catch(() => {
+        if (this.driverP === p) this.driverP = null;
+      });
+      this.driverP = p;
+    }
+    return this.driverP;
+  }
+
+  get disks(): DiskProvider {
+    return this.backend.disks;
+  }
+
+  get scan(): VmmScan {
+    return this.backend.scan;
+  }
+}
+
+/**
+ * Loads the guest assets manifest of `dir` once (a failure is retried on the next call): what the
+ * registry's probe and the boot paths of every VM read.
+ */
+export function guestAssetsIn(dir: string): () => Promise<GuestAssets> {
+  let p: Promise<GuestAssets> | null = null;
+  return () => {
+    if (!p) {
+      const attempt = loadGuestAssets(dir).catch((e: unknown) => {
+        if (p === attempt) p = null;
+        throw e instanceof HyperfleetError ? e : new HyperfleetError("GUEST_ASSETS_MISSING", `no guest assets in ${join(dir, MANIFEST_FILE)}; run \`npm run setup\``, { cause: e });
+      });
+      p = attempt;
+    }
+    return p;
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * What a VM boots, pure: boot paths from the machine's overrides and the guest assets (the
+ * initramfs chosen by the VM's devices), then the VmSpec a driver takes. The daemon and the
+ * in-process Machine both build their VMs here, so there is one answer to "which kernel, which
+ * initramfs, which disk".
+ */
+import { HyperfleetError } from "../core/errors.js";
+import type { DiskSpec, NicSpec, VmSpec } from "../core/ports/vmm-driver.js";
+import { initramfsFor, type GuestAssets } from "../assets/index.js";
+import { buildKernelArgs } from "./kernel-args.js";
+
+/** Kernel, initrd and base root disk of a VM; a null kernelArgs means the fast-boot default. */
+export interface BootPaths {
+  kernelImagePath: string;
+  initrdPath: string | null;
+  kernelArgs: string | null;
+  rootfsPath: string;
+}
+
+/** What the user or the configuration chose; null or absent: from the guest assets. */
+export type BootOverrides = { [K in keyof BootPaths]?: BootPaths[K] | null };
+
+/** The devices a VM gets besides its root disk and agent channel. */
+export interface VmDevices {
+  nics: NicSpec[];
+  /** The agent on vsock (Firecracker) instead of virtio-serial (QEMU). */
+  vsock: boolean;
+}
+
+export const NO_DEVICES: VmDevices = { nics: [], vsock: false };
+
+/** True when `o` leaves something to the guest assets (so they must be loaded first). */
+export function needsAssets(o: BootOverrides): boolean {
+  return !o.kernelImagePath || !o.rootfsPath;
+}
+
+/**
+ * Overrides first, then the assets. A custom kernel without a custom initrd boots without one
+ * (our initramfs holds modules for our kernel); our kernel gets the initramfs with the drivers of
+ * the VM's devices and no more (the basic one unpacks sooner).
+ */
+export function resolveBootPaths(o: BootOverrides, assets: GuestAssets | null, devices: VmDevices = NO_DEVICES): BootPaths {
+  const need = (what: string): GuestAssets => {
+    if (assets === null) throw new HyperfleetError("GUEST_ASSETS_MISSING", `no guest assets to take the ${what} from; run \`npm run setup\``);
+    return assets;
+  };
+  const kernel = o.kernelImagePath || null;
+  return {
+    kernelImagePath: kernel ?? need("kernel").vmlinux,
+    initrdPath: o.initrdPath || (kernel === null ? initramfsFor(need("initramfs"), { nics: devices.nics.length, vsock: devices.vsock }) : null),
+    kernelArgs: o.kernelArgs || null,
+    rootfsPath: o.rootfsPath || need("root disk").rootfs,
+  };
+}
+
+export interface VmSpecInput {
+  id: string;
+  vcpuCount: number;
+  memSizeMib: number;
+  boot: Omit<BootPaths, "rootfsPath">;
+  /** The VM's own writable disk (see DiskProvider), not the base. */
+  rootDisk: DiskSpec;
+  devices?: VmDevices;
+  runDir: string;
+  /** The host's TSC rate, passed to the guest so it skips calibration; null: unknown. */
+  tscKhz: number | null;
+}
+
+/** The VmSpec a driver boots. Pure: the same input gives the same spec. */
+export function buildVmSpec(i: VmSpecInput): VmSpec {
+  const nics = i.devices?.nics ?? [];
+  return {
+    id: i.id,
+    vcpus: i.vcpuCount,
+    memMib: i.memSizeMib,
+    kernelPath: i.boot.kernelImagePath,
+    ...(i.boot.initrdPath !== null && { initrdPath: i.boot.initrdPath }),
+    kernelArgs: i.boot.kernelArgs ?? buildKernelArgs({ hostname: i.id.slice(0, 63), ...(i.tscKhz !== null && { tscKhz: i.tscKhz }) }),
+    rootDisk: i.rootDisk,
+    ...(nics.length > 0 && { nics }),
+    runDir: i.runDir,
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * A VM we hold: its VMM process handle and its guest agent connection, nothing else. The daemon's
+ * machines layer and the in-process Machine both hold VMs this way and call the agent client
+ * directly; what a VM is for (a machine's status, its record) lives above.
+ */
+import type { AgentClient } from "../agent/client.js";
+import type { VmHandle, VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
+import { sleep } from "../host/async.js";
+import { bootVm, connectAgent } from "./boot.js";
+
+/** How long an adopted VM's agent has to answer before we keep the VM without it. */
+const ADOPT_AGENT_TIMEOUT_MS = 10_000;
+
+export class Vm {
+  private agentConn: AgentClient | null = null;
+
+  private constructor(
+    readonly handle: VmHandle,
+    agent: AgentClient | null,
+  ) {
+    if (agent) this.attach(agent);
+  }
+
+  /** Spawns the VMM and waits until the guest agent answers; on failure nothing is left running. */
+  static async boot(driver: VmmDriver, spec: VmSpec, timeoutMs: number, signal?: AbortSignal): Promise<Vm> {
+    const { handle, agent } = await bootVm(driver, spec, timeoutMs, signal);
+    return new Vm(handle, agent);
+  }
+
+  /**
+   * Re-attaches to the VMM an earlier process left in `runDir`; null when it is gone. A VMM whose
+   * agent does not answer is still returned (agent null), so it can be stopped.
+   */
+  static async adopt(driver: VmmDriver, id: string, runDir: string): Promise<Vm | null> {
+    const handle = await driver.adopt(id, runDir);
+    if (!handle) return null;
+    const agent = await connectAgent(handle, ADOPT_AGENT_TIMEOUT_MS).catch(() => null);
+    return new Vm(handle, agent);
+  }
+
+  get pid(): number {
+    return this.handle.pid;
+  }
+
+  /** The agent connection; null once it closed (the VM stopped, or the guest hung up). */
+  get agent(): AgentClient | null {
+    return this.agentConn && !this.agentConn.closed ? this.agentConn : null;
+  }
+
+  status(): Promise<VmmStatus> {
+    return this.handle.status();
+  }
+
+  /** Resolves when the VMM process is gone (including when it is killed from outside). */
+  exited(): Promise<VmmStatus> {
+    return this.handle.exited();
+  }
+
+  /**
+   * Graceful stop: the agent powers the guest off (processes get SIGTERM, disks are synced); if
+   * that does not end the VM in time the VMM is asked to stop, and finally killed.
+   */
+  async shutdown(timeoutMs: number): Promise<void> {
+    const h = this.handle;
+    const deadline = Date.now() + timeoutMs;
+    const agent = this.agent;
+    if (agent) await agent.shutdown().catch(() => undefined);
+    const graceful = await Promise.race([h.exited().then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);
+    if (!graceful) await h.requestStop(Math.max(1_000, deadline - Date.now())).catch(() => h.kill());
+    await this.release();
+  }
+
+  /** SIGKILLs the VMM process and lets go of the VM. */
+  async kill(): Promise<void> {
+    await this.handle.kill();
+    await this.release();
+  }
+
+  /** Closes the agent connection and removes the VMM's runtime files; the VMM itself is left as it is. */
+  async release(): Promise<void> {
+    this.agentConn?.close();
+    this.agentConn = null;
+    await this.handle.cleanup().catch(() => undefined);
+  }
+
+  /** Closes the agent connection only: the VM keeps running (daemon shutdown). */
+  detach(): void {
+    this.agentConn?.close();
+  }
+
+  private attach(agent: AgentClient): void {
+    this.agentConn = agent;
+    agent.onClose(() => {
+      if (this.agentConn === agent) this.agentConn = null;
+    });
+  }
+}
