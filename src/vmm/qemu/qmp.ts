@@ -6,8 +6,15 @@
 import { connect, type Socket } from "node:net";
 import { HyperfleetError } from "../../core/errors.js";
 
+/**
+ * Longest QMP line we keep while waiting for its newline. Our commands' replies are small; a
+ * longer line is something we did not ask for (an event with a large payload), dropped unread.
+ */
+export const QMP_MAX_LINE = 1 << 20;
+
 export class QmpClient {
   private buf = "";
+  private skipping = false;
   private queue: Array<{ resolve: (v: unknown) => void; reject: (e: Error) => void }> = [];
   private readonly greeted: Promise<void>;
   private closed = false;
@@ -25,6 +32,13 @@ export class QmpClient {
     this.closedPromise = new Promise((resolve) => sock.once("close", () => resolve()));
     sock.setEncoding("utf8");
     sock.on("data", (chunk: string) => {
+      if (this.skipping) {
+        // The rest of an over-long line: drop it up to its newline.
+        const end = chunk.indexOf("\n");
+        if (end < 0) return;
+        this.skipping = false;
+        chunk = chunk.slice(end + 1);
+      }
       this.buf += chunk;
       let nl: number;
       while ((nl = this.buf.indexOf("\n")) >= 0) {
@@ -45,6 +59,11 @@ export class QmpClient {
           const e = msg.error as { class?: string; desc?: string };
           this.queue.shift()?.reject(new HyperfleetError("VMM_CONTROL_FAILED", `QMP: ${e.class ?? "error"}: ${e.desc ?? ""}`));
         }
+      }
+      // No newline yet: keep at most one line's worth, and skip the rest of an over-long one.
+      if (this.buf.length > QMP_MAX_LINE) {
+        this.buf = "";
+        this.skipping = true;
       }
     });
     sock.on("error", () => undefined);
