@@ -84,6 +84,18 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+export function isErrorCode(s: string): s is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, s);
+}
+
+/**
+ * A code read back from storage. One written by a newer daemon (or by hand) is not a code this one
+ * knows: INTERNAL, so every code we answer with is in docs/errors.md.
+ */
+export function storedErrorCode(s: string): ErrorCode {
+  return isErrorCode(s) ? s : "INTERNAL";
+}
+
 export interface ErrorDetails {
   /** Request field the error is about (for invalid_argument). */
   field?: string;
