@@ -80,6 +80,8 @@ export const ERROR_CODES = {
   TOO_MANY_REQUESTS: "unavailable",
   // Admission control: the host's memory or vCPU budget is taken (src/core/capacity.ts).
   INSUFFICIENT_CAPACITY: "conflict",
+  // The image is not in the local cache (IMAGE_NOT_FOUND is the registry's answer: a different fix).
+  IMAGE_NOT_CACHED: "not_found",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
