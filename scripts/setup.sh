@@ -29,6 +29,7 @@ PACKAGES=(
   debootstrap tar                 # tests: a Debian-based test image
   clang llvm libclang-rt-14-dev   # libFuzzer (+ASan/UBSan) target for the agent's frame parser
   util-linux                      # unshare: the agent's PID 1 tests run in namespaces
+  strace                          # tests: WRITE with FSYNC syncs before the rename (guest/nonblock)
   ca-certificates
 )
 step "host packages"

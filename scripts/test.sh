@@ -8,7 +8,7 @@ bash scripts/setup.sh --no-start
 
 echo; echo "==> typecheck and lint"
 npx tsc -p tsconfig.json --noEmit
-npx eslint .
+npm run lint
 
 # VM-booting suites run one file at a time: a TCG boot costs ~0.55 CPU-s on a 2-core machine.
 shopt -s nullglob

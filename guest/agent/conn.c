@@ -68,6 +68,8 @@ void conn_end_op(struct op *o)
 	o->dead = 1;
 	if (o->kind == OP_EXEC)
 		exec_release(o);
+	else if (o->kind == OP_PATH)
+		path_op_release(o);
 	else
 		file_release(o);
 	o->next = graveyard;

@@ -5,6 +5,7 @@
 #include "exec.h"
 #include "files.h"
 #include "loop.h"
+#include "pathops.h"
 #include "req.h"
 #include "trace.h"
 
@@ -59,7 +60,9 @@ static void on_continuation(struct conn *c, const struct hf_frame *f)
 }
 
 /* CANCEL ends an operation early. Like the continuations it is ignored for an id with nothing
- * running: the operation may have ended while the CANCEL was in flight. */
+ * running: the operation may have ended while the CANCEL was in flight. STAT, DELETE and MKDIR,
+ * and a WRITE that is committing, are not cut short: their answer follows as if the CANCEL had
+ * crossed it. */
 static void on_cancel(struct conn *c, const struct hf_frame *f)
 {
 	struct op *o = conn_find_op(c, f->id);
@@ -69,7 +72,7 @@ static void on_cancel(struct conn *c, const struct hf_frame *f)
 		exec_cancel(o);
 	else if (o->kind == OP_READ)
 		file_read_cancel(o);
-	else
+	else if (o->kind == OP_WRITE)
 		file_write_cancel(o);
 }
 
@@ -88,11 +91,9 @@ static void on_request(struct conn *c, const struct hf_frame *f, const struct hf
 	case HF_READ:
 		return file_read_start(c, f->id, m);
 	case HF_STAT:
-		return file_stat(c, f->id, m);
 	case HF_DELETE:
-		return file_delete(c, f->id, m);
 	case HF_MKDIR:
-		return file_mkdir(c, f->id, m);
+		return path_op_start(c, f->id, f->type, m);
 	default:
 		return on_shutdown(c, f->id, m);
 	}

@@ -12,13 +12,30 @@
 #include "fsutil.h"
 #include "ops.h"
 #include "req.h"
+#include "worker.h"
+
+/* The end of a WRITE, in a worker: fsync (FSYNC), rename over the target, fsync of its directory
+ * (FSYNC), close. It owns the fd and the names: the operation may end meanwhile (the host went
+ * away), and then the commit still completes (the host had sent all the data) unanswered. */
+struct commit_job {
+	struct job job;
+	struct op *op; /* NULL once the WRITE ended without an answer; the loop's thread only */
+	int fd;
+	int sync;
+	char *tmp; /* NULL with APPEND */
+	char *path;
+	int err;          /* result: 0 or an errno */
+	const char *step; /* what failed */
+};
 
 struct write_op {
 	struct op op;
 	int fd;
+	uint32_t flags;
 	uint64_t written;
 	char *tmp; /* NULL with APPEND */
 	char *path;
+	struct commit_job *commit; /* set once END arrived: DATA and CANCEL are ignored from then on */
 };
 
 struct read_op {
@@ -75,19 +92,67 @@ static int open_target(struct write_op *w, const struct path_req *r)
 	return 0;
 }
 
+static void commit_fail(struct commit_job *j, int err, const char *step)
+{
+	j->err = err;
+	j->step = step;
+}
+
+static void commit_run(struct job *jb)
+{
+	struct commit_job *j = (struct commit_job *)jb;
+	int renamed = 0;
+	if (j->sync && fsync(j->fd) < 0)
+		commit_fail(j, errno, "fsync");
+	else if (j->tmp && rename(j->tmp, j->path) < 0)
+		commit_fail(j, errno, "rename onto");
+	else
+		renamed = 1;
+	/* The rename (or, with APPEND, the creation) is an entry in the directory: sync that too. */
+	int err = renamed && j->sync ? fs_sync_parent(j->path) : 0;
+	if (err)
+		commit_fail(j, -err, "fsync the directory of");
+	close(j->fd);
+	if (j->tmp && !renamed)
+		unlink(j->tmp); /* never leave a half-written file */
+}
+
+static void commit_done(struct job *jb)
+{
+	struct commit_job *j = (struct commit_job *)jb;
+	struct op *o = j->op;
+	if (o && j->err) {
+		conn_fail_op(o, j->err, "%s '%s': %s", j->step, j->path, strerror(j->err));
+	} else if (o) {
+		struct buf *b = &o->conn->out;
+		size_t at = hf_begin(b, HF_OK, HF_FLAG_END, o->id);
+		hf_put_u64(b, T_SIZE, ((struct write_op *)o)->written);
+		hf_end(b, at);
+		conn_end_op(o);
+	}
+	free(j->tmp);
+	free(j->path);
+	free(j);
+}
+
+/* END arrived: hand the fd and the names to a commit job. */
 static void write_done(struct write_op *w)
 {
-	if (w->tmp) {
-		if (rename(w->tmp, w->path) < 0)
-			return conn_fail_op(&w->op, errno, "rename onto '%s': %s", w->path, strerror(errno));
-		free(w->tmp);
-		w->tmp = NULL; /* committed: release must not unlink it */
-	}
-	struct buf *b = &w->op.conn->out;
-	size_t at = hf_begin(b, HF_OK, HF_FLAG_END, w->op.id);
-	hf_put_u64(b, T_SIZE, w->written);
-	hf_end(b, at);
-	conn_end_op(&w->op);
+	struct commit_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return conn_fail_op(&w->op, ENOMEM, "write '%s': out of memory", w->path);
+	j->job.run = commit_run;
+	j->job.done = commit_done;
+	j->op = &w->op;
+	j->fd = w->fd;
+	j->sync = !!(w->flags & HF_WRITE_FSYNC);
+	j->tmp = w->tmp;
+	j->path = w->path;
+	w->fd = -1;
+	w->tmp = NULL;
+	w->path = NULL;
+	w->commit = j;
+	worker_submit(&j->job);
 }
 
 void file_write_start(struct conn *c, const struct hf_frame *f, const struct hf_msg *m)
@@ -105,6 +170,7 @@ void file_write_start(struct conn *c, const struct hf_frame *f, const struct hf_
 		free(w);
 		return conn_send_error(c, f->id, ENOMEM, "out of memory");
 	}
+	w->flags = r.flags;
 	conn_add_op(c, &w->op, f->id, OP_WRITE);
 	int err = open_target(w, &r);
 	if (err)
@@ -117,6 +183,8 @@ void file_write_start(struct conn *c, const struct hf_frame *f, const struct hf_
 void file_write_data(struct op *o, const struct hf_frame *f)
 {
 	struct write_op *w = (struct write_op *)o;
+	if (w->commit)
+		return; /* sent after END: nothing more belongs to this file */
 	const uint8_t *p = f->payload;
 	size_t n = f->len;
 	while (n) {
@@ -222,54 +290,17 @@ void file_read_cancel(struct op *o)
 void file_write_cancel(struct op *o)
 {
 	struct write_op *w = (struct write_op *)o;
+	if (w->commit)
+		return;
 	conn_fail_op(o, ECANCELED, "write '%s' cancelled by the host", w->path);
-}
-
-/* ---- STAT, DELETE, MKDIR -------------------------------------------------------------------- */
-
-void file_stat(struct conn *c, uint32_t id, const struct hf_msg *m)
-{
-	struct path_req r;
-	if (decode(c, id, m, 0, &r))
-		return;
-	struct stat st;
-	if (stat(r.path, &st) < 0)
-		return send_errno(c, id, errno, "stat", r.path);
-	size_t at = hf_begin(&c->out, HF_STAT_RESULT, HF_FLAG_END, id);
-	hf_put_u64(&c->out, T_SIZE, (uint64_t)st.st_size);
-	hf_put_u32(&c->out, T_MODE, (uint32_t)st.st_mode);
-	hf_put_u32(&c->out, T_UID, (uint32_t)st.st_uid);
-	hf_put_u32(&c->out, T_GID, (uint32_t)st.st_gid);
-	hf_put_u64(&c->out, T_MTIME_NS, (uint64_t)((int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec));
-	hf_end(&c->out, at);
-}
-
-void file_delete(struct conn *c, uint32_t id, const struct hf_msg *m)
-{
-	struct path_req r;
-	if (decode(c, id, m, 0, &r))
-		return;
-	int err = fs_remove(r.path, r.flags & HF_DELETE_RECURSIVE);
-	if (err)
-		return send_errno(c, id, -err, "delete", r.path);
-	hf_frame(&c->out, HF_OK, HF_FLAG_END, id, NULL, 0);
-}
-
-void file_mkdir(struct conn *c, uint32_t id, const struct hf_msg *m)
-{
-	struct path_req r;
-	if (decode(c, id, m, 0755, &r))
-		return;
-	int err = fs_mkdir(r.path, r.mode, r.flags & HF_MKDIR_PARENTS);
-	if (err)
-		return send_errno(c, id, -err, "mkdir", r.path);
-	hf_frame(&c->out, HF_OK, HF_FLAG_END, id, NULL, 0);
 }
 
 void file_release(struct op *o)
 {
 	if (o->kind == OP_WRITE) {
 		struct write_op *w = (struct write_op *)o;
+		if (w->commit)
+			w->commit->op = NULL; /* the commit goes on; its answer goes nowhere */
 		if (w->fd >= 0)
 			close(w->fd);
 		if (w->tmp)

@@ -1,4 +1,8 @@
-/* File operations: WRITE (temp file + rename), READ (chunked, interleaved), STAT, DELETE, MKDIR. */
+/*
+ * WRITE (temp file + rename) and READ (chunked, interleaved). Each step on the loop is one bounded
+ * syscall (an open, a write of one DATA frame, a read of one chunk); the end of a WRITE (fsync,
+ * rename, close) runs in a worker. STAT, DELETE and MKDIR are in pathops.h.
+ */
 #ifndef HF_FILES_H
 #define HF_FILES_H
 
@@ -17,11 +21,9 @@ void file_read_pump(struct conn *c);
 /* 1 when c has a READ with data to send and room below OUT_HIGH for it: the loop must not sleep.
  * Above OUT_HIGH the loop waits for POLLOUT instead. */
 int file_read_can_pump(const struct conn *c);
-/* CANCEL: end the operation with ERROR ECANCELED (a WRITE's temp file is removed). */
+/* CANCEL: end the operation with ERROR ECANCELED (a WRITE's temp file is removed); ignored for
+ * a WRITE that is committing. */
 void file_read_cancel(struct op *o);
 void file_write_cancel(struct op *o);
-void file_stat(struct conn *c, uint32_t id, const struct hf_msg *m);
-void file_delete(struct conn *c, uint32_t id, const struct hf_msg *m);
-void file_mkdir(struct conn *c, uint32_t id, const struct hf_msg *m);
 
 #endif

@@ -3,7 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,12 +91,100 @@ int fs_mkdir(const char *path, mode_t mode, int parents)
 	return 0;
 }
 
-static int remove_entry(const char *p, const struct stat *st, int type, struct FTW *ftw)
+/* Directories deeper than this are closed before descending and scanned again afterwards, so a
+ * deep tree costs one file descriptor per level only down to here. */
+#define DELETE_OPEN_DEPTH 32
+
+static int is_dot(const char *name)
 {
-	(void)st;
-	(void)ftw;
-	int r = type == FTW_DP ? rmdir(p) : unlink(p);
-	return r < 0 ? errno : 0;
+	return name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2]));
+}
+
+/* Removes the directory path[0..len) (a buffer of HF_PATH_MAX) with everything in it, never
+ * leaving the filesystem dev. Appends to path while descending and restores it. */
+static int remove_tree(char *path, size_t len, dev_t dev, int depth)
+{
+	for (;;) {
+		/* O_NOFOLLOW: a directory swapped for a symlink since it was looked at is not followed. */
+		int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		DIR *d = fdopendir(fd);
+		if (!d) {
+			int err = errno;
+			close(fd);
+			return -err;
+		}
+		int err = 0, removed = 0;
+		size_t sub = 0;
+		for (;;) {
+			errno = 0;
+			struct dirent *de = readdir(d);
+			if (!de) {
+				err = -errno;
+				break;
+			}
+			const char *name = de->d_name;
+			if (is_dot(name))
+				continue;
+			int isdir = de->d_type == DT_DIR;
+			if (isdir || de->d_type == DT_UNKNOWN) {
+				struct stat st;
+				if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+					if (errno == ENOENT)
+						continue;
+					err = -errno;
+					break;
+				}
+				isdir = S_ISDIR(st.st_mode);
+				/* Another filesystem mounted inside the tree: refuse rather than wipe it. */
+				if (isdir && st.st_dev != dev) {
+					err = -EBUSY;
+					break;
+				}
+			}
+			if (!isdir) {
+				if (unlinkat(fd, name, 0) < 0 && errno != ENOENT) {
+					err = -errno;
+					break;
+				}
+				removed = 1;
+				continue;
+			}
+			size_t n = strlen(name);
+			if (len + 1 + n >= HF_PATH_MAX) {
+				err = -ENAMETOOLONG;
+				break;
+			}
+			path[len] = '/';
+			memcpy(path + len + 1, name, n + 1);
+			sub = len + 1 + n;
+			removed = 1;
+			if (depth >= DELETE_OPEN_DEPTH)
+				break; /* descend below, with this directory closed */
+			err = remove_tree(path, sub, dev, depth + 1);
+			path[len] = 0;
+			sub = 0;
+			if (err)
+				break;
+		}
+		closedir(d);
+		if (!err && sub) {
+			err = remove_tree(path, sub, dev, depth + 1);
+			path[len] = 0;
+			if (err)
+				return err;
+			continue; /* scan this directory again from its start */
+		}
+		if (err)
+			return err;
+		if (rmdir(path) == 0)
+			return 0;
+		/* Some filesystems may skip entries of a directory changing under readdir(): another
+		 * pass, as long as the previous one removed something. */
+		if (errno != ENOTEMPTY || !removed)
+			return -errno;
+	}
 }
 
 int fs_remove(const char *path, int recursive)
@@ -108,10 +196,29 @@ int fs_remove(const char *path, int recursive)
 		return unlink(path) < 0 ? -errno : 0;
 	if (!recursive)
 		return rmdir(path) < 0 ? -errno : 0;
-	/* Depth first, no symlink following, and not into mounted filesystems: a mount point
-	 * inside the tree then fails with EBUSY instead of wiping another filesystem. */
-	int r = nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-	if (r < 0)
+	/* Depth first and without following symlinks. Unlike nftw(), which stops descending at its
+	 * fd limit and then fails with ENOTEMPTY, any depth a path can reach is removed. */
+	char buf[HF_PATH_MAX];
+	size_t len = strlen(path);
+	if (len >= sizeof buf)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	return remove_tree(buf, len, st.st_dev, 0);
+}
+
+int fs_sync_parent(const char *path)
+{
+	char dir[HF_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t len = !slash ? 0 : slash == path ? 1 : (size_t)(slash - path);
+	if (len >= sizeof dir)
+		return -ENAMETOOLONG;
+	memcpy(dir, len ? path : ".", len ? len : 1);
+	dir[len ? len : 1] = 0;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	return r ? -r : 0;
+	int r = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return r;
 }

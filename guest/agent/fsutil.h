@@ -10,7 +10,9 @@ int fs_create_temp(const char *path, char **tmp);
 int fs_mkdir_parents(const char *path);
 /* mkdir with an exact mode; parents: create missing ancestors and accept an existing directory. */
 int fs_mkdir(const char *path, mode_t mode, int parents);
-/* unlink / rmdir, or a whole tree without crossing into other filesystems. */
+/* unlink / rmdir, or a whole tree without crossing into other filesystems (EBUSY at a mount). */
 int fs_remove(const char *path, int recursive);
+/* fsync of the directory that contains path, so a rename or create in it is durable. */
+int fs_sync_parent(const char *path);
 
 #endif

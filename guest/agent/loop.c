@@ -15,8 +15,9 @@
 #include "sig.h"
 #include "transport.h"
 #include "util.h"
+#include "worker.h"
 
-enum slot_kind { S_LISTEN, S_CONN, S_STDIN, S_STDOUT, S_STDERR, S_DETACHED };
+enum slot_kind { S_LISTEN, S_CONN, S_STDIN, S_STDOUT, S_STDERR, S_DETACHED, S_WORKER };
 
 struct slot {
 	uint8_t kind;
@@ -63,6 +64,8 @@ static void build(struct transports *t)
 	nslots = 0;
 	for (int i = 0; i < t->nlisten; i++)
 		add(t->listen_fd[i], POLLIN, S_LISTEN, &t->listen_fd[i]);
+	if (worker_fd() >= 0)
+		add(worker_fd(), POLLIN, S_WORKER, NULL);
 	for (struct conn *c = conns; c; c = c->next) {
 		if (c->state == CONN_WAITING)
 			continue; /* virtio-serial reports POLLHUP without a host: polling would spin */
@@ -97,6 +100,9 @@ static void dispatch(void)
 		struct slot *s = &slots[i];
 		if (s->kind == S_LISTEN) {
 			transport_accept(*(int *)s->ptr);
+		} else if (s->kind == S_WORKER) {
+			/* Answers finished file work; it only ends operations (freed after the sweep). */
+			worker_complete();
 		} else if (s->kind == S_CONN) {
 			struct conn *c = s->ptr;
 			if (!c->dead && c->state != CONN_WAITING && (re & (POLLIN | POLLHUP | POLLERR)))

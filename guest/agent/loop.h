@@ -1,4 +1,5 @@
-/* The event loop: one ppoll over listeners, connections and exec pipes; never returns as PID 1. */
+/* The event loop: one ppoll over listeners, connections, exec pipes and finished worker jobs;
+ * never returns as PID 1. */
 #ifndef HF_LOOP_H
 #define HF_LOOP_H
 

@@ -1,4 +1,4 @@
-/* Per-kind cleanup of operations, called by conn_end_op (exec.c and files.c implement them). */
+/* Per-kind cleanup of operations, called by conn_end_op (exec.c, files.c, pathops.c implement them). */
 #ifndef HF_OPS_H
 #define HF_OPS_H
 
@@ -6,5 +6,6 @@
 
 void exec_release(struct op *o);
 void file_release(struct op *o);
+void path_op_release(struct op *o);
 
 #endif

@@ -77,6 +77,7 @@ enum hf_tag {
 
 #define HF_WRITE_MKDIRS 1u
 #define HF_WRITE_APPEND 2u
+#define HF_WRITE_FSYNC 4u
 #define HF_DELETE_RECURSIVE 1u
 #define HF_MKDIR_PARENTS 1u
 #define HF_SHUTDOWN_REBOOT 1u

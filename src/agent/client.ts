@@ -62,6 +62,8 @@ export interface WriteFileOptions {
   mode?: number;
   mkdirs?: boolean;
   append?: boolean;
+  /** The data and the rename are on disk (fsync of the file and its directory) before this resolves. */
+  fsync?: boolean;
   /** Stops streaming, cancels the WRITE in the guest (its temp file is removed) and rejects at once. */
   signal?: AbortSignal;
 }
@@ -262,7 +264,7 @@ export class AgentClient {
     if (signal?.aborted) throw cancelError(signal.reason, "write", path);
     const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
     if (opts.mode !== undefined) fields.push([Tag.MODE, { u32: opts.mode }]);
-    const flags = (opts.mkdirs ? WriteFlags.MKDIRS : 0) | (opts.append ? WriteFlags.APPEND : 0);
+    const flags = (opts.mkdirs ? WriteFlags.MKDIRS : 0) | (opts.append ? WriteFlags.APPEND : 0) | (opts.fsync ? WriteFlags.FSYNC : 0);
     if (flags) fields.push([Tag.FLAGS, { u32: flags }]);
     const id = this.allocId();
     // Ends the WRITE early: the caller's signal, or a data source that failed (the guest must not

@@ -71,7 +71,8 @@ export const Tag = {
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
-export const WriteFlags = { MKDIRS: 1, APPEND: 2 } as const;
+/** WRITE FLAGS. FSYNC: the data and the rename are on disk before the OK. */
+export const WriteFlags = { MKDIRS: 1, APPEND: 2, FSYNC: 4 } as const;
 export const DeleteFlags = { RECURSIVE: 1 } as const;
 export const MkdirFlags = { PARENTS: 1 } as const;
 export const ShutdownFlags = { REBOOT: 1 } as const;

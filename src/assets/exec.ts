@@ -42,6 +42,7 @@ export function runTool(cmd: string, args: readonly string[], opts: RunOptions =
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
+      // eslint-disable-next-line no-restricted-properties -- inherited by the tool, filtered by toolEnv; not configuration
       env: opts.env ?? toolEnv(process.env),
       stdio: ["ignore", "pipe", "pipe"],
       signal: opts.signal,

@@ -121,8 +121,8 @@ export class Machine {
     });
   }
 
-  /** signal: stops the upload (the guest removes its temp file) and fails at once. */
-  writeFile(path: string, data: Buffer | string, opts: { mode?: number; mkdirs?: boolean; signal?: AbortSignal } = {}): Promise<Result<{ size: number }>> {
+  /** signal: stops the upload (the guest removes its temp file) and fails at once; fsync: on disk before it resolves. */
+  writeFile(path: string, data: Buffer | string, opts: { mode?: number; mkdirs?: boolean; fsync?: boolean; signal?: AbortSignal } = {}): Promise<Result<{ size: number }>> {
     return attempt(async () => ({ size: await this.requireAgent().writeFile(path, typeof data === "string" ? Buffer.from(data) : data, opts) }));
   }
 

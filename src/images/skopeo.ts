@@ -100,6 +100,7 @@ export class SkopeoClient {
   }
 
   private async skopeo(args: string[], image: ImageRef, signal: AbortSignal, timeoutMs: number, workDir: string) {
+    // eslint-disable-next-line no-restricted-properties -- skopeoEnv keeps only what skopeo needs of it; not configuration
     const env = skopeoEnv(process.env, { registriesConfPath: this.o.registriesConfPath, workDir });
     try {
       return await this.o.run("skopeo", args, { signal, timeoutMs, env });

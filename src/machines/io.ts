@@ -71,7 +71,8 @@ export class MachineIo {
 
   async writeFile(id: string, path: string, data: Buffer, mode: number | undefined, signal?: AbortSignal): Promise<{ size: number }> {
     const { machine } = await this.resolve(id);
-    const opts = mode === undefined ? { mkdirs: true } : { mkdirs: true, mode };
+    // fsync: "uploaded" means on the guest's disk, not only in its page cache.
+    const opts = mode === undefined ? { mkdirs: true, fsync: true } : { mkdirs: true, fsync: true, mode };
     const size = await cancellable((s) => requireAgent(id, machine).writeFile(path, data, { ...opts, signal: s }), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `upload of ${path}`, signal);
     return { size };
   }

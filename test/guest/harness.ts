@@ -63,6 +63,8 @@ export class Agent {
   stderr = "";
   /** Set for agents run as a namespace's PID 1: stop() must never SIGTERM them (that is shutdown). */
   pid1 = false;
+  /** Under a wrapper (startUnder): the agent's own pid. */
+  innerPid: number | undefined;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   private constructor(
@@ -78,6 +80,20 @@ export class Agent {
     const dir = tempDir();
     const socketPath = join(dir, "agent.sock");
     return Agent.spawnWith([AGENT_BIN, "--unix", socketPath], socketPath, env);
+  }
+
+  /**
+   * Starts the agent under a wrapper command (`strace ... --`) whose only child it is. stop()
+   * SIGTERMs the agent itself (strace would detach from it and leave it running), and the
+   * wrapper then exits with it.
+   */
+  static async startUnder(wrapper: string[]): Promise<Agent> {
+    const socketPath = join(tempDir(), "agent.sock");
+    const agent = await Agent.spawnWith([...wrapper, AGENT_BIN, "--unix", socketPath], socketPath, {});
+    const children = readFileSync(`/proc/${agent.pid}/task/${agent.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
+    if (children.length !== 1 || !children[0]) throw new Error(`expected the agent as the wrapper's only child, found ${children}`);
+    agent.innerPid = children[0];
+    return agent;
   }
 
   /** Starts the agent as PID 1 (see pid1Argv); null when namespaces are not available. */
@@ -119,7 +135,8 @@ export class Agent {
     agents.delete(this);
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     // A PID 1 agent is ended by killing unshare, whose --kill-child then SIGKILLs the namespace.
-    process.kill(this.pid, this.pid1 ? "SIGKILL" : "SIGTERM");
+    if (this.innerPid !== undefined && processAlive(this.innerPid)) process.kill(this.innerPid, "SIGTERM");
+    else process.kill(this.pid, this.pid1 ? "SIGKILL" : "SIGTERM");
     const t = setTimeout(() => {
       if (this.proc.exitCode === null && this.proc.signalCode === null) process.kill(this.pid, "SIGKILL");
     }, 3000);
@@ -193,6 +210,9 @@ export class Conn {
   private readonly queues = new Map<number, Frame[]>();
   private readonly waiters = new Map<number, () => void>();
   private nextId = 1;
+  /** Frames in the order they arrived (see arrivedAt). */
+  private received = 0;
+  private readonly arrival = new WeakMap<Frame, number>();
   /** Session mode: bytes before our HELLO reply, scanned for it (see Conn.session). */
   private preHello: Buffer | null = null;
 
@@ -228,6 +248,7 @@ export class Conn {
   }
 
   private deliver(f: Frame): void {
+    this.arrival.set(f, ++this.received);
     const q = this.queues.get(f.id) ?? [];
     q.push(f);
     this.queues.set(f.id, q);
@@ -311,6 +332,11 @@ export class Conn {
     }
   }
 
+  /** The position of a received frame in the connection's input, counting from 1. */
+  arrivedAt(f: Frame): number {
+    return this.arrival.get(f) ?? 0;
+  }
+
   /** Frames of `id` already received and not consumed. */
   pending(id: number): Frame[] {
     return this.queues.get(id) ?? [];
@@ -321,8 +347,12 @@ export class Conn {
     const f = await this.next(0);
     if (f.type === MsgType.ERROR) throw asError(f);
     if (f.type !== MsgType.HELLO) throw new Error(`expected HELLO, got 0x${f.type.toString(16)}`);
+    this.lastHelloAt = this.arrivedAt(f);
     return decodeFields(f.payload);
   }
+
+  /** arrivedAt() of the latest HELLO reply: later frames belong to the new session. */
+  lastHelloAt = 0;
 
   /** Sends a request and returns its single answer; ERROR becomes a rejected ProtocolError. */
   async request(type: number, fields: Array<[number, FieldValue]>, flags = 0): Promise<Frame> {

@@ -1,13 +1,14 @@
 /**
  * Boots the real hf-agent as PID 1 of a QEMU microvm (TCG) and exposes its virtio-serial port
  * `hf.agent` as a UNIX socket, the production transport. The initramfs is made here: busybox, the
- * four virtio modules and a two-line /init that loads them and execs the agent. Everything it
- * needs comes from the host (qemu, /boot/vmlinuz-*, its modules, a static busybox); when
- * something is missing, vmPrerequisites() says what, and the test skips itself with that reason.
+ * four virtio modules and a two-line /init that loads them and execs the agent. The kernel and its
+ * modules are the ones `npm run setup` unpacked into the data dir (assets.json), else the host's
+ * /boot/vmlinuz-*; qemu and a static busybox come from the host. When something is missing,
+ * vmPrerequisites() says what, and the test skips itself with that reason.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Conn, sleep, STATIC_AGENT_BIN, tempDir } from "./harness.js";
 
@@ -21,7 +22,19 @@ interface Kernel {
   modules: string;
 }
 
+/** The guest kernel of `npm run setup` (Debian's cloud kernel, modules unpacked beside it). */
+function setupKernel(): Kernel | null {
+  const manifest = join(process.env.HYPERFLEET_DATA_DIR ?? "/var/lib/hyperfleet", "assets.json");
+  if (!existsSync(manifest)) return null;
+  const m = JSON.parse(readFileSync(manifest, "utf8")) as { bzImage?: string; kernelVersion?: string };
+  if (!m.bzImage || !m.kernelVersion) return null;
+  const modules = join(dirname(dirname(m.bzImage)), "lib/modules", m.kernelVersion, "kernel/drivers");
+  return existsSync(m.bzImage) && MODULES.every((x) => existsSync(join(modules, x))) ? { image: m.bzImage, modules } : null;
+}
+
 function findKernel(): Kernel | null {
+  const ours = setupKernel();
+  if (ours) return ours;
   if (!existsSync("/boot")) return null;
   for (const name of readdirSync("/boot").filter((n) => n.startsWith("vmlinuz-")).sort().reverse()) {
     const modules = `/lib/modules/${name.slice("vmlinuz-".length)}/kernel/drivers`;
@@ -34,7 +47,7 @@ function findKernel(): Kernel | null {
 export function vmPrerequisites(): string | null {
   if (!existsSync(QEMU)) return `${QEMU} is not installed`;
   if (!existsSync(BUSYBOX)) return `${BUSYBOX} is not installed`;
-  if (!findKernel()) return "no /boot/vmlinuz-* with uncompressed virtio modules";
+  if (!findKernel()) return "no guest kernel: run `npm run setup` (or have a /boot/vmlinuz-* with uncompressed virtio modules)";
   return null;
 }
 

@@ -1,0 +1,88 @@
+// The dependency rules of docs/ARCHITECTURE.md, enforced by ESLint's own no-restricted-imports
+// (no plugin: dependency-cruiser needs Node >= 22, and eslint-plugin-boundaries would need a native
+// TypeScript resolver to follow our `.js` specifiers to `.ts` files, passing silently when it can't).
+// All our imports are relative, so a file at depth d inside src/<layer>/ leaves its layer exactly
+// when its specifier starts with d+1 "../"; the segment after them is the layer it reaches.
+
+// layer -> the other layers it may import. A layer absent here may import none of ours.
+export const LAYER_RULES = {
+  core: { may: [], why: "core imports nothing of ours" },
+  contract: { may: ["core"], why: "contract (the wire) imports only core" },
+  host: { may: ["core"], why: "host utilities import only core" },
+  config: { may: ["core"], why: "config imports only core" },
+  agent: { may: ["core", "host"], why: "adapters import only core and host" },
+  assets: { may: ["core", "host"], why: "adapters import only core and host" },
+  store: { may: ["core", "host"], why: "adapters import only core and host" },
+  // Image root disks share the base disk's layout and tool runner.
+  images: { may: ["core", "host", "assets"], why: "images imports only core, host and assets" },
+  // The agent client waits for readiness; the guest assets are what a VM boots.
+  vmm: { may: ["core", "host", "agent", "assets"], why: "vmm imports only core, host, agent and assets" },
+  workload: { may: ["core", "host", "agent", "vmm"], why: "workload imports only core, host, agent and vmm" },
+  machines: {
+    may: ["core", "host", "agent", "assets", "vmm", "store", "images", "workload"],
+    why: "machines drives the adapters; it never imports api, config, daemon, embed or cli",
+  },
+  api: { may: ["core", "contract"], why: "api imports only core and contract (it calls the service ports)" },
+  daemon: {
+    may: ["core", "contract", "host", "config", "agent", "assets", "store", "images", "vmm", "workload", "machines", "api"],
+    why: "daemon is the composition root; it does not import embed or cli",
+  },
+  embed: {
+    may: ["core", "host", "agent", "assets", "vmm"],
+    why: "embed wires only vmm pieces (never machines, store, api, config or daemon)",
+  },
+  cli: { may: ["core", "contract", "daemon"], why: "cli reaches the server only through daemon" },
+};
+
+// The package entry (src/index.ts) re-exports the in-process facade and its types.
+const ENTRY_MAY = ["core", "agent", "vmm", "embed"];
+
+const MAX_DEPTH = 4;
+const up = (n) => String.raw`\.\./`.repeat(n);
+const alt = (names) => (names.length ? `(?!(${names.join("|")})/)` : "");
+
+function restrict(files, regex, message) {
+  return {
+    files,
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ regex, message: `${message} (docs/ARCHITECTURE.md)` }] }],
+    },
+  };
+}
+
+export function layerConfigs() {
+  const blocks = [];
+  for (const [layer, { may, why }] of Object.entries(LAYER_RULES)) {
+    for (let depth = 0; depth <= MAX_DEPTH; depth++) {
+      const glob = `src/${layer}/${"*/".repeat(depth)}*.ts`;
+      blocks.push(restrict([glob], `^${up(depth + 1)}${alt(may)}`, why));
+    }
+  }
+  blocks.push(restrict(["src/index.ts"], String.raw`^\./${alt(ENTRY_MAY)}`, "the package entry exports only core, agent, vmm and embed"));
+  // A dynamic import escapes no-restricted-imports; only cli loads the daemon lazily.
+  blocks.push({
+    files: ["src/**/*.ts"],
+    ignores: ["src/cli/**"],
+    rules: {
+      "no-restricted-syntax": ["error", { selector: "ImportExpression", message: "use a static import: the layer rules check only those" }],
+    },
+  });
+  blocks.push({
+    files: ["src/cli/**/*.ts"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        { selector: "ImportExpression:not([source.value=/^[.][.][\\x2F]daemon[\\x2F]/])", message: "cli lazily imports only daemon" },
+      ],
+    },
+  });
+  // STYLE: read the environment in one place (src/config), and inject what it yields.
+  blocks.push({
+    files: ["src/**/*.ts"],
+    ignores: ["src/config/**"],
+    rules: {
+      "no-restricted-properties": ["error", { object: "process", property: "env", message: "read the environment only in src/config" }],
+    },
+  });
+  return blocks;
+}
