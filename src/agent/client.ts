@@ -250,7 +250,7 @@ export class AgentClient {
       if (!(f.flags & FLAG_END)) {
         // A guest agent older than DETACHED ran an ordinary exec, which would die with this connection.
         this.send(MsgType.SIGNAL, 0, id, encodeFields([[Tag.SIGNAL, { u32: 9 }]]));
-        throw new Error("the guest agent does not support detached execs (rebuild the guest image); the process was killed");
+        throw new HyperfleetError("AGENT_UNSUPPORTED_VERSION", "the guest agent does not support detached execs (rebuild the guest image); the process was killed");
       }
       return { pid: decodeFields(f.payload).u32(Tag.PID) ?? 0 };
     });

@@ -2,6 +2,7 @@
  * Pure framing codec of the agent protocol (docs/agent-protocol.md): no I/O, so it is unit-tested
  * and fuzzed on its own. The decoder is incremental: feed it whatever the socket delivered.
  */
+import { HyperfleetError } from "../core/errors.js";
 import { HEADER_SIZE, MAX_PAYLOAD, MsgType, Tag } from "./protocol.js";
 
 export interface Frame {
@@ -11,9 +12,16 @@ export interface Frame {
   payload: Buffer;
 }
 
-/** Raised by the decoder on a frame that breaks the protocol; the connection cannot be resynced. */
-export class FrameError extends Error {
+/**
+ * Raised by the decoder on a frame that breaks the protocol; the connection cannot be resynced.
+ * Part of the one hierarchy, so wherever it surfaces it is AGENT_PROTOCOL_ERROR, never INTERNAL.
+ */
+export class FrameError extends HyperfleetError {
   override readonly name = "FrameError";
+
+  constructor(message: string) {
+    super("AGENT_PROTOCOL_ERROR", message);
+  }
 }
 
 export function encodeHeader(type: number, flags: number, id: number, length: number): Buffer {

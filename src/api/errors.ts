@@ -7,6 +7,10 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { HyperfleetError, isHyperfleetError, type ErrorCode } from "../core/errors.js";
 import { httpStatus } from "./http-status.js";
+import { isDeclared } from "./route-errors.js";
+
+/** Logged when a route answers with a code it does not declare: its OpenAPI document is wrong. */
+export const UNDECLARED_CODE = "error code not declared by the route (routeErrors in src/api/routes): its documentation is wrong";
 
 export interface ErrorBody {
   error: {
@@ -89,6 +93,8 @@ export function handleError(e: unknown, req: FastifyRequest, reply: FastifyReply
   const status = httpStatus(he.code);
   if (status >= 500) req.log.error({ err: e, code: he.code }, "request failed");
   else req.log.info({ code: he.code, status }, he.message);
+  const route = req.routeOptions?.url;
+  if (!isDeclared(he.code, req.routeOptions?.config?.raises)) req.log.warn({ code: he.code, route: `${req.method} ${route}` }, UNDECLARED_CODE);
   void reply.code(status).send(errorBody(he));
 }
 

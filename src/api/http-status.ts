@@ -40,6 +40,11 @@ const CODE_STATUS: Partial<Record<ErrorCode, number>> = {
   TOO_MANY_REQUESTS: 429,
 };
 
+/** The status a category's codes get unless CODE_STATUS says otherwise (ADR 0003 lists the exceptions). */
+export function categoryStatus(category: ErrorCategory): number {
+  return CATEGORY_STATUS[category];
+}
+
 /** HTTP status for an error code. */
 export function httpStatus(code: ErrorCode): number {
   return CODE_STATUS[code] ?? CATEGORY_STATUS[ERROR_CODES[code]];

@@ -61,10 +61,3 @@ export const ErrorSchema = Type.Object(
   },
   { $id: "Error", description: "Error response" },
 );
-
-/** Error responses for the OpenAPI document: status -> shared Error schema. */
-export function errorResponses(...statuses: number[]): Record<number, unknown> {
-  const out: Record<number, unknown> = {};
-  for (const s of [400, 401, ...statuses]) out[s] = { $ref: "Error#" };
-  return out;
-}

@@ -80,9 +80,23 @@ export const ERROR_CODES = {
   TOO_MANY_REQUESTS: "unavailable",
   // Admission control: the host's memory or vCPU budget is taken (src/core/capacity.ts).
   INSUFFICIENT_CAPACITY: "conflict",
+  // The image is not in the local cache (IMAGE_NOT_FOUND is the registry's answer: a different fix).
+  IMAGE_NOT_CACHED: "not_found",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(s: string): s is ErrorCode {
+  return Object.hasOwn(ERROR_CODES, s);
+}
+
+/**
+ * A code read back from storage. One written by a newer daemon (or by hand) is not a code this one
+ * knows: INTERNAL, so every code we answer with is in docs/errors.md.
+ */
+export function storedErrorCode(s: string): ErrorCode {
+  return isErrorCode(s) ? s : "INTERNAL";
+}
 
 export interface ErrorDetails {
   /** Request field the error is about (for invalid_argument). */

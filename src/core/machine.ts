@@ -3,11 +3,12 @@
  * to it (JSON parsed, times as ISO strings, status typed); the API shows a MachineView (the model
  * plus what only the running daemon knows) and maps it to the wire format in src/contract/.
  */
+import type { ErrorCode } from "./errors.js";
 import type { MachineStatus } from "./machine-state.js";
 
 /** A failure as recorded on a machine, a pull or a main process. */
 export interface ErrorRef {
-  code: string;
+  code: ErrorCode;
   message: string;
 }
 

@@ -1,3 +1,5 @@
+import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
+
 /**
  * A counting semaphore with abortable waits. Bounds how many VMs boot at once: under TCG a boot is
  * CPU-bound (~0.55 CPU-s), so ten boots at once on two cores would each take five times longer
@@ -28,7 +30,7 @@ export class Semaphore {
       const onAbort = () => {
         const i = this.waiters.indexOf(grant);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+        reject(cancelled(signal?.reason));
       };
       if (signal?.aborted) return onAbort();
       if (this.free > 0) {
@@ -39,4 +41,11 @@ export class Semaphore {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
+}
+
+/** Our errors pass through; anything else (a bare AbortError) would be answered as INTERNAL. */
+function cancelled(reason: unknown): HyperfleetError {
+  if (isHyperfleetError(reason)) return reason;
+  const why = reason instanceof Error ? `: ${reason.message}` : "";
+  return new HyperfleetError("OPERATION_CANCELLED", `waiting for a free slot was cancelled${why}`, { cause: reason });
 }

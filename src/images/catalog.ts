@@ -48,7 +48,7 @@ export class ImageCatalog implements ImageServicePort {
     if (!isDigest(ref)) return svc.remove(ref);
     // A bare digest names the image whatever tag it came from: remove it by its pinned reference.
     const hit = svc.list().find((i) => i.digest === ref || i.indexDigests.includes(ref));
-    if (!hit) throw new HyperfleetError("IMAGE_NOT_FOUND", `no cached image has digest ${ref}; GET /images lists them`);
+    if (!hit) throw new HyperfleetError("IMAGE_NOT_CACHED", `no cached image has digest ${ref}; GET /images lists them`);
     return svc.remove(hit.resolvedRef);
   }
 

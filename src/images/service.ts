@@ -139,13 +139,13 @@ export class ImageService {
 
   /**
    * Removes every cached disk of the image `reference` resolves to locally (all disk sizes).
-   * IMAGE_NOT_FOUND if it is not cached, IMAGE_IN_USE if a VM uses it.
+   * IMAGE_NOT_CACHED if it is not cached, IMAGE_IN_USE if a VM uses it.
    */
   async remove(reference: string): Promise<void> {
     const ref = parseImageRef(reference);
     const digest = this.lookup(ref, undefined, true)?.digest;
     const victims = this.store.all().filter((e) => e.digest === digest);
-    if (!digest || victims.length === 0) throw new HyperfleetError("IMAGE_NOT_FOUND", `image ${formatImageRef(ref)} is not in the cache`);
+    if (!digest || victims.length === 0) throw new HyperfleetError("IMAGE_NOT_CACHED", `image ${formatImageRef(ref)} is not in the cache; GET /images lists them`);
     if (this.store.inUse(digest)) throw new HyperfleetError("IMAGE_IN_USE", `image ${formatImageRef(ref)} is used by a machine; delete the machine first`, { details: { digest } });
     for (const e of victims) await this.store.drop(e);
     await this.store.persist();
@@ -155,7 +155,7 @@ export class ImageService {
   /** Marks the image with this manifest digest as used by one more VM: it will not be evicted. */
   acquire(digest: string): void {
     const e = this.store.all().find((x) => x.digest === digest);
-    if (!e) throw new HyperfleetError("IMAGE_NOT_FOUND", `no cached image has digest ${digest}; pull it first`);
+    if (!e) throw new HyperfleetError("IMAGE_NOT_CACHED", `no cached image has digest ${digest}; pull it first`);
     this.store.acquire(digest);
     this.store.touch(e, this.now());
   }

@@ -135,8 +135,10 @@ export class ImagePulls {
       const he = toHyperfleetError(e, "IMAGE_PULL_FAILED");
       const error = { code: he.code, message: he.message };
       await save({ ...state, status: "failed", error, finishedAt: new Date().toISOString() });
+      // Logged once: here when the pull was the machine's only step, else by the boot that waits
+      // for it (lifecycle.ts logs the failed boot, with this error).
       if (await this.o.statuses.settle(id, ["created"], "failed", { lastError: error }, "image pull failed")) log.warn({ image, code: he.code, reason: he.message }, "image pull failed; machine failed");
-      else log.warn({ image, code: he.code, reason: he.message }, "image pull failed");
+      else log.debug({ image, code: he.code }, "image pull failed; its waiter reports it");
       throw he;
     } finally {
       this.progress.delete(id);

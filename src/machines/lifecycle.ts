@@ -10,7 +10,7 @@ import { toHyperfleetError } from "../core/errors.js";
 import { statusAfterUnexpectedExit, type MachineStatus } from "../core/machine-state.js";
 import type { Vm } from "../vmm/vm.js";
 import type { MachineRepository } from "../store/machine-repository.js";
-import type { MachinePatch, MachineRecord } from "../core/machine.js";
+import type { ErrorRef, MachinePatch, MachineRecord } from "../core/machine.js";
 import { LiveVms } from "./live-vms.js";
 import { Semaphore } from "../host/semaphore.js";
 import type { StatusBus } from "./status-bus.js";
@@ -151,7 +151,7 @@ export class VmLifecycle {
         await forceKill(m); // releases sockets and the agent connection; the process is already gone
         const to = statusAfterUnexpectedExit(st.exitCode);
         const how = st.signal ? `signal ${st.signal}` : st.exitCode == null ? "unknown status" : `exit code ${st.exitCode}`;
-        const lastError = to === "failed" ? { code: "VMM_EXITED", message: `the VMM process exited unexpectedly (${how})` } : null;
+        const lastError: ErrorRef | null = to === "failed" ? { code: "VMM_EXITED", message: `the VMM process exited unexpectedly (${how})` } : null;
         if (await this.settle(id, ["running"], to, { pid: null, lastError }, `VMM exited (${how})`)) {
           log.warn({ status: to, how, detected_by: st.detectedBy }, "VMM exited on its own");
         }

@@ -3,6 +3,7 @@
  * abort controller of a boot in progress, and a per-machine queue of background work so a stop
  * issued during a boot runs after the boot has given up, never beside it.
  */
+import { HyperfleetError } from "../core/errors.js";
 import type { Vm } from "../vmm/vm.js";
 
 export class LiveVms {
@@ -48,7 +49,7 @@ export class LiveVms {
   }
 
   abortBoot(id: string): void {
-    this.boots.get(id)?.abort(new Error("boot cancelled by a stop or delete"));
+    this.boots.get(id)?.abort(new HyperfleetError("OPERATION_CANCELLED", "boot cancelled by a stop or delete"));
   }
 
   /**

@@ -11,7 +11,7 @@ import { readdir, rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Logger } from "../core/ports/logger.js";
 import { LIVE_STATUSES } from "../core/machine-state.js";
-import type { MachineRecord } from "../core/machine.js";
+import type { ErrorRef, MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { VmFactory } from "./vm-factory.js";
 import { forceKill, type VmLifecycle } from "./lifecycle.js";
@@ -78,7 +78,7 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
   if (rec.status === "starting") {
     // The boot's steps (pull, main process) died with the daemon: whatever QEMU it left is ended
     // by killStrays, and the machine can be started again.
-    const lastError = { code: "VMM_EXITED", message: "the boot was interrupted by a daemon restart; start the machine again" };
+    const lastError: ErrorRef = { code: "VMM_EXITED", message: "the boot was interrupted by a daemon restart; start the machine again" };
     await lc.settle(rec.id, ["starting"], "failed", { pid: null, lastError }, "boot interrupted by a daemon restart");
     report.died.push(rec.id);
     return;
@@ -90,7 +90,7 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
     report.adopted.push(rec.id);
     return;
   }
-  let lastError = { code: "VMM_EXITED", message: "the VMM process exited while the daemon was not running" };
+  let lastError: ErrorRef = { code: "VMM_EXITED", message: "the VMM process exited while the daemon was not running" };
   if (m) {
     // Alive but deaf: the guest hung. A running machine means "the agent answers", so this one is
     // killed and reported.
@@ -107,7 +107,7 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
  * Starting the machine pulls again.
  */
 async function endInterruptedPulls(d: ReconcileDeps, report: ReconcileReport): Promise<void> {
-  const error = { code: "IMAGE_PULL_ABORTED", message: "the daemon stopped during the image pull; start the machine to pull again" };
+  const error: ErrorRef = { code: "IMAGE_PULL_ABORTED", message: "the daemon stopped during the image pull; start the machine to pull again" };
   for (const rec of await d.repo.list()) {
     if (rec.imagePull?.status !== "pulling") continue;
     const imagePull = { ...rec.imagePull, status: "failed" as const, error, finishedAt: new Date().toISOString() };

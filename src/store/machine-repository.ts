@@ -5,10 +5,10 @@
  */
 import { sql, type Kysely, type Selectable, type Updateable } from "kysely";
 import type { Demand, Usage } from "../core/capacity.js";
-import { HyperfleetError } from "../core/errors.js";
+import { HyperfleetError, storedErrorCode } from "../core/errors.js";
 import { isMachineStatus, LIVE_STATUSES, type MachineStatus } from "../core/machine-state.js";
 import type { Database, MachinesTable } from "./schema.js";
-import type { ImagePullState, ImageRunConfig, MachineNetwork, MachinePatch, MachineRecord, NewMachine } from "../core/machine.js";
+import type { ErrorRef, ImagePullState, ImageRunConfig, MachineNetwork, MachinePatch, MachineRecord, NewMachine } from "../core/machine.js";
 
 export type Clock = () => Date;
 
@@ -205,6 +205,14 @@ function networkOf(s: string | null): MachineNetwork | null {
   return { guestIp: str(v.guestIp), guestMac: str(v.guestMac) };
 }
 
+/** The image_pull column: its error's code is checked like last_error_code. */
+function pullOf(s: string | null): ImagePullState | null {
+  const p = parseOrNull<ImagePullState>(s);
+  if (p === null || p.error === null) return p;
+  const error: ErrorRef = { code: storedErrorCode(String(p.error.code)), message: String(p.error.message) };
+  return { ...p, error };
+}
+
 function asStatus(s: string): MachineStatus {
   // A status we do not know can only come from a newer daemon's database; refuse to guess.
   if (!isMachineStatus(s)) throw new HyperfleetError("INTERNAL", `unknown machine status '${s}' in the store`);
@@ -229,7 +237,7 @@ function toRecord(r: Selectable<MachinesTable>): MachineRecord {
     env: JSON.parse(r.env) as Record<string, string>,
     metadata: JSON.parse(r.metadata) as Record<string, string>,
     lastError:
-      r.last_error_code === null ? null : { code: r.last_error_code, message: r.last_error_message ?? "" },
+      r.last_error_code === null ? null : { code: storedErrorCode(r.last_error_code), message: r.last_error_message ?? "" },
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     statusChangedAt: r.status_changed_at,
@@ -238,7 +246,7 @@ function toRecord(r: Selectable<MachinesTable>): MachineRecord {
     imageDigest: r.image_digest,
     imageConfig: parseOrNull<ImageRunConfig>(r.image_config),
     imageSizeMib: r.image_size_mib,
-    imagePull: parseOrNull<ImagePullState>(r.image_pull),
+    imagePull: pullOf(r.image_pull),
     cmd: parseOrNull<string[]>(r.cmd),
     entrypoint: parseOrNull<string[]>(r.entrypoint),
     workdir: r.workdir,

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { LightMyRequestResponse } from "fastify";
 import { pino } from "pino";
+import { UNDECLARED_CODE } from "../../src/api/errors.js";
 import { loadConfig } from "../../src/config/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon/daemon.js";
 
@@ -51,7 +52,8 @@ export interface TestDaemon {
 export async function startTestDaemon(extra: Record<string, string> = {}): Promise<TestDaemon> {
   const dataDir = await mkdtemp(join(tmpdir(), "hf-api-"));
   const config = loadConfig(testEnv(dataDir, extra)).unwrap();
-  const daemon = await startDaemon(config, { listen: false, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }) });
+  const undeclared: string[] = [];
+  const daemon = await startDaemon(config, { listen: false, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? "warn" }, undeclaredCodeCatcher(undeclared)) });
   const req: TestDaemon["req"] = (method, url, body, headers = {}) =>
     daemon.app.inject({
       method: method as "GET",
@@ -71,8 +73,30 @@ export async function startTestDaemon(extra: Record<string, string> = {}): Promi
       await daemon.close();
       killLeftoverVmms(dataDir);
       await rm(dataDir, { recursive: true, force: true });
+      assertAllCodesDeclared(undeclared);
     },
   };
+}
+
+/**
+ * A log destination that keeps the lines saying a route answered with a code it does not declare
+ * (src/api/route-errors.ts), and prints everything only when TEST_LOG_LEVEL asks for logs.
+ */
+export function undeclaredCodeCatcher(into: string[]): { write(line: string): void } {
+  const print = process.env.TEST_LOG_LEVEL !== undefined;
+  return {
+    write(line: string) {
+      if (line.includes(UNDECLARED_CODE)) into.push(line);
+      if (print) process.stdout.write(line);
+    },
+  };
+}
+
+/** Fails the test file whose daemon answered with an undeclared code: the route's documentation is wrong. */
+export function assertAllCodesDeclared(undeclared: readonly string[]): void {
+  if (undeclared.length === 0) return;
+  const seen = undeclared.map((l) => JSON.parse(l) as { route?: string; code?: string }).map((l) => `${l.route}: ${l.code}`);
+  throw new Error(`routes answered with codes they do not declare (add them to the route's routeErrors): ${[...new Set(seen)].join("; ")}`);
 }
 
 /** Last resort after a failed test: SIGKILL every QEMU whose pidfile is under dataDir, by pid. */

@@ -80,6 +80,17 @@ test("missing or wrong credentials: the machine fails with IMAGE_UNAUTHORIZED an
   assert.equal(body<{ error: { code: string } }>(p).error.code, "IMAGE_UNAUTHORIZED");
 });
 
+test("a pull that fails during a start is logged once (as the failed boot), not also by the pull", { timeout: 120_000 }, async () => {
+  const m = await createFailing("start-no-auth", { start: true });
+  assert.equal(m.last_error?.code, "IMAGE_UNAUTHORIZED", JSON.stringify(m));
+  const warnings = d
+    .logs()
+    .split("\n")
+    .filter((l) => l.includes(`"machine_id":"${m.id}"`) && /"level":(40|50|60)/.test(l));
+  assert.equal(warnings.length, 1, warnings.join("\n"));
+  assert.match(warnings[0]!, /IMAGE_UNAUTHORIZED/);
+});
+
 test("the right credentials pull; the password is in no file, log line or response", { timeout: 120_000 }, async () => {
   const c = await call("POST", "/machines", { name: "with-auth", vcpu_count: 1, mem_size_mib: 128, image: ref, registry_auth: { username: USER, password: PASSWORD } });
   assert.equal(c.statusCode, 201, c.body);

@@ -102,12 +102,12 @@ test("pull ahead of time, list, delete (URL-encoded reference or digest), 404 wh
 
   assert.equal((await t.req("DELETE", `/images/${encodeURIComponent(ev[0]!)}`)).statusCode, 204);
   assert.deepEqual(await images(t), []);
-  expectError(await t.req("DELETE", `/images/${encodeURIComponent(ev[0]!)}`), 404, "IMAGE_NOT_FOUND");
+  expectError(await t.req("DELETE", `/images/${encodeURIComponent(ev[0]!)}`), 404, "IMAGE_NOT_CACHED");
 
   // By digest too.
   const again = body<ImageJson>(await t.req("POST", "/images/pull", { image: ev[0] }));
   assert.equal((await t.req("DELETE", `/images/${again.digest}`)).statusCode, 204);
-  expectError(await t.req("DELETE", `/images/${again.digest}`), 404, "IMAGE_NOT_FOUND");
+  expectError(await t.req("DELETE", `/images/${again.digest}`), 404, "IMAGE_NOT_CACHED");
   await t.close();
   d = undefined;
 });

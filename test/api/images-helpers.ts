@@ -9,10 +9,11 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LightMyRequestResponse } from "fastify";
+import { UNDECLARED_CODE } from "../../src/api/errors.js";
 import { loadConfig } from "../../src/config/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon/daemon.js";
 import { createLogger } from "../../src/daemon/logger.js";
-import { AUTH, json, killLeftoverVmms, testEnv, until } from "./helpers.js";
+import { assertAllCodesDeclared, AUTH, json, killLeftoverVmms, testEnv, until } from "./helpers.js";
 
 export interface ImageDaemon {
   daemon: Daemon;
@@ -52,6 +53,7 @@ export async function startImageDaemon(extra: Record<string, string> = {}, opts:
       await daemon.close();
       killLeftoverVmms(dataDir);
       if (!o.keepDataDir) await rm(dataDir, { recursive: true, force: true });
+      assertAllCodesDeclared(lines.filter((l) => l.includes(UNDECLARED_CODE)));
     },
   };
 }

@@ -78,8 +78,8 @@ describe("image cache", () => {
       busy.delete(ev3.digest);
       await images.remove(`${host}/test/evict:ev3`);
       assert.deepEqual(keys(), ["ev4"]);
-      await assert.rejects(images.remove(`${host}/test/evict:ev3`), isCode("IMAGE_NOT_FOUND"));
-      assert.throws(() => images.acquire(ev3.digest), isCode("IMAGE_NOT_FOUND"));
+      await assert.rejects(images.remove(`${host}/test/evict:ev3`), isCode("IMAGE_NOT_CACHED"));
+      assert.throws(() => images.acquire(ev3.digest), isCode("IMAGE_NOT_CACHED"));
       assert.equal((await ls(join(cacheDir, "blobs/sha256"))).length, 4);
     } finally {
       await cleanup();

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { decodeFields, encodeFields, encodeFrame, FrameDecoder, FrameError } from "../../src/agent/codec.js";
 import { HEADER_SIZE, MAX_PAYLOAD, MsgType, Tag } from "../../src/agent/protocol.js";
+import { isHyperfleetError } from "../../src/core/errors.js";
 
 test("a frame survives being split at every byte boundary", () => {
   const payload = encodeFields([[Tag.ARG, "echo"], [Tag.ARG, "hi"], [Tag.TIMEOUT_MS, { u32: 1500 }]]);
@@ -54,4 +55,8 @@ test("truncated fields are rejected", () => {
   const p = encodeFields([[Tag.PATH, "/etc/hostname"]]);
   assert.throws(() => decodeFields(p.subarray(0, 3)), FrameError);
   assert.throws(() => decodeFields(p.subarray(0, p.length - 1)), FrameError);
+});
+
+test("codec errors are HyperfleetErrors: AGENT_PROTOCOL_ERROR wherever they surface", () => {
+  assert.throws(() => decodeFields(Buffer.from([1, 0])), (e: unknown) => isHyperfleetError(e, "AGENT_PROTOCOL_ERROR") && e instanceof FrameError);
 });

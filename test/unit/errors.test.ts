@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { ERROR_CODES, type ErrorCode } from "../../src/core/errors.js";
-import { httpStatus } from "../../src/api/http-status.js";
+import { categoryStatus, httpStatus } from "../../src/api/http-status.js";
 import { errorBody, toApiError } from "../../src/api/errors.js";
 import { HyperfleetError } from "../../src/core/errors.js";
 
@@ -57,4 +57,16 @@ test("error bodies carry only public details", () => {
   // INTERNAL errors do not leak the cause's message.
   const internal = toApiError(new Error("SQLITE_CORRUPT at /var/lib/secret"));
   assert.doesNotMatch(errorBody(internal).error.message, /SQLITE/);
+});
+
+test("ADR 0003 lists exactly the codes whose status is not their category's, with that status", () => {
+  const adr = readFileSync(new URL("../../docs/adr/0003-status-codes-outside-categories.md", import.meta.url), "utf8");
+  const listed = new Map<string, number>();
+  for (const m of adr.matchAll(/`([A-Z_]+)` -> (\d{3})/g)) listed.set(m[1]!, Number(m[2]));
+  const exceptions = new Map<string, number>();
+  for (const [code, category] of Object.entries(ERROR_CODES)) {
+    const s = httpStatus(code as ErrorCode);
+    if (s !== categoryStatus(category)) exceptions.set(code, s);
+  }
+  assert.deepEqual([...listed].sort(), [...exceptions].sort());
 });

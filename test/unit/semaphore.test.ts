@@ -1,6 +1,7 @@
 /** The boot queue behind HYPERFLEET_MAX_CONCURRENT_BOOTS: slots, order, abort while queued. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { HyperfleetError, isHyperfleetError } from "../../src/core/errors.js";
 import { Semaphore } from "../../src/host/semaphore.js";
 
 test("at most `size` holders; waiters are served in order", async () => {
@@ -37,4 +38,19 @@ test("an aborted wait leaves the queue and rejects with the reason", async () =>
   const r2 = await s.acquire(); // the slot went back, not to the aborted waiter
   r2();
   await assert.rejects(s.acquire(AbortSignal.abort(new Error("already"))), /already/);
+});
+
+test("an aborted wait rejects with one of our errors: OPERATION_CANCELLED, or the HyperfleetError it was given", async () => {
+  const s = new Semaphore(1);
+  const r1 = await s.acquire();
+  const ac = new AbortController();
+  const waiting = s.acquire(ac.signal);
+  ac.abort(); // a bare AbortError
+  await assert.rejects(waiting, (e: unknown) => isHyperfleetError(e, "OPERATION_CANCELLED"));
+  await assert.rejects(s.acquire(AbortSignal.abort("a string")), (e: unknown) => isHyperfleetError(e, "OPERATION_CANCELLED"));
+  const ours = new AbortController();
+  const queued = s.acquire(ours.signal);
+  ours.abort(new HyperfleetError("SHUTTING_DOWN", "bye"));
+  await assert.rejects(queued, (e: unknown) => isHyperfleetError(e, "SHUTTING_DOWN"));
+  r1();
 });

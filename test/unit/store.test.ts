@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { openStore, type NewMachine, type Store } from "../../src/store/index.js";
 import { statusHistory } from "../store-history.js";
 
@@ -132,4 +133,24 @@ test("api keys: only hashes are stored", async () => {
   assert.equal(keys.length, 1);
   assert.equal(keys[0]?.keyHash, "ab".repeat(32));
   await store.close();
+});
+
+test("an error code the store holds but this daemon does not know reads back as INTERNAL", async () => {
+  const { store, path } = await fresh();
+  await store.machines.insert(machine("vm_e"));
+  await store.machines.update("vm_e", {
+    lastError: { code: "VMM_EXITED", message: "known" },
+    imagePull: { status: "failed", phase: "done", layersDone: 0, layersTotal: 0, bytesDone: 0, bytesTotal: 0, error: { code: "IMAGE_PULL_FAILED", message: "known" }, startedAt: "t", finishedAt: "t" },
+  });
+  await store.close();
+  // What a newer daemon (or a hand edit) could have written.
+  const db = new Database(path);
+  db.prepare("UPDATE machines SET last_error_code = 'FROM_THE_FUTURE', image_pull = json_set(image_pull, '$.error.code', 'ALSO_NEW') WHERE id = 'vm_e'").run();
+  db.close();
+  const again = await openStore({ path });
+  const rec = await again.machines.get("vm_e");
+  assert.deepEqual(rec?.lastError, { code: "INTERNAL", message: "known" });
+  assert.deepEqual(rec?.imagePull?.error, { code: "INTERNAL", message: "known" });
+  assert.equal(rec?.imagePull?.status, "failed");
+  await again.close();
 });

@@ -1,10 +1,13 @@
 /** POST /machines/:id/exec */
 import type { FastifyInstance } from "fastify";
 import { HyperfleetError } from "../../core/errors.js";
-import { errorResponses, MachineIdParams } from "../../contract/common.js";
+import { MachineIdParams } from "../../contract/common.js";
+import { ANY_ROUTE, GUEST_CALL, routeErrors, WITH_BODY } from "../route-errors.js";
 import { DEFAULT_EXEC_TIMEOUT_S, ExecBody, ExecResponse } from "../../contract/exec.js";
 import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext } from "./context.js";
+
+const EXEC = routeErrors(ANY_ROUTE, WITH_BODY, GUEST_CALL, ["EXEC_NOT_FOUND", "EXEC_PERMISSION_DENIED", "EXEC_TIMEOUT"]);
 
 export function execRoutes(app: FastifyInstance, service: MachineServicePort, opts: { bodyLimit: number; outputMax: number }): void {
   app.addHook("preHandler", bindMachineId);
@@ -14,6 +17,7 @@ export function execRoutes(app: FastifyInstance, service: MachineServicePort, op
     {
       bodyLimit: opts.bodyLimit,
       config: {
+        ...EXEC.config,
         bodyTooLargeMessage:
           `the exec body is larger than ${opts.bodyLimit} bytes (HYPERFLEET_EXEC_MAX_BODY); larger stdin does not belong in an exec ` +
           "request: upload it with POST /machines/{id}/files and redirect it (sh -c 'cmd < /tmp/input')",
@@ -28,7 +32,7 @@ export function execRoutes(app: FastifyInstance, service: MachineServicePort, op
           "the rest is dropped and flagged with `stdout_truncated`/`stderr_truncated`.",
         params: MachineIdParams,
         body: ExecBody,
-        response: { 200: ExecResponse, ...errorResponses(404, 409, 413, 504) },
+        response: { 200: ExecResponse, ...EXEC.responses },
       },
     },
     async (req, reply) => {

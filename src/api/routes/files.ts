@@ -3,7 +3,8 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { HyperfleetError } from "../../core/errors.js";
 import type { ErrorRouteConfig } from "../errors.js";
-import { errorResponses, MachineIdParams } from "../../contract/common.js";
+import { MachineIdParams } from "../../contract/common.js";
+import { ANY_ROUTE, FILE_OP, GUEST_CALL, routeErrors, WITH_BODY } from "../route-errors.js";
 import {
   DeleteFileQuery,
   DownloadResponse,
@@ -68,6 +69,11 @@ export function uploadBodyLimit(maxSize: number): number {
   return Math.ceil(maxSize / 3) * 4 + 64 * 1024;
 }
 
+const UPLOAD = routeErrors(ANY_ROUTE, WITH_BODY, GUEST_CALL, FILE_OP);
+const DOWNLOAD = routeErrors(ANY_ROUTE, GUEST_CALL, FILE_OP);
+const STAT = routeErrors(ANY_ROUTE, GUEST_CALL, FILE_OP);
+const REMOVE = routeErrors(ANY_ROUTE, GUEST_CALL, FILE_OP);
+
 export function fileRoutes(app: FastifyInstance, service: MachineServicePort, opts: { fileMaxSize: number }): void {
   app.addHook("preHandler", bindMachineId);
   const max = opts.fileMaxSize;
@@ -77,14 +83,14 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
     "/machines/:id/files",
     {
       bodyLimit: uploadBodyLimit(max),
-      config: tooLarge,
+      config: { ...tooLarge, ...UPLOAD.config },
       schema: {
         tags,
         summary: "Upload a file",
         description: `Writes base64 \`content\` to \`path\` (parent directories are created). At most ${max} bytes (HYPERFLEET_FILE_MAX_SIZE).`,
         params: MachineIdParams,
         body: UploadBody,
-        response: { 201: UploadResponse, ...errorResponses(404, 409, 413, 504) },
+        response: { 201: UploadResponse, ...UPLOAD.responses },
       },
     },
     async (req, reply) => {
@@ -102,6 +108,7 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
   app.get<{ Params: MachineIdParams; Querystring: PathQuery }>(
     "/machines/:id/files",
     {
+      config: DOWNLOAD.config,
       schema: {
         tags,
         summary: "Download a file",
@@ -119,7 +126,7 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
               "application/octet-stream": { schema: Type.String({ format: "binary" }) },
             },
           },
-          ...errorResponses(404, 409, 413, 504),
+          ...DOWNLOAD.responses,
         },
       },
     },
@@ -133,12 +140,13 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
   app.get<{ Params: MachineIdParams; Querystring: PathQuery }>(
     "/machines/:id/files/stat",
     {
+      config: STAT.config,
       schema: {
         tags,
         summary: "File info",
         params: MachineIdParams,
         querystring: PathQuery,
-        response: { 200: StatResponse, ...errorResponses(404, 409, 504) },
+        response: { 200: StatResponse, ...STAT.responses },
       },
     },
     async (req, reply) => statJson(req.query.path, await service.stat(req.params.id, req.query.path, callContext(req, reply))),
@@ -147,12 +155,13 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
   app.delete<{ Params: MachineIdParams; Querystring: DeleteFileQuery }>(
     "/machines/:id/files",
     {
+      config: REMOVE.config,
       schema: {
         tags,
         summary: "Delete a file",
         params: MachineIdParams,
         querystring: DeleteFileQuery,
-        response: { 204: Type.Null(), ...errorResponses(404, 409, 504) },
+        response: { 204: Type.Null(), ...REMOVE.responses },
       },
     },
     async (req, reply) => {

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { registryAuthInput } from "../requests.js";
-import { errorResponses } from "../../contract/common.js";
+import { ANY_ROUTE, IMAGE_PULL, routeErrors, WITH_BODY } from "../route-errors.js";
 import { ImageRefParams, PullImageBody, type ImageJson } from "../../contract/images.js";
 import { imageJson } from "../serialize.js";
 import type { ImageServicePort } from "../../core/ports/services.js";
@@ -11,25 +11,30 @@ import { callContext } from "./context.js";
 const tags = ["images"];
 const IMAGE_REF = Type.Unsafe<ImageJson>({ $ref: "Image#" });
 
+// GUEST_ASSETS_MISSING: the host cannot run images at all (src/images/catalog.ts).
+const LIST = routeErrors(ANY_ROUTE, ["GUEST_ASSETS_MISSING"]);
+const PULL = routeErrors(ANY_ROUTE, WITH_BODY, IMAGE_PULL, ["GUEST_ASSETS_MISSING"]);
+const REMOVE = routeErrors(ANY_ROUTE, ["IMAGE_NOT_CACHED", "IMAGE_IN_USE", "HOST_DISK_FULL", "GUEST_ASSETS_MISSING"]);
+
 export function imageRoutes(app: FastifyInstance, images: ImageServicePort): void {
   app.get(
     "/images",
-    { schema: { tags, summary: "List cached images", description: "Most recently used first.", response: { 200: Type.Array(IMAGE_REF), ...errorResponses(503) } } },
+    { config: LIST.config, schema: { tags, summary: "List cached images", description: "Most recently used first.", response: { 200: Type.Array(IMAGE_REF), ...LIST.responses } } },
     async (req, reply) => (await images.list(callContext(req, reply))).map(imageJson),
   );
 
   app.post<{ Body: PullImageBody }>(
     "/images/pull",
     {
+      config: PULL.config,
       schema: {
         tags,
         summary: "Pull an image ahead of time",
         description:
           "Pulls and converts the image (at once if cached) and answers with it when done. The pull goes on if the client disconnects, " +
-          "so a later `POST /machines` finds it cached. Registry errors: 400 IMAGE_UNAUTHORIZED / IMAGE_PLATFORM_UNSUPPORTED / " +
-          "IMAGE_INVALID / IMAGE_TOO_LARGE, 404 IMAGE_NOT_FOUND, 503 IMAGE_REGISTRY_UNREACHABLE / IMAGE_PULL_FAILED / HOST_DISK_FULL.",
+          "so a later `POST /machines` finds it cached.",
         body: PullImageBody,
-        response: { 200: IMAGE_REF, ...errorResponses(404, 503) },
+        response: { 200: IMAGE_REF, ...PULL.responses },
       },
     },
     async (req, reply) => {
@@ -46,12 +51,13 @@ export function imageRoutes(app: FastifyInstance, images: ImageServicePort): voi
   app.delete<{ Params: ImageRefParams }>(
     "/images/:ref",
     {
+      config: REMOVE.config,
       schema: {
         tags,
         summary: "Remove a cached image",
-        description: "Removes every cached disk of the image. 409 IMAGE_IN_USE while a machine uses it; 404 IMAGE_NOT_FOUND when it is not cached.",
+        description: "Removes every cached disk of the image, unless a machine uses it.",
         params: ImageRefParams,
-        response: { 204: Type.Null(), ...errorResponses(404, 409, 503) },
+        response: { 204: Type.Null(), ...REMOVE.responses },
       },
     },
     async (req, reply) => {

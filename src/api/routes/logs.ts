@@ -1,10 +1,14 @@
 /** GET /machines/:id/logs: the main process's output, whole or followed. */
 import { Readable } from "node:stream";
 import type { FastifyInstance } from "fastify";
-import { errorResponses, MachineIdParams } from "../../contract/common.js";
+import { MachineIdParams } from "../../contract/common.js";
+import { ANY_ROUTE, GUEST_CALL, routeErrors } from "../route-errors.js";
 import { LogsQuery } from "../../contract/machine.js";
 import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext } from "./context.js";
+
+// The log is a file in the guest, read over the agent.
+const LOGS = routeErrors(ANY_ROUTE, GUEST_CALL, ["FILE_OPERATION_FAILED", "FILE_TRANSFER_TIMEOUT"]);
 
 export function logRoutes(app: FastifyInstance, service: MachineServicePort): void {
   app.addHook("preHandler", bindMachineId);
@@ -12,6 +16,7 @@ export function logRoutes(app: FastifyInstance, service: MachineServicePort): vo
   app.get<{ Params: MachineIdParams; Querystring: LogsQuery }>(
     "/machines/:id/logs",
     {
+      config: LOGS.config,
       schema: {
         tags: ["machines"],
         summary: "Main process output",
@@ -22,7 +27,7 @@ export function logRoutes(app: FastifyInstance, service: MachineServicePort): vo
         params: MachineIdParams,
         querystring: LogsQuery,
         produces: ["text/plain"],
-        response: { 200: { description: "Output bytes", content: { "text/plain": { schema: { type: "string" } } } }, ...errorResponses(404, 409, 504) },
+        response: { 200: { description: "Output bytes", content: { "text/plain": { schema: { type: "string" } } } }, ...LOGS.responses },
       },
     },
     async (req, reply) => {

@@ -3,7 +3,8 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { isMachineStatus, type MachineStatus } from "../../core/machine-state.js";
 import { createMachineRequest } from "../requests.js";
-import { errorResponses, MachineIdParams } from "../../contract/common.js";
+import { MachineIdParams } from "../../contract/common.js";
+import { ANY_ROUTE, routeErrors, WITH_BODY } from "../route-errors.js";
 import { CreateMachineBody, ListMachinesQuery, WaitQuery } from "../../contract/machine.js";
 import { machineJson } from "../serialize.js";
 import type { MachineServicePort } from "../../core/ports/services.js";
@@ -11,17 +12,31 @@ import { bindMachineId, callContext, MACHINE_REF } from "./context.js";
 
 const tags = ["machines"];
 
+const LIST = routeErrors(ANY_ROUTE);
+// A create with `start: true` is also a start; an image is only pulled later (its errors land in
+// last_error). NOT_SUPPORTED_YET: a VMM kind that is not there yet.
+const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["MACHINE_ALREADY_EXISTS", "NOT_SUPPORTED_YET", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN"]);
+const GET = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND"]);
+const DELETE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]);
+const ACTION = {
+  start: routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN"]),
+  stop: routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]),
+  restart: routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]),
+};
+const WAIT = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "WAIT_TIMEOUT", "MACHINE_FAILED", "SHUTTING_DOWN"]);
+
 export function machineRoutes(app: FastifyInstance, service: MachineServicePort): void {
   app.addHook("preHandler", bindMachineId);
 
   app.get<{ Querystring: ListMachinesQuery }>(
     "/machines",
     {
+      config: LIST.config,
       schema: {
         tags,
         summary: "List machines",
         querystring: ListMachinesQuery,
-        response: { 200: Type.Array(MACHINE_REF), ...errorResponses() },
+        response: { 200: Type.Array(MACHINE_REF), ...LIST.responses },
       },
     },
     async (req, reply) => {
@@ -34,6 +49,7 @@ export function machineRoutes(app: FastifyInstance, service: MachineServicePort)
   app.post<{ Body: CreateMachineBody }>(
     "/machines",
     {
+      config: CREATE.config,
       schema: {
         tags,
         summary: "Create a machine",
@@ -42,7 +58,7 @@ export function machineRoutes(app: FastifyInstance, service: MachineServicePort)
           "a failed pull makes the machine `failed` with the image error in `last_error`). With `start: true` it also starts booting it " +
           "(after the pull; poll `/wait`). An image's Entrypoint + Cmd run as the main process after each boot (output at `/logs`).",
         body: CreateMachineBody,
-        response: { 201: MACHINE_REF, ...errorResponses(409, 422) },
+        response: { 201: MACHINE_REF, ...CREATE.responses },
       },
     },
     async (req, reply) => {
@@ -53,19 +69,20 @@ export function machineRoutes(app: FastifyInstance, service: MachineServicePort)
 
   app.get<{ Params: MachineIdParams }>(
     "/machines/:id",
-    { schema: { tags, summary: "Get a machine", params: MachineIdParams, response: { 200: MACHINE_REF, ...errorResponses(404) } } },
+    { config: GET.config, schema: { tags, summary: "Get a machine", params: MachineIdParams, response: { 200: MACHINE_REF, ...GET.responses } } },
     async (req, reply) => machineJson(await service.get(req.params.id, callContext(req, reply))),
   );
 
   app.delete<{ Params: MachineIdParams }>(
     "/machines/:id",
     {
+      config: DELETE.config,
       schema: {
         tags,
         summary: "Delete a machine",
         description: "Kills the VM if it runs and removes the machine and its disk.",
         params: MachineIdParams,
-        response: { 204: Type.Null(), ...errorResponses(404, 409) },
+        response: { 204: Type.Null(), ...DELETE.responses },
       },
     },
     async (req, reply) => {
@@ -78,12 +95,13 @@ export function machineRoutes(app: FastifyInstance, service: MachineServicePort)
     app.post<{ Params: MachineIdParams }>(
       `/machines/:id/${action}`,
       {
+        config: ACTION[action].config,
         schema: {
           tags,
           summary: `${action[0]?.toUpperCase()}${action.slice(1)} a machine`,
           description: "Returns as soon as the status changed (202); use `/wait` for the outcome.",
           params: MachineIdParams,
-          response: { 202: MACHINE_REF, ...errorResponses(404, 409) },
+          response: { 202: MACHINE_REF, ...ACTION[action].responses },
         },
       },
       async (req, reply) => {
@@ -96,13 +114,14 @@ export function machineRoutes(app: FastifyInstance, service: MachineServicePort)
   app.get<{ Params: MachineIdParams; Querystring: WaitQuery }>(
     "/machines/:id/wait",
     {
+      config: WAIT.config,
       schema: {
         tags,
         summary: "Wait for a status",
         description: "Answers when the machine reaches `status` (default running), or 408 WAIT_TIMEOUT after `timeout` seconds (default and maximum 30).",
         params: MachineIdParams,
         querystring: WaitQuery,
-        response: { 200: MACHINE_REF, ...errorResponses(404, 408, 409) },
+        response: { 200: MACHINE_REF, ...WAIT.responses },
       },
     },
     async (req, reply) => {

@@ -68,7 +68,7 @@ export interface PullImageRequest {
 /** The image cache (GET/DELETE /images, POST /images/pull). */
 export interface ImageServicePort {
   list(ctx?: CallContext): Promise<ImageView[]>;
-  /** A reference, or a manifest digest (`sha256:...`). IMAGE_NOT_FOUND, IMAGE_IN_USE. */
+  /** A reference, or a manifest digest (`sha256:...`). IMAGE_NOT_CACHED, IMAGE_IN_USE. */
   remove(ref: string, ctx?: CallContext): Promise<void>;
   /** Resolves when the image is cached (at once when it already is). */
   pull(req: PullImageRequest, ctx?: CallContext): Promise<ImageView>;

@@ -7,6 +7,7 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
+import { HyperfleetError } from "../../core/errors.js";
 import { sleep } from "../../host/async.js";
 import { isAlive, startTimeOf } from "../process.js";
 
@@ -73,7 +74,7 @@ export async function killFoundVmm(v: FoundVmm, timeoutMs = 10_000): Promise<boo
   const deadline = Date.now() + timeoutMs;
   // Not our child (its parent died): poll. SIGKILL ends it within milliseconds.
   while (await isAlive(v.pid)) {
-    if (Date.now() > deadline) throw new Error(`QEMU pid ${v.pid} did not exit within ${timeoutMs} ms of SIGKILL`);
+    if (Date.now() > deadline) throw new HyperfleetError("VMM_CONTROL_FAILED", `QEMU pid ${v.pid} did not exit within ${timeoutMs} ms of SIGKILL`);
     await sleep(5);
   }
   return true;
