@@ -14,12 +14,16 @@
 #include <unistd.h>
 
 #include "detach.h"
+#include "netcfg.h"
 #include "netlo.h"
+#include "trace.h"
 #include "sig.h"
 #include "util.h"
 
 #define TERM_GRACE_MS 2000
 #define KILL_WAIT_MS 1000
+/* hf-init loads virtio_net before the switch; this only covers a kernel that probes it later. */
+#define NIC_WAIT_MS 2000
 
 static const struct {
 	const char *src, *dst, *type;
@@ -81,6 +85,30 @@ static void set_hostname(void)
 		log_msg("sethostname: %s", strerror(errno));
 }
 
+/* The network of hf.ip= and friends (netcfg.h); without hf.ip nothing is touched. A bad or failed
+ * configuration is logged and the boot goes on: the agent must stay reachable to say what is wrong. */
+static void setup_network(void)
+{
+	char cmdline[4096], err[160], host[65] = "";
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, cmdline, sizeof cmdline) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return;
+	struct netcfg cfg;
+	if (netcfg_parse(cmdline, (size_t)n, &cfg, err, sizeof err) < 0) {
+		log_msg("network not configured: %s", err);
+		return;
+	}
+	if (!cfg.present)
+		return;
+	gethostname(host, sizeof host - 1);
+	if (netcfg_apply(&cfg, host, "", NIC_WAIT_MS, err, sizeof err) < 0)
+		log_msg("network: %s", err);
+	HF_TRACE("agent-net-up");
+}
+
 void pid1_setup(void)
 {
 	umask(022);
@@ -92,6 +120,7 @@ void pid1_setup(void)
 	int err = loopback_up();
 	if (err)
 		log_msg("lo up: %s", strerror(-err));
+	setup_network();
 	/* Ctrl-Alt-Del becomes SIGINT to us (a clean shutdown) instead of an immediate reboot. */
 	reboot(RB_DISABLE_CAD);
 }

@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for everything a hostile host reaches before any I/O: the incremental frame
  * parser (fed in pieces, as a socket would deliver them), the field parser, the request decoders,
- * and the encoder (whose output must parse back to what was put in).
+ * the encoder (whose output must parse back to what was put in), and the kernel command line
+ * network parser (netcfg_parse: the command line comes from the host too).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "netcfg.h"
 #include "proto.h"
 #include "req.h"
 
@@ -90,8 +92,26 @@ static void on_frame(const struct hf_frame *f)
 	roundtrip(f, &m);
 }
 
+/* The kernel command line network parser (netcfg.h), on an exact-size copy so ASan sees overreads. */
+static void parse_netcfg(const uint8_t *data, size_t size)
+{
+	char *copy = malloc(size ? size : 1);
+	CHECK(copy);
+	memcpy(copy, data, size);
+	struct netcfg c;
+	char err[160];
+	if (netcfg_parse(copy, size, &c, err, sizeof err) < 0) {
+		CHECK(err[0] && !c.present);
+	} else if (c.present) {
+		CHECK(c.prefix >= 1 && c.prefix <= 32 && c.ndns <= NETCFG_MAX_DNS);
+		CHECK(!c.mtu || (c.mtu >= 68 && c.mtu <= 65535));
+	}
+	free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	parse_netcfg(data, size);
 	if (size < 1)
 		return 0;
 	/* The first byte picks how the stream is cut into reads. */

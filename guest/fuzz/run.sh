@@ -21,6 +21,8 @@ seed ping '\377\003\000\000\000\002\000\000\000\007\000\000\000abc'
 seed exec '\003\034\000\000\000\020\000\000\000\001\000\000\000\003\002\000\000\000sh\003\002\000\000\000-c\004\003\000\000\000A=B\010\001\000\000\000\001'
 # A detached EXEC: ARG true, FLAGS 1, LOG_PATH /l.
 seed detached '\005\031\000\000\000\020\000\000\000\001\000\000\000\003\004\000\000\000true\017\004\000\000\000\001\000\000\000\032\002\000\000\000/l'
+# The kernel command line network parameters (netcfg.h), for the network parser.
+seed netcfg 'quiet hf.ip=10.0.0.2/24 hf.gw=10.0.0.1 hf.mtu=1400 hf.dns=1.1.1.1,8.8.8.8 hf.mac=52:54:00:ab:cd:01 -- x'
 seed read '\013\026\000\000\000\042\000\000\000\002\000\000\000\015\004\000\000\000/etc\021\010\000\000\000\005\000\000\000\000\000\000\000'
 
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

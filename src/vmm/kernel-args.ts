@@ -3,6 +3,8 @@
  * (HOST-NOTES): self-tests off, no KASLR, no PIT calibration when the host TSC rate is known,
  * `panic=-1` so a guest panic ends the VM (QEMU runs with -no-reboot) instead of hanging.
  */
+import { guestNetArgs, type GuestNetArgs } from "./guest-net-args.js";
+
 export interface KernelArgsInput {
   /** Guest hostname, passed to the agent as `hf.hostname=`. */
   hostname?: string;
@@ -11,6 +13,8 @@ export interface KernelArgsInput {
   /** Console device: hvc0 (virtio console, QEMU) or ttyS0 (Firecracker serial). */
   console?: "hvc0" | "ttyS0";
   rootDevice?: string;
+  /** The guest's network (hf.ip= and friends); absent: the guest configures no NIC. */
+  net?: GuestNetArgs;
   /** Extra arguments appended last (user override). */
   extra?: string;
 }
@@ -38,6 +42,7 @@ export function buildKernelArgs(i: KernelArgsInput = {}): string {
   const args = [`console=${i.console ?? "hvc0"}`, `root=${i.rootDevice ?? "/dev/vda"}`, "rw", "rootfstype=ext4", ...FAST_BOOT_ARGS];
   if (i.tscKhz) args.push(`tsc_early_khz=${Math.round(i.tscKhz)}`);
   if (i.hostname) args.push(`hf.hostname=${i.hostname}`);
+  if (i.net) args.push(...guestNetArgs(i.net));
   if (i.extra) args.push(i.extra);
   return args.join(" ");
 }

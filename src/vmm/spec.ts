@@ -8,6 +8,7 @@ import { HyperfleetError } from "../core/errors.js";
 import type { DiskSpec, NicSpec, VmSpec } from "../core/ports/vmm-driver.js";
 import { initramfsFor, type GuestAssets } from "../assets/index.js";
 import { buildKernelArgs } from "./kernel-args.js";
+import type { GuestNetArgs } from "./guest-net-args.js";
 
 /** Kernel, initrd and base root disk of a VM; a null kernelArgs means the fast-boot default. */
 export interface BootPaths {
@@ -61,6 +62,9 @@ export interface VmSpecInput {
   /** The VM's own writable disk (see DiskProvider), not the base. */
   rootDisk: DiskSpec;
   devices?: VmDevices;
+  /** How the guest configures its NIC (kernel parameters the agent applies); absent: it does not.
+   * Ignored with custom kernelArgs, which replace the whole command line. */
+  guestNet?: GuestNetArgs;
   runDir: string;
   /** The host's TSC rate, passed to the guest so it skips calibration; null: unknown. */
   tscKhz: number | null;
@@ -75,7 +79,11 @@ export function buildVmSpec(i: VmSpecInput): VmSpec {
     memMib: i.memSizeMib,
     kernelPath: i.boot.kernelImagePath,
     ...(i.boot.initrdPath !== null && { initrdPath: i.boot.initrdPath }),
-    kernelArgs: i.boot.kernelArgs ?? buildKernelArgs({ hostname: i.id.slice(0, 63), ...(i.tscKhz !== null && { tscKhz: i.tscKhz }) }),
+    kernelArgs: i.boot.kernelArgs ?? buildKernelArgs({
+      hostname: i.id.slice(0, 63),
+      ...(i.tscKhz !== null && { tscKhz: i.tscKhz }),
+      ...(i.guestNet && { net: i.guestNet }),
+    }),
     rootDisk: i.rootDisk,
     ...(nics.length > 0 && { nics }),
     runDir: i.runDir,
