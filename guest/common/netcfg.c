@@ -164,8 +164,10 @@ static int write_file(const char *root, const char *path, const char *text, size
 	int err = write(fd, text, len) == (ssize_t)len ? 0 : -(errno ? errno : EIO);
 	if (close(fd) < 0 && !err)
 		err = -errno;
-	/* rename, not a write through: /etc/resolv.conf is often a symlink into /run, which is empty. */
-	if (!err && rename(tmp, final) < 0)
+	/* rename, not a write through: /etc/resolv.conf is often a symlink into /run, which is empty.
+	 * Unlinking first: ext4 starts writeback of a file renamed over another (auto_da_alloc). PID 1
+	 * runs alone here, so nobody sees the instant without the file. */
+	if (!err && ((unlink(final) < 0 && errno != ENOENT) || rename(tmp, final) < 0))
 		err = -errno;
 	if (err)
 		unlink(tmp);
