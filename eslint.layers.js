@@ -13,6 +13,8 @@ export const LAYER_RULES = {
   agent: { may: ["core", "host"], why: "adapters import only core and host" },
   assets: { may: ["core", "host"], why: "adapters import only core and host" },
   store: { may: ["core", "host"], why: "adapters import only core and host" },
+  // Groundwork for VM networking (docs/adr/0008): pure plans and rulesets, nothing wired yet.
+  network: { may: ["core", "host"], why: "network imports only core and host" },
   // Image root disks share the base disk's layout and tool runner.
   images: { may: ["core", "host", "assets"], why: "images imports only core, host and assets" },
   // The agent client waits for readiness; the guest assets are what a VM boots.

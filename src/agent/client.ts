@@ -5,6 +5,7 @@
  */
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../core/errors.js";
+import type { FileStatView } from "../core/ports/services.js";
 import { randomBytes } from "node:crypto";
 import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
 import { errnoError } from "./errno.js";
@@ -68,14 +69,8 @@ export interface WriteFileOptions {
   signal?: AbortSignal;
 }
 
-export interface FileStat {
-  size: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: Date;
-  type: "file" | "directory" | "symlink" | "other";
-}
+/** What STAT answers: the same shape the service ports hand to the API. */
+export type FileStat = FileStatView;
 
 type FrameHandler = (frame: Frame) => void;
 

@@ -12,6 +12,7 @@ import { err, ok, type Result } from "../core/result.js";
 import { EnvReader, type ConfigProblem, type Env } from "./env-reader.js";
 import { defaultCapacity, hostFacts, type HostFacts } from "./capacity.js";
 import { defaultAgentBinary, readMirrors, readRegistryHosts } from "./registries.js";
+import { readNetwork, type NetworkConfig } from "./network.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -73,6 +74,8 @@ export interface Config {
     /** The static guest agent baked into image disks as /sbin/hf-agent. */
     readonly agentBinary: string;
   };
+  /** VM networking (docs/adr/0008); validated but not active yet. */
+  readonly network: NetworkConfig;
 }
 
 /** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
@@ -113,8 +116,9 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
     }
   }
 
+  const port = r.int("PORT", 3000, 0, 65535);
   const config: Config = {
-    port: r.int("PORT", 3000, 0, 65535),
+    port,
     host,
     logLevel: r.oneOf("LOG_LEVEL", "info", LOG_LEVELS),
     dataDir,
@@ -155,6 +159,7 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
       mirrors: readMirrors(r, "HYPERFLEET_REGISTRY_MIRRORS"),
       agentBinary: r.path("HYPERFLEET_AGENT_BINARY", defaultAgentBinary()),
     },
+    network: readNetwork(r, port),
   };
 
   if (config.oci.cacheDir.includes(":")) {

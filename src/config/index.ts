@@ -1,2 +1,3 @@
 export * from "./config.js";
 export type { Env } from "./env-reader.js";
+export type { NetworkConfig } from "./network.js";

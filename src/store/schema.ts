@@ -61,8 +61,16 @@ export interface ApiKeysTable {
   created_at: string;
 }
 
+/** Since 0003: which machine holds which network slot (docs/adr/0008). */
+export interface NetworkSlotsTable {
+  slot: number;
+  machine_id: string;
+  allocated_at: string;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_events: MachineEventsTable;
   api_keys: ApiKeysTable;
+  network_slots: NetworkSlotsTable;
 }

@@ -10,6 +10,7 @@ import { HyperfleetError } from "../core/errors.js";
 import { ApiKeyRepository } from "./api-key-repository.js";
 import { MachineRepository, type Clock } from "./machine-repository.js";
 import { migrationProvider } from "./migrations/index.js";
+import { NetworkSlotRepository } from "./network-slot-repository.js";
 import type { Database } from "./schema.js";
 
 export interface StoreOptions {
@@ -21,6 +22,8 @@ export interface StoreOptions {
 export interface Store {
   readonly machines: MachineRepository;
   readonly apiKeys: ApiKeyRepository;
+  /** VM network slots (docs/adr/0008); nothing allocates them yet. */
+  readonly networkSlots: NetworkSlotRepository;
   /** Applied migration names, oldest first (for logs and tests). */
   readonly migrations: readonly string[];
   /** Closes the database; later calls are no-ops. */
@@ -61,6 +64,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
   return {
     machines: new MachineRepository(db, opts.clock),
     apiKeys: new ApiKeyRepository(db),
+    networkSlots: new NetworkSlotRepository(db, opts.clock),
     migrations: applied,
     async close() {
       if (closed) return;

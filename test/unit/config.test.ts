@@ -109,3 +109,41 @@ test("request body limits: defaults, overrides and bounds", () => {
   assert.match(problemsOf({ HYPERFLEET_EXEC_MAX_BODY: "10" }), /HYPERFLEET_EXEC_MAX_BODY/);
   assert.match(problemsOf({ HYPERFLEET_BODY_BUDGET: "1k" }), /HYPERFLEET_BODY_BUDGET/);
 });
+
+test("networking settings (not active yet): defaults, overrides and what is refused", () => {
+  const d = loadConfig({}).unwrap().network;
+  assert.deepEqual(d, {
+    defaultOn: true,
+    subnet: "10.210.0.0/16",
+    dns: [],
+    portsBind: "127.0.0.1",
+    portRange: { min: 20000, max: 29999 },
+  });
+  const c = loadConfig({
+    HYPERFLEET_NETWORK_DEFAULT: "off",
+    HYPERFLEET_SUBNET: "172.30.8.0/22",
+    HYPERFLEET_DNS: "192.0.2.53, 198.51.100.53",
+    HYPERFLEET_PORTS_BIND: "0.0.0.0",
+    HYPERFLEET_PORT_RANGE: "40000-40099",
+  }).unwrap().network;
+  assert.deepEqual(c, {
+    defaultOn: false,
+    subnet: "172.30.8.0/22",
+    dns: ["192.0.2.53", "198.51.100.53"],
+    portsBind: "0.0.0.0",
+    portRange: { min: 40000, max: 40099 },
+  });
+  assert.match(problemsOf({ HYPERFLEET_NETWORK_DEFAULT: "maybe" }), /HYPERFLEET_NETWORK_DEFAULT must be one of on, off/);
+  assert.match(problemsOf({ HYPERFLEET_SUBNET: "10.0.0.0/8" }), /HYPERFLEET_SUBNET must have a prefix from \/16 to \/29/);
+  assert.match(problemsOf({ HYPERFLEET_SUBNET: "10.210.0.1/16" }), /HYPERFLEET_SUBNET has host bits set/);
+  assert.match(problemsOf({ HYPERFLEET_SUBNET: "127.0.0.0/16" }), /HYPERFLEET_SUBNET must not overlap 127\.0\.0\.0\/8/);
+  assert.match(problemsOf({ HYPERFLEET_DNS: "dns.example" }), /HYPERFLEET_DNS must be comma-separated IPv4 addresses, got 'dns\.example'/);
+  assert.match(problemsOf({ HYPERFLEET_DNS: "127.0.0.53" }), /HYPERFLEET_DNS 127\.0\.0\.53 is the host's own loopback/);
+  assert.match(problemsOf({ HYPERFLEET_PORTS_BIND: "::1" }), /HYPERFLEET_PORTS_BIND must be an IPv4 address/);
+  for (const bad of ["30000", "30000-20000", "0-100", "1-70000", "a-b"]) {
+    assert.match(problemsOf({ HYPERFLEET_PORT_RANGE: bad }), /HYPERFLEET_PORT_RANGE must be 'low-high'/, bad);
+  }
+  // An exposed port DNATed onto the API's port would take the API's traffic.
+  assert.match(problemsOf({ PORT: "25000" }), /HYPERFLEET_PORT_RANGE 20000-29999 contains the API's PORT 25000/);
+  assert.match(problemsOf({ PORT: "8080", HYPERFLEET_PORT_RANGE: "8000-8999" }), /contains the API's PORT 8080/);
+});

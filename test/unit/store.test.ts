@@ -40,7 +40,7 @@ function machine(id: string, name = id): NewMachine {
 
 test("migrations run once; reopening keeps data", async () => {
   const { store, path } = await fresh();
-  assert.deepEqual(store.migrations, ["0001-initial", "0002-images"]);
+  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots"]);
   await store.machines.insert(machine("vm_1"));
   await store.close();
   await store.close(); // idempotent

@@ -5,10 +5,12 @@
 import type { Migration, MigrationProvider } from "kysely";
 import { initial } from "./0001-initial.js";
 import { images } from "./0002-images.js";
+import { networkSlots } from "./0003-network-slots.js";
 
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
   "0002-images": images,
+  "0003-network-slots": networkSlots,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,81 @@
+/**
+ * Where a VM's network lives (docs/adr/0008-vm-network-topology.md): the subnet is cut into /31
+ * slots; slot i holds the host end of the VM's veth (B+2i) and the VM's address (B+2i+1). Every
+ * guest sees the same link-local address behind its own namespace. Pure: names and addresses only.
+ */
+import { HyperfleetError } from "../core/errors.js";
+import { cidrSize, formatIpv4, parseCidr, subnetProblem, type Cidr } from "../core/ipv4.js";
+
+/** What every guest sees, whatever its slot (so a snapshot clone's address stays valid). */
+export const GUEST = {
+  ip: "169.254.0.21",
+  gateway: "169.254.0.22",
+  prefix: 30,
+  /** The guest's NIC as the VMM names the TAP inside the VM's namespace. */
+  tap: "tap0",
+  mtu: 1500,
+} as const;
+
+/** Inside the namespace, the veth end facing the host. */
+export const NS_VETH = "hfp0";
+/** Host-side veth names are `hfv<slot>`; nft matches them all with this wildcard. */
+export const HOST_VETH_PREFIX = "hfv";
+export const NETNS_PREFIX = "hf-";
+
+export interface SlotPlan {
+  slot: number;
+  /** `/run/netns` name: carries the machine id, so reconciliation knows whose it is. */
+  netns: string;
+  /** Root-namespace end of the veth; also the VM's `network.gateway`. */
+  hostVeth: string;
+  hostIp: string;
+  /** The VM's address: what the host and private-network peers reach it by (`network.ip`). */
+  vmIp: string;
+}
+
+export interface AddressPlan {
+  readonly subnet: Cidr;
+  /** Lowest and highest usable slot: the first holds the network address, the last the broadcast. */
+  readonly firstSlot: number;
+  readonly lastSlot: number;
+}
+
+/** Plans `HYPERFLEET_SUBNET`; throws CONFIG_INVALID for a subnet config would have refused. */
+export function addressPlan(subnet: string): AddressPlan {
+  const problem = subnetProblem(subnet);
+  if (problem !== undefined) throw new HyperfleetError("CONFIG_INVALID", `HYPERFLEET_SUBNET ${problem}`);
+  const cidr = parseCidr(subnet)!;
+  return { subnet: cidr, firstSlot: 1, lastSlot: cidrSize(cidr) / 2 - 2 };
+}
+
+export function slotCount(plan: AddressPlan): number {
+  return plan.lastSlot - plan.firstSlot + 1;
+}
+
+export function slotPlan(plan: AddressPlan, slot: number, machineId: string): SlotPlan {
+  if (!Number.isInteger(slot) || slot < plan.firstSlot || slot > plan.lastSlot) {
+    throw new HyperfleetError("INTERNAL", `network slot ${slot} is outside ${plan.firstSlot}..${plan.lastSlot}`);
+  }
+  const host = plan.subnet.base + 2 * slot;
+  return {
+    slot,
+    netns: `${NETNS_PREFIX}${machineId}`,
+    hostVeth: `${HOST_VETH_PREFIX}${slot}`,
+    hostIp: formatIpv4(host),
+    vmIp: formatIpv4(host + 1),
+  };
+}
+
+/** The lowest free slot, or undefined when every slot is used. O(used) for a dense prefix. */
+export function nextFreeSlot(plan: AddressPlan, used: ReadonlySet<number>): number | undefined {
+  for (let s = plan.firstSlot; s <= plan.lastSlot; s++) if (!used.has(s)) return s;
+  return undefined;
+}
+
+/** The slot whose VM address `ip` is, or undefined (host end, outside the subnet, reserved slot). */
+export function slotOfVmIp(plan: AddressPlan, ip: number): number | undefined {
+  const off = ip - plan.subnet.base;
+  if (off < 0 || off >= cidrSize(plan.subnet) || off % 2 !== 1) return undefined;
+  const slot = (off - 1) / 2;
+  return slot >= plan.firstSlot && slot <= plan.lastSlot ? slot : undefined;
+}
