@@ -6,6 +6,7 @@
  * than to boot a VM without a network.
  */
 import { HyperfleetError } from "../core/errors.js";
+import { parseIpv4 } from "../core/ipv4.js";
 
 export interface GuestNetArgs {
   /** IPv4 address with prefix length, e.g. "10.213.0.2/24". */
@@ -22,7 +23,6 @@ export interface GuestNetArgs {
 
 export const GUEST_MAX_DNS = 3;
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 function bad(field: string, message: string): never {
@@ -30,8 +30,9 @@ function bad(field: string, message: string): never {
 }
 
 function ipv4(field: string, s: string): number {
-  if (!IPV4.test(s)) bad(field, `${JSON.stringify(s)} is not an IPv4 address`);
-  return s.split(".").reduce((v, p) => v * 256 + Number(p), 0);
+  const n = parseIpv4(s);
+  if (n === undefined) bad(field, `${JSON.stringify(s)} is not an IPv4 address`);
+  return n;
 }
 
 /** The kernel parameters for n, in a fixed order. */
