@@ -6,6 +6,7 @@
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../core/errors.js";
 import type { FileStatView } from "../core/ports/services.js";
+import { abortError } from "../host/async.js";
 import { randomBytes } from "node:crypto";
 import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
 import { errnoError } from "./errno.js";
@@ -55,7 +56,7 @@ export interface ReadFileOptions {
    * cancelled, so at most one chunk beyond the limit is ever buffered. Counts onChunk data too.
    */
   maxBytes?: number;
-  /** Cancels the READ in the guest and rejects at once (see cancelError). */
+  /** Cancels the READ in the guest and rejects at once (see abortError). */
   signal?: AbortSignal;
 }
 
@@ -256,7 +257,7 @@ export class AgentClient {
   /** Writes a file atomically (temp file + rename in the guest). */
   async writeFile(path: string, data: Buffer | AsyncIterable<Buffer>, opts: WriteFileOptions = {}): Promise<number> {
     const { signal } = opts;
-    if (signal?.aborted) throw cancelError(signal.reason, "write", path);
+    if (signal?.aborted) throw abortError(signal.reason, `write ${path}`);
     const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
     if (opts.mode !== undefined) fields.push([Tag.MODE, { u32: opts.mode }]);
     const flags = (opts.mkdirs ? WriteFlags.MKDIRS : 0) | (opts.append ? WriteFlags.APPEND : 0) | (opts.fsync ? WriteFlags.FSYNC : 0);
@@ -265,7 +266,7 @@ export class AgentClient {
     // Ends the WRITE early: the caller's signal, or a data source that failed (the guest must not
     // wait for the rest forever, nor keep its temp file).
     const stop = new AbortController();
-    const onAbort = () => stop.abort(cancelError(signal!.reason, "write", path));
+    const onAbort = () => stop.abort(abortError(signal!.reason, `write ${path}`));
     signal?.addEventListener("abort", onAbort, { once: true });
     const result = this.awaitOp(id, "write", path, (f) => (f.type === MsgType.OK ? Number(decodeFields(f.payload).u64(Tag.SIZE) ?? 0n) : undefined), stop.signal);
     this.send(MsgType.WRITE, 0, id, encodeFields(fields));
@@ -297,7 +298,7 @@ export class AgentClient {
    */
   async readFile(path: string, opts: ReadFileOptions = {}): Promise<Buffer> {
     const { maxBytes, signal } = opts;
-    if (signal?.aborted) throw cancelError(signal.reason, "read", path);
+    if (signal?.aborted) throw abortError(signal.reason, `read ${path}`);
     checkLimit(maxBytes, "maxBytes");
     // One byte beyond the limit is enough to tell "too large" from "exactly the limit".
     const length = maxBytes === undefined ? opts.length : Math.min(opts.length ?? Infinity, maxBytes + 1);
@@ -392,7 +393,7 @@ export class AgentClient {
         fn();
       };
       const onAbort = () => {
-        settle(() => reject(cancelError(signal!.reason, op, subject)));
+        settle(() => reject(abortError(signal!.reason, subject ? `${op} ${subject}` : op)));
         this.cancel(id);
       };
       this.ops.set(id, {
@@ -537,15 +538,6 @@ function checkLimit(n: number | undefined, field: string): void {
 function isLastFrame(f: Frame): boolean {
   if (f.type === MsgType.ERROR || f.type === MsgType.EXIT || f.type === MsgType.OK) return true;
   return f.type === MsgType.DATA && (f.flags & FLAG_END) !== 0;
-}
-
-/**
- * The rejection of an aborted operation: the abort reason when it is one of ours (a timeout the
- * caller enforces, say), else OPERATION_CANCELLED.
- */
-function cancelError(reason: unknown, op: string, subject: string): HyperfleetError {
-  if (reason instanceof HyperfleetError) return reason;
-  return new HyperfleetError("OPERATION_CANCELLED", `${op} ${subject} was cancelled`, reason === undefined ? undefined : { cause: reason });
 }
 
 /** Output kept up to a limit; what goes beyond it is counted as dropped, never buffered. */

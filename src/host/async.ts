@@ -36,7 +36,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export async function cancellable<T>(op: (signal: AbortSignal) => Promise<T>, ms: number, code: ErrorCode, what: string, outer?: AbortSignal): Promise<T> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new HyperfleetError(code, `${what} did not finish within ${ms} ms; it was cancelled`)), ms);
-  const onOuter = () => ac.abort(cancelReason(outer?.reason, what));
+  const onOuter = () => ac.abort(abortError(outer?.reason, `${what} (the client went away or the daemon is shutting down)`));
   if (outer?.aborted) onOuter();
   else outer?.addEventListener("abort", onOuter, { once: true });
   let onAbort: (() => void) | undefined;
@@ -54,8 +54,13 @@ export async function cancellable<T>(op: (signal: AbortSignal) => Promise<T>, ms
   }
 }
 
-/** A HyperfleetError for an outer abort (a bare AbortError would be answered as INTERNAL). */
-function cancelReason(reason: unknown, what: string): HyperfleetError {
+/**
+ * The error an aborted operation rejects with: the abort's reason when it is one of ours (a
+ * deadline, a shutdown), else OPERATION_CANCELLED naming `what` (a bare AbortError would be
+ * answered as INTERNAL).
+ */
+export function abortError(reason: unknown, what: string): HyperfleetError {
   if (isHyperfleetError(reason)) return reason;
-  return new HyperfleetError("OPERATION_CANCELLED", `${what} was cancelled: the client went away or the daemon is shutting down`, { cause: reason });
+  const why = reason instanceof Error ? `: ${reason.message}` : "";
+  return new HyperfleetError("OPERATION_CANCELLED", `${what} was cancelled${why}`, reason === undefined ? undefined : { cause: reason });
 }

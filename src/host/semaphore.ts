@@ -1,4 +1,4 @@
-import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
+import { abortError } from "./async.js";
 
 /**
  * A counting semaphore with abortable waits. Bounds how many VMs boot at once: under TCG a boot is
@@ -30,7 +30,7 @@ export class Semaphore {
       const onAbort = () => {
         const i = this.waiters.indexOf(grant);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(cancelled(signal?.reason));
+        reject(abortError(signal?.reason, "waiting for a free slot"));
       };
       if (signal?.aborted) return onAbort();
       if (this.free > 0) {
@@ -41,11 +41,4 @@ export class Semaphore {
       signal?.addEventListener("abort", onAbort, { once: true });
     });
   }
-}
-
-/** Our errors pass through; anything else (a bare AbortError) would be answered as INTERNAL. */
-function cancelled(reason: unknown): HyperfleetError {
-  if (isHyperfleetError(reason)) return reason;
-  const why = reason instanceof Error ? `: ${reason.message}` : "";
-  return new HyperfleetError("OPERATION_CANCELLED", `waiting for a free slot was cancelled${why}`, { cause: reason });
 }
