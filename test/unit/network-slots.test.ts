@@ -2,50 +2,19 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { openStore, type NewMachine, type Store } from "../../src/store/index.js";
+import { openStore, type Store } from "../../src/store/index.js";
+import { newMachine, tempStore } from "../store-fixtures.js";
 import { addressPlan, nextFreeSlot } from "../../src/network/address-plan.js";
 import { HyperfleetError } from "../../src/core/errors.js";
 
 const run = promisify(execFile);
-const dirs: string[] = [];
-test.after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function fresh(): Promise<{ store: Store; path: string }> {
-  const dir = mkdtempSync(join(tmpdir(), "hf-slots-"));
-  dirs.push(dir);
-  const path = join(dir, "hyperfleet.db");
-  return { store: await openStore({ path }), path };
-}
-
-function machine(id: string): NewMachine {
-  return {
-    id,
-    name: id,
-    vcpuCount: 1,
-    memSizeMib: 256,
-    imageRef: null,
-    kernelImagePath: "/k",
-    initrdPath: null,
-    kernelArgs: null,
-    rootfsPath: "/r",
-    runDir: `/run/${id}`,
-    network: null,
-    env: {},
-    metadata: {},
-  };
-}
 
 async function machines(store: Store, n: number, prefix = "vm_"): Promise<string[]> {
   const ids = Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(3, "0")}`);
-  for (const id of ids) await store.machines.insert(machine(id));
+  for (const id of ids) await store.machines.insert(newMachine(id));
   return ids;
 }
 
@@ -54,7 +23,7 @@ const plan = addressPlan(SUBNET);
 const pick = (used: ReadonlySet<number>) => nextFreeSlot(plan, used);
 
 test("allocate gives the lowest free slot, the same one again to its holder, and release frees it", async () => {
-  const { store } = await fresh();
+  const { store } = await tempStore();
   const [a, b, c] = await machines(store, 3);
   assert.equal((await store.networkSlots.allocate(a!, pick)).slot, 1);
   assert.equal((await store.networkSlots.allocate(b!, pick)).slot, 2);
@@ -73,7 +42,7 @@ test("allocate gives the lowest free slot, the same one again to its holder, and
 });
 
 test("deleting the machine releases its slot (ON DELETE CASCADE)", async () => {
-  const { store } = await fresh();
+  const { store } = await tempStore();
   const [a] = await machines(store, 1);
   await store.networkSlots.allocate(a!, pick);
   await store.machines.delete(a!);
@@ -82,7 +51,7 @@ test("deleting the machine releases its slot (ON DELETE CASCADE)", async () => {
 });
 
 test("a full subnet answers INSUFFICIENT_CAPACITY and leaves nothing half-written", async () => {
-  const { store } = await fresh();
+  const { store } = await tempStore();
   const small = addressPlan("192.168.77.0/29"); // two usable slots
   const ids = await machines(store, 3);
   for (const id of ids.slice(0, 2)) await store.networkSlots.allocate(id, (u) => nextFreeSlot(small, u));
@@ -98,7 +67,7 @@ test("a full subnet answers INSUFFICIENT_CAPACITY and leaves nothing half-writte
 });
 
 test("the table itself refuses a second holder of a slot and a second slot for a machine", async () => {
-  const { store, path } = await fresh();
+  const { store, path } = await tempStore();
   const [a, b] = await machines(store, 2);
   await store.networkSlots.allocate(a!, pick);
   await store.close();
@@ -115,7 +84,7 @@ test("the table itself refuses a second holder of a slot and a second slot for a
 });
 
 test("concurrent allocations in one daemon never share a slot", async () => {
-  const { store } = await fresh();
+  const { store } = await tempStore();
   const ids = await machines(store, 60);
   const leases = await Promise.all(ids.map((id) => store.networkSlots.allocate(id, pick)));
   const slots = leases.map((l) => l.slot).sort((x, y) => x - y);
@@ -124,7 +93,7 @@ test("concurrent allocations in one daemon never share a slot", async () => {
 });
 
 test("two processes allocating on one database file at once never share a slot", async () => {
-  const { store, path } = await fresh();
+  const { store, path } = await tempStore();
   const ids = await machines(store, 80);
   await store.close();
   const worker = fileURLToPath(new URL("./fixtures/slot-worker.ts", import.meta.url));

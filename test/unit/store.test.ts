@@ -1,47 +1,16 @@
 /** The store against a real SQLite file: migrations, machines, transitions, history, keys. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import Database from "better-sqlite3";
-import { openStore, type NewMachine, type Store } from "../../src/store/index.js";
+import { openStore } from "../../src/store/index.js";
+import { newMachine, tempStore } from "../store-fixtures.js";
 import { statusHistory } from "../store-history.js";
 
-const dirs: string[] = [];
-test.after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
-async function fresh(clock?: () => Date): Promise<{ store: Store; path: string }> {
-  const dir = mkdtempSync(join(tmpdir(), "hf-store-"));
-  dirs.push(dir);
-  const path = join(dir, "sub", "hyperfleet.db");
-  return { store: await openStore({ path, ...(clock && { clock }) }), path };
-}
-
-function machine(id: string, name = id): NewMachine {
-  return {
-    id,
-    name,
-    vcpuCount: 1,
-    memSizeMib: 256,
-    imageRef: null,
-    kernelImagePath: "/k",
-    initrdPath: null,
-    kernelArgs: null,
-    rootfsPath: "/r",
-    runDir: `/run/${id}`,
-    network: null,
-    env: { A: "1" },
-    metadata: { team: "x" },
-  };
-}
 
 test("migrations run once; reopening keeps data", async () => {
-  const { store, path } = await fresh();
+  const { store, path } = await tempStore();
   assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots"]);
-  await store.machines.insert(machine("vm_1"));
+  await store.machines.insert(newMachine("vm_1"));
   await store.close();
   await store.close(); // idempotent
   const again = await openStore({ path });
@@ -51,9 +20,9 @@ test("migrations run once; reopening keeps data", async () => {
 });
 
 test("insert, get, list with status filter, JSON fields round-trip", async () => {
-  const { store } = await fresh();
-  const a = await store.machines.insert(machine("vm_a"));
-  await store.machines.insert(machine("vm_b"));
+  const { store } = await tempStore();
+  const a = await store.machines.insert(newMachine("vm_a"));
+  await store.machines.insert(newMachine("vm_b"));
   assert.equal(a.status, "created");
   assert.deepEqual(a.env, { A: "1" });
   assert.deepEqual(a.metadata, { team: "x" });
@@ -67,9 +36,9 @@ test("insert, get, list with status filter, JSON fields round-trip", async () =>
 });
 
 test("names are unique: MACHINE_ALREADY_EXISTS on field name", async () => {
-  const { store } = await fresh();
-  await store.machines.insert(machine("vm_1", "web"));
-  await assert.rejects(store.machines.insert(machine("vm_2", "web")), (e: { code?: string; details?: { field?: string } }) => {
+  const { store } = await tempStore();
+  await store.machines.insert(newMachine("vm_1", "web"));
+  await assert.rejects(store.machines.insert(newMachine("vm_2", "web")), (e: { code?: string; details?: { field?: string } }) => {
     assert.equal(e.code, "MACHINE_ALREADY_EXISTS");
     assert.equal(e.details?.field, "name");
     return true;
@@ -79,8 +48,8 @@ test("names are unique: MACHINE_ALREADY_EXISTS on field name", async () => {
 
 test("transition is conditional, timestamped, and recorded in the history", async () => {
   let now = new Date("2030-01-01T00:00:00.000Z");
-  const { store, path } = await fresh(() => now);
-  await store.machines.insert(machine("vm_t"));
+  const { store, path } = await tempStore(() => now);
+  await store.machines.insert(newMachine("vm_t"));
   now = new Date("2030-01-01T00:00:05.000Z");
   const s = await store.machines.transition("vm_t", ["created"], "starting", { pid: 42 }, "start requested");
   assert.equal(s?.status, "starting");
@@ -107,8 +76,8 @@ test("transition is conditional, timestamped, and recorded in the history", asyn
 });
 
 test("concurrent transitions: exactly one wins", async () => {
-  const { store } = await fresh();
-  await store.machines.insert(machine("vm_c"));
+  const { store } = await tempStore();
+  await store.machines.insert(newMachine("vm_c"));
   const results = await Promise.all(
     Array.from({ length: 10 }, () => store.machines.transition("vm_c", ["created"], "starting")),
   );
@@ -117,8 +86,8 @@ test("concurrent transitions: exactly one wins", async () => {
 });
 
 test("update and delete (history goes with the machine)", async () => {
-  const { store, path } = await fresh();
-  await store.machines.insert(machine("vm_d"));
+  const { store, path } = await tempStore();
+  await store.machines.insert(newMachine("vm_d"));
   assert.equal((await store.machines.update("vm_d", { pid: 7 }))?.pid, 7);
   assert.equal(await store.machines.delete("vm_d"), true);
   assert.equal(await store.machines.delete("vm_d"), false);
@@ -127,7 +96,7 @@ test("update and delete (history goes with the machine)", async () => {
 });
 
 test("api keys: only hashes are stored", async () => {
-  const { store } = await fresh();
+  const { store } = await tempStore();
   await store.apiKeys.insert({ id: "key_1", keyHash: "ab".repeat(32), source: "generated", createdAt: new Date(0) });
   const keys = await store.apiKeys.list();
   assert.equal(keys.length, 1);
@@ -136,8 +105,8 @@ test("api keys: only hashes are stored", async () => {
 });
 
 test("an error code the store holds but this daemon does not know reads back as INTERNAL", async () => {
-  const { store, path } = await fresh();
-  await store.machines.insert(machine("vm_e"));
+  const { store, path } = await tempStore();
+  await store.machines.insert(newMachine("vm_e"));
   await store.machines.update("vm_e", {
     lastError: { code: "VMM_EXITED", message: "known" },
     imagePull: { status: "failed", phase: "done", layersDone: 0, layersTotal: 0, bytesDone: 0, bytesTotal: 0, error: { code: "IMAGE_PULL_FAILED", message: "known" }, startedAt: "t", finishedAt: "t" },
