@@ -11,11 +11,11 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { json, killLeftoverVmms, spawnDaemon, startTestDaemon, until, vmSkipReason, type ChildDaemon } from "./helpers.js";
+import { alive, json, killLeftoverVmms, qemusUnder, spawnDaemon, startTestDaemon, until, vmSkipReason, type ChildDaemon } from "./helpers.js";
 
 const skip = vmSkipReason();
 let dataDir = "";
@@ -52,53 +52,10 @@ async function machines(): Promise<MachineView[]> {
   return r.body as unknown as MachineView[];
 }
 
-/** Alive and not a zombie (an orphaned QEMU is reparented; kill(pid, 0) succeeds on zombies). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
-/** Live QEMU processes whose pidfile is in a run dir under `base` (exact path match), by machine id. */
-function qemusUnder(base: string): Array<{ pid: number; id: string }> {
-  const found: Array<{ pid: number; id: string }> = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    const i = argv.indexOf("-pidfile");
-    const pidFile = i >= 0 ? argv[i + 1] : undefined;
-    if (!argv[0]?.includes("qemu-system") || !pidFile?.startsWith(base + "/") || !pidFile.endsWith("/qemu.pid")) continue;
-    const id = pidFile.slice(base.length + 1, -"/qemu.pid".length);
-    if (id.includes("/") || !alive(Number(entry))) continue;
-    found.push({ pid: Number(entry), id });
-  }
-  return found;
-}
-
 /** QEMUs under the daemon's run dirs that no running machine has as its pid. */
 async function unattachedQemus(): Promise<Array<{ pid: number; id: string }>> {
   const attached = new Set((await machines()).filter((m) => m.status === "running").map((m) => m.pid));
   return qemusUnder(join(dataDir, "machines")).filter((q) => !attached.has(q.pid));
-}
-
-function killAllUnder(dir: string): void {
-  killLeftoverVmms(dir);
-  for (const q of qemusUnder(join(dir, "machines"))) {
-    try {
-      process.kill(q.pid, "SIGKILL");
-    } catch {
-      /* already gone */
-    }
-  }
 }
 
 /** mulberry32: small, seedable, good enough to pick delays. */
@@ -124,7 +81,7 @@ after(async () => {
   if (skip) return;
   for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
   await Promise.all(daemons.map((c) => c.exited));
-  killAllUnder(dataDir);
+  killLeftoverVmms(dataDir);
   await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -194,7 +151,7 @@ test("deleting a machine kills a VMM the daemon lost track of before removing it
     assert.equal(alive(pid), false, "the untracked QEMU was killed with its machine");
     assert.equal(existsSync(join(t.dataDir, "machines", id)), false);
   } finally {
-    killAllUnder(t.dataDir);
+    killLeftoverVmms(t.dataDir);
     await t.close();
   }
 });

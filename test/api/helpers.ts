@@ -99,7 +99,42 @@ export function assertAllCodesDeclared(undeclared: readonly string[]): void {
   throw new Error(`routes answered with codes they do not declare (add them to the route's routeErrors): ${[...new Set(seen)].join("; ")}`);
 }
 
-/** Last resort after a failed test: SIGKILL every QEMU whose pidfile is under dataDir, by pid. */
+/** Alive and not a zombie (an orphaned QEMU is reparented; kill(pid, 0) succeeds on zombies). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Live QEMU processes whose pidfile is in a run dir under `base` (exact path match), by machine id. */
+export function qemusUnder(base: string): Array<{ pid: number; id: string }> {
+  const found: Array<{ pid: number; id: string }> = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    const i = argv.indexOf("-pidfile");
+    const pidFile = i >= 0 ? argv[i + 1] : undefined;
+    if (!argv[0]?.includes("qemu-system") || !pidFile?.startsWith(base + "/") || !pidFile.endsWith("/qemu.pid")) continue;
+    const id = pidFile.slice(base.length + 1, -"/qemu.pid".length);
+    if (id.includes("/") || !alive(Number(entry))) continue;
+    found.push({ pid: Number(entry), id });
+  }
+  return found;
+}
+
+/**
+ * Last resort after a failed test: SIGKILL every QEMU whose pidfile is under dataDir (checked against
+ * its command line), and every QEMU whose command line points into dataDir's run dirs, by pid.
+ */
 export function killLeftoverVmms(dataDir: string): number[] {
   const killed: number[] = [];
   for (const base of [join(dataDir, "machines")]) {
@@ -118,6 +153,16 @@ export function killLeftoverVmms(dataDir: string): number[] {
       } catch {
         /* already gone */
       }
+    }
+  }
+  // A QEMU whose run dir lost its pidfile (a daemon killed mid-boot, a removed run dir) is found by
+  // its command line instead.
+  for (const q of qemusUnder(join(dataDir, "machines"))) {
+    try {
+      process.kill(q.pid, "SIGKILL");
+      killed.push(q.pid);
+    } catch {
+      /* already gone */
     }
   }
   return killed;
