@@ -116,7 +116,7 @@ export class VmLifecycle {
       const m = this.live.take(rec.id);
       if (m) await forceKill(m);
       // A VMM the daemon lost track of (a boot cut short by a crash) would outlive its run dir.
-      const strays = await this.o.vms.killVmmsOf(rec);
+      const strays = await this.o.vms.killVmmsIn(rec.runDir);
       if (strays.length > 0) log.warn({ pids: strays }, "killed a VMM no machine held");
       await rm(rec.runDir, { recursive: true, force: true });
       await this.o.repo.delete(rec.id);

@@ -75,12 +75,10 @@ export class VmFactory {
     return Vm.adopt(await this.o.registry.driver(), rec.id, rec.runDir);
   }
 
-  /** Ends every VMM still using the machine's run dir, tracked or not (before the dir is removed). */
-  killVmmsOf(rec: MachineRecord): Promise<number[]> {
-    return this.o.registry.scan.killIn(rec.runDir);
-  }
-
-  /** Ends every VMM still using `runDir` (a run dir no machine owns). */
+  /**
+   * Ends every VMM still using `runDir`, tracked or not: a machine's before its dir is removed, or
+   * a run dir no machine owns.
+   */
   killVmmsIn(runDir: string): Promise<number[]> {
     return this.o.registry.scan.killIn(runDir);
   }
