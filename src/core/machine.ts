@@ -42,13 +42,51 @@ export interface ImagePullState {
   finishedAt: string | null;
 }
 
+/** What a machine's traffic may reach (docs/adr/0008); the request's `network` object. */
+export interface NetworkPolicy {
+  /** Egress to anything not denied below (NAT through the host). */
+  internet: boolean;
+  /** CIDRs reachable even when `internet` is false or another rule denies them (never other VMs). */
+  allowOut: string[];
+  /** CIDRs never reachable (unless also in allowOut). */
+  denyOut: string[];
+  /** Machines with the same name reach each other; null: none. */
+  privateNetwork: string | null;
+}
+
 /**
- * The guest side of a machine's networking. Nothing sets it yet (the API refuses `network` with
- * NOT_SUPPORTED_YET); typed now so the store, the model and the wire agree when it comes.
+ * A machine's network (docs/adr/0008), fixed at create and kept until delete: its slot of
+ * HYPERFLEET_SUBNET and the addresses that follow from it. The guest itself always sees
+ * 169.254.0.21 behind its own namespace; `ip` is what the host and peers reach it by.
  */
-export interface MachineNetwork {
-  guestIp: string | null;
-  guestMac: string | null;
+export interface MachineNetwork extends NetworkPolicy {
+  slot: number;
+  /** The VM's address (slot base + 1). */
+  ip: string;
+  /** The host end of the VM's veth (slot base). */
+  gateway: string;
+  mac: string;
+  /** Resolvers the guest uses (HYPERFLEET_DNS or the host's). */
+  dns: string[];
+}
+
+export const PORT_PROTOCOLS = ["tcp", "udp"] as const;
+export type PortProtocol = (typeof PORT_PROTOCOLS)[number];
+
+/** An exposed port as assigned at create: host_ip:host_port on the host -> guest_port in the VM. */
+export interface ExposedPort {
+  protocol: PortProtocol;
+  hostIp: string;
+  hostPort: number;
+  guestPort: number;
+}
+
+/** An exposed port as asked for: host side optional (HYPERFLEET_PORTS_BIND, HYPERFLEET_PORT_RANGE). */
+export interface ExposedPortRequest {
+  guestPort: number;
+  hostPort?: number;
+  hostIp?: string;
+  protocol?: PortProtocol;
 }
 
 export const MAIN_PROCESS_STATUSES = ["running", "exited", "failed"] as const;
@@ -78,7 +116,10 @@ export interface MachineRecord {
   rootfsPath: string | null;
   runDir: string;
   pid: number | null;
+  /** null: the machine has no network (`"network": false`, or HYPERFLEET_NETWORK_DEFAULT=off). */
   network: MachineNetwork | null;
+  /** Host ports forwarded to the guest (only with a network); sorted by protocol, then host port. */
+  exposedPorts: ExposedPort[];
   env: Record<string, string>;
   metadata: Record<string, string>;
   lastError: ErrorRef | null;

@@ -197,12 +197,14 @@ function parseOrNull<T>(s: string | null): T | null {
   return s === null ? null : (JSON.parse(s) as T);
 }
 
-/** The network column: JSON of a MachineNetwork; fields it lacks (or has of the wrong type) are null. */
+/**
+ * The network column: JSON of a MachineNetwork. A value without a slot (written before networking
+ * existed, when nothing set it) is no network.
+ */
 function networkOf(s: string | null): MachineNetwork | null {
-  const v = parseOrNull<Record<string, unknown>>(s);
-  if (v === null || typeof v !== "object") return null;
-  const str = (x: unknown) => (typeof x === "string" ? x : null);
-  return { guestIp: str(v.guestIp), guestMac: str(v.guestMac) };
+  const v = parseOrNull<Partial<MachineNetwork>>(s);
+  if (v === null || typeof v !== "object" || typeof v.slot !== "number") return null;
+  return v as MachineNetwork;
 }
 
 /** The image_pull column: its error's code is checked like last_error_code. */
@@ -234,6 +236,7 @@ function toRecord(r: Selectable<MachinesTable>): MachineRecord {
     runDir: r.run_dir,
     pid: r.pid,
     network: networkOf(r.network),
+    exposedPorts: [],
     env: JSON.parse(r.env) as Record<string, string>,
     metadata: JSON.parse(r.metadata) as Record<string, string>,
     lastError:

@@ -5,7 +5,7 @@
  * Methods throw HyperfleetError; the API maps codes to HTTP status (src/api/http-status.ts).
  */
 import type { MachineStatus } from "../machine-state.js";
-import type { ImageRunConfig, MachineView } from "../machine.js";
+import type { ExposedPortRequest, ImageRunConfig, MachineView, NetworkPolicy } from "../machine.js";
 import type { Logger } from "./logger.js";
 
 export type { MachineView, MainProcessState, ImagePullState } from "../machine.js";
@@ -36,6 +36,10 @@ export interface CreateMachineRequest {
   entrypoint?: string[];
   workdir?: string;
   user?: string;
+  /** false: no network; absent: HYPERFLEET_NETWORK_DEFAULT decides (with the default policy). */
+  network?: Partial<NetworkPolicy> | false;
+  /** Needs a network. */
+  exposedPorts?: ExposedPortRequest[];
 }
 
 export interface LogsRequest {

@@ -32,6 +32,12 @@ export interface VmSpec {
   rootDisk: DiskSpec;
   extraDisks?: DiskSpec[];
   nics?: NicSpec[];
+  /**
+   * `/run/netns/<name>`: the network namespace the VMM process runs in (its TAPs are there); absent:
+   * the daemon's own. The driver launches the VMM through `nsenter --net=<path>`, which execs it, so
+   * the pid and command-line checks of adoption are unchanged.
+   */
+  netns?: string;
   /** Directory for this VM's sockets, pidfile and console log (created by the driver). */
   runDir: string;
 }
