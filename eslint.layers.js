@@ -21,7 +21,7 @@ export const LAYER_RULES = {
   vmm: { may: ["core", "host", "agent", "assets"], why: "vmm imports only core, host, agent and assets" },
   workload: { may: ["core", "host", "agent", "vmm"], why: "workload imports only core, host, agent and vmm" },
   machines: {
-    may: ["core", "host", "agent", "assets", "vmm", "store", "images", "workload"],
+    may: ["core", "host", "agent", "assets", "vmm", "store", "images", "workload", "network"],
     why: "machines drives the adapters; it never imports api, config, daemon, embed or cli",
   },
   api: { may: ["core", "contract"], why: "api imports only core and contract (it calls the service ports)" },
