@@ -82,7 +82,7 @@ test("create: 201 with the full machine", async () => {
   const m = await create("full-machine", { env: { A: "1" }, metadata: { team: "infra" } });
   assert.match(m.id, /^vm_[0-9A-HJKMNP-TV-Z]{26}$/);
   const got = json(await t.req("GET", `/machines/${m.id}`));
-  for (const k of ["id", "name", "status", "vcpu_count", "mem_size_mib", "image_ref", "kernel_image_path", "initrd_path", "kernel_args", "rootfs_path", "pid", "network", "env", "metadata", "last_error", "created_at", "updated_at", "status_changed_at", "started_at", "stopped_at"]) {
+  for (const k of ["id", "name", "status", "vcpu_count", "mem_size_mib", "image_ref", "kernel_image_path", "initrd_path", "kernel_args", "rootfs_path", "pid", "network", "exposed_ports", "env", "metadata", "last_error", "created_at", "updated_at", "status_changed_at", "started_at", "stopped_at"]) {
     assert.ok(k in got, `machine has ${k}`);
   }
   assert.equal(got.status, "created");
