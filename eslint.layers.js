@@ -13,7 +13,7 @@ export const LAYER_RULES = {
   agent: { may: ["core", "host"], why: "adapters import only core and host" },
   assets: { may: ["core", "host"], why: "adapters import only core and host" },
   store: { may: ["core", "host"], why: "adapters import only core and host" },
-  // Groundwork for VM networking (docs/adr/0008): pure plans and rulesets, nothing wired yet.
+  // VM networking (docs/adr/0008): address plan, rulesets and the Linux fabric behind the port.
   network: { may: ["core", "host"], why: "network imports only core and host" },
   // Image root disks share the base disk's layout and tool runner.
   images: { may: ["core", "host", "assets"], why: "images imports only core, host and assets" },
@@ -26,7 +26,7 @@ export const LAYER_RULES = {
   },
   api: { may: ["core", "contract"], why: "api imports only core and contract (it calls the service ports)" },
   daemon: {
-    may: ["core", "contract", "host", "config", "agent", "assets", "store", "images", "vmm", "workload", "machines", "api"],
+    may: ["core", "contract", "host", "config", "agent", "assets", "store", "images", "vmm", "workload", "machines", "api", "network"],
     why: "daemon is the composition root; it does not import embed or cli",
   },
   embed: {

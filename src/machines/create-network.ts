@@ -50,7 +50,7 @@ export function networkClaim(req: CreateMachineRequest, id: string, o: CreateNet
   return {
     pickSlot: (used) => nextFreeSlot(plan, used),
     network(slot): MachineNetwork {
-      const s = slotPlan(plan, slot, id);
+      const s = slotPlan(plan, slot);
       return { ...policy, slot, ip: s.vmIp, gateway: s.hostIp, mac: macFromMachineId(id), dns: resolvers.servers };
     },
     ports: (held) => assignPorts(wishes, held, o.portRange, probePort),

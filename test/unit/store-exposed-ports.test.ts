@@ -18,7 +18,7 @@ function claim(id: string, ports: (held: readonly ExposedPort[]) => ExposedPort[
   return {
     pickSlot: (used) => nextFreeSlot(plan, used),
     network(slot): MachineNetwork {
-      const s = slotPlan(plan, slot, id);
+      const s = slotPlan(plan, slot);
       return { slot, ip: s.vmIp, gateway: s.hostIp, mac: "02:00:00:00:00:01", dns: [], internet: true, allowOut: [], denyOut: [], privateNetwork: null };
     },
     ports: async (held) => ports(held),
