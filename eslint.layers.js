@@ -13,7 +13,7 @@ export const LAYER_RULES = {
   agent: { may: ["core", "host"], why: "adapters import only core and host" },
   assets: { may: ["core", "host"], why: "adapters import only core and host" },
   store: { may: ["core", "host"], why: "adapters import only core and host" },
-  // Groundwork for VM networking (docs/adr/0008): pure plans and rulesets, nothing wired yet.
+  // VM networking (docs/adr/0008): address plan, rulesets and the Linux fabric behind the port.
   network: { may: ["core", "host"], why: "network imports only core and host" },
   // Image root disks share the base disk's layout and tool runner.
   images: { may: ["core", "host", "assets"], why: "images imports only core, host and assets" },
@@ -21,12 +21,12 @@ export const LAYER_RULES = {
   vmm: { may: ["core", "host", "agent", "assets"], why: "vmm imports only core, host, agent and assets" },
   workload: { may: ["core", "host", "agent", "vmm"], why: "workload imports only core, host, agent and vmm" },
   machines: {
-    may: ["core", "host", "agent", "assets", "vmm", "store", "images", "workload"],
+    may: ["core", "host", "agent", "assets", "vmm", "store", "images", "workload", "network"],
     why: "machines drives the adapters; it never imports api, config, daemon, embed or cli",
   },
   api: { may: ["core", "contract"], why: "api imports only core and contract (it calls the service ports)" },
   daemon: {
-    may: ["core", "contract", "host", "config", "agent", "assets", "store", "images", "vmm", "workload", "machines", "api"],
+    may: ["core", "contract", "host", "config", "agent", "assets", "store", "images", "vmm", "workload", "machines", "api", "network"],
     why: "daemon is the composition root; it does not import embed or cli",
   },
   embed: {

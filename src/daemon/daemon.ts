@@ -24,6 +24,7 @@ import { reconcile, type ReconcileReport } from "../machines/reconcile.js";
 import { VmFactory } from "../machines/vm-factory.js";
 import { DriverRegistry, guestAssetsIn } from "../vmm/registry.js";
 import { VmLifecycle } from "../machines/lifecycle.js";
+import { MachineNetworks } from "../machines/networks.js";
 
 export interface Daemon {
   readonly app: FastifyInstance;
@@ -75,15 +76,17 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     const main = new MainProcesses();
     const statuses = new MachineStatuses(store.machines, config.capacity);
     const pulls = opened.service ? new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, statuses }) : null;
+    const networks = new MachineNetworks(null, store.machines);
     const lifecycle = new VmLifecycle({
       repo: store.machines,
       statuses,
       vms,
+      networks,
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
       hooks: imageBootHooks(pulls, opened.unavailable, main),
     });
-    const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, log });
+    const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, networks, log });
     const cap = config.capacity;
     log.info({ max_memory_mib: cap.maxMemoryMib, vm_overhead_mib: cap.vmOverheadMib, max_vcpus: cap.maxVcpus, max_vcpus_per_machine: cap.maxVcpusPerMachine }, "admission limits");
     await opened.users.sync(await store.machines.list());

@@ -16,6 +16,7 @@ import { Semaphore } from "../host/semaphore.js";
 import type { StatusBus } from "./status-bus.js";
 import type { MachineStatuses } from "./statuses.js";
 import type { VmFactory } from "./vm-factory.js";
+import type { MachineNetworks } from "./networks.js";
 
 /** What a boot does beyond starting the VM (image machines: pull first, main process after). */
 export interface BootHooks {
@@ -31,6 +32,7 @@ export interface VmLifecycleOptions {
   repo: MachineRepository;
   statuses: MachineStatuses;
   vms: VmFactory;
+  networks: MachineNetworks;
   stopTimeoutMs: number;
   /** How many VMs may boot at the same time; more wait in `starting`. */
   maxConcurrentBoots: number;
@@ -66,13 +68,15 @@ export class VmLifecycle {
       // An image pull may take minutes: it must not hold a boot slot meanwhile.
       if (this.o.hooks) rec = await this.o.hooks.prepare(rec, ac.signal, log);
       release = await this.bootSlots.acquire(ac.signal);
+      const net = await this.o.networks.attach(rec);
       // A failed boot leaves nothing running (Vm.boot undoes its own steps).
-      vm = await this.o.vms.boot(rec, ac.signal);
+      vm = await this.o.vms.boot(rec, net, ac.signal);
       // Held from here on: a stop or delete queued behind this boot takes it over.
       this.live.set(id, vm);
     } catch (e) {
       const he = toHyperfleetError(e);
       const lastError = { code: he.code, message: he.message };
+      await this.releaseNetwork(id, log);
       const failed = await this.settle(id, ["starting"], "failed", { pid: null, lastError }, "boot failed");
       if (failed) log.warn({ err: he, code: he.code }, "machine failed to boot");
       else log.info("boot cancelled");
@@ -107,6 +111,7 @@ export class VmLifecycle {
         }
       }
     }
+    await this.releaseNetwork(id, log);
     if (await this.settle(id, ["stopping"], "stopped", { pid: null }, "VMM stopped")) log.info("machine stopped");
   }
 
@@ -118,6 +123,7 @@ export class VmLifecycle {
       // A VMM the daemon lost track of (a boot cut short by a crash) would outlive its run dir.
       const strays = await this.o.vms.killVmmsIn(rec.runDir);
       if (strays.length > 0) log.warn({ pids: strays }, "killed a VMM no machine held");
+      await this.o.networks.release(rec.id);
       await rm(rec.runDir, { recursive: true, force: true });
       await this.o.repo.delete(rec.id);
     } catch (e) {
@@ -132,6 +138,7 @@ export class VmLifecycle {
   /** Takes charge of a VMM adopted from an earlier daemon whose agent answers: it is running. */
   async adoptRunning(rec: MachineRecord, m: Vm, log: Logger): Promise<void> {
     this.live.set(rec.id, m);
+    this.o.networks.adopted(rec);
     const running =
       rec.status === "running"
         ? await this.o.repo.update(rec.id, { pid: m.pid })
@@ -139,6 +146,18 @@ export class VmLifecycle {
     if (!running) return;
     this.watchExit(rec.id, m, log);
     await this.o.hooks?.adopted(running, m, log);
+  }
+
+  /**
+   * Takes the machine's network down once its VMM is gone. A failure is logged, not raised: the
+   * VM is stopped either way, and the next start or daemon restart converges what is left.
+   */
+  private async releaseNetwork(id: string, log: Logger): Promise<void> {
+    try {
+      await this.o.networks.release(id);
+    } catch (e) {
+      log.warn({ err: toHyperfleetError(e) }, "could not take the machine's network down; the next start or restart retries");
+    }
   }
 
   /** Notices a VMM that exits without being asked (killed, crashed, guest powered off). */
@@ -149,6 +168,7 @@ export class VmLifecycle {
         // Not ours any more: a stop, restart or delete took the machine and handles its exit.
         if (!this.live.release(id, m)) return;
         await forceKill(m); // releases sockets and the agent connection; the process is already gone
+        await this.releaseNetwork(id, log);
         const to = statusAfterUnexpectedExit(st.exitCode);
         const how = st.signal ? `signal ${st.signal}` : st.exitCode == null ? "unknown status" : `exit code ${st.exitCode}`;
         const lastError: ErrorRef | null = to === "failed" ? { code: "VMM_EXITED", message: `the VMM process exited unexpectedly (${how})` } : null;

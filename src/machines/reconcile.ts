@@ -15,11 +15,13 @@ import type { ErrorRef, MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import type { VmFactory } from "./vm-factory.js";
 import { forceKill, type VmLifecycle } from "./lifecycle.js";
+import type { MachineNetworks } from "./networks.js";
 
 export interface ReconcileDeps {
   repo: MachineRepository;
   vms: VmFactory;
   lifecycle: VmLifecycle;
+  networks: MachineNetworks;
   log: Logger;
 }
 
@@ -33,12 +35,14 @@ export interface ReconcileReport {
   strays: number[];
   /** Machines whose image pull the previous daemon did not finish. */
   pullsInterrupted: string[];
+  /** Network namespaces and host veths no running machine owned, deleted. */
+  networks: { namespaces: string[]; links: string[] };
 }
 
 const RUN_DIR_NAME = /^vm_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
-  const report: ReconcileReport = { adopted: [], died: [], stopped: [], deleted: [], orphans: [], strays: [], pullsInterrupted: [] };
+  const report: ReconcileReport = { adopted: [], died: [], stopped: [], deleted: [], orphans: [], strays: [], pullsInterrupted: [], networks: { namespaces: [], links: [] } };
   for (const rec of await d.repo.list({ status: LIVE_STATUSES })) {
     const log = d.log.child({ machine_id: rec.id });
     try {
@@ -50,6 +54,7 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
   }
   await killStrays(d, report);
   await removeOrphans(d, report);
+  await sweepNetworks(d, report);
   await endInterruptedPulls(d, report);
   d.log.info(
     { adopted: report.adopted.length, died: report.died.length, stopped: report.stopped.length, deleted: report.deleted.length, orphans: report.orphans.length, strays: report.strays.length, pulls_interrupted: report.pullsInterrupted.length },
@@ -134,6 +139,20 @@ async function killStrays(d: ReconcileDeps, report: ReconcileReport): Promise<vo
     } catch (e) {
       d.log.error({ err: e, machine_id: basename(v.runDir), pid: v.pid }, "could not kill a VMM no machine held");
     }
+  }
+}
+
+/**
+ * Once every VMM that should not run is gone: namespaces and veths of machines that are not
+ * running go (a crash mid-start or mid-stop leaves them), and the host rules are rebuilt for the
+ * adopted machines. A failure is logged: the daemon still serves, and the next restart retries.
+ */
+async function sweepNetworks(d: ReconcileDeps, report: ReconcileReport): Promise<void> {
+  try {
+    report.networks = await d.networks.reconcile();
+    if (report.networks.namespaces.length + report.networks.links.length > 0) d.log.warn(report.networks, "removed network namespaces and links no running machine owned");
+  } catch (e) {
+    d.log.error({ err: e }, "could not reconcile VM networks");
   }
 }
 

@@ -7,8 +7,11 @@
 import { join } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
 import type { MachineRecord } from "../core/machine.js";
+import type { AttachedNetwork } from "../core/ports/network.js";
 import type { GuestAssets } from "../assets/index.js";
+import { GUEST } from "../network/address-plan.js";
 import { hostTscKhz } from "../vmm/host.js";
+import { GUEST_MAX_DNS, type GuestNetArgs } from "../vmm/guest-net-args.js";
 import type { DriverRegistry, FoundVmm } from "../vmm/registry.js";
 import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths, type BootOverrides, type BootPaths } from "../vmm/spec.js";
 import { Vm } from "../vmm/vm.js";
@@ -52,8 +55,11 @@ export class VmFactory {
     return resolveBootPaths(this.o.guest, assets, NO_DEVICES);
   }
 
-  /** Boots the machine's VM from its recorded boot paths; resolves once the guest agent answers. */
-  async boot(rec: MachineRecord, signal: AbortSignal): Promise<Vm> {
+  /**
+   * Boots the machine's VM from its recorded boot paths, in its network namespace with its NIC
+   * when `net` is given; resolves once the guest agent answers.
+   */
+  async boot(rec: MachineRecord, net: AttachedNetwork | null, signal: AbortSignal): Promise<Vm> {
     if (rec.kernelImagePath === null || rec.rootfsPath === null) {
       throw new HyperfleetError("INTERNAL", `machine ${rec.id} has no boot paths recorded; start it again`);
     }
@@ -64,10 +70,11 @@ export class VmFactory {
       memSizeMib: rec.memSizeMib,
       boot: { kernelImagePath: rec.kernelImagePath, initrdPath: rec.initrdPath, kernelArgs: rec.kernelArgs },
       rootDisk,
+      ...(net !== null && { devices: { nics: [net.nic], vsock: false }, guestNet: guestNetOf(rec, net) }),
       runDir: rec.runDir,
       tscKhz: hostTscKhz(),
     });
-    return Vm.boot(await this.o.registry.driver(), spec, this.o.startTimeoutMs, signal);
+    return Vm.boot(await this.o.registry.driver(), net === null ? spec : { ...spec, netns: net.netnsPath }, this.o.startTimeoutMs, signal);
   }
 
   /** Re-attaches to the machine's VMM left by an earlier daemon; null when it is gone. */
@@ -92,4 +99,15 @@ export class VmFactory {
   killFound(v: FoundVmm): Promise<boolean> {
     return this.o.registry.scan.kill(v);
   }
+}
+
+/** Every guest sees the same address behind its own namespace (docs/adr/0008); only DNS differs. */
+function guestNetOf(rec: MachineRecord, net: AttachedNetwork): GuestNetArgs {
+  return {
+    address: `${GUEST.ip}/${GUEST.prefix}`,
+    gateway: GUEST.gateway,
+    mtu: GUEST.mtu,
+    dns: (rec.network?.dns ?? []).slice(0, GUEST_MAX_DNS),
+    mac: net.nic.mac,
+  };
 }

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { buildQemuArgv } from "../../src/vmm/qemu/argv.js";
+import { buildQemuArgv, qemuLaunchCommand } from "../../src/vmm/qemu/argv.js";
 import { buildKernelArgs } from "../../src/vmm/kernel-args.js";
 import { qemuPaths } from "../../src/vmm/qemu/driver.js";
 import type { VmSpec } from "../../src/core/ports/vmm-driver.js";
@@ -44,4 +44,13 @@ test("kernel args carry the fast-boot set, TSC rate and hostname", () => {
   const a = buildKernelArgs({ hostname: "h1", tscKhz: 1000.4 });
   for (const want of ["console=hvc0", "root=/dev/vda", "cryptomgr.notests", "panic=-1", "tsc_early_khz=1000", "hf.hostname=h1"]) assert.ok(a.split(" ").includes(want), want);
   assert.ok(!buildKernelArgs().includes("tsc_early_khz"));
+});
+
+test("a VM with a network namespace starts QEMU through nsenter, which execs it with the same argv", () => {
+  const argv = ["-machine", "microvm", "-pidfile", "/run/x/qemu.pid"];
+  assert.deepEqual(qemuLaunchCommand("qemu-system-x86_64", argv, undefined), { file: "qemu-system-x86_64", args: argv });
+  assert.deepEqual(qemuLaunchCommand("qemu-system-x86_64", argv, "/run/netns/hf-ab12cd-vm_1"), {
+    file: "nsenter",
+    args: ["--net=/run/netns/hf-ab12cd-vm_1", "--", "qemu-system-x86_64", ...argv],
+  });
 });

@@ -68,3 +68,13 @@ export function buildQemuArgv(l: QemuLaunch): string[] {
   argv.push("-pidfile", paths.pidFile);
   return argv;
 }
+
+/**
+ * The program and arguments that start QEMU: directly, or through `nsenter --net` when the VM's
+ * TAP lives in its own network namespace (docs/adr/0008). nsenter execs QEMU, so the process keeps
+ * the pid we spawned and its command line is QEMU's (adoption and the /proc scan see no difference).
+ */
+export function qemuLaunchCommand(bin: string, argv: readonly string[], netns: string | undefined): { file: string; args: string[] } {
+  if (netns === undefined) return { file: bin, args: [...argv] };
+  return { file: "nsenter", args: [`--net=${netns}`, "--", bin, ...argv] };
+}

@@ -9,7 +9,7 @@ import { mkdir, open, readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { HyperfleetError, toHyperfleetError } from "../../core/errors.js";
 import type { VmHandle, VmmDriver, VmSpec } from "../../core/ports/vmm-driver.js";
-import { type Accel, buildQemuArgv, type QemuPaths } from "./argv.js";
+import { type Accel, buildQemuArgv, qemuLaunchCommand, type QemuPaths } from "./argv.js";
 import { QemuHandle } from "./handle.js";
 import { sleep } from "../../host/async.js";
 import { isAlive, readLogTail } from "../process.js";
@@ -70,7 +70,8 @@ export class QemuDriver implements VmmDriver {
     let child: ChildProcess;
     try {
       // QEMU gets no share of our environment: it holds HYPERFLEET_API_KEY.
-      child = spawn(this.bin, argv, { detached: true, stdio: ["ignore", log.fd, log.fd], env: vmmEnv() });
+      const launch = qemuLaunchCommand(this.bin, argv, spec.netns);
+      child = spawn(launch.file, launch.args, { detached: true, stdio: ["ignore", log.fd, log.fd], env: vmmEnv() });
       if (child.pid !== undefined) writeMetaSync(paths.metaFile, { ...meta, pid: child.pid });
     } catch (e) {
       await log.close();
@@ -82,7 +83,7 @@ export class QemuDriver implements VmmDriver {
       child.once("spawn", () => resolve(child.pid!));
       child.once("error", (e: NodeJS.ErrnoException) =>
         reject(e.code === "ENOENT"
-          ? new HyperfleetError("HOST_TOOL_MISSING", `${this.bin} not found: run \`npm run setup\` to install qemu-system-x86`, { cause: e })
+          ? new HyperfleetError("HOST_TOOL_MISSING", `${spec.netns === undefined ? this.bin : `nsenter or ${this.bin}`} not found: run \`npm run setup\` to install qemu-system-x86 (and util-linux)`, { cause: e })
           : new HyperfleetError("VMM_SPAWN_FAILED", `cannot start ${this.bin}: ${e.message}`, { cause: e })),
       );
     });
