@@ -58,12 +58,16 @@ export class MachineNetworks {
   /**
    * After reconciliation: deletes namespaces and veths no running machine owns (a crash at any
    * step of a start or stop leaves some) and rebuilds the host rules for the adopted machines.
+   * `earlierMayHaveRules`: a networked machine was starting, running, stopping or being deleted
+   * when the previous daemon ended, so its rules may still be in the host table even though its
+   * namespace is gone (a crash between taking the namespace down and rebuilding the rules): the
+   * rules are rebuilt then even when no machine is up and nothing was swept.
    */
-  async reconcile(): Promise<NetworkSweep> {
+  async reconcile(earlierMayHaveRules = false): Promise<NetworkSweep> {
     if (this.fabric === null) return { namespaces: [], links: [] };
     const keep = (await this.specsOf(this.up)).filter((s) => s !== null);
     const swept = await this.fabric.sweep(new Set(keep.map((s) => s.machineId)));
-    if (keep.length > 0 || swept.namespaces.length > 0 || swept.links.length > 0) {
+    if (keep.length > 0 || swept.namespaces.length > 0 || swept.links.length > 0 || earlierMayHaveRules) {
       await this.initialized();
       await this.syncRules();
     }

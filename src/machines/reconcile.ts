@@ -43,7 +43,8 @@ const RUN_DIR_NAME = /^vm_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
   const report: ReconcileReport = { adopted: [], died: [], stopped: [], deleted: [], orphans: [], strays: [], pullsInterrupted: [], networks: { namespaces: [], links: [] } };
-  for (const rec of await d.repo.list({ status: LIVE_STATUSES })) {
+  const live = await d.repo.list({ status: LIVE_STATUSES });
+  for (const rec of live) {
     const log = d.log.child({ machine_id: rec.id });
     try {
       await reconcileOne(d, rec, report, log);
@@ -54,7 +55,9 @@ export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
   }
   await killStrays(d, report);
   await removeOrphans(d, report);
-  await sweepNetworks(d, report);
+  // A machine's rules leave the host table before it leaves these statuses: only such a machine's
+  // may be stale.
+  await sweepNetworks(d, report, live.some((r) => r.network !== null));
   await endInterruptedPulls(d, report);
   d.log.info(
     { adopted: report.adopted.length, died: report.died.length, stopped: report.stopped.length, deleted: report.deleted.length, orphans: report.orphans.length, strays: report.strays.length, pulls_interrupted: report.pullsInterrupted.length },
@@ -147,9 +150,9 @@ async function killStrays(d: ReconcileDeps, report: ReconcileReport): Promise<vo
  * running go (a crash mid-start or mid-stop leaves them), and the host rules are rebuilt for the
  * adopted machines. A failure is logged: the daemon still serves, and the next restart retries.
  */
-async function sweepNetworks(d: ReconcileDeps, report: ReconcileReport): Promise<void> {
+async function sweepNetworks(d: ReconcileDeps, report: ReconcileReport, earlierMayHaveRules: boolean): Promise<void> {
   try {
-    report.networks = await d.networks.reconcile();
+    report.networks = await d.networks.reconcile(earlierMayHaveRules);
     if (report.networks.namespaces.length + report.networks.links.length > 0) d.log.warn(report.networks, "removed network namespaces and links no running machine owned");
   } catch (e) {
     d.log.error({ err: e }, "could not reconcile VM networks");
