@@ -77,3 +77,25 @@ test(`${CYCLES} create/start/delete cycles of networked machines leave nothing b
   assertHostClean(h);
   assert.deepEqual(networkRows(h.dataDir), { slots: 0, ports: 0 });
 });
+
+test("a stop or delete at any point of a networked start leaves nothing behind", { skip, timeout: 10 * 60_000 }, async () => {
+  // From "the boot has not begun" through attach and the VMM's start to "just running".
+  const delays = [0, 20, 50, 100, 200, 400, 700, 1000, 1500];
+  for (const ms of delays) {
+    const m = await h.create(`del-${ms}`, true);
+    await new Promise((r) => setTimeout(r, ms));
+    const del = await h.d.fetch("DELETE", `/machines/${m.id}`);
+    assert.equal(del.status, 204, `delete ${ms} ms into the start: ${JSON.stringify(del.body)}`);
+    assertHostClean(h);
+  }
+  for (const ms of delays) {
+    const m = await h.create(`stop-${ms}`, true);
+    await new Promise((r) => setTimeout(r, ms));
+    const stop = await h.d.fetch("POST", `/machines/${m.id}/stop`);
+    assert.equal(stop.status, 202, `stop ${ms} ms into the start: ${JSON.stringify(stop.body)}`);
+    await h.waitFor(m.id, "stopped");
+    assertHostClean(h);
+    assert.equal((await h.d.fetch("DELETE", `/machines/${m.id}`)).status, 204);
+  }
+  assert.deepEqual(networkRows(h.dataDir), { slots: 0, ports: 0 });
+});
