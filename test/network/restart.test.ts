@@ -104,6 +104,10 @@ const startKills: Array<{ name: string; when: (b: MachineJson) => Promise<void> 
     name: "once B's namespace exists, before it runs",
     when: (b) => soon(() => existsSync(nsFile(b.id)), 30_000, "B's namespace"),
   },
+  {
+    name: "once B's VMM runs, before its agent answers",
+    when: (b) => soon(() => qemusUnder(join(h.dataDir, "machines")).some((q) => q.id === b.id), 30_000, "B's VMM"),
+  },
 ];
 
 for (const k of startKills) {
