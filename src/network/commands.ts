@@ -19,7 +19,6 @@ export type HostNetns = string | null;
 
 const GONE_LINK = /Cannot find device/;
 const GONE_NETNS = /No such file or directory/;
-const HOST_VETH = new RegExp(`^${HOST_VETH_PREFIX}\\d+$`);
 
 export function hostIp(host: HostNetns, args: readonly string[]): string[] {
   return host === null ? ["ip", ...args] : ["ip", "-n", host, ...args];
@@ -142,10 +141,18 @@ export function strayNamespaces(tag: string, keep: ReadonlySet<string>, names: r
  * kept, or in no named namespace at all (deleted while a process held it, or never moved). A peer
  * in another instance's or a foreign named namespace is not ours to judge.
  */
-export function strayHostVeths(tag: string, keep: ReadonlySet<string>, veths: readonly LinkFact[], nsNames: ReadonlyMap<number, string>): string[] {
+export function strayHostVeths(
+  tag: string,
+  keep: ReadonlySet<string>,
+  veths: readonly LinkFact[],
+  nsNames: ReadonlyMap<number, string>,
+  vethPrefix: string = HOST_VETH_PREFIX,
+): string[] {
+  // Only this profile's veths: `hfv<n>` is never the library's `hfl<n>`, nor the other way round.
+  const ours = new RegExp(`^${vethPrefix}\\d+$`);
   return veths
     .filter((l) => {
-      if (!HOST_VETH.test(l.name)) return false;
+      if (!ours.test(l.name)) return false;
       const peerNs = l.peerNsid === undefined ? undefined : nsNames.get(l.peerNsid);
       if (peerNs === undefined) return true;
       const id = machineOfNetns(tag, peerNs);
