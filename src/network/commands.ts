@@ -42,6 +42,11 @@ export function applyRuleset(host: HostNetns, ruleset: string): Command {
   return { argv: onHost(host, ["nft", "-f", "-"]), input: ruleset };
 }
 
+/** Removes a host table as a whole (the last library machine gone); absent already is success. */
+export function deleteTable(host: HostNetns, table: string): Command {
+  return { argv: onHost(host, ["nft", "delete", "table", "inet", table]), alreadyDone: /No such file or directory/ };
+}
+
 export function deleteHostLink(host: HostNetns, name: string): Command {
   return { argv: hostIp(host, ["link", "del", name]), alreadyDone: GONE_LINK };
 }

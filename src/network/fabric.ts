@@ -11,6 +11,7 @@ import {
   applyRuleset,
   attachCommands,
   deleteHostLink,
+  deleteTable,
   detachCommands,
   hostIp,
   parseLinks,
@@ -112,6 +113,12 @@ export class LinuxNetworkFabric implements NetworkFabric {
     this.wanted = active;
     // Queued in call order, so the last call's table is the one left applied.
     return this.serial(HOST_RULES, () => run(applyRuleset(this.host, text), this.limits).then(() => undefined));
+  }
+
+  /** Removes the host table (no machine of this profile is left); queued like applyHostRules. */
+  dropHostRules(): Promise<void> {
+    this.wanted = [];
+    return this.serial(HOST_RULES, () => run(deleteTable(this.host, this.profile.table), this.limits).then(() => undefined));
   }
 
   /**
