@@ -8,8 +8,10 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isHyperfleetError } from "../../src/core/errors.js";
@@ -19,11 +21,14 @@ import { processStart, type Owner } from "../../src/network/lease-files.js";
 import { addressPlan, instanceTag } from "../../src/network/address-plan.js";
 import { LinuxNetworkFabric } from "../../src/network/fabric.js";
 import type { VmNetworkSpec } from "../../src/core/ports/network.js";
+import type { ExposedPort, MachineNetwork } from "../../src/core/machine.js";
+import { isAlive } from "../../src/vmm/process.js";
 import { MANIFEST_FILE } from "../../src/assets/index.js";
 import { dataDir as assetsDir, leftoverQemu, tempRunDir } from "../integration/helpers.js";
 import { inTestNetns, IP, listNetns, netnsSkipReason } from "./netns.js";
 
 const net = await inTestNetns(import.meta.url);
+const root = fileURLToPath(new URL("../..", import.meta.url));
 const skip =
   netnsSkipReason() ??
   (existsSync(join(assetsDir(), MANIFEST_FILE)) ? null : `no guest assets in ${assetsDir()} (npm run setup)`) ??
@@ -176,31 +181,49 @@ test("two instances' networks both stay in the host table, next to a daemon's fa
   }
 });
 
-test("a library VM with a network: guest at 169.254.0.21, httpd reachable through its exposed port, nothing left after shutdown", { skip, timeout: 240_000 }, async (t) => {
+test("a library VM with a network: guest at 169.254.0.21, httpd through its exposed port, its lease outlives the process that started it, nothing left after shutdown", { skip, timeout: 240_000 }, async (t) => {
   const runDir = await tempRunDir();
-  const m = new Machine({ vcpuCount: 1, memSizeMib: 256, dataDir, runDir, network: { internet: false }, exposedPorts: [{ guestPort: 8080 }] });
+  const script = join(root, `.embnet-parent-${process.pid}.mts`);
+  // The process that starts the VM exits without stopping it (inherits this test's namespace).
+  writeFileSync(
+    script,
+    `
+    import { Machine } from "./src/embed/machine.ts";
+    const m = new Machine({ vcpuCount: 1, memSizeMib: 256, dataDir: ${JSON.stringify(dataDir)}, runDir: ${JSON.stringify(runDir)},
+      network: { internet: false }, exposedPorts: [{ guestPort: 8080 }] });
+    if (m.network !== null) throw new Error("a network before the first start");
+    (await m.start({ timeoutMs: 180_000 })).unwrap();
+    (await m.writeFile("/tmp/www/index.html", "hello through the exposed port\\n", { mkdirs: true })).unwrap();
+    const httpd = (await m.exec(["httpd", "-p", "8080", "-h", "/tmp/www"])).unwrap();
+    if (httpd.exitCode !== 0) throw new Error(httpd.stderr);
+    console.log(JSON.stringify({ id: m.id, pid: m.pid, network: m.network, exposedPorts: m.exposedPorts }));
+    process.exit(0);
+  `,
+  );
+  let adopted: Machine | null = null;
+  let vmPid = 0;
   t.after(async () => {
-    await m.destroy();
+    await adopted?.destroy();
+    if (!adopted && vmPid && (await isAlive(vmPid))) process.kill(vmPid, "SIGKILL");
+    rmSync(script, { force: true });
     rmSync(runDir, { recursive: true, force: true });
   });
-  assert.equal(m.network, null, "no network before the first start");
-  (await m.start({ timeoutMs: 180_000 })).unwrap();
-
-  const n = m.network!;
-  assert.equal(n.slot, 1);
-  assert.equal(n.ip, "10.211.0.3");
-  assert.equal(n.gateway, "10.211.0.2");
-  assert.equal(n.internet, false);
-  const [port] = m.exposedPorts;
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", script], { cwd: root, timeout: 200_000 });
+  const started = JSON.parse(stdout.trim().split("\n").pop()!) as { id: string; pid: number; network: MachineNetwork; exposedPorts: ExposedPort[] };
+  vmPid = started.pid;
+  const n = started.network;
+  assert.deepEqual([n.slot, n.ip, n.gateway, n.internet], [1, "10.211.0.3", "10.211.0.2", false]);
+  const [port] = started.exposedPorts;
   assert.ok(port && port.hostIp === "127.0.0.1" && port.guestPort === 8080 && port.hostPort >= 31000 && port.hostPort <= 31999, JSON.stringify(port));
   assert.deepEqual(leaseFiles().sort(), [`ports/tcp-127.0.0.1-${port.hostPort}.json`, "slots/1.json"]);
 
-  const addr = (await m.exec(["ip", "-4", "-o", "addr", "show", "eth0"])).unwrap();
-  assert.match(addr.stdout, /inet 169\.254\.0\.21\/30 /);
+  // Its process is gone but its VMM is named in the lease: another claim must not take slot 1.
+  const lease = JSON.parse(readFileSync(join(dataDir, "network", "slots", "1.json"), "utf8")) as { vmm: { pid: number } | null };
+  assert.equal(lease.vmm?.pid, started.pid);
+  const other = new LibraryNetwork({ dataDir });
+  assert.equal((await other.claim("vm_other", {}, [])).network.slot, 2);
+  await other.release("vm_other");
 
-  (await m.writeFile("/tmp/www/index.html", "hello through the exposed port\n", { mkdirs: true })).unwrap();
-  const httpd = (await m.exec(["httpd", "-p", "8080", "-h", "/tmp/www"])).unwrap();
-  assert.equal(httpd.exitCode, 0, httpd.stderr);
   let body = "";
   // httpd daemonizes before it listens: the first connect may come too early.
   for (let i = 0; i < 50 && body === ""; i++) {
@@ -215,17 +238,25 @@ test("a library VM with a network: guest at 169.254.0.21, httpd reachable throug
 
   const tag = instanceTag(`library:${dataDir}`);
   const during = hostLeftovers(dataDir);
-  assert.deepEqual(during.namespaces, [`hf-${tag}-${m.id}`]);
+  assert.deepEqual(during.namespaces, [`hf-${tag}-${started.id}`]);
   assert.deepEqual(during.veths, ["hfl1"]);
   assert.match(during.tables, /table inet hyperfleet_lib/);
 
-  (await m.shutdown()).unwrap();
-  assert.equal(m.network, null);
+  adopted = await Machine.adopt({ vcpuCount: 1, memSizeMib: 256, dataDir, id: started.id, runDir });
+  assert.ok(adopted, "adopted");
+  assert.deepEqual(adopted.network, n);
+  assert.deepEqual(adopted.exposedPorts, started.exposedPorts);
+  const addr = (await adopted.exec(["ip", "-4", "-o", "addr", "show", "eth0"])).unwrap();
+  assert.match(addr.stdout, /inet 169\.254\.0\.21\/30 /);
+
+  (await adopted.shutdown()).unwrap();
+  assert.equal(adopted.network, null);
   assert.deepEqual(leaseFiles(), []);
   const left = hostLeftovers(dataDir);
   assert.deepEqual(left.namespaces, []);
   assert.deepEqual(left.veths, []);
   assert.doesNotMatch(left.tables, /hyperfleet_lib/);
+  assert.equal(await isAlive(started.pid), false);
   assert.deepEqual(await leftoverQemu(), []);
 });
 
