@@ -58,7 +58,7 @@ function leaseFiles(dir = dataDir): string[] {
 /** What the library leaves on the host (this namespace) besides lease files. */
 function hostLeftovers(dir: string): { namespaces: string[]; veths: string[]; tables: string } {
   const tag = instanceTag(`library:${dir}`);
-  const veths = (JSON.parse(execFileSync(IP, ["-j", "link", "show"], { encoding: "utf8" })) as { ifname: string }[])
+  const veths = (JSON.parse(execFileSync(IP, ["-j", "link", "show"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })) as { ifname: string }[])
     .map((l) => l.ifname)
     .filter((n) => n.startsWith("hfl"));
   return {
