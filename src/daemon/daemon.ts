@@ -101,6 +101,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       log,
       fileTransferTimeoutMs: config.fileTransferTimeoutMs,
       capacity: config.capacity,
+      network: config.network,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
