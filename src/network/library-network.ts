@@ -20,7 +20,7 @@ import type { AttachedNetwork, VmNetworkSpec } from "../core/ports/network.js";
 import { LIBRARY_PROFILE, addressPlan, instanceTag, nextFreeSlot, slotPlan, type AddressPlan, type FabricProfile } from "./address-plan.js";
 import type { HostNetns } from "./commands.js";
 import { guestResolvers } from "./dns.js";
-import { assignPorts, portWishes, type PortKey, type PortProbe } from "./exposed-ports.js";
+import { assignPorts, checkPortsStillFree, portWishes, type PortKey, type PortProbe } from "./exposed-ports.js";
 import { LinuxNetworkFabric } from "./fabric.js";
 import {
   createExclusive,
@@ -149,9 +149,12 @@ export class LibraryNetwork {
 
   /**
    * Brings the claimed network up: the host table from every live lease (under the lock), then
-   * the machine's namespace, veth and TAP. Idempotent.
+   * the machine's namespace, veth and TAP. Idempotent. PORT_UNAVAILABLE when a host process took
+   * one of its ports since the claim, before anything comes up.
    */
   async up(spec: VmNetworkSpec): Promise<AttachedNetwork> {
+    // A restart keeps its ports: one a host process took meanwhile must not be DNATed away from it.
+    await checkPortsStillFree(spec.exposedPorts, this.o.probe ?? probePort, "shut the machine down and start a new one with another host port");
     await this.locked(() => this.applyLive());
     return this.fabric.attach(spec);
   }

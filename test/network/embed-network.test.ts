@@ -9,6 +9,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -134,6 +135,28 @@ test("a lease whose owner and VMM are dead is reclaimed; one whose VMM lives is 
   await lib.release("vm_next");
   await lib.release("vm_kept");
   assert.deepEqual(leaseFiles(dir), []);
+});
+
+test("a port a host process took since the claim refuses the bring-up before anything comes up", { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "hf-embnet-taken-"));
+  const lib = new LibraryNetwork({ dataDir: dir });
+  const server = createServer();
+  try {
+    const spec = await lib.claim("vm_taken", {}, [{ guestPort: 80 }]);
+    const port = spec.exposedPorts[0]!;
+    await new Promise<void>((resolve) => server.listen(port.hostPort, port.hostIp, resolve));
+    await assert.rejects(lib.up(spec), (e: unknown) => isHyperfleetError(e) && e.code === "PORT_UNAVAILABLE" && e.message.includes(`${port.hostPort}`));
+    const left = hostLeftovers(dir);
+    assert.deepEqual([left.namespaces, left.veths], [[], []], "nothing came up");
+    await new Promise((r) => server.close(r));
+    await lib.up(spec);
+    assert.equal(hostLeftovers(dir).namespaces.length, 1);
+    await lib.release("vm_taken");
+    assert.deepEqual(hostLeftovers(dir).namespaces, []);
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("two instances' networks both stay in the host table, next to a daemon's fabric whose sweep leaves them alone", { skip }, async () => {
