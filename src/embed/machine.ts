@@ -153,13 +153,14 @@ export class Machine {
   start(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Result<void>> {
     return attempt(async () => {
       if (this.vm && (await this.vm.status()).state !== "exited") throw new HyperfleetError("INVALID_STATE_TRANSITION", `machine ${this.id} is already running`);
-      const attached = await this.networkUp();
       try {
+        const attached = await this.networkUp();
         const spec = await this.buildSpec(attached);
         this.vm = await Vm.boot(await this.driver(), spec, opts.timeoutMs ?? this.opts.bootTimeoutMs ?? 30_000, opts.signal);
         if (this.net !== null && this.vm.pid !== null) await this.libraryNetwork().recordVmm(this.id, this.vm.pid);
       } catch (e) {
-        // No VMM is left after a failed boot: the namespace, rules and leases go with it.
+        // No VMM is left after a failed start: the namespace, rules and leases (claimed anew at the
+        // next start) go with it.
         await this.releaseNetwork().catch(() => {});
         throw e;
       }

@@ -283,6 +283,26 @@ test("a library VM with a network: guest at 169.254.0.21, httpd through its expo
   assert.deepEqual(await leftoverQemu(), []);
 });
 
+test("a start that fails after its network came up takes it down and gives the leases back", { skip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "hf-embnet-fail-"));
+  for (const f of [MANIFEST_FILE, "accel.json"]) if (existsSync(join(dataDir, f))) copyFileSync(join(dataDir, f), join(dir, f));
+  const runDir = await tempRunDir();
+  // QEMU cannot open this kernel: the boot fails after the claim and the bring-up.
+  const m = new Machine({ vcpuCount: 1, memSizeMib: 128, dataDir: dir, runDir, kernelImagePath: join(dir, "no-such-kernel"), network: {}, exposedPorts: [{ guestPort: 80 }] });
+  try {
+    const r = await m.start({ timeoutMs: 30_000 });
+    assert.ok(!r.ok && ["VMM_SPAWN_FAILED", "VMM_EXITED"].includes(r.error.code), r.ok ? "started" : `${r.error.code}: ${r.error.message}`);
+    assert.equal(m.network, null);
+    assert.deepEqual(leaseFiles(dir), []);
+    const left = hostLeftovers(dir);
+    assert.deepEqual([left.namespaces, left.veths], [[], []]);
+    assert.doesNotMatch(left.tables, /hyperfleet_lib/);
+  } finally {
+    await m.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("exposedPorts without a network is INVALID_ARGUMENT before anything is claimed", { skip }, async () => {
   const m = new Machine({ vcpuCount: 1, memSizeMib: 128, dataDir, runDir: await tempRunDir(), exposedPorts: [{ guestPort: 80 }] });
   const r = await m.start();
