@@ -10,6 +10,8 @@ import { HyperfleetError } from "../core/errors.js";
 import type { MachineRecord } from "../core/machine.js";
 import type { AttachedNetwork, NetworkFabric, NetworkSweep, VmNetworkSpec } from "../core/ports/network.js";
 import { Semaphore } from "../host/semaphore.js";
+import { checkPortsStillFree, type PortProbe } from "../network/exposed-ports.js";
+import { probePort } from "../network/port-probe.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 
 export class MachineNetworks {
@@ -22,12 +24,17 @@ export class MachineNetworks {
   constructor(
     private readonly fabric: NetworkFabric | null,
     private readonly repo: MachineRepository,
+    private readonly probe: PortProbe = probePort,
   ) {}
 
-  /** Brings up `rec`'s network for a boot; null when it has none. Undo with `release`. */
+  /**
+   * Brings up `rec`'s network for a boot; null when it has none. Undo with `release`. Throws
+   * PORT_UNAVAILABLE when a host process took one of its ports since create.
+   */
   async attach(rec: MachineRecord): Promise<AttachedNetwork | null> {
     const spec = specOf(rec);
     if (spec === null) return null;
+    await checkPortsStillFree(rec.exposedPorts, this.probe, "delete the machine and create it with another host_port");
     const fabric = await this.initialized();
     this.up.add(rec.id);
     const attached = await fabric.attach(spec);
