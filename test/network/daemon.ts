@@ -1,0 +1,141 @@
+/**
+ * The daemon under test for network tests: a real daemon process (test/api/helpers.ts
+ * spawnDaemon) started from the inner run of a network test file, so it lives in the test's host
+ * namespace and everything it builds (namespaces, veths, nft tables, sysctls) stays in there. Its
+ * guests use the outside world's DNS server. Plus the few guest helpers the tests share.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NETNS_PREFIX } from "../../src/network/address-plan.js";
+import { killLeftoverVmms, qemusUnder, spawnDaemon, type ChildDaemon } from "../api/helpers.js";
+import { IP, listNetns } from "./netns.js";
+import { WORLD } from "./topology.js";
+
+const BOOT_MS = 120_000;
+const STOP_MS = 30_000;
+
+export interface ExposedPortJson {
+  guest_port: number;
+  host_port: number;
+  host_ip: string;
+  protocol: "tcp" | "udp";
+}
+
+/** The machine JSON fields these tests read (issue 10's response shape). */
+export interface NetMachine {
+  id: string;
+  name: string;
+  status: string;
+  network: { ip: string; gateway: string; mac: string; dns: string[]; internet: boolean; private_network: string | null } | null;
+  exposed_ports: ExposedPortJson[];
+  last_error: { code: string; message: string } | null;
+}
+
+export interface ExecResult {
+  exit_code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface NetDaemon {
+  d: ChildDaemon;
+  dataDir: string;
+  /** Creates and starts a machine, waits (bounded) until it runs, and returns it. */
+  boot(body: Record<string, unknown>): Promise<NetMachine>;
+  get(id: string): Promise<NetMachine>;
+  /** `sh -c script` in the guest; the call's own timeout is `timeoutS` (default 30). */
+  sh(id: string, script: string, timeoutS?: number): Promise<ExecResult>;
+  upload(id: string, path: string, data: Buffer, mode: string): Promise<void>;
+  /**
+   * Deletes every machine, stops the daemon, and asserts what it leaves: no namespace of its
+   * machines, no `hfv*` link in the host namespace, no QEMU of its data dir.
+   */
+  close(): Promise<void>;
+}
+
+let counter = 0;
+
+export async function startNetDaemon(extra: Record<string, string> = {}): Promise<NetDaemon> {
+  const dataDir = await mkdtemp(join(tmpdir(), "hft-net-"));
+  const d = await spawnDaemon(dataDir, { HYPERFLEET_DNS: WORLD.outside, HYPERFLEET_NETWORK_DEFAULT: "on", ...extra });
+  const ids = new Set<string>();
+  const call = async (method: string, path: string, body?: unknown) => {
+    const r = await d.fetch(method, path, body);
+    return r;
+  };
+  const self: NetDaemon = {
+    d,
+    dataDir,
+    async boot(body) {
+      const name = (body.name as string | undefined) ?? `net-${process.pid}-${++counter}`;
+      const created = await call("POST", "/machines", { vcpu_count: 1, mem_size_mib: 256, ...body, name, start: true });
+      assert.equal(created.status, 201, `create ${name}: ${JSON.stringify(created.body)}`);
+      const id = created.body.id as string;
+      ids.add(id);
+      const deadline = Date.now() + BOOT_MS;
+      for (;;) {
+        const w = await call("GET", `/machines/${id}/wait?status=running&timeout=10`);
+        if (w.status === 200) break;
+        const m = await self.get(id);
+        if (m.status === "failed" || m.status === "stopped" || Date.now() > deadline) {
+          assert.fail(`machine ${name} did not reach running in ${BOOT_MS} ms: ${m.status} ${JSON.stringify(m.last_error)}`);
+        }
+      }
+      return self.get(id);
+    },
+    async get(id) {
+      const r = await call("GET", `/machines/${id}`);
+      assert.equal(r.status, 200, `get ${id}: ${JSON.stringify(r.body)}`);
+      return r.body as unknown as NetMachine;
+    },
+    async sh(id, script, timeoutS = 30) {
+      const r = await call("POST", `/machines/${id}/exec`, { command: ["sh", "-c", script], timeout: timeoutS, max_output_bytes: 65536 });
+      assert.equal(r.status, 200, `exec ${script}: ${JSON.stringify(r.body)}`);
+      return r.body as unknown as ExecResult;
+    },
+    async upload(id, path, data, mode) {
+      const r = await call("POST", `/machines/${id}/files`, { path, content: data.toString("base64"), mode });
+      assert.equal(r.status, 201, `upload ${path}: ${JSON.stringify(r.body)}`);
+    },
+    async close() {
+      const problems: string[] = [];
+      for (const id of ids) {
+        const r = await call("DELETE", `/machines/${id}`).catch((e: Error) => ({ status: 0, body: { message: e.message } }));
+        if (r.status !== 204 && r.status !== 404) problems.push(`delete ${id}: ${r.status} ${JSON.stringify(r.body)}`);
+      }
+      d.proc.kill("SIGTERM");
+      const timer = setTimeout(() => d.proc.kill("SIGKILL"), STOP_MS);
+      await d.exited;
+      clearTimeout(timer);
+      const qemus = qemusUnder(join(dataDir, "machines"));
+      if (qemus.length > 0) problems.push(`QEMUs left: ${qemus.map((q) => q.pid).join(", ")}`);
+      killLeftoverVmms(dataDir);
+      const leftNs = listNetns().filter((n) => [...ids].some((id) => n === `${NETNS_PREFIX}${id}`));
+      if (leftNs.length > 0) problems.push(`namespaces left: ${leftNs.join(", ")}`);
+      const links = execFileSync(IP, ["-o", "link", "show"], { encoding: "utf8" }).split("\n");
+      const leftLinks = links.map((l) => l.split(": ")[1]?.split("@")[0] ?? "").filter((n) => n.startsWith("hfv"));
+      if (leftLinks.length > 0) problems.push(`host veths left: ${leftLinks.join(", ")}`);
+      await rm(dataDir, { recursive: true, force: true });
+      assert.deepEqual(problems, [], "the daemon cleans up after its machines");
+    },
+  };
+  return self;
+}
+
+/**
+ * Runs each probe in the guest at once (background jobs, each under busybox `timeout`), so N
+ * unreachable targets cost one timeout, not N. Returns each probe's output.
+ */
+export async function probeAll(nd: NetDaemon, id: string, probes: Record<string, string>, timeoutS = 6): Promise<Record<string, string>> {
+  const keys = Object.keys(probes);
+  const jobs = keys.map((k, i) => `( timeout ${timeoutS} sh -c '${probes[k]!.replaceAll("'", "'\\''")}' >/tmp/probe.${i} 2>&1 ) &`);
+  const collect = keys.map((_, i) => `echo "==${i}"; cat /tmp/probe.${i}; rm -f /tmp/probe.${i}`);
+  const r = await nd.sh(id, [...jobs, "wait", ...collect].join("\n"), timeoutS + 20);
+  const parts = r.stdout.split(/^==(\d+)\n/m);
+  const out: Record<string, string> = {};
+  for (let i = 1; i < parts.length; i += 2) out[keys[Number(parts[i])]!] = parts[i + 1] ?? "";
+  return out;
+}
