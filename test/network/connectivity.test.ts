@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { vmSkipReason } from "../api/helpers.js";
-import { probeAll, startNetDaemon, type NetDaemon, type NetMachine } from "./daemon.js";
+import { blocked, probeAll, reached, startNetDaemon, type NetDaemon, type NetMachine } from "./daemon.js";
 import { inTestNetns, netnsSkipReason } from "./netns.js";
 import { startOutside, type Outside } from "./outside.js";
 import { httpBody, WORLD } from "./topology.js";
@@ -41,8 +41,11 @@ after(async () => {
   }
 });
 
-/** wget of `url` from the guest: the body, or busybox's error after at most `s` seconds. */
-const wget = (url: string, s = 5) => `wget -q -T ${s} -O - ${url}`;
+/**
+ * wget of `url` from the guest, bounded by busybox `timeout` (busybox 1.35's own `wget -T`
+ * crashes with SIGSEGV in the guest, so it is not used).
+ */
+const wget = (url: string, s = 10) => `timeout ${s} wget -q -O - ${url}`;
 
 test("the machine JSON shows its network; the guest has 169.254.0.21/30 on eth0 and the test's DNS server", T, async () => {
   assert.ok(open.network, `network: ${JSON.stringify(open.network)}`);
@@ -72,8 +75,8 @@ test("deny_out blocks 203.0.113.99 while 203.0.113.1 stays reachable (and .99 it
   const fromHost = await fetch(`http://${WORLD.denied}/from-host`, { signal: AbortSignal.timeout(10_000) });
   assert.equal(await fromHost.text(), httpBody(WORLD.denied), "the denied address serves the host namespace");
   const r = await probeAll(nd!, open.id, { allowed: wget(`http://${WORLD.outside}/ok`), denied: wget(`http://${WORLD.denied}/denied`) });
-  assert.equal(r.allowed, httpBody(WORLD.outside));
-  assert.ok(!r.denied!.includes("hello"), `deny_out let it through: ${r.denied}`);
+  reached(r.allowed, httpBody(WORLD.outside), "203.0.113.1 (not in deny_out)");
+  blocked(r.denied, httpBody(WORLD.denied), "203.0.113.99 (deny_out)");
   assert.ok(!outside!.log().some((l) => l.startsWith(`http ${WORLD.denied} /denied`)), "the denied request reached the outside host");
 });
 
@@ -106,7 +109,7 @@ test("busybox httpd in the guest answers through its exposed host port", T, asyn
 
 test("internet: false blocks the outside host while the exposed port still serves", T, async () => {
   const r = await probeAll(nd!, closed.id, { outside: wget(`http://${WORLD.outside}/closed`) });
-  assert.ok(!r.outside!.includes("hello"), `internet: false let it through: ${r.outside}`);
+  blocked(r.outside, httpBody(WORLD.outside), "the outside host with internet: false");
   assert.ok(!outside!.log().some((l) => l.includes("/closed")), "the request reached the outside host");
   await startHttpd(closed);
   assert.equal(await viaExposedPort(closed), `httpd in ${closed.name}\n`);

@@ -125,17 +125,36 @@ export async function startNetDaemon(extra: Record<string, string> = {}): Promis
   return self;
 }
 
+export interface Probe {
+  /** The probe's exit code (busybox `timeout` kills it after the limit: non-zero). */
+  rc: number;
+  /** Its stdout and stderr together. */
+  out: string;
+}
+
 /**
  * Runs each probe in the guest at once (background jobs, each under busybox `timeout`), so N
- * unreachable targets cost one timeout, not N. Returns each probe's output.
+ * unreachable targets cost one timeout, not N. Returns each probe's exit code and output.
  */
-export async function probeAll(nd: NetDaemon, id: string, probes: Record<string, string>, timeoutS = 6): Promise<Record<string, string>> {
+export async function probeAll(nd: NetDaemon, id: string, probes: Record<string, string>, timeoutS = 6): Promise<Record<string, Probe>> {
   const keys = Object.keys(probes);
-  const jobs = keys.map((k, i) => `( timeout ${timeoutS} sh -c '${probes[k]!.replaceAll("'", "'\\''")}' >/tmp/probe.${i} 2>&1 ) &`);
-  const collect = keys.map((_, i) => `echo "==${i}"; cat /tmp/probe.${i}; rm -f /tmp/probe.${i}`);
+  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  const jobs = keys.map((k, i) => `( timeout ${timeoutS} sh -c ${quote(probes[k]!)} >/tmp/probe.${i} 2>&1; echo $? >/tmp/probe.${i}.rc ) &`);
+  const collect = keys.map((_, i) => `echo "==${i} $(cat /tmp/probe.${i}.rc)"; cat /tmp/probe.${i}; rm -f /tmp/probe.${i} /tmp/probe.${i}.rc`);
   const r = await nd.sh(id, [...jobs, "wait", ...collect].join("\n"), timeoutS + 20);
-  const parts = r.stdout.split(/^==(\d+)\n/m);
-  const out: Record<string, string> = {};
-  for (let i = 1; i < parts.length; i += 2) out[keys[Number(parts[i])]!] = parts[i + 1] ?? "";
+  const parts = r.stdout.split(/^==(\d+) (\d+)\n/m);
+  const out: Record<string, Probe> = {};
+  for (let i = 1; i + 2 < parts.length; i += 3) out[keys[Number(parts[i])]!] = { rc: Number(parts[i + 1]), out: parts[i + 2] ?? "" };
+  for (const k of keys) assert.ok(out[k], `probe ${k} left no result: ${r.stdout}${r.stderr}`);
   return out;
+}
+
+/** Asserts the probe got through with exactly `body`. */
+export function reached(p: Probe | undefined, body: string, what: string): void {
+  assert.deepEqual(p, { rc: 0, out: body }, `${what} should get through`);
+}
+
+/** Asserts the probe failed and `body` is not in its output. */
+export function blocked(p: Probe | undefined, body: string, what: string): void {
+  assert.ok(p && p.rc !== 0 && !p.out.includes(body), `${what} should be blocked, got ${JSON.stringify(p)}`);
 }
