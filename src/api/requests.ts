@@ -1,11 +1,14 @@
 /**
  * Request bodies -> service requests, with the checks a schema cannot express: fields that need
  * `image`, and which registry credentials go together. Failures are INVALID_ARGUMENT with `field`.
+ * The network's rules that need the configuration (CIDRs, ports, HYPERFLEET_NETWORK_DEFAULT) are
+ * the service's (src/machines/create-network.ts), so every caller gets them.
  */
 import { HyperfleetError } from "../core/errors.js";
 import type { RegistryAuth } from "../contract/images.js";
-import { IMAGE_ONLY_FIELDS, NOT_YET_SUPPORTED_FIELDS, type CreateMachineBody } from "../contract/machine.js";
+import { IMAGE_ONLY_FIELDS, type CreateMachineBody } from "../contract/machine.js";
 import type { CreateMachineRequest, RegistryAuthInput } from "../core/ports/services.js";
+import type { ExposedPortRequest } from "../core/machine.js";
 
 function invalid(field: string, message: string): HyperfleetError {
   return new HyperfleetError("INVALID_ARGUMENT", `${field}: ${message}`, { details: { field } });
@@ -24,14 +27,6 @@ export function registryAuthInput(a: RegistryAuth | undefined): RegistryAuthInpu
 }
 
 export function createMachineRequest(b: CreateMachineBody): CreateMachineRequest {
-  const unsupported = NOT_YET_SUPPORTED_FIELDS.find((f) => b[f] !== undefined);
-  if (unsupported !== undefined) {
-    throw new HyperfleetError(
-      "NOT_SUPPORTED_YET",
-      `'${unsupported}' is not supported yet: this version boots machines without networking; leave the field out`,
-      { details: { field: unsupported } },
-    );
-  }
   const registryAuth = registryAuthInput(b.registry_auth);
   if (b.image === undefined) {
     const stray = IMAGE_ONLY_FIELDS.find((f) => b[f] !== undefined);
@@ -51,5 +46,27 @@ export function createMachineRequest(b: CreateMachineBody): CreateMachineRequest
     ...(b.entrypoint !== undefined && { entrypoint: b.entrypoint }),
     ...(b.workdir !== undefined && { workdir: b.workdir }),
     ...(b.user !== undefined && { user: b.user }),
+    ...(b.network !== undefined && { network: networkRequest(b.network) }),
+    ...(b.exposed_ports !== undefined && { exposedPorts: b.exposed_ports.map(exposedPortRequest) }),
+  };
+}
+
+/** `true` is the default policy; `false` no network. */
+function networkRequest(n: NonNullable<CreateMachineBody["network"]>): CreateMachineRequest["network"] {
+  if (typeof n === "boolean") return n ? {} : false;
+  return {
+    ...(n.internet !== undefined && { internet: n.internet }),
+    ...(n.allow_out !== undefined && { allowOut: n.allow_out }),
+    ...(n.deny_out !== undefined && { denyOut: n.deny_out }),
+    ...(n.private_network !== undefined && { privateNetwork: n.private_network }),
+  };
+}
+
+function exposedPortRequest(p: NonNullable<CreateMachineBody["exposed_ports"]>[number]): ExposedPortRequest {
+  return {
+    guestPort: p.guest_port,
+    ...(p.host_port !== undefined && { hostPort: p.host_port }),
+    ...(p.host_ip !== undefined && { hostIp: p.host_ip }),
+    ...(p.protocol !== undefined && { protocol: p.protocol }),
   };
 }

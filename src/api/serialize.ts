@@ -26,6 +26,7 @@ export function machineJson(m: MachineView): MachineJson {
       deny_out: m.network.denyOut,
       private_network: m.network.privateNetwork,
     },
+    exposed_ports: m.exposedPorts.map((p) => ({ guest_port: p.guestPort, host_port: p.hostPort, host_ip: p.hostIp, protocol: p.protocol })),
     env: m.env,
     metadata: m.metadata,
     last_error: m.lastError,

@@ -10,6 +10,7 @@ import type { FastifySchemaCompiler } from "fastify";
 import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value } from "@sinclair/typebox/value";
+import type { ValueError } from "@sinclair/typebox/errors";
 import { HyperfleetError } from "../core/errors.js";
 
 /** "/env/FOO" -> "env.FOO", "/command/0" -> "command[0]"; "" (the whole part) -> the part's name. */
@@ -49,6 +50,20 @@ function convertStrict(schema: TSchema, data: unknown): unknown {
   return out;
 }
 
+/**
+ * A union's own error only says that no variant matched (`network` is a boolean or an object). When
+ * a variant fails deeper inside the value (`network.internet` is not a boolean), that variant is
+ * the one the client meant: its error names the field to fix.
+ */
+function deepest(e: ValueError): ValueError {
+  let best = e;
+  for (const variant of e.errors) {
+    const sub = variant.First();
+    if (sub !== undefined && sub.path.length > best.path.length) best = deepest(sub);
+  }
+  return best;
+}
+
 export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const checker = TypeCompiler.Compile(schema);
   const coerce = httpPart !== "body";
@@ -56,7 +71,8 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
   return (data: unknown) => {
     const value = coerce ? convertStrict(schema, data) : data;
     if (checker.Check(value)) return { value: Value.Default(schema, value) };
-    const first = checker.Errors(value).First();
+    const top = checker.Errors(value).First();
+    const first = top && deepest(top);
     const field = fieldName(first?.path ?? "", part);
     // A schema may carry a friendlier `errorMessage` than TypeBox's generic one (e.g. for patterns).
     const custom = (first?.schema as { errorMessage?: unknown } | undefined)?.errorMessage;

@@ -8,20 +8,54 @@ import { imageRefString, RegistryAuth } from "./images.js";
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
 const STATUS_LIST_PATTERN = `^(${MACHINE_STATUSES.join("|")})(,(${MACHINE_STATUSES.join("|")}))*$`;
 
-/** Fields of later issues: validated now, refused with NOT_SUPPORTED_YET. */
-const Network = Type.Object(
+const IPV4_PATTERN = "^(\\d{1,3}\\.){3}\\d{1,3}$";
+const CIDR_PATTERN = "^(\\d{1,3}\\.){3}\\d{1,3}(/\\d{1,2})?$";
+/** Bounded: each entry is a rule in the VM's egress chain (src/network/policy.ts MAX_POLICY_CIDRS). */
+const CidrList = (description: string) =>
+  Type.Array(Type.String({ pattern: CIDR_PATTERN, maxLength: 18, errorMessage: "must be an IPv4 address or CIDR like 10.0.0.0/8" }), {
+    maxItems: 64,
+    description,
+    examples: [["10.0.0.0/8"]],
+  });
+
+/** The request's `network` object (docs/adr/0008); every field optional. */
+const NetworkRequest = Type.Object(
   {
-    enable: Type.Optional(Type.Boolean()),
-    guest_ip: Type.Optional(Type.String({ pattern: "^(\\d{1,3}\\.){3}\\d{1,3}$" })),
-    guest_mac: Type.Optional(Type.String({ pattern: "^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$" })),
+    internet: Type.Optional(Type.Boolean({ default: true, description: "Egress to the internet (NAT through the host); default true" })),
+    allow_out: Type.Optional(
+      CidrList("Reachable even with `internet: false` and despite `deny_out` or the always-denied ranges (link-local incl. 169.254.169.254, multicast); never other machines, and the host only where a CIDR covers its address (never 127.0.0.0/8). Up to 64"),
+    ),
+    deny_out: Type.Optional(CidrList("Never reachable (unless also in `allow_out`). Up to 64")),
+    private_network: Type.Optional(
+      Type.String({
+        pattern: "^[a-z0-9][a-z0-9_-]{0,47}$",
+        errorMessage: "must be 1-48 lowercase letters, digits, '_' or '-', starting with a letter or digit",
+        description: "Machines naming the same private network reach each other by their `network.ip`; other machines never do",
+        examples: ["backend"],
+      }),
+    ),
   },
-  { additionalProperties: false, description: "Guest networking (not supported yet)" },
+  { additionalProperties: false },
 );
+const Network = Type.Union([Type.Boolean(), NetworkRequest], {
+  errorMessage: "must be false, true, or an object with internet, allow_out, deny_out, private_network",
+  description:
+    "The machine's network, fixed at create: `false` for none; `true` or an object (its fields default) for one; absent: HYPERFLEET_NETWORK_DEFAULT decides (on unless the operator turned it off), with the default policy",
+});
 const ExposedPort = Type.Object(
   {
-    guest_port: Type.Integer({ minimum: 1, maximum: 65535 }),
-    host_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
-    protocol: Type.Optional(Type.Union([Type.Literal("tcp"), Type.Literal("udp")])),
+    guest_port: Type.Integer({ minimum: 1, maximum: 65535, description: "Port inside the machine" }),
+    host_port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: "Port on the host; absent: the lowest free one of HYPERFLEET_PORT_RANGE" })),
+    host_ip: Type.Optional(
+      Type.String({
+        pattern: IPV4_PATTERN,
+        maxLength: 15,
+        errorMessage: "must be an IPv4 address",
+        description: "Host address to listen on: one of the host's own, or 0.0.0.0 for all; default HYPERFLEET_PORTS_BIND (127.0.0.1)",
+        examples: ["127.0.0.1"],
+      }),
+    ),
+    protocol: Type.Optional(Type.Union([Type.Literal("tcp"), Type.Literal("udp")], { default: "tcp" })),
   },
   { additionalProperties: false },
 );
@@ -46,7 +80,12 @@ export const CreateMachineBody = Type.Object(
     workdir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: "^/[^\\u0000]*$", description: "Replaces the image's WorkingDir (main process and exec); absolute" })),
     user: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$", description: "Replaces the image's User (main process and exec): name, uid or uid:gid" })),
     network: Type.Optional(Network),
-    exposed_ports: Type.Optional(Type.Array(ExposedPort, { maxItems: 64, description: "Ports to forward (not supported yet)" })),
+    exposed_ports: Type.Optional(
+      Type.Array(ExposedPort, {
+        maxItems: 64,
+        description: "Host ports forwarded to the machine (needs a network). A host port taken by another machine or a host process is 409 PORT_UNAVAILABLE",
+      }),
+    ),
     env: Type.Optional(EnvMap),
     metadata: Type.Optional(
       Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 4096 }), {
@@ -59,9 +98,6 @@ export const CreateMachineBody = Type.Object(
   { additionalProperties: false },
 );
 export type CreateMachineBody = Static<typeof CreateMachineBody>;
-
-/** Body fields that later issues implement; sending any of them is NOT_SUPPORTED_YET for now. */
-export const NOT_YET_SUPPORTED_FIELDS = ["network", "exposed_ports"] as const;
 
 /** Body fields that only mean something with `image`. */
 export const IMAGE_ONLY_FIELDS = ["image_size_mib", "registry_auth", "cmd", "entrypoint", "workdir", "user"] as const;
@@ -102,6 +138,27 @@ export type WaitQuery = Static<typeof WaitQuery>;
 const NullableString = Nullable(Type.String());
 const NullableInt = Nullable(Type.Integer());
 const ErrorRef = Nullable(Type.Object({ code: Type.String(), message: Type.String() }));
+
+const NetworkSchema = Type.Object(
+  {
+    ip: Type.String({ description: "The machine's address: what the host and private-network peers reach it by (the guest itself sees 169.254.0.21)" }),
+    gateway: Type.String({ description: "The host's end of the machine's link" }),
+    mac: Type.String(),
+    dns: Type.Array(Type.String(), { description: "Resolvers the guest uses (HYPERFLEET_DNS, else the host's); empty when none was found" }),
+    internet: Type.Boolean(),
+    allow_out: Type.Array(Type.String()),
+    deny_out: Type.Array(Type.String()),
+    private_network: NullableString,
+  },
+  { description: "The machine's network, assigned at create and kept until delete; null: none" },
+);
+
+const ExposedPortSchema = Type.Object({
+  guest_port: Type.Integer(),
+  host_port: Type.Integer(),
+  host_ip: Type.String({ description: "0.0.0.0: every address of the host" }),
+  protocol: Type.Union([Type.Literal("tcp"), Type.Literal("udp")]),
+});
 
 const ImagePullSchema = Type.Object(
   {
@@ -144,7 +201,8 @@ export const MachineSchema = Type.Object(
     kernel_args: Nullable(Type.String({ description: "null: the default fast-boot command line" })),
     rootfs_path: Nullable(Type.String({ description: "Base root disk; the machine writes to its own overlay" })),
     pid: Nullable(Type.Integer({ description: "VMM process id while it runs" })),
-    network: Nullable(Type.Object({}, { additionalProperties: true })),
+    network: Nullable(NetworkSchema),
+    exposed_ports: Type.Array(ExposedPortSchema, { description: "Sorted by protocol, then host port" }),
     env: Type.Record(Type.String(), Type.String()),
     metadata: Type.Record(Type.String(), Type.String()),
     last_error: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),

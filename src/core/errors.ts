@@ -82,6 +82,12 @@ export const ERROR_CODES = {
   INSUFFICIENT_CAPACITY: "conflict",
   // The image is not in the local cache (IMAGE_NOT_FOUND is the registry's answer: a different fix).
   IMAGE_NOT_CACHED: "not_found",
+  // An `ip`/`nft`/`sysctl` command of VM networking failed (src/network/run.ts): the host's, not the request's.
+  NETWORK_SETUP_FAILED: "internal",
+  // Exposed ports (docs/adr/0008): the host port is held by another machine or a host process, or
+  // HYPERFLEET_PORT_RANGE has no free port left for one that names no host_port.
+  PORT_UNAVAILABLE: "conflict",
+  PORT_RANGE_EXHAUSTED: "conflict",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -25,6 +25,8 @@ import { VmFactory } from "../machines/vm-factory.js";
 import { DriverRegistry, guestAssetsIn } from "../vmm/registry.js";
 import { VmLifecycle } from "../machines/lifecycle.js";
 import { MachineNetworks } from "../machines/networks.js";
+import { addressPlan, instanceTag } from "../network/address-plan.js";
+import { LinuxNetworkFabric } from "../network/fabric.js";
 
 export interface Daemon {
   readonly app: FastifyInstance;
@@ -76,7 +78,9 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     const main = new MainProcesses();
     const statuses = new MachineStatuses(store.machines, config.capacity);
     const pulls = opened.service ? new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, statuses }) : null;
-    const networks = new MachineNetworks(null, store.machines);
+    // Namespaces carry a tag of this data dir, so two daemons on one host never sweep each other's.
+    const fabric = new LinuxNetworkFabric({ plan: addressPlan(config.network.subnet), tag: instanceTag(config.dataDir), hostNetns: null });
+    const networks = new MachineNetworks(fabric, store.machines);
     const lifecycle = new VmLifecycle({
       repo: store.machines,
       statuses,
@@ -97,6 +101,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       log,
       fileTransferTimeoutMs: config.fileTransferTimeoutMs,
       capacity: config.capacity,
+      network: config.network,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);

@@ -44,7 +44,10 @@ export class MachineNetworks {
     if (this.fabric === null) return;
     if (!wasUp && (await this.repo.get(id))?.network == null) return;
     await this.fabric.detach(id);
-    await this.syncRules();
+    // The host rules hold only machines that are up: one that was not (created with a network and
+    // deleted without a start, or released already at its stop) leaves them as they are, so
+    // deleting it changes nothing on the host.
+    if (wasUp) await this.syncRules();
   }
 
   /** A running machine adopted after a daemon restart: its namespace is still there. */

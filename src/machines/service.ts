@@ -25,6 +25,7 @@ import type { MainProcesses } from "../workload/main-process.js";
 import type { BootPaths, VmFactory } from "./vm-factory.js";
 import type { VmLifecycle } from "./lifecycle.js";
 import { waitForStatus } from "./wait.js";
+import { networkClaim, type CreateNetworkOptions } from "./create-network.js";
 
 export interface MachineServiceOptions {
   repo: MachineRepository;
@@ -34,6 +35,8 @@ export interface MachineServiceOptions {
   fileTransferTimeoutMs: number;
   /** Admission limits: a machine that could not start even on an idle host is refused at create. */
   capacity?: Capacity;
+  /** VM networking (HYPERFLEET_NETWORK_DEFAULT, _SUBNET, _DNS, _PORTS_BIND, _PORT_RANGE). */
+  network: CreateNetworkOptions;
   images: {
     /** null when images are off on this host; `unavailable` says why. */
     pulls: ImagePulls | null;
@@ -56,6 +59,7 @@ export class MachineService implements MachineServicePort {
   private readonly img: MachineServiceOptions["images"];
   private readonly views: MachineViews;
   private readonly capacity: Capacity | undefined;
+  private readonly network: CreateNetworkOptions;
   private readonly shutdown = new AbortController();
   /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
   private readonly stopping = new AbortController();
@@ -67,6 +71,7 @@ export class MachineService implements MachineServicePort {
     this.log = o.log;
     this.img = o.images;
     this.capacity = o.capacity;
+    this.network = o.network;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.views = new MachineViews(o.images.pulls, o.images.main);
     this.shutdown.signal.addEventListener("abort", () => this.stopping.abort(new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back")), { once: true });
@@ -106,11 +111,15 @@ export class MachineService implements MachineServicePort {
     if (tooBig) throw tooBig;
     const id = `vm_${ulid()}`;
     const pulls = req.image === undefined ? null : this.imagePulls(req.image);
+    // The request's logger has no machine id yet (POST /machines has no :id): bind it here.
+    const bound = { ...ctx, log: (ctx.log ?? this.log).child({ machine_id: id }) };
+    // Checked before anything is written; the slot and ports are claimed with the insert.
+    const claim = networkClaim(req, id, this.network, bound.log);
     // Resolved now so the record shows what it boots. Without guest assets a machine can still be
     // created (start then says what is missing), unless it is meant to start right away.
     let paths: BootPaths | null = null;
     try {
-      paths = await this.vms.bootPaths();
+      paths = await this.vms.bootPaths({ nic: claim !== null });
     } catch (e) {
       if (req.start) throw e;
     }
@@ -134,7 +143,7 @@ export class MachineService implements MachineServicePort {
       entrypoint: req.entrypoint ?? null,
       workdir: req.workdir ?? null,
       user: req.user ?? null,
-    });
+    }, claim ?? undefined);
     // With `start`, creating is all or nothing: a start refused (no capacity) leaves no machine.
     let starting: MachineRecord | null = null;
     if (req.start) {
@@ -145,9 +154,7 @@ export class MachineService implements MachineServicePort {
         throw e;
       }
     }
-    // The request's logger has no machine id yet (POST /machines has no :id): bind it here.
-    const bound = { ...ctx, log: (ctx.log ?? this.log).child({ machine_id: id }) };
-    bound.log.info({ name: req.name, image: req.image, start: req.start }, "machine created");
+    bound.log.info({ name: req.name, image: req.image, start: req.start, ip: rec.network?.ip, exposed_ports: rec.exposedPorts.length }, "machine created");
     // Before the boot is queued: the boot waits for this pull, with these credentials.
     pulls?.begin(rec, req.registryAuth, bound.log);
     if (starting === null) return this.views.plain(rec);
@@ -298,7 +305,7 @@ export class MachineService implements MachineServicePort {
 
   /** Kernel and initrd from the configuration; the root disk too, unless the image provides it. */
   private async bootPaths(rec: MachineRecord): Promise<Partial<BootPaths>> {
-    const { rootfsPath, ...rest } = await this.vms.bootPaths();
+    const { rootfsPath, ...rest } = await this.vms.bootPaths({ nic: rec.network !== null });
     return rec.imageRef === null ? { ...rest, rootfsPath } : rest;
   }
 

@@ -13,10 +13,13 @@ import { GUEST } from "../network/address-plan.js";
 import { hostTscKhz } from "../vmm/host.js";
 import { GUEST_MAX_DNS, type GuestNetArgs } from "../vmm/guest-net-args.js";
 import type { DriverRegistry, FoundVmm } from "../vmm/registry.js";
-import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths, type BootOverrides, type BootPaths } from "../vmm/spec.js";
+import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths, type BootOverrides, type BootPaths, type VmDevices } from "../vmm/spec.js";
 import { Vm } from "../vmm/vm.js";
 
 export type { BootPaths } from "../vmm/spec.js";
+
+/** Only the count of NICs picks the initramfs (initramfsFor): the TAP and MAC here are placeholders. */
+const ONE_NIC: VmDevices = { nics: [{ tap: "tap0", mac: "02:00:00:00:00:00" }], vsock: false };
 
 export interface VmFactoryOptions {
   dataDir: string;
@@ -46,13 +49,13 @@ export class VmFactory {
   }
 
   /**
-   * What a machine boots, recorded on it so the API can show it. Machines have no NICs or vsock
-   * yet (QEMU, agent on virtio-serial). Throws GUEST_ASSETS_MISSING when something must come from
-   * a manifest that is not there.
+   * What a machine boots, recorded on it so the API can show it: with `nic`, the initramfs that
+   * has the NIC driver (a machine with a network); no vsock (QEMU, agent on virtio-serial). Throws
+   * GUEST_ASSETS_MISSING when something must come from a manifest that is not there.
    */
-  async bootPaths(): Promise<BootPaths> {
+  async bootPaths(devices: { nic?: boolean } = {}): Promise<BootPaths> {
     const assets = needsAssets(this.o.guest) ? await this.o.assets() : null;
-    return resolveBootPaths(this.o.guest, assets, NO_DEVICES);
+    return resolveBootPaths(this.o.guest, assets, devices.nic === true ? ONE_NIC : NO_DEVICES);
   }
 
   /**

@@ -3,6 +3,7 @@
  * slots; slot i holds the host end of the VM's veth (B+2i) and the VM's address (B+2i+1). Every
  * guest sees the same link-local address behind its own namespace. Pure: names and addresses only.
  */
+import { createHash } from "node:crypto";
 import { HyperfleetError } from "../core/errors.js";
 import { cidrSize, formatIpv4, parseCidr, subnetProblem, type Cidr } from "../core/ipv4.js";
 
@@ -22,10 +23,36 @@ export const NS_VETH = "hfp0";
 export const HOST_VETH_PREFIX = "hfv";
 export const NETNS_PREFIX = "hf-";
 
+/**
+ * A daemon's instance tag, derived from something only it owns (its data dir): `/run/netns` is one
+ * directory for the whole host, so two daemons (two test daemons) must never take each other's
+ * namespaces for strays.
+ */
+export function instanceTag(seed: string): string {
+  return createHash("sha256").update(seed).digest("hex").slice(0, 8);
+}
+
+const TAG = /^[a-z0-9]{1,16}$/;
+// Machine ids are `vm_<ULID>`; this is looser, but keeps `/` and spaces out of a file name.
+const ID = /^[A-Za-z0-9_]{1,64}$/;
+
+/** `/run/netns` name of a machine's namespace: `hf-<tag>-<machine id>`, so a sweep knows whose it is. */
+export function netnsName(tag: string, machineId: string): string {
+  if (!TAG.test(tag)) throw new HyperfleetError("INTERNAL", `network instance tag '${tag}' is not [a-z0-9]{1,16}`);
+  if (!ID.test(machineId)) throw new HyperfleetError("INTERNAL", `machine id '${machineId}' cannot name a namespace`);
+  return `${NETNS_PREFIX}${tag}-${machineId}`;
+}
+
+/** The machine id of one of this instance's namespaces, or undefined for any other name. */
+export function machineOfNetns(tag: string, name: string): string | undefined {
+  const prefix = `${NETNS_PREFIX}${tag}-`;
+  if (!name.startsWith(prefix)) return undefined;
+  const id = name.slice(prefix.length);
+  return ID.test(id) ? id : undefined;
+}
+
 export interface SlotPlan {
   slot: number;
-  /** `/run/netns` name: carries the machine id, so reconciliation knows whose it is. */
-  netns: string;
   /** Root-namespace end of the veth; also the VM's `network.gateway`. */
   hostVeth: string;
   hostIp: string;
@@ -52,14 +79,13 @@ export function slotCount(plan: AddressPlan): number {
   return plan.lastSlot - plan.firstSlot + 1;
 }
 
-export function slotPlan(plan: AddressPlan, slot: number, machineId: string): SlotPlan {
+export function slotPlan(plan: AddressPlan, slot: number): SlotPlan {
   if (!Number.isInteger(slot) || slot < plan.firstSlot || slot > plan.lastSlot) {
     throw new HyperfleetError("INTERNAL", `network slot ${slot} is outside ${plan.firstSlot}..${plan.lastSlot}`);
   }
   const host = plan.subnet.base + 2 * slot;
   return {
     slot,
-    netns: `${NETNS_PREFIX}${machineId}`,
     hostVeth: `${HOST_VETH_PREFIX}${slot}`,
     hostIp: formatIpv4(host),
     vmIp: formatIpv4(host + 1),

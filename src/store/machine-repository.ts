@@ -7,8 +7,9 @@ import { sql, type Kysely, type Selectable, type Updateable } from "kysely";
 import type { Demand, Usage } from "../core/capacity.js";
 import { HyperfleetError, storedErrorCode } from "../core/errors.js";
 import { isMachineStatus, LIVE_STATUSES, type MachineStatus } from "../core/machine-state.js";
-import type { Database, MachinesTable } from "./schema.js";
-import type { ErrorRef, ImagePullState, ImageRunConfig, MachineNetwork, MachinePatch, MachineRecord, NewMachine } from "../core/machine.js";
+import type { Database, ExposedPortsTable, MachinesTable } from "./schema.js";
+import type { ErrorRef, ExposedPort, ImagePullState, ImageRunConfig, MachineNetwork, MachinePatch, MachineRecord, NewMachine, PortProtocol } from "../core/machine.js";
+import { claimSlot, type SlotPicker } from "./network-slot-repository.js";
 
 export type Clock = () => Date;
 
@@ -18,54 +19,61 @@ export type Clock = () => Date;
  */
 export type Admit = (self: Demand, others: Usage) => HyperfleetError | null;
 
+/**
+ * What a machine with a network claims in its create transaction (docs/adr/0008): the rules are
+ * the caller's (src/network); the store makes reading what is taken and taking it one transaction.
+ */
+export interface NetworkClaim {
+  /** The slot among the free ones (`nextFreeSlot`); undefined when none is left. */
+  pickSlot: SlotPicker;
+  /** The network the machine records, from its slot. */
+  network(slot: number): MachineNetwork;
+  /**
+   * The machine's exposed ports, given those every other machine holds; may probe the host (the
+   * write lock is held meanwhile, so keep it short). Throws to refuse the machine.
+   */
+  ports(held: readonly ExposedPort[]): Promise<ExposedPort[]>;
+}
+
 export class MachineRepository {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly now: Clock = () => new Date(),
   ) {}
 
-  /** Inserts a machine in status `created`; a taken name is MACHINE_ALREADY_EXISTS. */
-  async insert(m: NewMachine): Promise<MachineRecord> {
+  /**
+   * Inserts a machine in status `created`; a taken name is MACHINE_ALREADY_EXISTS. With `claim`,
+   * its network slot and exposed ports are taken in the same write transaction (BEGIN IMMEDIATE:
+   * no other writer reads the same free slots and ports meanwhile), and `m.network` is replaced by
+   * the claimed one. If anything fails, nothing is left behind.
+   */
+  async insert(m: NewMachine, claim?: NetworkClaim): Promise<MachineRecord> {
     const at = this.now().toISOString();
-    const row: Selectable<MachinesTable> = {
-      id: m.id,
-      name: m.name,
-      status: "created",
-      vcpu_count: m.vcpuCount,
-      mem_size_mib: m.memSizeMib,
-      image_ref: m.imageRef,
-      kernel_image_path: m.kernelImagePath,
-      initrd_path: m.initrdPath,
-      kernel_args: m.kernelArgs,
-      rootfs_path: m.rootfsPath,
-      run_dir: m.runDir,
-      pid: null,
-      network: m.network === null ? null : JSON.stringify(m.network),
-      env: JSON.stringify(m.env),
-      metadata: JSON.stringify(m.metadata),
-      last_error_code: null,
-      last_error_message: null,
-      created_at: at,
-      updated_at: at,
-      status_changed_at: at,
-      started_at: null,
-      stopped_at: null,
-      image_digest: null,
-      image_config: null,
-      image_size_mib: m.imageSizeMib ?? null,
-      image_pull: null,
-      cmd: jsonOrNull(m.cmd),
-      entrypoint: jsonOrNull(m.entrypoint),
-      workdir: m.workdir ?? null,
-      user: m.user ?? null,
-    };
+    const row = newRow(m, at);
+    const event = { machine_id: m.id, from_status: null, to_status: "created", reason: null, at };
     try {
-      await this.db.transaction().execute(async (trx) => {
-        await trx.insertInto("machines").values(row).execute();
-        await trx
-          .insertInto("machine_events")
-          .values({ machine_id: m.id, from_status: null, to_status: "created", reason: null, at })
-          .execute();
+      if (claim === undefined) {
+        await this.db.transaction().execute(async (trx) => {
+          await trx.insertInto("machines").values(row).execute();
+          await trx.insertInto("machine_events").values(event).execute();
+        });
+        return toRecord(row, []);
+      }
+      return await this.db.connection().execute(async (conn) => {
+        await sql`BEGIN IMMEDIATE`.execute(conn);
+        try {
+          const lease = await claimSlotAfter(conn, row, event, claim.pickSlot, at);
+          const network = claim.network(lease.slot);
+          await conn.updateTable("machines").set({ network: JSON.stringify(network) }).where("id", "=", m.id).execute();
+          const held = await conn.selectFrom("exposed_ports").selectAll().execute();
+          const ports = await claim.ports(held.map(portOf));
+          if (ports.length > 0) await conn.insertInto("exposed_ports").values(ports.map((p) => portRow(m.id, p))).execute();
+          await sql`COMMIT`.execute(conn);
+          return toRecord({ ...row, network: JSON.stringify(network) }, ports);
+        } catch (e) {
+          await sql`ROLLBACK`.execute(conn);
+          throw e;
+        }
       });
     } catch (e) {
       if (e instanceof Error && /UNIQUE constraint failed: machines\.name/.test(e.message)) {
@@ -74,14 +82,17 @@ export class MachineRepository {
           details: { field: "name" },
         });
       }
+      // Only a writer that skipped the transaction's check could get here: the constraint is the backstop.
+      if (e instanceof Error && /UNIQUE constraint failed: exposed_ports\./.test(e.message)) {
+        throw new HyperfleetError("PORT_UNAVAILABLE", "an exposed port was taken by another machine meanwhile; retry", { cause: e, details: { field: "exposed_ports" } });
+      }
       throw e;
     }
-    return toRecord(row);
   }
 
   async get(id: string): Promise<MachineRecord | undefined> {
     const row = await this.db.selectFrom("machines").selectAll().where("id", "=", id).executeTakeFirst();
-    return row && toRecord(row);
+    return row && toRecord(row, await portsOf(this.db, id));
   }
 
   /** All machines (optionally of some statuses), oldest first: ULID ids sort by creation time. */
@@ -89,7 +100,15 @@ export class MachineRepository {
     let q = this.db.selectFrom("machines").selectAll();
     if (filter.status !== undefined) q = q.where("status", "in", [...filter.status]);
     const rows = await q.orderBy("id").execute();
-    return rows.map(toRecord);
+    // One query for every machine's ports, not one per machine (GET /machines with 1000 machines).
+    const byMachine = new Map<string, ExposedPort[]>();
+    const ports = await this.db.selectFrom("exposed_ports").selectAll().orderBy("protocol").orderBy("host_port").orderBy("host_ip").execute();
+    for (const p of ports) {
+      let list = byMachine.get(p.machine_id);
+      if (list === undefined) byMachine.set(p.machine_id, (list = []));
+      list.push(portOf(p));
+    }
+    return rows.map((r) => toRecord(r, byMachine.get(r.id) ?? []));
   }
 
   /**
@@ -143,7 +162,7 @@ export class MachineRepository {
         .insertInto("machine_events")
         .values({ machine_id: id, from_status: cur.status, to_status: to, reason, at })
         .execute();
-      return toRecord(row);
+      return toRecord(row, await portsOf(trx, id));
     });
   }
 
@@ -155,7 +174,7 @@ export class MachineRepository {
       .where("id", "=", id)
       .returningAll()
       .executeTakeFirst();
-    return row && toRecord(row);
+    return row && toRecord(row, await portsOf(this.db, id));
   }
 
   /**
@@ -168,6 +187,68 @@ export class MachineRepository {
     if (r.numDeletedRows > 0n) await sql`PRAGMA wal_checkpoint(TRUNCATE)`.execute(this.db);
     return r.numDeletedRows > 0n;
   }
+}
+
+function newRow(m: NewMachine, at: string): Selectable<MachinesTable> {
+  return {
+    id: m.id,
+    name: m.name,
+    status: "created",
+    vcpu_count: m.vcpuCount,
+    mem_size_mib: m.memSizeMib,
+    image_ref: m.imageRef,
+    kernel_image_path: m.kernelImagePath,
+    initrd_path: m.initrdPath,
+    kernel_args: m.kernelArgs,
+    rootfs_path: m.rootfsPath,
+    run_dir: m.runDir,
+    pid: null,
+    network: m.network === null ? null : JSON.stringify(m.network),
+    env: JSON.stringify(m.env),
+    metadata: JSON.stringify(m.metadata),
+    last_error_code: null,
+    last_error_message: null,
+    created_at: at,
+    updated_at: at,
+    status_changed_at: at,
+    started_at: null,
+    stopped_at: null,
+    image_digest: null,
+    image_config: null,
+    image_size_mib: m.imageSizeMib ?? null,
+    image_pull: null,
+    cmd: jsonOrNull(m.cmd),
+    entrypoint: jsonOrNull(m.entrypoint),
+    workdir: m.workdir ?? null,
+    user: m.user ?? null,
+  };
+}
+
+/** The machine and its `created` event first (a taken name fails before anything is probed), then its slot. */
+async function claimSlotAfter(
+  conn: Kysely<Database>,
+  row: Selectable<MachinesTable>,
+  event: { machine_id: string; from_status: null; to_status: string; reason: null; at: string },
+  pick: SlotPicker,
+  at: string,
+) {
+  await conn.insertInto("machines").values(row).execute();
+  await conn.insertInto("machine_events").values(event).execute();
+  return claimSlot(conn, row.id, pick, at);
+}
+
+/** A machine's exposed ports in their listed order (protocol, host port, host address). */
+async function portsOf(db: Kysely<Database>, id: string): Promise<ExposedPort[]> {
+  const rows = await db.selectFrom("exposed_ports").selectAll().where("machine_id", "=", id).orderBy("protocol").orderBy("host_port").orderBy("host_ip").execute();
+  return rows.map(portOf);
+}
+
+function portOf(r: Selectable<ExposedPortsTable>): ExposedPort {
+  return { protocol: r.protocol as PortProtocol, hostIp: r.host_ip, hostPort: r.host_port, guestPort: r.guest_port };
+}
+
+function portRow(machineId: string, p: ExposedPort): ExposedPortsTable {
+  return { machine_id: machineId, protocol: p.protocol, host_ip: p.hostIp, host_port: p.hostPort, guest_port: p.guestPort };
 }
 
 function patchColumns(p: MachinePatch): Updateable<MachinesTable> {
@@ -221,7 +302,7 @@ function asStatus(s: string): MachineStatus {
   return s;
 }
 
-function toRecord(r: Selectable<MachinesTable>): MachineRecord {
+function toRecord(r: Selectable<MachinesTable>, exposedPorts: ExposedPort[]): MachineRecord {
   return {
     id: r.id,
     name: r.name,
@@ -236,7 +317,7 @@ function toRecord(r: Selectable<MachinesTable>): MachineRecord {
     runDir: r.run_dir,
     pid: r.pid,
     network: networkOf(r.network),
-    exposedPorts: [],
+    exposedPorts,
     env: JSON.parse(r.env) as Record<string, string>,
     metadata: JSON.parse(r.metadata) as Record<string, string>,
     lastError:

@@ -33,20 +33,7 @@ export class NetworkSlotRepository {
     return this.db.connection().execute(async (conn) => {
       await sql`BEGIN IMMEDIATE`.execute(conn);
       try {
-        const held = await conn.selectFrom("network_slots").selectAll().where("machine_id", "=", machineId).executeTakeFirst();
-        let lease: SlotLease;
-        if (held !== undefined) {
-          lease = { slot: held.slot, machineId, allocatedAt: held.allocated_at };
-        } else {
-          const rows = await conn.selectFrom("network_slots").select("slot").execute();
-          const slot = pick(new Set(rows.map((r) => r.slot)));
-          if (slot === undefined) {
-            throw new HyperfleetError("INSUFFICIENT_CAPACITY", "no free network address left in HYPERFLEET_SUBNET");
-          }
-          const allocatedAt = this.now().toISOString();
-          await conn.insertInto("network_slots").values({ slot, machine_id: machineId, allocated_at: allocatedAt }).execute();
-          lease = { slot, machineId, allocatedAt };
-        }
+        const lease = await claimSlot(conn, machineId, pick, this.now().toISOString());
         await sql`COMMIT`.execute(conn);
         return lease;
       } catch (e) {
@@ -66,4 +53,21 @@ export class NetworkSlotRepository {
     const rows = await this.db.selectFrom("network_slots").selectAll().orderBy("slot").execute();
     return rows.map((r) => ({ slot: r.slot, machineId: r.machine_id, allocatedAt: r.allocated_at }));
   }
+}
+
+/**
+ * Inside the caller's write transaction (BEGIN IMMEDIATE, so no other writer reads the same used
+ * set): the slot the machine holds, else the one `pick` chooses among the free ones, inserted.
+ * INSUFFICIENT_CAPACITY when none is free. Also used by MachineRepository's networked insert.
+ */
+export async function claimSlot(conn: Kysely<Database>, machineId: string, pick: SlotPicker, at: string): Promise<SlotLease> {
+  const held = await conn.selectFrom("network_slots").selectAll().where("machine_id", "=", machineId).executeTakeFirst();
+  if (held !== undefined) return { slot: held.slot, machineId, allocatedAt: held.allocated_at };
+  const rows = await conn.selectFrom("network_slots").select("slot").execute();
+  const slot = pick(new Set(rows.map((r) => r.slot)));
+  if (slot === undefined) {
+    throw new HyperfleetError("INSUFFICIENT_CAPACITY", "no free network address left in HYPERFLEET_SUBNET; delete machines with a network, or create this one with \"network\": false");
+  }
+  await conn.insertInto("network_slots").values({ slot, machine_id: machineId, allocated_at: at }).execute();
+  return { slot, machineId, allocatedAt: at };
 }

@@ -68,9 +68,19 @@ export interface NetworkSlotsTable {
   allocated_at: string;
 }
 
+/** Since 0004: host ports forwarded to machines (docs/adr/0008). */
+export interface ExposedPortsTable {
+  machine_id: string;
+  protocol: string;
+  host_ip: string;
+  host_port: number;
+  guest_port: number;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_events: MachineEventsTable;
   api_keys: ApiKeysTable;
   network_slots: NetworkSlotsTable;
+  exposed_ports: ExposedPortsTable;
 }

@@ -22,7 +22,7 @@ export interface StoreOptions {
 export interface Store {
   readonly machines: MachineRepository;
   readonly apiKeys: ApiKeyRepository;
-  /** VM network slots (docs/adr/0008); nothing allocates them yet. */
+  /** VM network slots (docs/adr/0008); a networked machine claims one in its insert (MachineRepository). */
   readonly networkSlots: NetworkSlotRepository;
   /** Applied migration names, oldest first (for logs and tests). */
   readonly migrations: readonly string[];

@@ -28,7 +28,7 @@ export function vmSkipReason(): string | null {
   return null;
 }
 
-/** Environment for a test daemon: temp data dir, shared assets, fixed key, TCG unless told otherwise. */
+/** Environment for a test daemon: temp data dir, shared assets, fixed key, TCG unless told otherwise, no default network. */
 export function testEnv(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
     HYPERFLEET_DATA_DIR: dataDir,
@@ -36,6 +36,9 @@ export function testEnv(dataDir: string, extra: Record<string, string> = {}): Re
     HYPERFLEET_API_KEY: KEY,
     HYPERFLEET_ACCEL: process.env.HYPERFLEET_ACCEL ?? "auto",
     LOG_LEVEL: "silent",
+    // Machines that boot VMs in tests get no network unless a test asks for one: starting a networked
+    // machine brings up namespaces and veths on the host (docs/adr/0008).
+    HYPERFLEET_NETWORK_DEFAULT: "off",
     ...extra,
   };
 }

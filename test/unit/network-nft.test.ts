@@ -27,8 +27,8 @@ function assertGolden(name: string, actual: string) {
 
 const plan = addressPlan("10.210.0.0/16");
 
-function vm(slot: number, id: string, rest: Partial<VmRules> = {}): VmRules {
-  const p = slotPlan(plan, slot, id);
+function vm(slot: number, _id: string, rest: Partial<VmRules> = {}): VmRules {
+  const p = slotPlan(plan, slot);
   return { slot, hostVeth: p.hostVeth, vmIp: p.vmIp, internet: true, allowOut: [], denyOut: [], privateNetwork: null, ports: [], ...rest };
 }
 

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formatIpv4, parseCidr, parseIpv4, subnetProblem } from "../../src/core/ipv4.js";
-import { addressPlan, nextFreeSlot, slotCount, slotOfVmIp, slotPlan } from "../../src/network/address-plan.js";
+import { addressPlan, instanceTag, machineOfNetns, netnsName, nextFreeSlot, slotCount, slotOfVmIp, slotPlan } from "../../src/network/address-plan.js";
 import { macFromMachineId } from "../../src/network/mac.js";
 import { HyperfleetError } from "../../src/core/errors.js";
 
@@ -43,22 +43,21 @@ test("slots: slot i is B+2i (host veth) and B+2i+1 (the VM); the first and last 
   assert.equal(plan.firstSlot, 1);
   assert.equal(plan.lastSlot, 32766);
   assert.equal(slotCount(plan), 32766);
-  assert.deepEqual(slotPlan(plan, 1, "vm_A"), {
+  assert.deepEqual(slotPlan(plan, 1), {
     slot: 1,
-    netns: "hf-vm_A",
     hostVeth: "hfv1",
     hostIp: "10.210.0.2",
     vmIp: "10.210.0.3",
   });
-  const last = slotPlan(plan, plan.lastSlot, "vm_Z");
+  const last = slotPlan(plan, plan.lastSlot);
   assert.equal(last.vmIp, "10.210.255.253");
   assert.ok(last.hostVeth.length <= 15, "IFNAMSIZ");
-  assert.throws(() => slotPlan(plan, 0, "vm_A"));
-  assert.throws(() => slotPlan(plan, 32767, "vm_A"));
+  assert.throws(() => slotPlan(plan, 0));
+  assert.throws(() => slotPlan(plan, 32767));
   // A /29 has two usable slots: .2/.3 and .4/.5 (not .0/.1 with the network address, nor .6/.7).
   const small = addressPlan("192.168.77.0/29");
   assert.deepEqual([small.firstSlot, small.lastSlot], [1, 2]);
-  assert.equal(slotPlan(small, 2, "x").vmIp, "192.168.77.5");
+  assert.equal(slotPlan(small, 2).vmIp, "192.168.77.5");
 });
 
 test("nextFreeSlot: the lowest gap, then past the used ones, then none", () => {
@@ -92,4 +91,20 @@ test("MAC from the machine id: stable, unicast, locally administered, distinct p
   assert.equal(new Set(macs).size, ids.length);
   assert.equal(macFromMachineId(ids[0]!), macs[0]);
   assert.equal(macFromMachineId("vm_TEST"), macFromMachineId("vm_TEST"));
+});
+
+test("namespace names carry the instance tag, so one daemon never takes another's namespaces for strays", () => {
+  const id = "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M8";
+  assert.equal(netnsName("ab12", id), `hf-ab12-${id}`);
+  assert.equal(machineOfNetns("ab12", `hf-ab12-${id}`), id);
+  assert.equal(machineOfNetns("ab12", `hf-cd34-${id}`), undefined, "another instance's");
+  assert.equal(machineOfNetns("ab12", "hf-ab12-"), undefined);
+  assert.equal(machineOfNetns("ab12", "hf-ab12-x/y"), undefined);
+  assert.equal(machineOfNetns("ab1", `hf-ab12-${id}`), undefined, "a tag that is a prefix of another is not it");
+  assert.throws(() => netnsName("AB", id), (e) => e instanceof HyperfleetError && e.code === "INTERNAL");
+  assert.throws(() => netnsName("ab12", "../x"), (e) => e instanceof HyperfleetError);
+  // Stable per seed (the daemon's data dir), different across seeds, short enough for any path.
+  assert.equal(instanceTag("/var/lib/hyperfleet"), instanceTag("/var/lib/hyperfleet"));
+  assert.notEqual(instanceTag("/var/lib/hyperfleet"), instanceTag("/tmp/hf-test-1"));
+  assert.match(instanceTag("/x"), /^[0-9a-f]{8}$/);
 });

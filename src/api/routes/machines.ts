@@ -14,8 +14,9 @@ const tags = ["machines"];
 
 const LIST = routeErrors(ANY_ROUTE);
 // A create with `start: true` is also a start; an image is only pulled later (its errors land in
-// last_error). NOT_SUPPORTED_YET: a VMM kind that is not there yet.
-const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["MACHINE_ALREADY_EXISTS", "NOT_SUPPORTED_YET", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN"]);
+// last_error). NOT_SUPPORTED_YET: a VMM kind that is not there yet. INSUFFICIENT_CAPACITY also
+// when HYPERFLEET_SUBNET has no address left; the PORT_ codes are the exposed ports' (docs/adr/0008).
+const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["MACHINE_ALREADY_EXISTS", "NOT_SUPPORTED_YET", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN", "PORT_UNAVAILABLE", "PORT_RANGE_EXHAUSTED"]);
 const GET = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND"]);
 const DELETE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]);
 const ACTION = {

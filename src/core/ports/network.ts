@@ -31,8 +31,8 @@ export interface NetworkSweep {
 
 export interface NetworkFabric {
   /**
-   * Host preparation (ip_forward, the host table); idempotent, run once at daemon start before
-   * any attach.
+   * Host preparation (ip_forward, the host table); idempotent. Run before the first attach, and
+   * only then: a daemon that never starts a networked VM leaves the host as it was.
    */
   init(): Promise<void>;
   /** Brings up the machine's namespace, veth, TAP and namespace rules. Idempotent. */
