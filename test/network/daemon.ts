@@ -5,7 +5,7 @@
  * guests use the outside world's DNS server. Plus the few guest helpers the tests share.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -113,9 +113,11 @@ export async function startNetDaemon(extra: Record<string, string> = {}): Promis
       const qemus = qemusUnder(join(dataDir, "machines"));
       if (qemus.length > 0) problems.push(`QEMUs left: ${qemus.map((q) => q.pid).join(", ")}`);
       killLeftoverVmms(dataDir);
-      const leftNs = listNetns().filter((n) => [...ids].some((id) => n === `${NETNS_PREFIX}${id}`));
+      // `hf-<tag>-<machine id>` (address-plan.ts netnsName; the tag is the daemon's data dir's).
+      const leftNs = listNetns().filter((n) => n.startsWith(NETNS_PREFIX) && [...ids].some((id) => n.endsWith(`-${id}`)));
       if (leftNs.length > 0) problems.push(`namespaces left: ${leftNs.join(", ")}`);
-      const links = execFileSync(IP, ["-o", "link", "show"], { encoding: "utf8" }).split("\n");
+      // stderr kept: `ip` complains about veth peers in namespaces being deleted meanwhile.
+      const links = spawnSync(IP, ["-o", "link", "show"], { encoding: "utf8" }).stdout.split("\n");
       const leftLinks = links.map((l) => l.split(": ")[1]?.split("@")[0] ?? "").filter((n) => n.startsWith("hfv"));
       if (leftLinks.length > 0) problems.push(`host veths left: ${leftLinks.join(", ")}`);
       await rm(dataDir, { recursive: true, force: true });
