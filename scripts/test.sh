@@ -13,6 +13,6 @@ npm run lint
 
 # VM-booting suites run one file at a time: a TCG boot costs ~0.55 CPU-s on a 2-core machine.
 shopt -s nullglob
-files=(test/unit/*.test.ts test/network/*.test.ts test/guest/*.test.ts test/vmm/*.test.ts test/integration/*.test.ts test/images/*.test.ts test/api/*.test.ts)
+files=(test/unit/*.test.ts test/guest/*.test.ts test/vmm/*.test.ts test/integration/*.test.ts test/images/*.test.ts test/api/*.test.ts test/network/*.test.ts)
 echo; echo "==> tests (${#files[@]} files)"
 exec node --import tsx --test --test-concurrency=1 "${files[@]}"

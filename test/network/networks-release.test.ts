@@ -12,6 +12,8 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
+import type { HyperfleetError } from "../../src/core/errors.js";
 import type { MachineNetwork } from "../../src/core/machine.js";
 import { MachineNetworks } from "../../src/machines/networks.js";
 import { addressPlan, nextFreeSlot, slotPlan } from "../../src/network/address-plan.js";
@@ -68,6 +70,48 @@ test("release: a machine whose network never came up leaves the host alone; one 
     assert.match(hostTables(host), /table inet hyperfleet/, "the host rules were rebuilt without it");
     assert.ok(!netnsNames().some((n) => n.startsWith(`hf-${tag}-`)), "its namespace is gone");
   } finally {
+    const mine = (n: string) => n.startsWith(`hf-${tag}-`) || n.startsWith(`hft-${rand}-`);
+    for (const n of netnsNames().filter(mine)) spawnSync(IP, ["netns", "del", n]);
+    assert.deepEqual(netnsNames().filter(mine), [], "no namespace of this test is left");
+  }
+});
+
+test("attach: a start whose exposed port a host process took since create is refused with PORT_UNAVAILABLE, and nothing comes up", { skip: why() ?? false }, async () => {
+  const rand = randomBytes(4).toString("hex");
+  const host = `hft-${rand}-host`;
+  const tag = randomBytes(4).toString("hex");
+  sh(IP, "netns", "add", host);
+  // The squatter listens where the probe looks: the test process's own namespace, on loopback.
+  const squatter = createServer();
+  await new Promise<void>((resolve) => squatter.listen({ host: "127.0.0.1", port: 0 }, resolve));
+  const port = (squatter.address() as AddressInfo).port;
+  try {
+    const { store } = await tempStore();
+    const networks = new MachineNetworks(new LinuxNetworkFabric({ plan: PLAN, tag, hostNetns: host }), store.machines);
+    const id = machineId();
+    const rec = await store.machines.insert(newMachine(id), {
+      pickSlot: (used) => nextFreeSlot(PLAN, used),
+      network(slot): MachineNetwork {
+        const sp = slotPlan(PLAN, slot);
+        return { slot, ip: sp.vmIp, gateway: sp.hostIp, mac: macFromMachineId(id), dns: [], internet: true, allowOut: [], denyOut: [], privateNetwork: null };
+      },
+      ports: () => Promise.resolve([{ protocol: "tcp" as const, hostIp: "127.0.0.1", hostPort: port, guestPort: 80 }]),
+    });
+    assert.equal(rec.exposedPorts.length, 1);
+    await assert.rejects(networks.attach(rec), (e: HyperfleetError) => {
+      assert.equal(e.code, "PORT_UNAVAILABLE");
+      assert.match(e.message, new RegExp(`127\\.0\\.0\\.1:${port}/tcp`));
+      return true;
+    });
+    assert.ok(!netnsNames().some((n) => n.startsWith(`hf-${tag}-`)), "no namespace was created");
+    assert.doesNotMatch(hostTables(host), /hyperfleet/, "no host rules were installed");
+
+    await new Promise<void>((resolve) => squatter.close(() => resolve()));
+    const attached = await networks.attach(rec);
+    assert.ok(attached, "once the port is free again the start goes ahead");
+    await networks.release(id);
+  } finally {
+    squatter.close();
     const mine = (n: string) => n.startsWith(`hf-${tag}-`) || n.startsWith(`hft-${rand}-`);
     for (const n of netnsNames().filter(mine)) spawnSync(IP, ["netns", "del", n]);
     assert.deepEqual(netnsNames().filter(mine), [], "no namespace of this test is left");
