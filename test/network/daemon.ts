@@ -16,6 +16,8 @@ import { WORLD } from "./topology.js";
 
 const BOOT_MS = 120_000;
 const STOP_MS = 30_000;
+/** Longer than any call's own bound (exec timeouts here are at most ~30 s, waits 10 s). */
+const CALL_MS = 90_000;
 
 export interface ExposedPortJson {
   guest_port: number;
@@ -62,9 +64,17 @@ export async function startNetDaemon(extra: Record<string, string> = {}): Promis
   const dataDir = await mkdtemp(join(tmpdir(), "hft-net-"));
   const d = await spawnDaemon(dataDir, { HYPERFLEET_DNS: WORLD.outside, HYPERFLEET_NETWORK_DEFAULT: "on", ...extra });
   const ids = new Set<string>();
+  // Every API call is bounded: a daemon that stops answering fails the test with the call's name.
   const call = async (method: string, path: string, body?: unknown) => {
-    const r = await d.fetch(method, path, body);
-    return r;
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${method} ${path}: no answer from the daemon in ${CALL_MS} ms`)), CALL_MS);
+    });
+    try {
+      return await Promise.race([d.fetch(method, path, body), limit]);
+    } finally {
+      clearTimeout(timer);
+    }
   };
   const self: NetDaemon = {
     d,
