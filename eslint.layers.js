@@ -29,9 +29,10 @@ export const LAYER_RULES = {
     may: ["core", "contract", "host", "config", "agent", "assets", "store", "images", "vmm", "workload", "machines", "api", "network"],
     why: "daemon is the composition root; it does not import embed or cli",
   },
+  // Library machines bring their own network up (docs/adr/0008, "Library machines").
   embed: {
-    may: ["core", "host", "agent", "assets", "vmm"],
-    why: "embed wires only vmm pieces (never machines, store, api, config or daemon)",
+    may: ["core", "host", "agent", "assets", "vmm", "network"],
+    why: "embed wires only vmm and network pieces (never machines, store, api, config or daemon)",
   },
   cli: { may: ["core", "contract", "daemon"], why: "cli reaches the server only through daemon" },
 };

@@ -23,7 +23,7 @@ PACKAGES=(
   busybox-static                  # userland of the default root disk
   e2fsprogs                       # mkfs.ext4 -d: root disks without loop mounts
   cpio lz4                        # initramfs inspection; vmlinux extraction from the bzImage
-  iproute2 nftables               # networking
+  iproute2 nftables procps        # networking (ip, nft, sysctl)
   skopeo umoci                    # OCI images: pull, unpack
   docker-registry apache2-utils   # tests: a real registry on loopback, htpasswd auth
   debootstrap tar                 # tests: a Debian-based test image

@@ -9,19 +9,49 @@
  * console.log(r.stdout);
  * (await machine.shutdown()).unwrap();
  */
+import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ulid } from "ulid";
 import type { AgentClient, ExecOptions as AgentExecOptions, FileStat } from "../agent/client.js";
 import { HyperfleetError } from "../core/errors.js";
 import { attempt, type Result } from "../core/result.js";
+import type { ExposedPort, ExposedPortRequest, MachineNetwork } from "../core/machine.js";
+import type { AttachedNetwork, VmNetworkSpec } from "../core/ports/network.js";
 import type { VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
+import { LibraryNetwork, type LibraryNetworkOptions, type NetworkRequest } from "../network/library-network.js";
+import { networkedBoot } from "../network/networked-boot.js";
 import { hostTscKhz } from "../vmm/host.js";
-import { buildVmSpec, needsAssets, resolveBootPaths } from "../vmm/spec.js";
+import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths } from "../vmm/spec.js";
 import { Vm } from "../vmm/vm.js";
 import { DEFAULT_DATA_DIR, wiringFor } from "./wiring.js";
 
 export type { FileStat } from "../agent/client.js";
+export type { ExposedPort, ExposedPortRequest, MachineNetwork } from "../core/machine.js";
+
+/** A library machine's network policy; every field optional (internet on, no lists, no private network). */
+export interface MachineNetworkOptions {
+  /** Egress to anything not denied (NAT through the host). Default true. */
+  internet?: boolean;
+  /** CIDRs reachable even when `internet` is false or denied below (never other VMs). */
+  allowOut?: string[];
+  /** CIDRs never reachable (unless also in allowOut). */
+  denyOut?: string[];
+  /** Machines with the same name reach each other by their `network.ip`. */
+  privateNetwork?: string | null;
+}
+
+/** Host-wide settings of library networks; every process sharing a data dir must agree on them. */
+export interface MachineNetworkHost {
+  /** Default 10.211.0.0/16 (the daemon's is 10.210.0.0/16). */
+  subnet?: string;
+  /** Host ports for exposed ports that name none, inclusive. Default 31000-31999. */
+  portRange?: { min: number; max: number };
+  /** host_ip of exposed ports that name none. Default 127.0.0.1. */
+  portsBind?: string;
+  /** Resolvers the guest uses. Default: the host's (resolv.conf; behind systemd's stub, its upstreams). */
+  dns?: string[];
+}
 
 export interface MachineOptions {
   /** Defaults to `vm_<ULID>`. */
@@ -43,6 +73,17 @@ export interface MachineOptions {
   driver?: VmmDriver;
   /** Boot timeout (spawn until the agent answers). Default 30 s. */
   bootTimeoutMs?: number;
+  /**
+   * The VM's network (docs/adr/0008): its own network namespace, a NIC whose guest sees
+   * 169.254.0.21, NAT to the host, and this egress policy. Default `false`, no NIC at all: a
+   * network changes the host (it needs root, turns on net.ipv4.ip_forward, adds the nft table
+   * `inet hyperfleet_lib`, a namespace and an `hfl<n>` veth per VM), so it is asked for, never implied.
+   */
+  network?: MachineNetworkOptions | false;
+  /** Host ports forwarded to guest ports (needs `network`); assigned at the first start(). */
+  exposedPorts?: ExposedPortRequest[];
+  /** Subnet, port range, bind address and DNS of library networks (see MachineNetworkHost). */
+  networkHost?: MachineNetworkHost;
 }
 
 export interface ExecResult {
@@ -69,6 +110,9 @@ export class Machine {
   readonly runDir: string;
   private readonly dataDir: string;
   private vm: Vm | null = null;
+  /** The network claimed at the first start, kept across stop/start until shutdown, kill or destroy. */
+  private net: VmNetworkSpec | null = null;
+  private lib: LibraryNetwork | null = null;
 
   constructor(private readonly opts: MachineOptions) {
     this.id = opts.id ?? `vm_${ulid()}`;
@@ -81,7 +125,20 @@ export class Machine {
     const m = new Machine(opts);
     // The VMM is alive but the agent may not answer: the VM is kept anyway, so it can be stopped.
     m.vm = await Vm.adopt(await m.driver(), opts.id, opts.runDir);
-    return m.vm ? m : null;
+    if (!m.vm) return null;
+    // Its network lease names the process that started it: this one owns it from now on.
+    if (existsSync(join(m.dataDir, "network", "slots"))) m.net = await m.libraryNetwork().adopt(m.id);
+    return m;
+  }
+
+  /** The VM's network (address, gateway, policy, DNS); null without one or before the first start. */
+  get network(): MachineNetwork | null {
+    return this.net?.network ?? null;
+  }
+
+  /** Host ports forwarded to the guest, as assigned at the first start. */
+  get exposedPorts(): ExposedPort[] {
+    return [...(this.net?.exposedPorts ?? [])];
   }
 
   get pid(): number | null {
@@ -96,8 +153,17 @@ export class Machine {
   start(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Result<void>> {
     return attempt(async () => {
       if (this.vm && (await this.vm.status()).state !== "exited") throw new HyperfleetError("INVALID_STATE_TRANSITION", `machine ${this.id} is already running`);
-      const spec = await this.buildSpec();
-      this.vm = await Vm.boot(await this.driver(), spec, opts.timeoutMs ?? this.opts.bootTimeoutMs ?? 30_000, opts.signal);
+      try {
+        const attached = await this.networkUp();
+        const spec = await this.buildSpec(attached);
+        this.vm = await Vm.boot(await this.driver(), spec, opts.timeoutMs ?? this.opts.bootTimeoutMs ?? 30_000, opts.signal);
+        if (this.net !== null && this.vm.pid !== null) await this.libraryNetwork().recordVmm(this.id, this.vm.pid);
+      } catch (e) {
+        // No VMM is left after a failed start: the namespace, rules and leases (claimed anew at the
+        // next start) go with it.
+        await this.releaseNetwork().catch(() => {});
+        throw e;
+      }
     });
   }
 
@@ -155,13 +221,15 @@ export class Machine {
   shutdown(opts: { timeoutMs?: number } = {}): Promise<Result<void>> {
     return attempt(async () => {
       await this.vm?.shutdown(opts.timeoutMs ?? 10_000);
+      await this.releaseNetwork();
     });
   }
 
-  /** SIGKILLs the VMM process. */
+  /** SIGKILLs the VMM process (and takes its network down). */
   kill(): Promise<Result<void>> {
     return attempt(async () => {
       await this.vm?.kill();
+      await this.releaseNetwork();
     });
   }
 
@@ -177,6 +245,7 @@ export class Machine {
   /** Kills the VM if needed and removes everything it had on disk. */
   async destroy(): Promise<void> {
     await this.vm?.kill().catch(() => this.vm?.release());
+    await this.releaseNetwork();
     await rm(this.runDir, { recursive: true, force: true });
   }
 
@@ -192,13 +261,53 @@ export class Machine {
     return this.opts.driver ?? wiringFor(this.dataDir).registry.driver();
   }
 
-  private async buildSpec(): Promise<VmSpec> {
+  private libraryNetwork(): LibraryNetwork {
+    const h = this.opts.networkHost ?? {};
+    const o: LibraryNetworkOptions = { dataDir: this.dataDir, ...h };
+    this.lib ??= new LibraryNetwork(o);
+    return this.lib;
+  }
+
+  /** Claims the network at the first start (kept after), brings it up; null without one. */
+  private async networkUp(): Promise<AttachedNetwork | null> {
+    const want = this.opts.network ?? false;
+    if (want === false) {
+      if ((this.opts.exposedPorts ?? []).length > 0) {
+        throw new HyperfleetError("INVALID_ARGUMENT", "exposedPorts needs a network: set `network: {}` (or a policy) as well", { details: { field: "exposedPorts" } });
+      }
+      return null;
+    }
+    const request: NetworkRequest = { ...want };
+    this.net ??= await this.libraryNetwork().claim(this.id, request, this.opts.exposedPorts ?? []);
+    return this.libraryNetwork().up(this.net);
+  }
+
+  /** Takes the network down and gives its slot and ports back; only once no VMM uses it. */
+  private async releaseNetwork(): Promise<void> {
+    if (this.net === null) return;
+    if (this.vm && (await this.vm.status()).state !== "exited") return;
+    await this.libraryNetwork().release(this.id);
+    this.net = null;
+  }
+
+  private async buildSpec(attached: AttachedNetwork | null): Promise<VmSpec> {
     const o = this.opts;
+    const nb = attached === null ? null : networkedBoot(attached, this.net?.network.dns ?? []);
     const assets = needsAssets(o) ? await wiringFor(this.dataDir).assets() : null;
-    // No NICs or vsock: the Machine class attaches neither (yet).
-    const boot = resolveBootPaths(o, assets);
+    // No vsock (QEMU's agent is on virtio-serial); the NIC, if any, picks the initramfs with its driver.
+    const boot = resolveBootPaths(o, assets, nb?.devices ?? NO_DEVICES);
     // The VM's disk is kept across stop/start, made once. A caller's own driver is QEMU's today.
     const rootDisk = await wiringFor(this.dataDir).registry.disks.rootDisk(boot.rootfsPath, this.runDir);
-    return buildVmSpec({ id: this.id, vcpuCount: o.vcpuCount, memSizeMib: o.memSizeMib, boot, rootDisk, runDir: this.runDir, tscKhz: hostTscKhz() });
+    const spec = buildVmSpec({
+      id: this.id,
+      vcpuCount: o.vcpuCount,
+      memSizeMib: o.memSizeMib,
+      boot,
+      rootDisk,
+      ...(nb !== null && { devices: nb.devices, guestNet: nb.guestNet }),
+      runDir: this.runDir,
+      tscKhz: hostTscKhz(),
+    });
+    return nb === null ? spec : { ...spec, netns: nb.netns };
   }
 }

@@ -10,7 +10,7 @@ import { HyperfleetError } from "../core/errors.js";
 import type { MachineRecord } from "../core/machine.js";
 import type { AttachedNetwork, NetworkFabric, NetworkSweep, VmNetworkSpec } from "../core/ports/network.js";
 import { Semaphore } from "../host/semaphore.js";
-import type { PortProbe } from "../network/exposed-ports.js";
+import { checkPortsStillFree, type PortProbe } from "../network/exposed-ports.js";
 import { probePort } from "../network/port-probe.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 
@@ -34,7 +34,7 @@ export class MachineNetworks {
   async attach(rec: MachineRecord): Promise<AttachedNetwork | null> {
     const spec = specOf(rec);
     if (spec === null) return null;
-    await this.checkPortsFree(rec);
+    await checkPortsStillFree(rec.exposedPorts, this.probe, "delete the machine and create it with another host_port");
     const fabric = await this.initialized();
     this.up.add(rec.id);
     const attached = await fabric.attach(spec);
@@ -55,22 +55,6 @@ export class MachineNetworks {
     // deleted without a start, or released already at its stop) leaves them as they are, so
     // deleting it changes nothing on the host.
     if (wasUp) await this.syncRules();
-  }
-
-  /**
-   * A port is held from create to delete, but a host process may have started listening on it
-   * while the machine was stopped: a DNAT rule over it would silently take that process's
-   * connections, so the start is refused instead.
-   */
-  private async checkPortsFree(rec: MachineRecord): Promise<void> {
-    for (const p of rec.exposedPorts) {
-      const got = await this.probe({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort });
-      if (got === "free") continue;
-      const why = got === "in-use" ? "a process on the host now listens there" : got === "not-local" ? "the host no longer has that address" : "the host refuses to let Hyperfleet check it";
-      throw new HyperfleetError("PORT_UNAVAILABLE", `exposed port ${p.hostIp}:${p.hostPort}/${p.protocol} cannot be forwarded: ${why}; free it, or delete the machine and create it with another host_port`, {
-        details: { host_ip: p.hostIp, host_port: p.hostPort, protocol: p.protocol },
-      });
-    }
   }
 
   /** A running machine adopted after a daemon restart: its namespace is still there. */

@@ -9,9 +9,8 @@ import { HyperfleetError } from "../core/errors.js";
 import type { MachineRecord } from "../core/machine.js";
 import type { AttachedNetwork } from "../core/ports/network.js";
 import type { GuestAssets } from "../assets/index.js";
-import { GUEST } from "../network/address-plan.js";
+import { networkedBoot } from "../network/networked-boot.js";
 import { hostTscKhz } from "../vmm/host.js";
-import { GUEST_MAX_DNS, type GuestNetArgs } from "../vmm/guest-net-args.js";
 import type { DriverRegistry, FoundVmm } from "../vmm/registry.js";
 import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths, type BootOverrides, type BootPaths, type VmDevices } from "../vmm/spec.js";
 import { Vm } from "../vmm/vm.js";
@@ -67,17 +66,18 @@ export class VmFactory {
       throw new HyperfleetError("INTERNAL", `machine ${rec.id} has no boot paths recorded; start it again`);
     }
     const rootDisk = await this.o.registry.disks.rootDisk(rec.rootfsPath, rec.runDir);
+    const nb = net === null ? null : networkedBoot(net, rec.network?.dns ?? []);
     const spec = buildVmSpec({
       id: rec.id,
       vcpuCount: rec.vcpuCount,
       memSizeMib: rec.memSizeMib,
       boot: { kernelImagePath: rec.kernelImagePath, initrdPath: rec.initrdPath, kernelArgs: rec.kernelArgs },
       rootDisk,
-      ...(net !== null && { devices: { nics: [net.nic], vsock: false }, guestNet: guestNetOf(rec, net) }),
+      ...(nb !== null && { devices: nb.devices, guestNet: nb.guestNet }),
       runDir: rec.runDir,
       tscKhz: hostTscKhz(),
     });
-    return Vm.boot(await this.o.registry.driver(), net === null ? spec : { ...spec, netns: net.netnsPath }, this.o.startTimeoutMs, signal);
+    return Vm.boot(await this.o.registry.driver(), nb === null ? spec : { ...spec, netns: nb.netns }, this.o.startTimeoutMs, signal);
   }
 
   /** Re-attaches to the machine's VMM left by an earlier daemon; null when it is gone. */
@@ -102,15 +102,4 @@ export class VmFactory {
   killFound(v: FoundVmm): Promise<boolean> {
     return this.o.registry.scan.kill(v);
   }
-}
-
-/** Every guest sees the same address behind its own namespace (docs/adr/0008); only DNS differs. */
-function guestNetOf(rec: MachineRecord, net: AttachedNetwork): GuestNetArgs {
-  return {
-    address: `${GUEST.ip}/${GUEST.prefix}`,
-    gateway: GUEST.gateway,
-    mtu: GUEST.mtu,
-    dns: (rec.network?.dns ?? []).slice(0, GUEST_MAX_DNS),
-    mac: net.nic.mac,
-  };
 }

@@ -21,6 +21,36 @@ export const GUEST = {
 export const NS_VETH = "hfp0";
 /** Host-side veth names are `hfv<slot>`; nft matches them all with this wildcard. */
 export const HOST_VETH_PREFIX = "hfv";
+
+/**
+ * Which host-side names one owner of VM networks uses in a namespace it shares with others: its nft
+ * table (`inet <table>`) and the prefix of its veths (`<vethPrefix><slot>`, matched by
+ * `"<vethPrefix>*"`). The daemon and the library (docs/adr/0008, "Library machines") each have one,
+ * so neither's rules or sweeps ever match the other's interfaces.
+ */
+export interface FabricProfile {
+  table: string;
+  vethPrefix: string;
+}
+
+export const DAEMON_PROFILE: FabricProfile = { table: "hyperfleet", vethPrefix: HOST_VETH_PREFIX };
+export const LIBRARY_PROFILE: FabricProfile = { table: "hyperfleet_lib", vethPrefix: "hfl" };
+
+/**
+ * Two profiles can share a namespace when neither's veth wildcard matches the other's veths (no
+ * prefix of the other, as "hf" would be of "hfv") and their tables differ.
+ */
+export function profilesDisjoint(a: FabricProfile, b: FabricProfile): boolean {
+  return a.table !== b.table && !a.vethPrefix.startsWith(b.vethPrefix) && !b.vethPrefix.startsWith(a.vethPrefix);
+}
+
+/** A profile nft and IFNAMSIZ accept: a name of the safe alphabet, a prefix leaving room for the slot. */
+export function checkProfile(p: FabricProfile): FabricProfile {
+  if (!/^[a-z][a-z0-9_]{0,31}$/.test(p.table) || !/^[a-z]{2,5}$/.test(p.vethPrefix)) {
+    throw new HyperfleetError("INTERNAL", `network profile { table: '${p.table}', vethPrefix: '${p.vethPrefix}' } is not [a-z][a-z0-9_]{0,31} / [a-z]{2,5}`);
+  }
+  return p;
+}
 export const NETNS_PREFIX = "hf-";
 
 /**
@@ -79,14 +109,14 @@ export function slotCount(plan: AddressPlan): number {
   return plan.lastSlot - plan.firstSlot + 1;
 }
 
-export function slotPlan(plan: AddressPlan, slot: number): SlotPlan {
+export function slotPlan(plan: AddressPlan, slot: number, vethPrefix: string = HOST_VETH_PREFIX): SlotPlan {
   if (!Number.isInteger(slot) || slot < plan.firstSlot || slot > plan.lastSlot) {
     throw new HyperfleetError("INTERNAL", `network slot ${slot} is outside ${plan.firstSlot}..${plan.lastSlot}`);
   }
   const host = plan.subnet.base + 2 * slot;
   return {
     slot,
-    hostVeth: `${HOST_VETH_PREFIX}${slot}`,
+    hostVeth: `${vethPrefix}${slot}`,
     hostIp: formatIpv4(host),
     vmIp: formatIpv4(host + 1),
   };

@@ -19,7 +19,6 @@ export type HostNetns = string | null;
 
 const GONE_LINK = /Cannot find device/;
 const GONE_NETNS = /No such file or directory/;
-const HOST_VETH = new RegExp(`^${HOST_VETH_PREFIX}\\d+$`);
 
 export function hostIp(host: HostNetns, args: readonly string[]): string[] {
   return host === null ? ["ip", ...args] : ["ip", "-n", host, ...args];
@@ -41,6 +40,11 @@ export function sysctl(host: HostNetns, settings: readonly string[]): Command {
 /** One `nft -f -` transaction: the rulesets of nft.ts replace our table as a whole. */
 export function applyRuleset(host: HostNetns, ruleset: string): Command {
   return { argv: onHost(host, ["nft", "-f", "-"]), input: ruleset };
+}
+
+/** Removes a host table as a whole (the last library machine gone); absent already is success. */
+export function deleteTable(host: HostNetns, table: string): Command {
+  return { argv: onHost(host, ["nft", "delete", "table", "inet", table]), alreadyDone: /No such file or directory/ };
 }
 
 export function deleteHostLink(host: HostNetns, name: string): Command {
@@ -142,10 +146,18 @@ export function strayNamespaces(tag: string, keep: ReadonlySet<string>, names: r
  * kept, or in no named namespace at all (deleted while a process held it, or never moved). A peer
  * in another instance's or a foreign named namespace is not ours to judge.
  */
-export function strayHostVeths(tag: string, keep: ReadonlySet<string>, veths: readonly LinkFact[], nsNames: ReadonlyMap<number, string>): string[] {
+export function strayHostVeths(
+  tag: string,
+  keep: ReadonlySet<string>,
+  veths: readonly LinkFact[],
+  nsNames: ReadonlyMap<number, string>,
+  vethPrefix: string = HOST_VETH_PREFIX,
+): string[] {
+  // Only this profile's veths: `hfv<n>` is never the library's `hfl<n>`, nor the other way round.
+  const ours = new RegExp(`^${vethPrefix}\\d+$`);
   return veths
     .filter((l) => {
-      if (!HOST_VETH.test(l.name)) return false;
+      if (!ours.test(l.name)) return false;
       const peerNs = l.peerNsid === undefined ? undefined : nsNames.get(l.peerNsid);
       if (peerNs === undefined) return true;
       const id = machineOfNetns(tag, peerNs);

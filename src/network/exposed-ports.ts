@@ -159,3 +159,20 @@ export async function assignPorts(wishes: readonly PortWish[], held: readonly Po
 export function comparePorts(a: PortKey, b: PortKey): number {
   return a.protocol.localeCompare(b.protocol) || a.hostPort - b.hostPort || a.hostIp.localeCompare(b.hostIp);
 }
+
+/**
+ * A port is held from create (the daemon) or the first start (a library machine) until release,
+ * but a host process may have started listening on it while the machine was stopped: a DNAT rule
+ * over it would silently take that process's connections, so the start is refused instead.
+ * PORT_UNAVAILABLE; `fix` says how to get another port.
+ */
+export async function checkPortsStillFree(ports: readonly ExposedPort[], probe: PortProbe, fix: string): Promise<void> {
+  for (const p of ports) {
+    const got = await probe({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort });
+    if (got === "free") continue;
+    const why = got === "in-use" ? "a process on the host now listens there" : got === "not-local" ? "the host no longer has that address" : "the host refuses to let Hyperfleet check it";
+    throw new HyperfleetError("PORT_UNAVAILABLE", `exposed port ${p.hostIp}:${p.hostPort}/${p.protocol} cannot be forwarded: ${why}; free it, or ${fix}`, {
+      details: { host_ip: p.hostIp, host_port: p.hostPort, protocol: p.protocol },
+    });
+  }
+}

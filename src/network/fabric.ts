@@ -6,11 +6,12 @@
 import { HyperfleetError } from "../core/errors.js";
 import type { AttachedNetwork, NetworkFabric, NetworkSweep, VmNetworkSpec } from "../core/ports/network.js";
 import { formatCidr } from "../core/ipv4.js";
-import { GUEST, NS_VETH, machineOfNetns, netnsName, slotPlan, type AddressPlan, type SlotPlan } from "./address-plan.js";
+import { DAEMON_PROFILE, GUEST, NS_VETH, checkProfile, machineOfNetns, netnsName, slotPlan, type AddressPlan, type FabricProfile, type SlotPlan } from "./address-plan.js";
 import {
   applyRuleset,
   attachCommands,
   deleteHostLink,
+  deleteTable,
   detachCommands,
   hostIp,
   parseLinks,
@@ -37,6 +38,8 @@ export interface LinuxNetworkFabricOptions {
    * they created, so the root namespace is never touched.
    */
   hostNetns: HostNetns;
+  /** Host table and veth names; default the daemon's (`inet hyperfleet`, `hfv<slot>`). */
+  profile?: FabricProfile;
   limits?: Partial<RunLimits>;
 }
 
@@ -46,6 +49,7 @@ export class LinuxNetworkFabric implements NetworkFabric {
   private readonly plan: AddressPlan;
   private readonly tag: string;
   private readonly host: HostNetns;
+  private readonly profile: FabricProfile;
   private readonly limits: RunLimits;
   private initOnce: Promise<void> | undefined;
   /** The last state applyHostRules was asked for; init applies it too, never an older one. */
@@ -57,6 +61,7 @@ export class LinuxNetworkFabric implements NetworkFabric {
     this.plan = opts.plan;
     this.tag = opts.tag;
     this.host = opts.hostNetns;
+    this.profile = checkProfile(opts.profile ?? DAEMON_PROFILE);
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
     netnsName(this.tag, "vm_check"); // refuses a bad tag now, not at the first attach
   }
@@ -101,13 +106,19 @@ export class LinuxNetworkFabric implements NetworkFabric {
   applyHostRules(active: readonly VmNetworkSpec[]): Promise<void> {
     let text: string;
     try {
-      text = buildHostRuleset({ subnet: formatCidr(this.plan.subnet), vms: active.map((vm) => this.rulesOf(vm)) });
+      text = buildHostRuleset({ subnet: formatCidr(this.plan.subnet), vms: active.map((vm) => this.rulesOf(vm)) }, this.profile);
     } catch (e) {
       return Promise.reject(e);
     }
     this.wanted = active;
     // Queued in call order, so the last call's table is the one left applied.
     return this.serial(HOST_RULES, () => run(applyRuleset(this.host, text), this.limits).then(() => undefined));
+  }
+
+  /** Removes the host table (no machine of this profile is left); queued like applyHostRules. */
+  dropHostRules(): Promise<void> {
+    this.wanted = [];
+    return this.serial(HOST_RULES, () => run(deleteTable(this.host, this.profile.table), this.limits).then(() => undefined));
   }
 
   /**
@@ -125,7 +136,7 @@ export class LinuxNetworkFabric implements NetworkFabric {
     }
     const veths = parseLinks(await run({ argv: hostIp(this.host, ["-j", "link", "show", "type", "veth"]) }, this.limits));
     const nsIds = parseNsIds(await run({ argv: hostIp(this.host, ["-j", "netns", "list-id"]) }, this.limits));
-    for (const name of strayHostVeths(this.tag, keep, veths, nsIds)) {
+    for (const name of strayHostVeths(this.tag, keep, veths, nsIds, this.profile.vethPrefix)) {
       await run(deleteHostLink(this.host, name), this.limits);
       links.push(name);
     }
@@ -164,7 +175,7 @@ export class LinuxNetworkFabric implements NetworkFabric {
   }
 
   private slotOf(vm: VmNetworkSpec): SlotPlan {
-    const sp = slotPlan(this.plan, vm.network.slot);
+    const sp = slotPlan(this.plan, vm.network.slot, this.profile.vethPrefix);
     if (sp.vmIp !== vm.network.ip || sp.hostIp !== vm.network.gateway) {
       throw new HyperfleetError(
         "CONFIG_INVALID",

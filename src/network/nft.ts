@@ -9,9 +9,10 @@
 import { createHash } from "node:crypto";
 import { HyperfleetError } from "../core/errors.js";
 import { formatCidr, formatIpv4, parseCidr, parseIpv4 } from "../core/ipv4.js";
-import { GUEST, HOST_VETH_PREFIX, NS_VETH } from "./address-plan.js";
+import { DAEMON_PROFILE, GUEST, NS_VETH, checkProfile, type FabricProfile } from "./address-plan.js";
 
-export const NFT_TABLE = "inet hyperfleet";
+/** The daemon's table; the VM namespace's table has this name under every profile (it owns that namespace). */
+export const NFT_TABLE = `inet ${DAEMON_PROFILE.table}`;
 
 export type PortProtocol = "tcp" | "udp";
 
@@ -96,10 +97,11 @@ function dnatRules(v: VmRules, loopbackToo: boolean): string[] {
  * The root namespace's table: isolation of the host and of VMs from each other, per-VM egress
  * policy, private networks, exposed ports and masquerade.
  */
-export function buildHostRuleset(input: HostRulesInput): string {
+export function buildHostRuleset(input: HostRulesInput, profile: FabricProfile = DAEMON_PROFILE): string {
   const subnet = cidr(input.subnet);
   const vms = [...input.vms].sort((a, b) => a.slot - b.slot);
-  const wild = `"${HOST_VETH_PREFIX}*"`;
+  const wild = `"${checkProfile(profile).vethPrefix}*"`;
+  const table = `inet ${profile.table}`;
   const networks = new Map<string, string[]>();
   for (const v of vms) {
     if (v.privateNetwork === null) continue;
@@ -107,7 +109,7 @@ export function buildHostRuleset(input: HostRulesInput): string {
     networks.set(set, [...(networks.get(set) ?? []), ip(v.vmIp)]);
   }
 
-  const L: string[] = [HEADER, `table ${NFT_TABLE}`, `delete table ${NFT_TABLE}`, `table ${NFT_TABLE} {`];
+  const L: string[] = [HEADER, `table ${table}`, `delete table ${table}`, `table ${table} {`];
   const chain = (name: string, hook: string, rules: string[]) => {
     L.push(`\tchain ${name} {`, `\t\t${hook}`, ...rules.map((r) => `\t\t${r}`), "\t}");
   };
