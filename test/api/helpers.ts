@@ -196,7 +196,12 @@ export async function spawnDaemon(dataDir: string, extra: Record<string, string>
     proc.once("exit", (code, signal) => resolve({ code, signal })),
   );
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start in 60 s:\n${out}`)), 60_000);
+    // A daemon that never says it listens is killed: left alive, its pipes would keep the test
+    // process from ever exiting.
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`daemon did not start in 60 s:\n${out}`));
+    }, 60_000);
     const onData = () => {
       const m = /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*"msg":"hyperfleet listening"/.exec(out);
       if (m?.[1]) {

@@ -23,6 +23,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readlinkSync } from "node:fs";
+import { after } from "node:test";
 import { fileURLToPath } from "node:url";
 import { buildPlan, netNames, type TestNetNames } from "./topology.js";
 
@@ -30,6 +31,7 @@ export const IP = "/usr/sbin/ip";
 /** Set in the inner run: the run name (`hft-<random>`). */
 const RUN_ENV = "HFT_NETNS_RUN";
 const OUTSIDE_ENV = "HFT_NETNS_OUTSIDE";
+const EXIT_GRACE_MS = 30_000;
 
 export interface TestNet {
   names: TestNetNames;
@@ -55,6 +57,14 @@ function innerContext(run: string): TestNet {
   // Refuse to run network tests anywhere but in our own namespace (a stray marker in the env).
   const here = spawnSync(IP, ["netns", "identify", String(process.pid)], { encoding: "utf8" }).stdout.trim();
   if (here !== names.host) throw new Error(`${RUN_ENV}=${run} but this process is in namespace '${here}', not ${names.host}`);
+  after(() => {
+    // Something the tests left open (a child's pipe, a socket) would keep this process, and so
+    // the outer one and the whole test run, waiting forever: name it and fail the file instead.
+    setTimeout(() => {
+      process.stderr.write(`${names.run}: still running ${EXIT_GRACE_MS} ms after the last test; open: ${process.getActiveResourcesInfo().join(", ")}\n`);
+      process.exit(1);
+    }, EXIT_GRACE_MS).unref();
+  });
   return { names, outside: process.env[OUTSIDE_ENV] === "1" };
 }
 

@@ -11,17 +11,26 @@ import { buildWsEcho, wsEchoSkipReason, type Built } from "./ws-echo-build.js";
 import { Op, WsClient } from "./ws-client.js";
 
 const skip = wsEchoSkipReason() ?? false;
-const PORT = 20_000 + (process.pid % 20_000);
+let PORT = 0;
 let built: Built | undefined;
 let server: ChildProcess | undefined;
 
 before(async () => {
   if (skip) return;
   built = await buildWsEcho();
-  server = spawn(built.path, [String(PORT), "127.0.0.1"], { stdio: ["ignore", "ignore", "pipe"] });
+  // Port 0: the kernel picks a free one (other tests share this loopback), ws-echo says which.
+  server = spawn(built.path, ["0", "127.0.0.1"], { stdio: ["ignore", "ignore", "pipe"] });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("ws-echo did not listen in 10 s")), 10_000);
-    server!.stderr!.on("data", (d: Buffer) => d.toString().includes("listening") && (clearTimeout(timer), resolve()));
+    let said = "";
+    server!.stderr!.on("data", (d: Buffer) => {
+      said += d.toString();
+      const m = /listening on 127\.0\.0\.1:(\d+)\n/.exec(said);
+      if (!m) return;
+      PORT = Number(m[1]);
+      clearTimeout(timer);
+      resolve();
+    });
     server!.once("exit", (c) => (clearTimeout(timer), reject(new Error(`ws-echo exited with ${c}`))));
   });
 });
