@@ -1,36 +1,46 @@
 /**
  * Issue 10, connectivity: inside this file's own namespaces (netns.ts), a real daemon boots real VMs
  * whose traffic leaves through NAT to a simulated outside host (203.0.113.1, TEST-NET-3, which
- * exists only in our namespaces). Two VMs:
- *   open:   the default network with deny_out 203.0.113.99/32, and an exposed port for busybox httpd;
- *   closed: internet false, and an exposed port for busybox httpd.
+ * exists only in our namespaces). Three VMs:
+ *   open:    the default network with deny_out 203.0.113.99/32, an exposed TCP port for busybox
+ *            httpd and an exposed UDP port for udp-echo (test/fixtures/udp-echo.c);
+ *   closed:  internet false, and an exposed port for busybox httpd;
+ *   offline: `"network": false`.
  */
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
+import { readFile } from "node:fs/promises";
 import { after, before, test } from "node:test";
 import { vmSkipReason } from "../api/helpers.js";
 import { blocked, probeAll, reached, startNetDaemon, type NetDaemon, type NetMachine } from "./daemon.js";
 import { inTestNetns, netnsSkipReason } from "./netns.js";
 import { startOutside, type Outside } from "./outside.js";
+import { buildStaticFixture, staticFixtureSkipReason, type Built } from "./static-fixture.js";
 import { httpBody, WORLD } from "./topology.js";
 
 const net = await inTestNetns(import.meta.url, { outside: true });
-const skip = netnsSkipReason() ?? vmSkipReason() ?? false;
+const skip = netnsSkipReason() ?? vmSkipReason() ?? staticFixtureSkipReason() ?? false;
 const T = { skip, timeout: 180_000 };
 const HTTPD_PORT = 8080;
+const UDP_PORT = 5353;
 
 let outside: Outside | undefined;
 let nd: NetDaemon | undefined;
 let open: NetMachine;
 let closed: NetMachine;
+let offline: NetMachine;
+let udpEcho: Built | undefined;
 
 before(async () => {
   if (!net || skip) return;
   outside = await startOutside(net);
+  udpEcho = await buildStaticFixture("udp-echo");
   nd = await startNetDaemon();
   [open, closed] = await Promise.all([
-    nd.boot({ network: { deny_out: [`${WORLD.denied}/32`] }, exposed_ports: [{ guest_port: HTTPD_PORT }] }),
+    nd.boot({ network: { deny_out: [`${WORLD.denied}/32`] }, exposed_ports: [{ guest_port: HTTPD_PORT }, { guest_port: UDP_PORT, protocol: "udp" }] }),
     nd.boot({ network: { internet: false }, exposed_ports: [{ guest_port: HTTPD_PORT }] }),
   ]);
+  offline = await nd.boot({ network: false });
 });
 
 after(async () => {
@@ -38,6 +48,7 @@ after(async () => {
     await nd?.close();
   } finally {
     await outside?.stop();
+    await udpEcho?.remove();
   }
 });
 
@@ -113,4 +124,43 @@ test("internet: false blocks the outside host while the exposed port still serve
   assert.ok(!outside!.log().some((l) => l.includes("/closed")), "the request reached the outside host");
   await startHttpd(closed);
   assert.equal(await viaExposedPort(closed), `httpd in ${closed.name}\n`);
+});
+
+/** One datagram to 127.0.0.1:port and its echo, or null after timeoutMs. */
+function udpRoundTrip(port: number, payload: string, timeoutMs: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const sock = createSocket("udp4");
+    const done = (v: string | null) => {
+      clearTimeout(timer);
+      sock.close();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(null), timeoutMs);
+    sock.on("message", (m) => done(m.toString()));
+    sock.on("error", () => done(null));
+    sock.send(payload, port, "127.0.0.1");
+  });
+}
+
+test("a UDP exposed port: a datagram to 127.0.0.1:<host_port> reaches the guest and its answer comes back", T, async () => {
+  const port = open.exposed_ports.find((p) => p.protocol === "udp");
+  assert.ok(port, `no UDP port: ${JSON.stringify(open.exposed_ports)}`);
+  assert.equal(port.guest_port, UDP_PORT);
+  await nd!.upload(open.id, "/tmp/udp-echo", await readFile(udpEcho!.path), "0755");
+  const r = await nd!.sh(open.id, `setsid /tmp/udp-echo ${UDP_PORT} </dev/null >/tmp/udp-echo.log 2>&1 &`);
+  assert.equal(r.exit_code, 0, `start udp-echo: ${r.stdout}${r.stderr}`);
+  // Retried while udp-echo starts in the guest (a datagram sent before it binds is lost).
+  let got: string | null = null;
+  for (let i = 0; i < 40 && got === null; i++) got = await udpRoundTrip(port.host_port, `ping-${i}`, 500);
+  assert.match(got ?? "", /^ping-\d+$/, `no echo through udp 127.0.0.1:${port.host_port}: ${(await nd!.sh(open.id, "cat /tmp/udp-echo.log")).stdout}`);
+  // Once it listens, every datagram comes back.
+  for (let i = 0; i < 5; i++) assert.equal(await udpRoundTrip(port.host_port, `again-${i}`, 2000), `again-${i}`);
+});
+
+test('"network": false: the machine shows no network and its guest has no NIC, only loopback', T, async () => {
+  assert.equal(offline.network, null);
+  assert.deepEqual(offline.exposed_ports, []);
+  const r = await nd!.sh(offline.id, "ls /sys/class/net");
+  assert.equal(r.exit_code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split(/\s+/), ["lo"]);
 });

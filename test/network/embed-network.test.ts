@@ -27,6 +27,7 @@ import { isAlive } from "../../src/vmm/process.js";
 import { MANIFEST_FILE } from "../../src/assets/index.js";
 import { dataDir as assetsDir, leftoverQemu, tempRunDir } from "../integration/helpers.js";
 import { inTestNetns, IP, listNetns, netnsSkipReason } from "./netns.js";
+import { deadOwner } from "../lease-fixtures.js";
 
 const net = await inTestNetns(import.meta.url);
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -69,13 +70,6 @@ function hostLeftovers(dir: string): { namespaces: string[]; veths: string[]; ta
   };
 }
 
-async function deadOwner(): Promise<Owner> {
-  const c = spawn("sleep", ["30"]);
-  const start = await processStart(c.pid!);
-  c.kill("SIGKILL");
-  await new Promise((r) => c.once("exit", r));
-  return { pid: c.pid!, start: start! };
-}
 
 test("two library instances claiming at once never share a slot or a port; release leaves no lease", { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "hf-embnet-claims-"));

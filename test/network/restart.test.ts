@@ -14,11 +14,11 @@ import { join } from "node:path";
 import { alive, qemusUnder, until, vmSkipReason } from "../api/helpers.js";
 import { assertHostClean, assertRulesFor, DaemonHost, getThrough, hostLinks, namespacesOf, networkRows, portOf, type MachineJson } from "./daemon-host.js";
 import { inTestNetns, netnsSkipReason } from "./netns.js";
-import { buildWsEcho, wsEchoSkipReason, type Built } from "./ws-echo-build.js";
+import { buildStaticFixture, staticFixtureSkipReason, type Built } from "./static-fixture.js";
 import { Op, WsClient } from "./ws-client.js";
 
 const net = await inTestNetns(import.meta.url);
-const skip = netnsSkipReason() ?? vmSkipReason() ?? wsEchoSkipReason() ?? false;
+const skip = netnsSkipReason() ?? vmSkipReason() ?? staticFixtureSkipReason() ?? false;
 
 let h: DaemonHost;
 let wsEcho: Built | undefined;
@@ -29,7 +29,7 @@ let echoes = 0;
 before(async () => {
   if (!net || skip) return;
   h = await DaemonHost.create();
-  wsEcho = await buildWsEcho();
+  wsEcho = await buildStaticFixture("ws-echo");
   await h.start();
 });
 after(async () => {

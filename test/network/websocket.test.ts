@@ -11,11 +11,11 @@ import { after, before, test } from "node:test";
 import { vmSkipReason } from "../api/helpers.js";
 import { startNetDaemon, type NetDaemon, type NetMachine } from "./daemon.js";
 import { inTestNetns, netnsSkipReason } from "./netns.js";
-import { buildWsEcho, wsEchoSkipReason, type Built } from "./ws-echo-build.js";
+import { buildStaticFixture, staticFixtureSkipReason, type Built } from "./static-fixture.js";
 import { Op, WsClient } from "./ws-client.js";
 
 const net = await inTestNetns(import.meta.url);
-const skip = netnsSkipReason() ?? vmSkipReason() ?? wsEchoSkipReason() ?? false;
+const skip = netnsSkipReason() ?? vmSkipReason() ?? staticFixtureSkipReason() ?? false;
 const GUEST_PORT = 8765;
 const PINGS = 60;
 /** A pong later than this is a stall, not scheduling noise (TCG guest, shared cores). */
@@ -27,7 +27,7 @@ let vm: NetMachine;
 
 before(async () => {
   if (!net || skip) return;
-  built = await buildWsEcho();
+  built = await buildStaticFixture("ws-echo");
   nd = await startNetDaemon();
   vm = await nd.boot({ exposed_ports: [{ guest_port: GUEST_PORT }] });
   await nd.upload(vm.id, "/tmp/ws-echo", await readFile(built.path), "0755");

@@ -7,17 +7,17 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect } from "node:net";
 import { after, before, test } from "node:test";
-import { buildWsEcho, wsEchoSkipReason, type Built } from "./ws-echo-build.js";
+import { buildStaticFixture, staticFixtureSkipReason, type Built } from "./static-fixture.js";
 import { Op, WsClient } from "./ws-client.js";
 
-const skip = wsEchoSkipReason() ?? false;
+const skip = staticFixtureSkipReason() ?? false;
 let PORT = 0;
 let built: Built | undefined;
 let server: ChildProcess | undefined;
 
 before(async () => {
   if (skip) return;
-  built = await buildWsEcho();
+  built = await buildStaticFixture("ws-echo");
   // Port 0: the kernel picks a free one (other tests share this loopback), ws-echo says which.
   server = spawn(built.path, ["0", "127.0.0.1"], { stdio: ["ignore", "ignore", "pipe"] });
   await new Promise<void>((resolve, reject) => {

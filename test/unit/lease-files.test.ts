@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isHyperfleetError } from "../../src/core/errors.js";
-import { createExclusive, currentOwner, ownerAlive, processStart, readJson, withFileLock, type Owner } from "../../src/network/lease-files.js";
+import { createExclusive, currentOwner, ownerAlive, processStart, readJson, withFileLock } from "../../src/network/lease-files.js";
+import { deadOwner } from "../lease-fixtures.js";
 
 const LEASES = fileURLToPath(new URL("../../src/network/lease-files.ts", import.meta.url));
 
@@ -21,14 +22,6 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
   return d;
 }
 
-/** A process that has exited, with the start time it had: the owner of a stale lease. */
-async function deadOwner(): Promise<Owner> {
-  const c = spawn("sleep", ["30"]);
-  const start = await processStart(c.pid!);
-  c.kill("SIGKILL");
-  await new Promise((r) => c.once("exit", r));
-  return { pid: c.pid!, start: start! };
-}
 
 test("owner liveness: this process yes, an exited one no, a pid with another start time no", async () => {
   const me = await currentOwner();
