@@ -1,4 +1,5 @@
 /** Shared helpers for tests that boot real VMs. */
+import { rmSync } from "node:fs";
 import { mkdtemp, readdir, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,9 +12,13 @@ export function dataDir(): string {
 /** Run dirs this test process made: leftoverQemu() looks for VMs in these only. */
 const made: string[] = [];
 
-/** A short per-test directory: UNIX socket paths must stay under 108 bytes. */
+/**
+ * A short per-test directory: UNIX socket paths must stay under 108 bytes. Removed when the test
+ * process exits (a machine's destroy removes its contents, not always the directory itself).
+ */
 export async function tempRunDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "hf-test-"));
+  if (made.length === 0) process.once("exit", () => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
   made.push(dir);
   return dir;
 }
