@@ -31,6 +31,7 @@ export const TRANSPORT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([...WITH_BOD
 export const GUEST_CALL = [
   "MACHINE_NOT_FOUND",
   "MACHINE_NOT_RUNNING",
+  "MACHINE_PAUSED",
   "AGENT_TIMEOUT",
   "AGENT_DISCONNECTED",
   "AGENT_PROTOCOL_ERROR",

@@ -88,6 +88,8 @@ export const ERROR_CODES = {
   // HYPERFLEET_PORT_RANGE has no free port left for one that names no host_port.
   PORT_UNAVAILABLE: "conflict",
   PORT_RANGE_EXHAUSTED: "conflict",
+  // Exec, files and logs on a paused machine: its agent cannot answer until it is resumed.
+  MACHINE_PAUSED: "conflict",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -14,6 +14,7 @@ export const MACHINE_STATUSES = [
   "created",
   "starting",
   "running",
+  "paused",
   "stopping",
   "stopped",
   "failed",
@@ -29,11 +30,16 @@ export type MachineStatus = (typeof MACHINE_STATUSES)[number];
  * - `running -> stopped|failed`: the VMM exited on its own (guest poweroff, or killed / crashed).
  * - `failed -> stopped`: cleaning up a failed machine's leftover VMM is a stop.
  * - `destroying -> failed`: deleting can fail half-way (the VMM refuses to die); the row stays.
+ * - `running <-> paused`: the VMM froze the guest's vCPUs (pause) or let them run again (resume).
+ * - `paused -> stopping`: a stop resumes the guest first, so it powers off as gracefully as a
+ *   running one (a frozen guest cannot sync its disks); a delete kills it paused.
+ * - `paused -> stopped|failed`: the VMM exited while paused, read as it would be while running.
  */
 export const TRANSITIONS: Readonly<Record<MachineStatus, readonly MachineStatus[]>> = Object.freeze({
   created: ["starting", "failed", "destroying"],
   starting: ["running", "stopping", "stopped", "failed", "destroying"],
-  running: ["stopping", "stopped", "failed", "destroying"],
+  running: ["paused", "stopping", "stopped", "failed", "destroying"],
+  paused: ["running", "stopping", "stopped", "failed", "destroying"],
   stopping: ["stopped", "failed", "destroying"],
   stopped: ["starting", "destroying"],
   failed: ["starting", "stopped", "destroying"],
@@ -41,7 +47,7 @@ export const TRANSITIONS: Readonly<Record<MachineStatus, readonly MachineStatus[
 });
 
 /** What a user can ask for; each names the first status it moves the machine to. */
-export type MachineAction = "start" | "stop" | "restart" | "delete";
+export type MachineAction = "start" | "stop" | "restart" | "delete" | "pause" | "resume";
 
 /** First status of each user action. `restart` of a running machine begins with a stop. */
 export function actionTarget(action: MachineAction, current: MachineStatus): MachineStatus {
@@ -54,6 +60,10 @@ export function actionTarget(action: MachineAction, current: MachineStatus): Mac
       return current === "running" ? "stopping" : "starting";
     case "delete":
       return "destroying";
+    case "pause":
+      return "paused";
+    case "resume":
+      return "running";
   }
 }
 
@@ -90,11 +100,13 @@ export function checkTransition(from: MachineStatus, to: MachineStatus, what?: s
  * checkAction("start", "running") // Err: cannot start: machine is 'running' ...
  */
 export function checkAction(action: MachineAction, current: MachineStatus): Result<MachineStatus> {
+  // `starting -> running` is the boot's own edge, not something a user resumes.
+  if (action === "resume" && current !== "paused") return checkTransition(current, current, action);
   return checkTransition(current, actionTarget(action, current), action);
 }
 
 /** Statuses in which a VMM process may exist and must be looked after (adopted, killed, waited on). */
-export const LIVE_STATUSES: readonly MachineStatus[] = ["starting", "running", "stopping", "destroying"];
+export const LIVE_STATUSES: readonly MachineStatus[] = ["starting", "running", "paused", "stopping", "destroying"];
 
 /**
  * What an unexpected VMM exit means: a guest that powered off by itself (exit 0) is `stopped`; a

@@ -6,7 +6,8 @@
  */
 import { rm } from "node:fs/promises";
 import type { Logger } from "../core/ports/logger.js";
-import { toHyperfleetError } from "../core/errors.js";
+import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
+import type { AgentClient } from "../agent/client.js";
 import { statusAfterUnexpectedExit, type MachineStatus } from "../core/machine-state.js";
 import type { Vm } from "../vmm/vm.js";
 import type { MachineRepository } from "../store/machine-repository.js";
@@ -135,6 +136,51 @@ export class VmLifecycle {
     log.info("machine deleted");
   }
 
+  /**
+   * Freezes a running machine's guest; ends in `paused`. Run in the machine's queue, so it never
+   * overlaps a boot or halt step; a stop recorded meanwhile wins (its halt resumes the guest).
+   */
+  async pause(id: string, log: Logger): Promise<MachineRecord | undefined> {
+    const vm = this.live.get(id);
+    if (!vm) return undefined;
+    const t0 = Date.now();
+    await vm.pause();
+    const paused = await this.settle(id, ["running"], "paused", {}, "pause requested");
+    if (paused) log.info({ pause_ms: Date.now() - t0 }, "machine paused");
+    return paused;
+  }
+
+  /**
+   * Lets a paused machine's guest run again and sets its clock (it stood still while paused);
+   * ends in `running`. A VM adopted paused gets its agent connection, and its hooks, here.
+   */
+  async resume(id: string, log: Logger): Promise<MachineRecord | undefined> {
+    const vm = this.live.get(id);
+    if (!vm) return undefined;
+    const t0 = Date.now();
+    const adopted = vm.agent === null;
+    await vm.resume(RESUME_AGENT_TIMEOUT_MS);
+    const agent = vm.agent;
+    if (agent) await syncGuestClock(agent).catch((e: unknown) => log.warn({ err: toHyperfleetError(e) }, "could not set the guest clock after resume"));
+    else log.warn("the guest agent did not answer after resume");
+    const running = await this.settle(id, ["paused"], "running", { pid: vm.pid }, "resume requested");
+    if (!running) return undefined;
+    log.info({ resume_ms: Date.now() - t0 }, "machine resumed");
+    if (adopted && agent) await this.o.hooks?.adopted(running, vm, log);
+    return running;
+  }
+
+  /** Takes charge of a VMM adopted paused from an earlier daemon: it stays paused (its agent is connected on resume). */
+  async adoptPaused(rec: MachineRecord, m: Vm, log: Logger): Promise<void> {
+    this.live.set(rec.id, m);
+    this.o.networks.adopted(rec);
+    const paused =
+      rec.status === "paused"
+        ? await this.o.repo.update(rec.id, { pid: m.pid })
+        : await this.settle(rec.id, [rec.status], "paused", { pid: m.pid, lastError: null }, "adopted paused after daemon restart");
+    if (paused) this.watchExit(rec.id, m, log);
+  }
+
   /** Takes charge of a VMM adopted from an earlier daemon whose agent answers: it is running. */
   async adoptRunning(rec: MachineRecord, m: Vm, log: Logger): Promise<void> {
     this.live.set(rec.id, m);
@@ -172,12 +218,26 @@ export class VmLifecycle {
         const to = statusAfterUnexpectedExit(st.exitCode);
         const how = st.signal ? `signal ${st.signal}` : st.exitCode == null ? "unknown status" : `exit code ${st.exitCode}`;
         const lastError: ErrorRef | null = to === "failed" ? { code: "VMM_EXITED", message: `the VMM process exited unexpectedly (${how})` } : null;
-        if (await this.settle(id, ["running"], to, { pid: null, lastError }, `VMM exited (${how})`)) {
+        if (await this.settle(id, ["running", "paused"], to, { pid: null, lastError }, `VMM exited (${how})`)) {
           log.warn({ status: to, how, detected_by: st.detectedBy }, "VMM exited on its own");
         }
       })
       .catch((e: unknown) => log.error({ err: e }, "exit watcher failed"));
   }
+}
+
+/** How long a resumed guest's agent has to answer (a VM adopted paused connects only now). */
+const RESUME_AGENT_TIMEOUT_MS = 10_000;
+const CLOCK_SET_TIMEOUT_MS = 5_000;
+
+/**
+ * Sets the guest's wall clock from the host's: the guest's clock stands still while its vCPUs
+ * are stopped (QEMU's virtual clock does), so after resume it lags by the paused time.
+ */
+async function syncGuestClock(agent: AgentClient): Promise<void> {
+  const epoch = Math.round(Date.now() / 1000);
+  const r = await agent.exec(["date", "-u", "-s", `@${epoch}`], { timeoutMs: CLOCK_SET_TIMEOUT_MS, maxOutputBytes: 1024 });
+  if (r.exitCode !== 0) throw new HyperfleetError("INTERNAL", `'date -s' in the guest exited with ${r.exitCode}: ${r.stderr.toString("utf8").slice(0, 200)}`);
 }
 
 /** Kills a VM whatever state it is in; what cannot be killed (already gone) is still released. */

@@ -1,6 +1,6 @@
 /**
  * Startup reconciliation: the store says which machines had a VMM when the previous daemon ended
- * (stopped or crashed); this re-adopts those still running, fails boots that were cut short,
+ * (stopped or crashed); this re-adopts those still running (or paused: QMP says so), fails boots that were cut short,
  * records the ones that died, finishes interrupted stops and deletes, records image pulls cut
  * short, then ends every QEMU in our run dirs that no machine holds (found in /proc, not from what
  * was recorded: a crash between spawn and record leaves nothing recorded) and removes run dirs
@@ -91,8 +91,15 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
     report.died.push(rec.id);
     return;
   }
-  // running
+  // running or paused
   const m = await adopt();
+  // A frozen guest's agent cannot answer: QMP says it is paused, so it is adopted as it was (a
+  // pause recorded or not, the VMM's own state is what holds).
+  if (m && (await m.status()).state === "paused") {
+    await lc.adoptPaused(rec, m, log);
+    report.adopted.push(rec.id);
+    return;
+  }
   if (m && m.agent !== null) {
     await lc.adoptRunning(rec, m, log);
     report.adopted.push(rec.id);
@@ -105,7 +112,7 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
     await forceKill(m);
     lastError = { code: "AGENT_DISCONNECTED", message: "the guest agent did not answer after the daemon restarted; the VMM was killed" };
   }
-  await lc.settle(rec.id, ["running"], "failed", { pid: null, lastError }, "found dead after daemon restart");
+  await lc.settle(rec.id, [rec.status], "failed", { pid: null, lastError }, "found dead after daemon restart");
   report.died.push(rec.id);
 }
 

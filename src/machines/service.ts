@@ -207,6 +207,34 @@ export class MachineService implements MachineServicePort {
     return this.views.plain(stopping);
   }
 
+  /** Freezes a running machine (200 once it is `paused`: a QMP round trip, no background step). */
+  async pause(id: string, ctx: CallContext = {}): Promise<MachineView> {
+    return this.freezeOrThaw(id, "pause", ctx);
+  }
+
+  /** Lets a paused machine run again; answers once it is `running` with its clock set. */
+  async resume(id: string, ctx: CallContext = {}): Promise<MachineView> {
+    return this.freezeOrThaw(id, "resume", ctx);
+  }
+
+  private async freezeOrThaw(id: string, action: "pause" | "resume", ctx: CallContext): Promise<MachineView> {
+    this.assertOpen();
+    checkAction(action, (await this.record(id)).status).unwrap();
+    const log = this.logFor(id, ctx);
+    let done: MachineRecord | undefined;
+    // In the machine's queue: never overlapping a boot or a halt. Checked again there, since a
+    // stop may have been recorded while this waited.
+    await this.live.enqueue(id, async () => {
+      checkAction(action, (await this.record(id)).status).unwrap();
+      done = await (action === "pause" ? this.lc.pause(id, log) : this.lc.resume(id, log));
+    });
+    if (done) return this.views.plain(done);
+    const now = await this.record(id);
+    throw new HyperfleetError("INVALID_STATE_TRANSITION", `cannot ${action}: the machine changed to '${now.status}' meanwhile`, {
+      details: { current_status: now.status },
+    });
+  }
+
   async delete(id: string, ctx: CallContext = {}): Promise<void> {
     this.assertOpen();
     const rec = await this.record(id);
@@ -265,7 +293,7 @@ export class MachineService implements MachineServicePort {
     if (opts.stopVms) {
       // In parallel: the whole shutdown then takes about one stop timeout, however many VMs run.
       const stops = this.lc.live.all().map(async ([id]) => {
-        if (!(await this.lc.settle(id, ["running", "starting"], "stopping", {}, "daemon exiting"))) return;
+        if (!(await this.lc.settle(id, ["running", "paused", "starting"], "stopping", {}, "daemon exiting"))) return;
         this.lc.live.abortBoot(id);
         await this.lc.live.enqueue(id, () => this.lc.halt(id, this.log.child({ machine_id: id })));
       });
@@ -336,6 +364,10 @@ export class MachineService implements MachineServicePort {
   private async requireRunning(id: string): Promise<{ rec: MachineRecord; machine: Vm }> {
     const rec = await this.record(id);
     const machine = this.live.get(id);
+    // Its agent cannot answer: refused at once rather than left to time out.
+    if (rec.status === "paused") {
+      throw new HyperfleetError("MACHINE_PAUSED", `machine ${id} is paused; POST /machines/${id}/resume first`, { details: { current_status: rec.status } });
+    }
     if (rec.status !== "running" || machine === undefined) {
       throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${id} is '${rec.status}', not running; start it and wait for 'running'`, {
         details: { current_status: rec.status },

@@ -34,6 +34,8 @@ export class Vm {
   static async adopt(driver: VmmDriver, id: string, runDir: string): Promise<Vm | null> {
     const handle = await driver.adopt(id, runDir);
     if (!handle) return null;
+    // A paused guest's agent cannot answer: it is connected on resume.
+    if ((await handle.status()).state === "paused") return new Vm(handle, null);
     const agent = await connectAgent(handle, ADOPT_AGENT_TIMEOUT_MS).catch(() => null);
     return new Vm(handle, agent);
   }
@@ -56,6 +58,22 @@ export class Vm {
     return this.handle.exited();
   }
 
+  /** Freezes the guest (VmHandle.pause); the agent connection stays open, unanswered until resume. */
+  pause(): Promise<void> {
+    return this.handle.pause();
+  }
+
+  /**
+   * Lets the guest run again, then makes sure the agent answers (an adopted paused VM has no
+   * connection yet); the agent is null if it does not answer within timeoutMs.
+   */
+  async resume(timeoutMs: number): Promise<void> {
+    await this.handle.resume();
+    if (this.agent) return;
+    const agent = await connectAgent(this.handle, timeoutMs).catch(() => null);
+    if (agent) this.attach(agent);
+  }
+
   /**
    * Graceful stop: the agent powers the guest off (processes get SIGTERM, disks are synced); if
    * that does not end the VM in time the VMM is asked to stop, and finally killed.
@@ -63,6 +81,8 @@ export class Vm {
   async shutdown(timeoutMs: number): Promise<void> {
     const h = this.handle;
     const deadline = Date.now() + timeoutMs;
+    // A frozen guest cannot power itself off (nor sync its disks): let it run first.
+    if ((await h.status()).state === "paused") await h.resume().catch(() => undefined);
     const agent = this.agent;
     if (agent) await agent.shutdown().catch(() => undefined);
     const graceful = await Promise.race([h.exited().then(() => true), sleep(Math.max(0, deadline - Date.now())).then(() => false)]);

@@ -30,9 +30,11 @@ test("the normal life of a machine is allowed", () => {
 test("actions: allowed and refused, by status", () => {
   const allowed: Record<MachineAction, MachineStatus[]> = {
     start: ["created", "stopped", "failed"],
-    stop: ["starting", "running"],
+    stop: ["starting", "running", "paused"],
     restart: ["created", "running", "stopped", "failed"],
-    delete: ["created", "starting", "running", "stopping", "stopped", "failed"],
+    delete: ["created", "starting", "running", "paused", "stopping", "stopped", "failed"],
+    pause: ["running"],
+    resume: ["paused"],
   };
   for (const [action, ok] of Object.entries(allowed) as Array<[MachineAction, MachineStatus[]]>) {
     for (const s of MACHINE_STATUSES) {
@@ -40,6 +42,19 @@ test("actions: allowed and refused, by status", () => {
       assert.equal(r.ok, ok.includes(s), `${action} from ${s}`);
     }
   }
+});
+
+test("pause and resume: running <-> paused; a paused VMM that dies is read as a running one", () => {
+  assert.ok(canTransition("running", "paused"));
+  assert.ok(canTransition("paused", "running"));
+  for (const to of ["stopping", "stopped", "failed", "destroying"] as const) assert.ok(canTransition("paused", to), `paused -> ${to}`);
+  // Only a running guest can be frozen: not one still booting, nor one being stopped.
+  for (const from of ["created", "starting", "stopping", "stopped", "failed", "destroying"] as const) assert.ok(!canTransition(from, "paused"), `${from} -> paused`);
+  // A resume is only from paused: a stopped machine is started, not resumed.
+  for (const from of ["created", "stopped", "failed", "stopping", "destroying"] as const) assert.ok(!canTransition(from, "running"), `${from} -> running`);
+  const r = checkAction("resume", "running");
+  assert.equal(r.ok, false);
+  if (!r.ok) assert.deepEqual(r.error.details, { current_status: "running", requested_status: "running" });
 });
 
 test("a refused action says the current status, as INVALID_STATE_TRANSITION", () => {

@@ -24,6 +24,7 @@ const ACTION = {
   stop: routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]),
   restart: routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]),
 };
+const FREEZE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN", "VMM_CONTROL_FAILED", "VMM_EXITED"]);
 const WAIT = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "WAIT_TIMEOUT", "MACHINE_FAILED", "SHUTTING_DOWN"]);
 
 export function machineRoutes(app: FastifyInstance, service: MachineServicePort): void {
@@ -109,6 +110,30 @@ export function machineRoutes(app: FastifyInstance, service: MachineServicePort)
         const m = await service[action](req.params.id, callContext(req, reply));
         return reply.code(202).send(machineJson(m));
       },
+    );
+  }
+
+  const freeze = {
+    pause: "Freezes the guest's vCPUs (memory and devices stay as they are) and answers once the machine is `paused`. " +
+      "Exec, files and logs answer 409 MACHINE_PAUSED until it is resumed; stop resumes it first and powers it off, delete kills it. " +
+      "409 INVALID_STATE_TRANSITION unless it is `running`.",
+    resume: "Lets a paused machine's guest run again and answers once it is `running`, with the guest clock set from the host's " +
+      "(it stands still while paused). 409 INVALID_STATE_TRANSITION unless it is `paused`.",
+  };
+  for (const action of ["pause", "resume"] as const) {
+    app.post<{ Params: MachineIdParams }>(
+      `/machines/:id/${action}`,
+      {
+        config: FREEZE.config,
+        schema: {
+          tags,
+          summary: `${action === "pause" ? "Pause" : "Resume"} a machine`,
+          description: freeze[action],
+          params: MachineIdParams,
+          response: { 200: MACHINE_REF, ...FREEZE.responses },
+        },
+      },
+      async (req, reply) => machineJson(await service[action](req.params.id, callContext(req, reply))),
     );
   }
 

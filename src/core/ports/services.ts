@@ -124,6 +124,10 @@ export interface MachineServicePort {
   start(id: string, ctx?: CallContext): Promise<MachineView>;
   stop(id: string, ctx?: CallContext): Promise<MachineView>;
   restart(id: string, ctx?: CallContext): Promise<MachineView>;
+  /** Freezes a running machine's vCPUs; answers once it is `paused`. */
+  pause(id: string, ctx?: CallContext): Promise<MachineView>;
+  /** Lets a paused machine run again; answers once it is `running`, its clock set from the host's. */
+  resume(id: string, ctx?: CallContext): Promise<MachineView>;
   /** Kills the VM if needed and removes the machine and its disk. */
   delete(id: string, ctx?: CallContext): Promise<void>;
   /** Resolves when the machine is in `status`; WAIT_TIMEOUT after timeoutMs. */

@@ -71,6 +71,17 @@ export interface VmHandle {
   requestStop(timeoutMs: number): Promise<void>;
   /** SIGKILL the VMM process and wait for it to go. */
   kill(): Promise<void>;
+  /**
+   * Freezes the guest's vCPUs; its memory and devices stay as they are, and status() says "paused".
+   * The guest sees no event: its agent just stops answering until resume(). QEMU: QMP `stop`;
+   * Firecracker: `PATCH /vm {"state": "Paused"}`. Pausing a paused VM is not an error.
+   */
+  pause(): Promise<void>;
+  /**
+   * Lets a paused guest run again (QEMU: QMP `cont`; Firecracker: `PATCH /vm {"state": "Resumed"}`).
+   * The guest's clock does not count the paused time: setting it is the caller's business.
+   */
+  resume(): Promise<void>;
   /** The last lines of the VMM's own log (bounded), for error messages; "" when it has none. */
   logTail?(): Promise<string>;
   /** Removes sockets, pidfile and runtime files (the console log is kept unless `all`). */

@@ -137,6 +137,20 @@ export class QemuHandle implements VmHandle {
     throw new HyperfleetError("VMM_CONTROL_FAILED", `VMM of ${this.id} did not stop within ${timeoutMs} ms`);
   }
 
+  async pause(): Promise<void> {
+    await this.control("stop");
+  }
+
+  async resume(): Promise<void> {
+    await this.control("cont");
+  }
+
+  private async control(command: string): Promise<void> {
+    if (this.exitStatus) throw exitedError(this.id);
+    if (!this.qmp) throw new HyperfleetError("VMM_CONTROL_FAILED", `no QMP connection to the VMM of ${this.id}`);
+    await this.qmp.execute(command);
+  }
+
   async kill(): Promise<void> {
     if (this.exitStatus) return;
     try {
