@@ -4,7 +4,7 @@
  * qemu.test.ts; Firecracker will run the same cases with its own driver and disk provider.
  *
  * Specs come from the pure builder (vmm/spec.ts) and disks from the backend's disk provider, as in
- * the daemon. Three VMs in all: one walks boot -> HELLO -> exec -> files -> adopt by a fresh driver
+ * the daemon. Three VMs in all: one walks boot -> HELLO -> exec -> files -> pause/resume -> adopt by a fresh driver
  * -> kill(), one stops gracefully, one is killed from outside; a failed start boots none.
  */
 import { after, before, describe, test } from "node:test";
@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentClient } from "../../src/agent/client.js";
 import { HyperfleetError } from "../../src/core/errors.js";
 import type { DiskSpec, VmHandle, VmmDriver, VmSpec } from "../../src/core/ports/vmm-driver.js";
@@ -40,6 +41,8 @@ const BOOT_MS = 90_000;
 /** requestStop's whole budget. A guest that ignores the power button costs half of it. */
 const STOP_MS = 20_000;
 const CASE_MS = 180_000;
+/** How long a paused guest's agent is given to (wrongly) answer: a running one answers in milliseconds. */
+const PAUSED_PING_MS = 1_500;
 
 export function runDriverSuite(o: DriverSuiteOptions): void {
   describe(`VMM driver conformance: ${o.name}`, { skip: o.skip ?? false, timeout: 10 * CASE_MS }, () => {
@@ -123,6 +126,21 @@ export function runDriverSuite(o: DriverSuiteOptions): void {
       assert.equal(await agent.writeFile("/root/conformance/blob", data, { mkdirs: true }), data.length);
       assert.deepEqual(await agent.readFile("/root/conformance/blob"), data);
       assert.equal((await agent.stat("/root/conformance/blob")).size, data.length);
+    });
+
+    test("pause/resume: a paused guest does not answer, a resumed one does", { timeout: CASE_MS }, async () => {
+      const { handle, agent } = need(vm, "a VM");
+      await handle.pause();
+      assert.equal((await handle.status()).state, "paused");
+      await handle.pause(); // pausing a paused VM is not an error
+      // Frozen vCPUs: the agent cannot answer, however long it is given within reason.
+      const silent = Symbol("silent");
+      const early = agent.ping();
+      assert.equal(await Promise.race([early, sleep(PAUSED_PING_MS).then(() => silent)]), silent, "a paused guest answered a ping");
+      await handle.resume();
+      assert.equal((await handle.status()).state, "running");
+      assert.ok((await early) >= 0, "the ping sent while paused is answered after resume");
+      assert.ok((await agent.ping()) >= 0, "PING after resume");
     });
 
     test("adopt: a fresh driver re-attaches after a restart and the agent still works", { timeout: CASE_MS }, async () => {
