@@ -172,26 +172,25 @@ export class VmLifecycle {
 
   /** Takes charge of a VMM adopted paused from an earlier daemon: it stays paused (its agent is connected on resume). */
   async adoptPaused(rec: MachineRecord, m: Vm, log: Logger): Promise<void> {
-    this.live.set(rec.id, m);
-    this.o.networks.adopted(rec);
-    const paused =
-      rec.status === "paused"
-        ? await this.o.repo.update(rec.id, { pid: m.pid })
-        : await this.settle(rec.id, [rec.status], "paused", { pid: m.pid, lastError: null }, "adopted paused after daemon restart");
+    const paused = await this.takeCharge(rec, m, "paused", "adopted paused after daemon restart");
     if (paused) this.watchExit(rec.id, m, log);
   }
 
   /** Takes charge of a VMM adopted from an earlier daemon whose agent answers: it is running. */
   async adoptRunning(rec: MachineRecord, m: Vm, log: Logger): Promise<void> {
-    this.live.set(rec.id, m);
-    this.o.networks.adopted(rec);
-    const running =
-      rec.status === "running"
-        ? await this.o.repo.update(rec.id, { pid: m.pid })
-        : await this.settle(rec.id, [rec.status], "running", { pid: m.pid, lastError: null }, "adopted after daemon restart");
+    const running = await this.takeCharge(rec, m, "running", "adopted after daemon restart");
     if (!running) return;
     this.watchExit(rec.id, m, log);
     await this.o.hooks?.adopted(running, m, log);
+  }
+
+  /** Holds an adopted VMM and records it in `status` (the earlier daemon may have recorded another). */
+  private async takeCharge(rec: MachineRecord, m: Vm, status: "running" | "paused", reason: string): Promise<MachineRecord | undefined> {
+    this.live.set(rec.id, m);
+    this.o.networks.adopted(rec);
+    return rec.status === status
+      ? this.o.repo.update(rec.id, { pid: m.pid })
+      : this.settle(rec.id, [rec.status], status, { pid: m.pid, lastError: null }, reason);
   }
 
   /**

@@ -72,7 +72,7 @@ export class MachineNetworks {
    */
   async reconcile(earlierMayHaveRules = false): Promise<NetworkSweep> {
     if (this.fabric === null) return { namespaces: [], links: [] };
-    const keep = (await this.specsOf(this.up)).filter((s) => s !== null);
+    const keep = await this.specsOf(this.up);
     const swept = await this.fabric.sweep(new Set(keep.map((s) => s.machineId)));
     if (keep.length > 0 || swept.namespaces.length > 0 || swept.links.length > 0 || earlierMayHaveRules) {
       await this.initialized();
@@ -95,17 +95,17 @@ export class MachineNetworks {
   private async syncRules(): Promise<void> {
     const release = await this.rulesLock.acquire();
     try {
-      const specs = (await this.specsOf(this.up)).filter((s) => s !== null);
-      await this.fabric!.applyHostRules(specs);
+      await this.fabric!.applyHostRules(await this.specsOf(this.up));
     } finally {
       release();
     }
   }
 
-  private async specsOf(ids: ReadonlySet<string>): Promise<Array<VmNetworkSpec | null>> {
+  /** The network specs of the machines in `ids` that have a network. */
+  private async specsOf(ids: ReadonlySet<string>): Promise<VmNetworkSpec[]> {
     if (ids.size === 0) return [];
     const recs = await this.repo.list();
-    return recs.filter((r) => ids.has(r.id)).map(specOf);
+    return recs.filter((r) => ids.has(r.id)).flatMap((r) => specOf(r) ?? []);
   }
 }
 

@@ -197,7 +197,7 @@ export class LinuxNetworkFabric implements NetworkFabric {
       allowOut: n.allowOut,
       denyOut: n.denyOut,
       privateNetwork: n.privateNetwork,
-      ports: vm.exposedPorts.map((p) => ({ protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, guestPort: p.guestPort })),
+      ports: vm.exposedPorts,
     };
   }
 

@@ -229,21 +229,20 @@ export class LibraryNetwork {
     return { machineId, network, exposedPorts };
   }
 
-  private async slotLeases(): Promise<{ path: string; lease: SlotLease | "corrupt" }[]> {
-    const dir = join(this.dir, "slots");
-    const out: { path: string; lease: SlotLease | "corrupt" }[] = [];
-    for (const name of await leaseNames(dir)) {
-      const lease = await readJson<SlotLease>(join(dir, name));
-      if (lease !== null) out.push({ path: join(dir, name), lease });
-    }
-    return out;
+  private slotLeases(): Promise<{ path: string; lease: SlotLease | "corrupt" }[]> {
+    return this.leasesIn<SlotLease>("slots");
   }
 
-  private async portLeases(): Promise<{ path: string; lease: PortLease | "corrupt" }[]> {
-    const dir = join(this.dir, "ports");
-    const out: { path: string; lease: PortLease | "corrupt" }[] = [];
+  private portLeases(): Promise<{ path: string; lease: PortLease | "corrupt" }[]> {
+    return this.leasesIn<PortLease>("ports");
+  }
+
+  /** Every lease file under `<dir>/<sub>` that still exists when read. */
+  private async leasesIn<T>(sub: "slots" | "ports"): Promise<{ path: string; lease: T | "corrupt" }[]> {
+    const dir = join(this.dir, sub);
+    const out: { path: string; lease: T | "corrupt" }[] = [];
     for (const name of await leaseNames(dir)) {
-      const lease = await readJson<PortLease>(join(dir, name));
+      const lease = await readJson<T>(join(dir, name));
       if (lease !== null) out.push({ path: join(dir, name), lease });
     }
     return out;

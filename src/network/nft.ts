@@ -8,21 +8,15 @@
  */
 import { createHash } from "node:crypto";
 import { HyperfleetError } from "../core/errors.js";
+import type { ExposedPort } from "../core/machine.js";
 import { formatCidr, formatIpv4, parseCidr, parseIpv4 } from "../core/ipv4.js";
 import { DAEMON_PROFILE, GUEST, NS_VETH, checkProfile, type FabricProfile } from "./address-plan.js";
 
 /** The daemon's table; the VM namespace's table has this name under every profile (it owns that namespace). */
 export const NFT_TABLE = `inet ${DAEMON_PROFILE.table}`;
 
-export type PortProtocol = "tcp" | "udp";
-
-export interface PortForward {
-  protocol: PortProtocol;
-  /** `127.0.0.1` (default bind), another host address, or `0.0.0.0` for every local address. */
-  hostIp: string;
-  hostPort: number;
-  guestPort: number;
-}
+/** An exposed port as the rules take it: the machine's own record (`host_ip` `0.0.0.0`: every local address). */
+export type PortForward = ExposedPort;
 
 export interface VmRules {
   slot: number;
