@@ -90,6 +90,12 @@ export const ERROR_CODES = {
   PORT_RANGE_EXHAUSTED: "conflict",
   // Exec, files and logs on a paused machine: its agent cannot answer until it is resumed.
   MACHINE_PAUSED: "conflict",
+  // Snapshots (issue 11): unknown id; deleting one machines still depend on; a snapshot that does
+  // not fit the request (another shape or network than its source's); the VMM could not save or restore.
+  SNAPSHOT_NOT_FOUND: "not_found",
+  SNAPSHOT_IN_USE: "conflict",
+  SNAPSHOT_INCOMPATIBLE: "invalid_argument",
+  SNAPSHOT_FAILED: "internal",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -18,12 +18,12 @@ function requireBase(base: string): void {
   if (!existsSync(base)) throw new HyperfleetError("GUEST_ASSETS_MISSING", `root disk ${base} does not exist; run \`npm run setup\``);
 }
 
-/** Creates `overlay` backed by the raw image `base`, unless it already exists. */
-export async function createOverlay(base: string, overlay: string): Promise<void> {
+/** Creates `overlay` backed by the image `base` (raw, or a snapshot's frozen qcow2), unless it already exists. */
+export async function createOverlay(base: string, overlay: string, baseFormat: "raw" | "qcow2" = "raw"): Promise<void> {
   if (existsSync(overlay)) return;
   requireBase(base);
   try {
-    await run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, overlay]);
+    await run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", baseFormat, "-b", base, overlay]);
   } catch (e) {
     const err = e as NodeJS.ErrnoException & { stderr?: string };
     if (err.code === "ENOENT") throw new HyperfleetError("HOST_TOOL_MISSING", "qemu-img not found: run `npm run setup` (package qemu-utils)", { cause: e });
@@ -40,20 +40,29 @@ export const qcow2Overlays: DiskProvider = {
     await createOverlay(base, path);
     return { path, format: "qcow2" };
   },
+  async cloneDisk(frozen: DiskSpec, runDir: string): Promise<DiskSpec> {
+    await mkdir(runDir, { recursive: true, mode: 0o700 });
+    const path = join(runDir, "rootfs.qcow2");
+    await createOverlay(frozen.path, path, frozen.format ?? "raw");
+    return { path, format: "qcow2" };
+  },
 };
 
 /** Firecracker: `<runDir>/rootfs.ext4`, a clone of the base where the file system can, else a copy. */
 export const rawCopies: DiskProvider = {
   format: "raw",
-  async rootDisk(base: string, runDir: string): Promise<DiskSpec> {
-    await mkdir(runDir, { recursive: true, mode: 0o700 });
-    const path = join(runDir, "rootfs.ext4");
-    if (!existsSync(path)) {
-      requireBase(base);
-      // Copied under a temporary name, so a copy cut short is never taken for the disk.
-      await copyFile(base, `${path}.tmp`, constants.COPYFILE_FICLONE);
-      await rename(`${path}.tmp`, path);
-    }
-    return { path, format: "raw" };
-  },
+  rootDisk: (base: string, runDir: string) => rawCopy(base, runDir),
+  cloneDisk: (frozen: DiskSpec, runDir: string) => rawCopy(frozen.path, runDir),
 };
+
+async function rawCopy(base: string, runDir: string): Promise<DiskSpec> {
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
+  const path = join(runDir, "rootfs.ext4");
+  if (!existsSync(path)) {
+    requireBase(base);
+    // Copied under a temporary name, so a copy cut short is never taken for the disk.
+    await copyFile(base, `${path}.tmp`, constants.COPYFILE_FICLONE);
+    await rename(`${path}.tmp`, path);
+  }
+  return { path, format: "raw" };
+}

@@ -82,6 +82,14 @@ export interface VmHandle {
    * The guest's clock does not count the paused time: setting it is the caller's business.
    */
   resume(): Promise<void>;
+  /**
+   * Saves the VM into `opts.dir` (an empty directory the caller made; it owns the files) and leaves
+   * the guest paused: the caller resumes it (a snapshot, a fork) or kills it (a suspend). The
+   * files are complete once this resolves; a failure may leave partial files for the caller to
+   * remove. QEMU: `stop`, then migration to a file; Firecracker: `PATCH /vm` Paused, then
+   * `PUT /snapshot/create` (always a full memory file, which fits both purposes).
+   */
+  snapshot(opts: SnapshotOptions): Promise<VmSnapshot>;
   /** The last lines of the VMM's own log (bounded), for error messages; "" when it has none. */
   logTail?(): Promise<string>;
   /** Removes sockets, pidfile and runtime files (the console log is kept unless `all`). */
@@ -93,10 +101,49 @@ export interface VmHandle {
   detach(): void;
 }
 
+/**
+ * What a snapshot is for:
+ * - `clone`: any number of new VMs start from it while the source goes on. Memory goes to its own
+ *   file, which clones map private and copy-on-write (loaded lazily, shared in the page cache),
+ *   and the root disk is frozen by a copy (clones get an overlay on it).
+ * - `suspend`: the same VM comes back later on the same disk: memory and device state in one
+ *   stream, the disk left where it is.
+ */
+export type SnapshotPurpose = "clone" | "suspend";
+
+export interface SnapshotOptions {
+  dir: string;
+  purpose: SnapshotPurpose;
+}
+
+/**
+ * A saved VM. Paths are absolute and inside `dir` (clones' disks refer to `disk` by its path, so
+ * a snapshot is written where it stays). Restoring needs a VmSpec of the same shape (vCPUs, memory,
+ * devices in the same order) as the source's: device state refers to devices, not to paths.
+ */
+export interface VmSnapshot {
+  dir: string;
+  purpose: SnapshotPurpose;
+  /** Device state (QEMU: the migration stream; Firecracker: the vmstate file). */
+  stateFile: string;
+  /** Guest memory as a file clones map; null when the memory is inside stateFile (QEMU suspend). */
+  memoryFile: string | null;
+  /** The root disk as it was at snapshot time (clone only; suspend keeps the VM's own disk). */
+  disk: DiskSpec | null;
+  /** Bytes the snapshot's files hold on disk (sparse files count what is allocated). */
+  sizeBytes: number;
+}
+
 export interface VmmDriver {
   readonly kind: VmmKind;
   /** Spawns the VMM (own session, survives its parent) and returns once it is running. */
   start(spec: VmSpec, signal?: AbortSignal): Promise<VmHandle>;
+  /**
+   * Starts a VMM from a snapshot and returns once its guest runs again (where the snapshot froze it;
+   * its agent must be reconnected). `spec` is the new VM: its own id, run dir, root disk (for a
+   * clone an overlay on `snapshot.disk`; for a suspend the same disk as before), TAP namespace.
+   */
+  restore(spec: VmSpec, snapshot: VmSnapshot, signal?: AbortSignal): Promise<VmHandle>;
   /** Re-attaches to a VMM process left by an earlier daemon, from the files in runDir; null if it is gone. */
   adopt(id: string, runDir: string): Promise<VmHandle | null>;
 }

@@ -8,7 +8,7 @@ import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { mkdir, open, readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { HyperfleetError, toHyperfleetError } from "../../core/errors.js";
-import type { VmHandle, VmmDriver, VmSpec } from "../../core/ports/vmm-driver.js";
+import type { VmHandle, VmmDriver, VmSnapshot, VmSpec } from "../../core/ports/vmm-driver.js";
 import { type Accel, buildQemuArgv, qemuLaunchCommand, type QemuPaths } from "./argv.js";
 import { QemuHandle } from "./handle.js";
 import { sleep } from "../../host/async.js";
@@ -108,6 +108,10 @@ export class QemuDriver implements VmmDriver {
       await handle.cleanup();
       throw err;
     }
+  }
+
+  restore(_spec: VmSpec, _snapshot: VmSnapshot): Promise<VmHandle> {
+    return Promise.reject(new HyperfleetError("NOT_SUPPORTED_YET", "restoring QEMU snapshots is being built"));
   }
 
   async adopt(id: string, runDir: string): Promise<VmHandle | null> {

@@ -9,7 +9,7 @@ import { connect } from "node:net";
 import { rm } from "node:fs/promises";
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../../core/errors.js";
-import type { VmHandle, VmmExitDetection, VmmStatus } from "../../core/ports/vmm-driver.js";
+import type { SnapshotOptions, VmHandle, VmmExitDetection, VmSnapshot, VmmStatus } from "../../core/ports/vmm-driver.js";
 import type { QemuPaths } from "./argv.js";
 import { QmpClient } from "./qmp.js";
 import { sleep } from "../../host/async.js";
@@ -143,6 +143,10 @@ export class QemuHandle implements VmHandle {
 
   async resume(): Promise<void> {
     await this.control("cont");
+  }
+
+  snapshot(_opts: SnapshotOptions): Promise<VmSnapshot> {
+    return Promise.reject(new HyperfleetError("NOT_SUPPORTED_YET", "QEMU snapshots are being built"));
   }
 
   private async control(command: string): Promise<void> {
