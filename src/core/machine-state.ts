@@ -15,6 +15,7 @@ export const MACHINE_STATUSES = [
   "starting",
   "running",
   "paused",
+  "suspended",
   "stopping",
   "stopped",
   "failed",
@@ -34,12 +35,16 @@ export type MachineStatus = (typeof MACHINE_STATUSES)[number];
  * - `paused -> stopping`: a stop resumes the guest first, so it powers off as gracefully as a
  *   running one (a frozen guest cannot sync its disks); a delete kills it paused.
  * - `paused -> stopped|failed`: the VMM exited while paused, read as it would be while running.
+ * - `running|paused -> suspended`: the VM was saved to disk and its VMM ended (no process, no RAM).
+ * - `suspended -> starting`: resume (or start) restores it; `suspended -> stopped`: a stop throws
+ *   the saved state away, so the next start boots afresh.
  */
 export const TRANSITIONS: Readonly<Record<MachineStatus, readonly MachineStatus[]>> = Object.freeze({
   created: ["starting", "failed", "destroying"],
   starting: ["running", "stopping", "stopped", "failed", "destroying"],
-  running: ["paused", "stopping", "stopped", "failed", "destroying"],
-  paused: ["running", "stopping", "stopped", "failed", "destroying"],
+  running: ["paused", "suspended", "stopping", "stopped", "failed", "destroying"],
+  paused: ["running", "suspended", "stopping", "stopped", "failed", "destroying"],
+  suspended: ["starting", "stopped", "destroying"],
   stopping: ["stopped", "failed", "destroying"],
   stopped: ["starting", "destroying"],
   failed: ["starting", "stopped", "destroying"],
@@ -47,7 +52,7 @@ export const TRANSITIONS: Readonly<Record<MachineStatus, readonly MachineStatus[
 });
 
 /** What a user can ask for; each names the first status it moves the machine to. */
-export type MachineAction = "start" | "stop" | "restart" | "delete" | "pause" | "resume";
+export type MachineAction = "start" | "stop" | "restart" | "delete" | "pause" | "resume" | "suspend";
 
 /** First status of each user action. `restart` of a running machine begins with a stop. */
 export function actionTarget(action: MachineAction, current: MachineStatus): MachineStatus {
@@ -55,7 +60,8 @@ export function actionTarget(action: MachineAction, current: MachineStatus): Mac
     case "start":
       return "starting";
     case "stop":
-      return "stopping";
+      // Nothing runs: throwing the saved state away is all a stop does.
+      return current === "suspended" ? "stopped" : "stopping";
     case "restart":
       return current === "running" ? "stopping" : "starting";
     case "delete":
@@ -63,7 +69,9 @@ export function actionTarget(action: MachineAction, current: MachineStatus): Mac
     case "pause":
       return "paused";
     case "resume":
-      return "running";
+      return current === "suspended" ? "starting" : "running";
+    case "suspend":
+      return "suspended";
   }
 }
 
@@ -101,7 +109,7 @@ export function checkTransition(from: MachineStatus, to: MachineStatus, what?: s
  */
 export function checkAction(action: MachineAction, current: MachineStatus): Result<MachineStatus> {
   // `starting -> running` is the boot's own edge, not something a user resumes.
-  if (action === "resume" && current !== "paused") return checkTransition(current, current, action);
+  if (action === "resume" && current !== "paused" && current !== "suspended") return checkTransition(current, current, action);
   return checkTransition(current, actionTarget(action, current), action);
 }
 

@@ -139,7 +139,17 @@ export interface MachineRecord {
   entrypoint: string[] | null;
   workdir: string | null;
   user: string | null;
+  /** The snapshot the machine was created from (it depends on it until deleted); null: none. */
+  snapshotId: string | null;
+  /**
+   * What its next boot restores instead of booting afresh: `snapshot` (a machine created from one,
+   * until its first boot), `suspend` (its own state saved by a suspend); null: a cold boot.
+   */
+  restoreFrom: RestoreSource | null;
 }
+
+export const RESTORE_SOURCES = ["snapshot", "suspend"] as const;
+export type RestoreSource = (typeof RESTORE_SOURCES)[number];
 
 /**
  * A machine as the API shows it: the model without what stays inside the daemon (run dir, image
@@ -170,7 +180,8 @@ export type NewMachine = Pick<
   | "env"
   | "metadata"
 > &
-  NewMachineImage;
+  NewMachineImage &
+  Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig">>;
 
 /** Fields that may change together with a status transition. */
 export type MachinePatch = Partial<
@@ -187,6 +198,7 @@ export type MachinePatch = Partial<
     | "imageDigest"
     | "imageConfig"
     | "imagePull"
+    | "restoreFrom"
   >
 >;
 

@@ -14,6 +14,12 @@ export const GUEST = {
   prefix: 30,
   /** The guest's NIC as the VMM names the TAP inside the VM's namespace. */
   tap: "tap0",
+  /**
+   * The gateway's MAC, the same in every namespace: a snapshot clone wakes up with its source's ARP
+   * cache, which must stay right behind the clone's own TAP (a random MAC would black-hole its
+   * traffic until the entry goes stale).
+   */
+  tapMac: "02:68:66:00:00:01",
   mtu: 1500,
 } as const;
 

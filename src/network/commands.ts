@@ -109,6 +109,7 @@ export function attachCommands(host: HostNetns, ns: string, sp: SlotPlan, facts:
   const inside = ["link set lo up"];
   if (!links.some((l) => l.name === GUEST.tap)) inside.push(`tuntap add dev ${GUEST.tap} mode tap`);
   inside.push(
+    `link set ${GUEST.tap} address ${GUEST.tapMac}`,
     `addr replace ${GUEST.gateway}/${GUEST.prefix} dev ${GUEST.tap}`,
     `link set ${GUEST.tap} up`,
     `addr replace ${sp.vmIp}/31 dev ${NS_VETH}`,

@@ -8,7 +8,7 @@ import type { Demand, Usage } from "../core/capacity.js";
 import { HyperfleetError, storedErrorCode } from "../core/errors.js";
 import { isMachineStatus, LIVE_STATUSES, type MachineStatus } from "../core/machine-state.js";
 import type { Database, ExposedPortsTable, MachinesTable } from "./schema.js";
-import type { ErrorRef, ExposedPort, ImagePullState, ImageRunConfig, MachineNetwork, MachinePatch, MachineRecord, NewMachine, PortProtocol } from "../core/machine.js";
+import { RESTORE_SOURCES, type ErrorRef, type ExposedPort, type ImagePullState, type ImageRunConfig, type MachineNetwork, type MachinePatch, type MachineRecord, type NewMachine, type PortProtocol, type RestoreSource } from "../core/machine.js";
 import { claimSlot, type SlotPicker } from "./network-slot-repository.js";
 
 export type Clock = () => Date;
@@ -213,14 +213,16 @@ function newRow(m: NewMachine, at: string): Selectable<MachinesTable> {
     status_changed_at: at,
     started_at: null,
     stopped_at: null,
-    image_digest: null,
-    image_config: null,
+    image_digest: m.imageDigest ?? null,
+    image_config: jsonOrNull(m.imageConfig),
     image_size_mib: m.imageSizeMib ?? null,
     image_pull: null,
     cmd: jsonOrNull(m.cmd),
     entrypoint: jsonOrNull(m.entrypoint),
     workdir: m.workdir ?? null,
     user: m.user ?? null,
+    snapshot_id: m.snapshotId ?? null,
+    restore_from: m.restoreFrom ?? null,
   };
 }
 
@@ -263,6 +265,7 @@ function patchColumns(p: MachinePatch): Updateable<MachinesTable> {
   if (p.imageDigest !== undefined) set.image_digest = p.imageDigest;
   if (p.imageConfig !== undefined) set.image_config = jsonOrNull(p.imageConfig);
   if (p.imagePull !== undefined) set.image_pull = jsonOrNull(p.imagePull);
+  if (p.restoreFrom !== undefined) set.restore_from = p.restoreFrom;
   if (p.lastError !== undefined) {
     set.last_error_code = p.lastError?.code ?? null;
     set.last_error_message = p.lastError?.message ?? null;
@@ -335,5 +338,13 @@ function toRecord(r: Selectable<MachinesTable>, exposedPorts: ExposedPort[]): Ma
     entrypoint: parseOrNull<string[]>(r.entrypoint),
     workdir: r.workdir,
     user: r.user,
+    snapshotId: r.snapshot_id,
+    restoreFrom: restoreFromOf(r.restore_from),
   };
+}
+
+function restoreFromOf(s: string | null): RestoreSource | null {
+  if (s === null) return null;
+  if (!(RESTORE_SOURCES as readonly string[]).includes(s)) throw new HyperfleetError("INTERNAL", `unknown restore_from '${s}' in the store`);
+  return s as RestoreSource;
 }

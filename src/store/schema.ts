@@ -42,6 +42,9 @@ export interface MachinesTable {
   entrypoint: string | null;
   workdir: string | null;
   user: string | null;
+  /** Since 0005: the snapshot it was created from, and what its next boot restores. */
+  snapshot_id: string | null;
+  restore_from: string | null;
 }
 
 export interface MachineEventsTable {
@@ -77,10 +80,24 @@ export interface ExposedPortsTable {
   guest_port: number;
 }
 
+/** Since 0005 (docs/adr/0009). */
+export interface SnapshotsTable {
+  id: string;
+  machine_id: string;
+  /** JSON VmSnapshot. */
+  vm: string;
+  /** JSON SnapshotSource. */
+  source: string;
+  size_bytes: number;
+  auto: number;
+  created_at: string;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_events: MachineEventsTable;
   api_keys: ApiKeysTable;
   network_slots: NetworkSlotsTable;
   exposed_ports: ExposedPortsTable;
+  snapshots: SnapshotsTable;
 }

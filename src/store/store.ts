@@ -11,6 +11,7 @@ import { ApiKeyRepository } from "./api-key-repository.js";
 import { MachineRepository, type Clock } from "./machine-repository.js";
 import { migrationProvider } from "./migrations/index.js";
 import { NetworkSlotRepository } from "./network-slot-repository.js";
+import { SnapshotRepository } from "./snapshot-repository.js";
 import type { Database } from "./schema.js";
 
 export interface StoreOptions {
@@ -24,6 +25,8 @@ export interface Store {
   readonly apiKeys: ApiKeyRepository;
   /** VM network slots (docs/adr/0008); a networked machine claims one in its insert (MachineRepository). */
   readonly networkSlots: NetworkSlotRepository;
+  /** Snapshots (docs/adr/0009); machines created from one name it in snapshot_id. */
+  readonly snapshots: SnapshotRepository;
   /** Applied migration names, oldest first (for logs and tests). */
   readonly migrations: readonly string[];
   /** Closes the database; later calls are no-ops. */
@@ -65,6 +68,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     machines: new MachineRepository(db, opts.clock),
     apiKeys: new ApiKeyRepository(db),
     networkSlots: new NetworkSlotRepository(db, opts.clock),
+    snapshots: new SnapshotRepository(db),
     migrations: applied,
     async close() {
       if (closed) return;

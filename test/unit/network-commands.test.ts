@@ -27,6 +27,7 @@ const text = (cmds: Command[]) => cmds.map((c) => c.argv.join(" "));
 const NS_BATCH = [
   "link set lo up",
   "tuntap add dev tap0 mode tap",
+  "link set tap0 address 02:68:66:00:00:01",
   "addr replace 169.254.0.22/30 dev tap0",
   "link set tap0 up",
   "addr replace 10.210.0.7/31 dev hfp0",

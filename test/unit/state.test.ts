@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import {
   MACHINE_STATUSES,
   TRANSITIONS,
+  LIVE_STATUSES,
   actionTarget,
   canTransition,
   checkAction,
@@ -29,12 +30,13 @@ test("the normal life of a machine is allowed", () => {
 
 test("actions: allowed and refused, by status", () => {
   const allowed: Record<MachineAction, MachineStatus[]> = {
-    start: ["created", "stopped", "failed"],
-    stop: ["starting", "running", "paused"],
-    restart: ["created", "running", "stopped", "failed"],
-    delete: ["created", "starting", "running", "paused", "stopping", "stopped", "failed"],
+    start: ["created", "stopped", "failed", "suspended"],
+    stop: ["starting", "running", "paused", "suspended"],
+    restart: ["created", "running", "stopped", "failed", "suspended"],
+    delete: ["created", "starting", "running", "paused", "suspended", "stopping", "stopped", "failed"],
     pause: ["running"],
-    resume: ["paused"],
+    resume: ["paused", "suspended"],
+    suspend: ["running", "paused"],
   };
   for (const [action, ok] of Object.entries(allowed) as Array<[MachineAction, MachineStatus[]]>) {
     for (const s of MACHINE_STATUSES) {
@@ -42,6 +44,14 @@ test("actions: allowed and refused, by status", () => {
       assert.equal(r.ok, ok.includes(s), `${action} from ${s}`);
     }
   }
+});
+
+test("suspend: running or paused -> suspended; resume and start restore it (starting), stop discards it", () => {
+  assert.equal(actionTarget("suspend", "running"), "suspended");
+  assert.equal(actionTarget("resume", "suspended"), "starting");
+  assert.equal(actionTarget("start", "suspended"), "starting");
+  assert.equal(actionTarget("stop", "suspended"), "stopped");
+  assert.ok(!LIVE_STATUSES.includes("suspended"), "a suspended machine has no VMM and holds no capacity");
 });
 
 test("pause and resume: running <-> paused; a paused VMM that dies is read as a running one", () => {

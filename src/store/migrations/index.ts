@@ -7,12 +7,14 @@ import { initial } from "./0001-initial.js";
 import { images } from "./0002-images.js";
 import { networkSlots } from "./0003-network-slots.js";
 import { exposedPorts } from "./0004-exposed-ports.js";
+import { snapshots } from "./0005-snapshots.js";
 
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
   "0002-images": images,
   "0003-network-slots": networkSlots,
   "0004-exposed-ports": exposedPorts,
+  "0005-snapshots": snapshots,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,44 @@
+/**
+ * The snapshot model (docs/adr/0009): a running machine saved so that new machines start from it
+ * in tens of milliseconds instead of booting. It holds what its VMM wrote (VmSnapshot: device
+ * state, a memory file clones map copy-on-write, the frozen root disk) and what a machine created
+ * from it inherits from its source, since a restored VM must have its source's shape and devices.
+ */
+import type { ImageRunConfig } from "./machine.js";
+import type { VmSnapshot } from "./ports/vmm-driver.js";
+
+/** What a machine created from a snapshot takes from the snapshot's source. */
+export interface SnapshotSource {
+  vcpuCount: number;
+  memSizeMib: number;
+  kernelImagePath: string;
+  initrdPath: string | null;
+  kernelArgs: string | null;
+  /** The source's base root disk (the frozen disk is VmSnapshot.disk). */
+  rootfsPath: string | null;
+  /** The source had a NIC: a clone has one too (its own namespace, same guest address; ADR 0008). */
+  network: boolean;
+  imageRef: string | null;
+  imageDigest: string | null;
+  imageConfig: ImageRunConfig | null;
+  cmd: string[] | null;
+  entrypoint: string[] | null;
+  workdir: string | null;
+  user: string | null;
+}
+
+export interface SnapshotRecord {
+  /** `snap_<ULID>`. */
+  id: string;
+  /** The machine it was taken from; it may have been deleted since. */
+  machineId: string;
+  vm: VmSnapshot;
+  source: SnapshotSource;
+  sizeBytes: number;
+  /**
+   * Taken by a fork for its clones rather than asked for: deleted with the last machine made from
+   * it, and not listed by GET /snapshots.
+   */
+  auto: boolean;
+  createdAt: string;
+}
