@@ -5,20 +5,24 @@
  * parts that do reach a syscall go to an agent that is PID 1 of its own user namespace, where
  * RNDADDENTROPY and clock_settime need capabilities of the host's namespace and fail with EPERM.
  * No test sends a valid HOSTNAME: that part writes /etc, which is the host's here. The parts
- * applied for real are tested in a VM (identity-vm.test.ts).
+ * applied for real are tested in a VM (identity-vm.test.ts). The host's AgentClient.setIdentity is
+ * checked here too: its own validation and its deadline.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
+import { AgentClient } from "../../src/agent/client.js";
 import type { FieldValue } from "../../src/agent/codec.js";
 import { IdentityLimits, MsgType, Tag } from "../../src/agent/protocol.js";
-import { Agent, buildAgent, cleanupAll, type Conn, Errno, expectErrno, pid1Argv } from "./harness.js";
+import { isHyperfleetError } from "../../src/core/errors.js";
+import { Agent, buildAgent, cleanupAll, type Conn, connectSocket, Errno, expectErrno, pid1Argv } from "./harness.js";
 
 const EPERM = 1;
 let agent: Agent;
 let conn: Conn;
 let ns: Agent | null = null;
 let nsConn: Conn | undefined;
+let client: AgentClient;
 
 before(async () => {
   buildAgent();
@@ -26,8 +30,10 @@ before(async () => {
   conn = await agent.connect();
   ns = await Agent.startAsPid1();
   if (ns) nsConn = await ns.connect();
+  client = await AgentClient.connect(await connectSocket(agent.socketPath), { timeoutMs: 5000 });
 });
 after(async () => {
+  client?.close();
   conn?.close();
   nsConn?.close();
   await cleanupAll();
@@ -80,4 +86,43 @@ test("a part the kernel refuses is ERROR with its errno and names the part; entr
   const e = await expectErrno(identity(nsConn!, [[Tag.TIME_NS, Y2K], [Tag.ENTROPY, randomBytes(64)]]), EPERM);
   assert.match(e.message, /^errno 1: entropy: RNDADDENTROPY: /);
   assert.ok(Math.abs(Date.now() - Number(Y2K.i64 / 1_000_000n)) > 365 * 86_400_000, "the host's clock was not touched");
+});
+
+test("setIdentity refuses bad values itself (INVALID_ARGUMENT naming the field); with nothing to set it resolves", async () => {
+  const cases: Array<[Parameters<AgentClient["setIdentity"]>[0], string]> = [
+    [{ hostname: "" }, "hostname"],
+    [{ hostname: "a b" }, "hostname"],
+    [{ hostname: "x".repeat(65) }, "hostname"],
+    [{ entropy: randomBytes(15) }, "entropy"],
+    [{ entropy: randomBytes(513) }, "entropy"],
+    [{ timeNs: -1n }, "timeNs"],
+    [{ timeNs: 2n ** 63n }, "timeNs"],
+  ];
+  for (const [identity, field] of cases) {
+    await assert.rejects(client.setIdentity(identity), (e) => isHyperfleetError(e, "INVALID_ARGUMENT") && e.details?.field === field, field);
+  }
+  await client.setIdentity({});
+});
+
+test("setIdentity is bounded: an agent that does not answer is AGENT_TIMEOUT, and the connection stays usable", async () => {
+  process.kill(agent.pid, "SIGSTOP");
+  try {
+    const t0 = Date.now();
+    await assert.rejects(client.setIdentity({}, { timeoutMs: 300 }), (e) => isHyperfleetError(e, "AGENT_TIMEOUT"));
+    const took = Date.now() - t0;
+    assert.ok(took >= 290 && took < 3000, `gave up after ${took} ms`);
+  } finally {
+    process.kill(agent.pid, "SIGCONT");
+  }
+  await client.setIdentity({});
+  assert.ok((await client.ping()) >= 0);
+});
+
+test("setIdentity: a part the guest's kernel refuses rejects with the guest's words", { skip: pid1Argv("/dev/null") === null && "user namespaces are not available here" }, async () => {
+  const c = await AgentClient.connect(await connectSocket(ns!.socketPath), { timeoutMs: 5000 });
+  try {
+    await assert.rejects(c.setIdentity({ timeNs: Y2K.i64 }), (e) => isHyperfleetError(e, "INTERNAL") && /^identity: time: clock_settime: /.test(e.message) && e.details?.errno === EPERM);
+  } finally {
+    c.close();
+  }
 });
