@@ -4,6 +4,7 @@
 #include "conn.h"
 #include "exec.h"
 #include "files.h"
+#include "identity.h"
 #include "loop.h"
 #include "pathops.h"
 #include "req.h"
@@ -94,6 +95,8 @@ static void on_request(struct conn *c, const struct hf_frame *f, const struct hf
 	case HF_DELETE:
 	case HF_MKDIR:
 		return path_op_start(c, f->id, f->type, m);
+	case HF_IDENTITY:
+		return identity_apply(c, f->id, m);
 	default:
 		return on_shutdown(c, f->id, m);
 	}
@@ -124,7 +127,8 @@ void dispatch_frame(struct conn *c, const struct hf_frame *f)
 	case HF_STAT:
 	case HF_DELETE:
 	case HF_MKDIR:
-	case HF_SHUTDOWN: {
+	case HF_SHUTDOWN:
+	case HF_IDENTITY: {
 		if (!c->hello && f->type != HF_HELLO)
 			break;
 		struct hf_msg m;

@@ -42,6 +42,7 @@ enum hf_type {
 	HF_DELETE = 0x32,
 	HF_MKDIR = 0x33,
 	HF_SHUTDOWN = 0x40,
+	HF_IDENTITY = 0x41,
 	HF_OK = 0x7e,
 	HF_ERROR = 0x7f,
 };
@@ -73,6 +74,9 @@ enum hf_tag {
 	T_DURATION_US = 24,
 	T_NONCE = 25,
 	T_LOG_PATH = 26,
+	T_TIME_NS = 27,
+	T_ENTROPY = 28,
+	T_HOSTNAME = 29,
 };
 
 #define HF_WRITE_MKDIRS 1u
@@ -84,6 +88,10 @@ enum hf_tag {
 /* EXEC FLAGS bit 0: run as a detached process (the machine's main process), output to LOG_PATH. */
 #define HF_EXEC_DETACHED 1u
 #define HF_DEFAULT_LOG_PATH "/var/log/hyperfleet/main.log"
+/* IDENTITY: ENTROPY is 16..512 bytes, HOSTNAME 1..64 of [A-Za-z0-9-_.]. */
+#define HF_ENTROPY_MIN 16u
+#define HF_ENTROPY_MAX 512u
+#define HF_HOSTNAME_MAX 64u
 /* A HELLO reply must stay small enough for the host's resync scan (at most 4096 bytes). */
 #define HF_NONCE_MAX 64u
 

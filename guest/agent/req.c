@@ -226,3 +226,46 @@ void req_exec_free(struct exec_req *r)
 	r->argv = r->env = NULL;
 	r->cwd = r->user = r->log_path = NULL;
 }
+
+/* The hostname characters of RFC 952/1123 plus '_' and '.': nothing that /etc/hosts or a shell
+ * would read as a separator, a comment or an option. */
+static int hostname_ok(const uint8_t *p, uint32_t n)
+{
+	if (n == 0 || n > HF_HOSTNAME_MAX)
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+int req_identity(const struct hf_msg *m, struct identity_req *r, const char **why)
+{
+	memset(r, 0, sizeof *r);
+	uint64_t t;
+	int has = hf_get_u64(m, T_TIME_NS, &t);
+	if (has < 0)
+		return bad(why, "TIME_NS must be an i64", -EINVAL);
+	if (has && (int64_t)t < 0)
+		return bad(why, "TIME_NS is before the epoch", -EINVAL);
+	r->has_time = has;
+	r->time_ns = (int64_t)t;
+	if (m->count[T_ENTROPY]) {
+		const struct hf_field *f = &m->first[T_ENTROPY];
+		if (f->len < HF_ENTROPY_MIN || f->len > HF_ENTROPY_MAX)
+			return bad(why, "ENTROPY must be 16 to 512 bytes", -EINVAL);
+		r->entropy = f->p;
+		r->entropy_len = f->len;
+	}
+	if (m->count[T_HOSTNAME]) {
+		const struct hf_field *f = &m->first[T_HOSTNAME];
+		if (!hostname_ok(f->p, f->len))
+			return bad(why, "HOSTNAME must be 1 to 64 characters of A-Z a-z 0-9 - _ .", -EINVAL);
+		memcpy(r->hostname, f->p, f->len);
+		r->hostname[f->len] = 0;
+	}
+	return 0;
+}

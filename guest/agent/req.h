@@ -35,6 +35,15 @@ struct path_req {
 	int has_length;
 };
 
+/* IDENTITY: what to set; each part is optional. */
+struct identity_req {
+	int has_time;
+	int64_t time_ns;        /* ns since the epoch, >= 0 */
+	const uint8_t *entropy; /* NULL: absent; else entropy_len bytes inside the message */
+	uint32_t entropy_len;
+	char hostname[HF_HOSTNAME_MAX + 1]; /* "": absent */
+};
+
 /* VERSION, and the NONCE to echo (len 0 when absent). */
 int req_hello(const struct hf_msg *m, uint32_t *version, struct hf_field *nonce, const char **why);
 int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why);
@@ -42,5 +51,7 @@ void req_exec_free(struct exec_req *r);
 /* PATH plus the numeric fields of WRITE, READ, STAT, DELETE and MKDIR; default_mode fills MODE. */
 int req_path(const struct hf_msg *m, uint32_t default_mode, struct path_req *r, const char **why);
 int req_flags(const struct hf_msg *m, uint32_t *flags, const char **why);
+/* TIME_NS, ENTROPY and HOSTNAME, all checked before anything is applied. */
+int req_identity(const struct hf_msg *m, struct identity_req *r, const char **why);
 
 #endif

@@ -1,5 +1,5 @@
 /* The I/O half of netcfg.h: rtnetlink requests (no `ip` binary: image disks may lack one) and the
- * two /etc files, each written to a temp file and renamed over, so a reader never sees half. */
+ * two /etc files, each written to a temp file and renamed over (etcfile.h). */
 #define _GNU_SOURCE
 #include "netcfg.h"
 
@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "etcfile.h"
 #include "nlabi.h"
 
 #define POLL_MS 2
@@ -152,28 +153,6 @@ static int add_default_route(int nl, int idx, uint32_t gw)
 	return talk(nl, &r, 3);
 }
 
-static int write_file(const char *root, const char *path, const char *text, size_t len)
-{
-	char final[256], tmp[264];
-	if (snprintf(final, sizeof final, "%s%s", root, path) >= (int)sizeof final)
-		return -ENAMETOOLONG;
-	snprintf(tmp, sizeof tmp, "%s.hf-tmp", final);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return -errno;
-	int err = write(fd, text, len) == (ssize_t)len ? 0 : -(errno ? errno : EIO);
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	/* rename, not a write through: /etc/resolv.conf is often a symlink into /run, which is empty.
-	 * Unlinking first: ext4 starts writeback of a file renamed over another (auto_da_alloc). PID 1
-	 * runs alone here, so nobody sees the instant without the file. */
-	if (!err && ((unlink(final) < 0 && errno != ENOENT) || rename(tmp, final) < 0))
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
 #define IP4(a) (a) >> 24, (a) >> 16 & 255, (a) >> 8 & 255, (a) & 255
 
 int netcfg_apply(const struct netcfg *cfg, const char *hostname, const char *root, int wait_ms, char *err,
@@ -216,13 +195,13 @@ int netcfg_apply(const struct netcfg *cfg, const char *hostname, const char *roo
 		n = snprintf(text, sizeof text, "# written by hf-agent from the kernel command line (hf.dns)\n");
 		for (int i = 0; i < cfg->ndns; i++)
 			n += snprintf(text + n, sizeof text - (size_t)n, "nameserver %u.%u.%u.%u\n", IP4(cfg->dns[i]));
-		if ((rc = write_file(root, "/etc/resolv.conf", text, (size_t)n)))
+		if ((rc = etcfile_write(root, "/etc/resolv.conf", text, (size_t)n, 1)))
 			return failf(rc, err, errlen, "/etc/resolv.conf: %s", strerror(-rc));
 	}
 	n = snprintf(text, sizeof text,
 		     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%u.%u.%u.%u\t%.64s\n",
 		     IP4(cfg->addr), hostname);
-	if ((rc = write_file(root, "/etc/hosts", text, (size_t)n)))
+	if ((rc = etcfile_write(root, "/etc/hosts", text, (size_t)n, 1)))
 		return failf(rc, err, errlen, "/etc/hosts: %s", strerror(-rc));
 	return 0;
 }

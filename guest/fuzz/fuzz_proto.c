@@ -2,7 +2,8 @@
  * libFuzzer target for everything a hostile host reaches before any I/O: the incremental frame
  * parser (fed in pieces, as a socket would deliver them), the field parser, the request decoders,
  * the encoder (whose output must parse back to what was put in), and the kernel command line
- * network parser (netcfg_parse: the command line comes from the host too).
+ * network parser (netcfg_parse: the command line comes from the host too). IDENTITY's decoder also
+ * drives the /etc/hosts edit, with the payload's bytes as the file (an image's /etc/hosts is not ours).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "hosts.h"
 #include "netcfg.h"
 #include "proto.h"
 #include "req.h"
@@ -21,6 +23,51 @@
 			abort(); \
 		} \
 	} while (0)
+
+static int hostname_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+}
+
+/* An accepted IDENTITY is within its limits; its hostname then renames itself in a hosts file. */
+static void decode_identity(const struct hf_msg *m)
+{
+	const char *why = NULL;
+	struct identity_req ir;
+	if (req_identity(m, &ir, &why)) {
+		CHECK(why);
+		return;
+	}
+	CHECK(!ir.has_time || ir.time_ns >= 0);
+	CHECK(!ir.entropy || (ir.entropy_len >= HF_ENTROPY_MIN && ir.entropy_len <= HF_ENTROPY_MAX));
+	CHECK((ir.entropy != NULL) == (m->count[T_ENTROPY] > 0));
+	size_t hl = strlen(ir.hostname);
+	CHECK(hl <= HF_HOSTNAME_MAX && (hl > 0) == (m->count[T_HOSTNAME] > 0));
+	for (size_t i = 0; i < hl; i++)
+		CHECK(hostname_char(ir.hostname[i]));
+	if (!hl)
+		return;
+	/* The hosts text: the whole payload, exact-size so ASan sees overreads; the old name its first
+	 * HOSTNAME-sized run, so matches happen. */
+	char *text = malloc(m->n ? m->n : 1);
+	CHECK(text);
+	memcpy(text, m->p, m->n);
+	char old_name[HF_HOSTNAME_MAX + 1];
+	size_t ol = m->n < hl ? m->n : hl;
+	memcpy(old_name, text, ol);
+	old_name[ol] = 0;
+	struct buf out = { 0 };
+	int replaced = hosts_rename(text, m->n, old_name, ir.hostname, &out);
+	CHECK(!out.oom && replaced >= 0);
+	/* Names only grow or shrink by the difference; with no match, exactly one line is added. */
+	size_t added = strlen(HOSTS_SELF_ADDR) + 2 + hl + (m->n && text[m->n - 1] != '\n');
+	if (replaced == 0)
+		CHECK(buf_used(&out) == m->n + added);
+	else
+		CHECK(buf_used(&out) == m->n - (size_t)replaced * strlen(old_name) + (size_t)replaced * hl);
+	buf_free(&out);
+	free(text);
+}
 
 static void decode_requests(const struct hf_msg *m)
 {
@@ -53,6 +100,7 @@ static void decode_requests(const struct hf_msg *m)
 			CHECK(!er.log_path && m->count[T_LOG_PATH] == 0);
 		req_exec_free(&er);
 	}
+	decode_identity(m);
 }
 
 /* Re-encodes the fields of m and checks that they parse back identically. */

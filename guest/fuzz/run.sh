@@ -23,6 +23,8 @@ seed exec '\003\034\000\000\000\020\000\000\000\001\000\000\000\003\002\000\000\
 seed detached '\005\031\000\000\000\020\000\000\000\001\000\000\000\003\004\000\000\000true\017\004\000\000\000\001\000\000\000\032\002\000\000\000/l'
 # The kernel command line network parameters (netcfg.h), for the network parser.
 seed netcfg 'quiet hf.ip=10.0.0.2/24 hf.gw=10.0.0.1 hf.mtu=1400 hf.dns=1.1.1.1,8.8.8.8 hf.mac=52:54:00:ab:cd:01 -- x'
+# An IDENTITY: TIME_NS, 16 bytes of ENTROPY, HOSTNAME clone-1.
+seed identity '\000\056\000\000\000\101\000\000\000\003\000\000\000\033\010\000\000\000\000\000\000\000\000\000\000\020\034\020\000\000\000abcdefghijklmnop\035\007\000\000\000clone-1'
 seed read '\013\026\000\000\000\042\000\000\000\002\000\000\000\015\004\000\000\000/etc\021\010\000\000\000\005\000\000\000\000\000\000\000'
 
 ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -10,7 +10,7 @@ import { abortError } from "../host/async.js";
 import { randomBytes } from "node:crypto";
 import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
 import { errnoError } from "./errno.js";
-import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, MkdirFlags, MsgType, PROTOCOL_VERSION, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
+import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, IdentityLimits, MkdirFlags, MsgType, PROTOCOL_VERSION, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
 
 export interface ExecOptions {
   env?: Record<string, string>;
@@ -70,6 +70,16 @@ export interface WriteFileOptions {
   signal?: AbortSignal;
 }
 
+/** What IDENTITY sets in the guest; every part is optional (docs/agent-protocol.md, "identity"). */
+export interface GuestIdentity {
+  /** Wall clock, ns since the epoch, e.g. `BigInt(Date.now()) * 1_000_000n`. */
+  timeNs?: bigint;
+  /** 16..512 random bytes, mixed into the guest kernel's pool (credited); its CRNG is reseeded at once. */
+  entropy?: Buffer;
+  /** 1..64 characters of [A-Za-z0-9-_.]; also written to /etc/hostname and /etc/hosts. */
+  hostname?: string;
+}
+
 /** What STAT answers: the same shape the service ports hand to the API. */
 export type FileStat = FileStatView;
 
@@ -82,6 +92,10 @@ interface PendingOp {
 
 /** Extra host-side wait beyond a guest timeout before we stop trusting the guest to answer. */
 const HOST_GRACE_MS = 5_000;
+/** IDENTITY is a few syscalls in the guest: an answer later than this means a stuck agent. */
+const IDENTITY_TIMEOUT_MS = 5_000;
+const HOSTNAME_RE = /^[A-Za-z0-9_.-]+$/;
+const I64_MAX = 2n ** 63n - 1n;
 
 export class AgentClient {
   private readonly decoder = new FrameDecoder();
@@ -359,6 +373,33 @@ export class AgentClient {
     await this.request(MsgType.SHUTDOWN, payload, okOnly, "shutdown", "");
   }
 
+  /**
+   * Gives the guest its own identity: entropy for its kernel's pool (CRNG reseeded at once), then
+   * its clock, then its hostname (/etc/hostname and /etc/hosts too). For clones of a memory
+   * snapshot, which share their source's RNG state, clock and hostname, and for a resumed guest
+   * whose clock stood still. Bad values are INVALID_ARGUMENT before anything is sent; a guest part
+   * that fails rejects (the parts before it stay applied); an agent that does not answer within
+   * `timeoutMs` (default 5 s) rejects with AGENT_TIMEOUT. docs/agent-protocol.md, "identity".
+   * @example await agent.setIdentity({ timeNs: BigInt(Date.now()) * 1_000_000n, entropy: randomBytes(64), hostname: "clone-1" });
+   */
+  async setIdentity(identity: GuestIdentity, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const fields = identityFields(identity);
+    const timeoutMs = opts.timeoutMs ?? IDENTITY_TIMEOUT_MS;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new HyperfleetError("AGENT_TIMEOUT", `the guest agent did not answer IDENTITY within ${timeoutMs} ms`)), timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
+    try {
+      if (this.closedError) throw this.closedError;
+      if (signal.aborted) throw abortError(signal.reason, "identity");
+      const id = this.allocId();
+      const result = this.awaitOp(id, "identity", "", okOnly, signal);
+      this.send(MsgType.IDENTITY, 0, id, encodeFields(fields));
+      await result;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   // --- internals ---
 
   private async handshake(): Promise<void> {
@@ -560,6 +601,29 @@ class Collector {
   buffer(): Buffer {
     return Buffer.concat(this.parts, this.size);
   }
+}
+
+/** The IDENTITY fields, checked as the guest checks them, so bad input is refused with its field named. */
+function identityFields(x: GuestIdentity): Array<[number, FieldValue]> {
+  const bad = (field: string, msg: string) => new HyperfleetError("INVALID_ARGUMENT", `${field} ${msg}`, { details: { field } });
+  const fields: Array<[number, FieldValue]> = [];
+  if (x.entropy !== undefined) {
+    if (x.entropy.length < IdentityLimits.ENTROPY_MIN || x.entropy.length > IdentityLimits.ENTROPY_MAX) {
+      throw bad("entropy", `must be ${IdentityLimits.ENTROPY_MIN} to ${IdentityLimits.ENTROPY_MAX} bytes, got ${x.entropy.length}`);
+    }
+    fields.push([Tag.ENTROPY, x.entropy]);
+  }
+  if (x.timeNs !== undefined) {
+    if (x.timeNs < 0n || x.timeNs > I64_MAX) throw bad("timeNs", `must be ns since the epoch (0 to 2^63-1), got ${x.timeNs}`);
+    fields.push([Tag.TIME_NS, { i64: x.timeNs }]);
+  }
+  if (x.hostname !== undefined) {
+    if (x.hostname.length > IdentityLimits.HOSTNAME_MAX || !HOSTNAME_RE.test(x.hostname)) {
+      throw bad("hostname", `must be 1 to ${IdentityLimits.HOSTNAME_MAX} characters of A-Z a-z 0-9 - _ ., got ${JSON.stringify(x.hostname.slice(0, 80))}`);
+    }
+    fields.push([Tag.HOSTNAME, x.hostname]);
+  }
+  return fields;
 }
 
 function okOnly(f: Frame): true | undefined {

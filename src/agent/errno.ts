@@ -56,6 +56,14 @@ export function errnoCode(errno: number, op: string): ErrorCode {
     if (errno === ENOMEM || errno === EAGAIN || errno === EMFILE || errno === ENFILE) return "GUEST_RESOURCE_EXHAUSTED";
     return "AGENT_PROTOCOL_ERROR";
   }
+  if (op === "identity") {
+    if (errno === EINVAL) return "INVALID_ARGUMENT";
+    // A guest agent older than IDENTITY.
+    if (errno === ENOSYS) return "AGENT_UNSUPPORTED_VERSION";
+    if (errno === ENOMEM) return "GUEST_RESOURCE_EXHAUSTED";
+    // The guest refused its own clock, pool or /etc (EPERM, ENODATA, EROFS, ...): not the caller's doing.
+    return "INTERNAL";
+  }
   return FILE_CODES.get(errno) ?? "FILE_OPERATION_FAILED";
 }
 

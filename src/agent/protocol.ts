@@ -33,6 +33,8 @@ export const MsgType = {
   DELETE: 0x32,
   MKDIR: 0x33,
   SHUTDOWN: 0x40,
+  /** host→guest: TIME_NS?, ENTROPY?, HOSTNAME?; answered OK or ERROR (docs/agent-protocol.md, "identity"). */
+  IDENTITY: 0x41,
   OK: 0x7e,
   ERROR: 0x7f,
 } as const;
@@ -67,6 +69,12 @@ export const Tag = {
   NONCE: 25,
   /** EXEC with FLAGS DETACHED: the file its stdout and stderr are appended to (default DEFAULT_LOG_PATH). */
   LOG_PATH: 26,
+  /** IDENTITY: the guest's wall clock, ns since the epoch (i64). */
+  TIME_NS: 27,
+  /** IDENTITY: bytes mixed into the guest kernel's entropy pool (credited), then the CRNG is reseeded. */
+  ENTROPY: 28,
+  /** IDENTITY: the guest's new hostname (also /etc/hostname and /etc/hosts). */
+  HOSTNAME: 29,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
@@ -79,3 +87,5 @@ export const ShutdownFlags = { REBOOT: 1 } as const;
 export const ExecFlags = { DETACHED: 1 } as const;
 /** Log of a detached EXEC without LOG_PATH. Its state is in `<log>.status`, the previous part after rotation in `<log>.1`. */
 export const DEFAULT_LOG_PATH = "/var/log/hyperfleet/main.log";
+/** IDENTITY field limits: ENTROPY 16..512 bytes, HOSTNAME 1..64 characters of [A-Za-z0-9-_.]. */
+export const IdentityLimits = { ENTROPY_MIN: 16, ENTROPY_MAX: 512, HOSTNAME_MAX: 64 } as const;

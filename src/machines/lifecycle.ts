@@ -6,7 +6,7 @@
  */
 import { rm } from "node:fs/promises";
 import type { Logger } from "../core/ports/logger.js";
-import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
+import { toHyperfleetError } from "../core/errors.js";
 import type { AgentClient } from "../agent/client.js";
 import { statusAfterUnexpectedExit, type MachineStatus } from "../core/machine-state.js";
 import type { Vm } from "../vmm/vm.js";
@@ -234,9 +234,7 @@ const CLOCK_SET_TIMEOUT_MS = 5_000;
  * are stopped (QEMU's virtual clock does), so after resume it lags by the paused time.
  */
 async function syncGuestClock(agent: AgentClient): Promise<void> {
-  const epoch = Math.round(Date.now() / 1000);
-  const r = await agent.exec(["date", "-u", "-s", `@${epoch}`], { timeoutMs: CLOCK_SET_TIMEOUT_MS, maxOutputBytes: 1024 });
-  if (r.exitCode !== 0) throw new HyperfleetError("INTERNAL", `'date -s' in the guest exited with ${r.exitCode}: ${r.stderr.toString("utf8").slice(0, 200)}`);
+  await agent.setIdentity({ timeNs: BigInt(Date.now()) * 1_000_000n }, { timeoutMs: CLOCK_SET_TIMEOUT_MS });
 }
 
 /** Kills a VM whatever state it is in; what cannot be killed (already gone) is still released. */

@@ -15,7 +15,7 @@ import { Conn, sleep, STATIC_AGENT_BIN, tempDir } from "./harness.js";
 const QEMU = "/usr/bin/qemu-system-x86_64";
 const BUSYBOX = "/usr/bin/busybox";
 const MODULES = ["virtio/virtio_ring.ko", "virtio/virtio.ko", "virtio/virtio_mmio.ko", "char/virtio_console.ko"];
-const APPLETS = ["sh", "cat", "echo", "sleep", "ls", "id", "uname", "insmod", "true", "hostname", "grep", "wc", "head", "tr", "ip", "kill", "sha256sum", "cut"];
+const APPLETS = ["sh", "cat", "echo", "sleep", "ls", "id", "uname", "insmod", "true", "hostname", "grep", "wc", "head", "tr", "ip", "kill", "sha256sum", "cut", "date"];
 
 interface Kernel {
   image: string;

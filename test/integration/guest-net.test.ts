@@ -140,3 +140,13 @@ test("the guest and the namespace reach each other (ping both ways)", { skip: sk
   const r = spawnSync(IP, ["netns", "exec", NS, BUSYBOX, "ping", "-c", "1", "-W", "10", GUEST_ADDR], { encoding: "utf8", timeout: 20_000 });
   assert.equal(r.status, 0, `ping from the namespace: ${r.stdout}${r.stderr}`);
 });
+
+test("IDENTITY renames the hostname in the /etc/hosts netcfg wrote: the new name resolves to the guest's address", { skip: skip ?? false, timeout: BOOT_MS }, async () => {
+  await agent!.setIdentity({ hostname: "clone-abc" });
+  assert.equal((await sh("hostname")).trim(), "clone-abc");
+  const hosts = (await sh("cat /etc/hosts")).split("\n").map((l) => l.split(/\s+/));
+  assert.deepEqual(hosts.find((l) => l[0] === GUEST_ADDR), [GUEST_ADDR, "clone-abc"]);
+  assert.equal(hosts.filter((l) => l.includes(spec!.id)).length, 0, "the old name is gone");
+  // Name resolution agrees with `hostname`: the guest's own resolver (busybox ping) finds the address.
+  assert.match(await sh("ping -c 1 -W 10 clone-abc"), new RegExp(`^PING clone-abc \\(${GUEST_ADDR.replaceAll(".", "\\.")}\\)`));
+});

@@ -44,3 +44,11 @@ test("the message keeps the guest's words and adds what to do", () => {
   assert.match(e.message, /^delete \/tmp\/d: Directory not empty; .*recursive=true/);
   assert.equal(e.details?.errno, 39);
 });
+
+test("identity: bad input is INVALID_ARGUMENT, an agent without IDENTITY is AGENT_UNSUPPORTED_VERSION, the rest INTERNAL", () => {
+  assert.equal(errnoCode(22, "identity"), "INVALID_ARGUMENT");
+  assert.equal(errnoCode(38, "identity"), "AGENT_UNSUPPORTED_VERSION");
+  assert.equal(errnoCode(12, "identity"), "GUEST_RESOURCE_EXHAUSTED");
+  assert.equal(errnoCode(1, "identity"), "INTERNAL", "EPERM: the guest's own refusal, not a file permission");
+  assert.equal(errnoCode(61, "identity"), "INTERNAL", "ENODATA");
+});

@@ -2,7 +2,7 @@
  * The guest agent's C header and the host's protocol module describe one wire format twice
  * (guest/agent/proto.h, src/agent/protocol.ts). Nothing links them, so this test reads the C
  * (#define and enum values) and compares: every message type, tag, flag, frame limit, the DATA chunk
- * size and the main log path. A number changed on one side only fails here, not in a guest.
+ * size, the main log path and IDENTITY's limits. A number changed on one side only fails here, not in a guest.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -108,4 +108,7 @@ test("version, frame limits, DATA chunk and names agree", () => {
   assert.ok(P.DATA_CHUNK <= P.MAX_PAYLOAD, "a DATA chunk fits in one frame");
   assert.equal(define("HF_SERIAL_NAME"), P.SERIAL_PORT_NAME);
   assert.equal(define("HF_DEFAULT_LOG_PATH"), P.DEFAULT_LOG_PATH);
+  assert.equal(define("HF_ENTROPY_MIN"), P.IdentityLimits.ENTROPY_MIN);
+  assert.equal(define("HF_ENTROPY_MAX"), P.IdentityLimits.ENTROPY_MAX);
+  assert.equal(define("HF_HOSTNAME_MAX"), P.IdentityLimits.HOSTNAME_MAX);
 });

@@ -1,0 +1,13 @@
+/* IDENTITY: a clone of a memory snapshot gets its own RNG state, clock and hostname. */
+#ifndef HF_IDENTITY_H
+#define HF_IDENTITY_H
+
+#include <stdint.h>
+
+#include "conn.h"
+
+/* Applies ENTROPY, TIME_NS and HOSTNAME in that order and answers OK, or ERROR naming the part
+ * that failed (the parts before it stay applied). Fast syscalls and two small /etc files: inline. */
+void identity_apply(struct conn *c, uint32_t id, const struct hf_msg *m);
+
+#endif
