@@ -22,12 +22,15 @@ import { machineRoutes } from "./routes/machines.js";
 import { ErrorSchema } from "../contract/common.js";
 import { ImageSchema } from "../contract/images.js";
 import { MachineSchema } from "../contract/machine.js";
-import type { ImageServicePort, MachineServicePort } from "../core/ports/services.js";
+import type { ImageServicePort, MachineServicePort, SnapshotServicePort } from "../core/ports/services.js";
+import { snapshotRoutes } from "./routes/snapshots.js";
+import { SnapshotSchema } from "../contract/snapshot.js";
 import { typeboxValidatorCompiler } from "./validation.js";
 
 export interface AppOptions {
   service: MachineServicePort;
   images: ImageServicePort;
+  snapshots: SnapshotServicePort;
   logger: FastifyBaseLogger;
   /** null: authentication disabled (the config only allows that on loopback). */
   auth: ApiKeyVerifier | null;
@@ -64,6 +67,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addSchema(ErrorSchema);
   app.addSchema(MachineSchema);
   app.addSchema(ImageSchema);
+  app.addSchema(SnapshotSchema);
   app.addHook("onRequest", (req, reply, done) => {
     void reply.header("x-request-id", req.id);
     done();
@@ -93,6 +97,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => logRoutes(scope, opts.service));
   await app.register(async (scope) => imageRoutes(scope, opts.images));
+  await app.register(async (scope) => snapshotRoutes(scope, opts.snapshots));
   return app;
 }
 

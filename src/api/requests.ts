@@ -34,8 +34,9 @@ export function createMachineRequest(b: CreateMachineBody): CreateMachineRequest
   }
   return {
     name: b.name,
-    vcpuCount: b.vcpu_count,
-    memSizeMib: b.mem_size_mib,
+    ...(b.vcpu_count !== undefined && { vcpuCount: b.vcpu_count }),
+    ...(b.mem_size_mib !== undefined && { memSizeMib: b.mem_size_mib }),
+    ...(b.snapshot !== undefined && { snapshot: b.snapshot }),
     env: b.env ?? {},
     metadata: b.metadata ?? {},
     start: b.start ?? false,

@@ -1,7 +1,8 @@
 /** Service views -> wire JSON (snake_case), kept apart from routes so every route answers alike. */
 import type { ImageJson } from "../contract/images.js";
 import type { MachineJson } from "../contract/machine.js";
-import type { FileStatView, ImagePullState, ImageView, MachineView, MainProcessState } from "../core/ports/services.js";
+import type { SnapshotJson } from "../contract/snapshot.js";
+import type { FileStatView, ImagePullState, ImageView, MachineView, MainProcessState, SnapshotView } from "../core/ports/services.js";
 
 export function machineJson(m: MachineView): MachineJson {
   return {
@@ -43,6 +44,20 @@ export function machineJson(m: MachineView): MachineJson {
     workdir: m.workdir,
     user: m.user,
     main_process: m.mainProcess && mainProcessJson(m.mainProcess),
+    snapshot_id: m.snapshotId,
+  };
+}
+
+export function snapshotJson(s: SnapshotView): SnapshotJson {
+  return {
+    id: s.id,
+    machine_id: s.machineId,
+    size_bytes: s.sizeBytes,
+    created_at: s.createdAt,
+    vcpu_count: s.vcpuCount,
+    mem_size_mib: s.memSizeMib,
+    image: s.image,
+    network: s.network,
   };
 }
 

@@ -74,8 +74,14 @@ export interface Config {
     /** The static guest agent baked into image disks as /sbin/hf-agent. */
     readonly agentBinary: string;
   };
-  /** VM networking (docs/adr/0008); validated but not active yet. */
+  /** VM networking (docs/adr/0008). */
   readonly network: NetworkConfig;
+  /** Warm image templates (docs/adr/0009): a snapshot per image and shape, restored instead of booting. */
+  readonly templates: {
+    readonly enabled: boolean;
+    /** Bytes the templates may take on disk; least recently used ones no machine uses go first. */
+    readonly maxSize: number;
+  };
 }
 
 /** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
@@ -160,6 +166,10 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
       agentBinary: r.path("HYPERFLEET_AGENT_BINARY", defaultAgentBinary()),
     },
     network: readNetwork(r, port),
+    templates: {
+      enabled: r.bool("HYPERFLEET_WARM_TEMPLATES", true),
+      maxSize: r.int("HYPERFLEET_TEMPLATE_CACHE_MAX", 4_294_967_296, 0, Number.MAX_SAFE_INTEGER, "bytes"),
+    },
   };
 
   if (config.oci.cacheDir.includes(":")) {

@@ -68,8 +68,19 @@ const ArgvOverride = (description: string) =>
 export const CreateMachineBody = Type.Object(
   {
     name: Type.String({ pattern: NAME_PATTERN, errorMessage: "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", description: "Unique name: letters, digits, `.`, `_`, `-`; up to 63 characters", examples: ["my-vm"] }),
-    vcpu_count: Type.Integer({ minimum: 1, maximum: 32, examples: [1] }),
-    mem_size_mib: Type.Integer({ minimum: 128, maximum: 65536, examples: [256] }),
+    vcpu_count: Type.Optional(Type.Integer({ minimum: 1, maximum: 32, examples: [1], description: "Required, unless `snapshot` is given (then its source's)" })),
+    mem_size_mib: Type.Optional(Type.Integer({ minimum: 128, maximum: 65536, examples: [256], description: "Required, unless `snapshot` is given (then its source's)" })),
+    snapshot: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 64,
+        description:
+          "Start from this snapshot (`snap_...`, see /snapshots) instead of booting: the machine wakes up where its source was, " +
+          "with its own disk, network, hostname (its id), RNG state and clock. Shape, image and network presence come from the snapshot " +
+          "(400 SNAPSHOT_INCOMPATIBLE if the request asks for others). Its first start restores it; a later start after a stop boots it afresh.",
+        examples: ["snap_01J9Z6Y8W2V4T0S5R3Q1P7N9M8"],
+      }),
+    ),
     image: Type.Optional(
       imageRefString("OCI image to boot (`alpine:latest`, `registry:5000/team/app@sha256:...`). The pull starts at once in the background; see `image_pull`."),
     ),
@@ -219,7 +230,16 @@ export const MachineSchema = Type.Object(
     workdir: NullableString,
     user: NullableString,
     main_process: Nullable(MainProcessSchema),
+    snapshot_id: Nullable(Type.String({ description: "The snapshot the machine was created from (it cannot be deleted while the machine exists)" })),
   },
   { $id: "Machine" },
 );
+
+export const ForkBody = Type.Object(
+  {
+    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 64, default: 1, description: "How many clones (default 1, at most 64)" })),
+  },
+  { additionalProperties: false },
+);
+export type ForkBody = Static<typeof ForkBody>;
 export type MachineJson = Static<typeof MachineSchema>;

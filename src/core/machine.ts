@@ -199,6 +199,7 @@ export type MachinePatch = Partial<
     | "imageConfig"
     | "imagePull"
     | "restoreFrom"
+    | "snapshotId"
   >
 >;
 

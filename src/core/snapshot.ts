@@ -18,6 +18,8 @@ export interface SnapshotSource {
   rootfsPath: string | null;
   /** The source had a NIC: a clone has one too (its own namespace, same guest address; ADR 0008). */
   network: boolean;
+  /** The source's NIC MAC: the restored NIC keeps it (device state), so a clone's record shows it. */
+  mac: string | null;
   imageRef: string | null;
   imageDigest: string | null;
   imageConfig: ImageRunConfig | null;
@@ -40,5 +42,13 @@ export interface SnapshotRecord {
    * it, and not listed by GET /snapshots.
    */
   auto: boolean;
+  /**
+   * A warm image template's content key (image disk, kernel, initramfs, kernel arguments, shape,
+   * NIC, VMM build); null for other snapshots. Templates are a cache: kept when their last machine
+   * goes, evicted least recently used first.
+   */
+  templateKey: string | null;
   createdAt: string;
+  /** When a machine was last created or restored from it. */
+  lastUsedAt: string;
 }

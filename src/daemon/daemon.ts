@@ -24,6 +24,9 @@ import { reconcile, type ReconcileReport } from "../machines/reconcile.js";
 import { VmFactory } from "../machines/vm-factory.js";
 import { DriverRegistry, guestAssetsIn } from "../vmm/registry.js";
 import { VmLifecycle } from "../machines/lifecycle.js";
+import { MachineSnapshots } from "../machines/snapshots.js";
+import { WarmTemplates } from "../machines/templates.js";
+import type { VmSnapshot } from "../core/ports/vmm-driver.js";
 import { MachineNetworks } from "../machines/networks.js";
 import { addressPlan, instanceTag } from "../network/address-plan.js";
 import { LinuxNetworkFabric } from "../network/fabric.js";
@@ -63,7 +66,9 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     if (keys.verifier === null) log.warn("authentication is OFF (HYPERFLEET_AUTH=off); only loopback clients can reach the API");
     else log.info({ source: keys.source, keys: keys.verifier.size }, "API keys loaded");
 
-    images = await openImages(config.oci, await store.machines.list(), log);
+    // Snapshots hold their images like machines do (a snapshot's frozen disk lies on its image's).
+    const imageHolders = async () => [...(await store.machines.list()), ...(await store.snapshots.list({ auto: true })).map((s) => ({ id: s.id, imageDigest: s.source.imageDigest }))];
+    images = await openImages(config.oci, await imageHolders(), log);
     const opened = images;
     const assets = guestAssetsIn(config.assetsDir);
     const registry = new DriverRegistry({ kind: "qemu", accel: config.accel, cacheDir: config.assetsDir, assets });
@@ -81,6 +86,10 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     // Namespaces carry a tag of this data dir, so two daemons on one host never sweep each other's.
     const fabric = new LinuxNetworkFabric({ plan: addressPlan(config.network.subnet), tag: instanceTag(config.dataDir), hostNetns: null });
     const networks = new MachineNetworks(fabric, store.machines);
+    const snapshotDir = join(config.dataDir, "snapshots");
+    const templates = config.templates.enabled
+      ? new WarmTemplates({ machines: store.machines, snapshots: store.snapshots, imageUsers: opened.users, dir: snapshotDir, maxSize: config.templates.maxSize, vmmFingerprint: () => vms.vmmFingerprint() })
+      : undefined;
     const lifecycle = new VmLifecycle({
       repo: store.machines,
       statuses,
@@ -89,11 +98,16 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
       hooks: imageBootHooks(pulls, opened.unavailable, main),
+      snapshotOf: async (id): Promise<VmSnapshot> => (await snapshots.record(id)).vm,
+      ...(templates && { templates }),
     });
+    const snapshots = new MachineSnapshots({ machines: store.machines, snapshots: store.snapshots, live: lifecycle.live, imageUsers: opened.users, dir: snapshotDir, log });
     const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, networks, log });
     const cap = config.capacity;
     log.info({ max_memory_mib: cap.maxMemoryMib, vm_overhead_mib: cap.vmOverheadMib, max_vcpus: cap.maxVcpus, max_vcpus_per_machine: cap.maxVcpusPerMachine }, "admission limits");
-    await opened.users.sync(await store.machines.list());
+    await snapshots.sweep(log);
+    await templates?.evict(log);
+    await opened.users.sync(await imageHolders());
     const service = new MachineService({
       repo: store.machines,
       vms,
@@ -102,10 +116,11 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       fileTransferTimeoutMs: config.fileTransferTimeoutMs,
       capacity: config.capacity,
       network: config.network,
+      snapshots,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
-    const app = await buildApp({ service, images: catalog, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION });
+    const app = await buildApp({ service, images: catalog, snapshots, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION });
 
     let url: string | null = null;
     if (opts.listen !== false) {

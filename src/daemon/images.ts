@@ -20,7 +20,7 @@ export interface OpenedImages {
  * Opens the image cache. Without a usable guest agent binary there is nothing to bake into image
  * disks: that is logged and images are turned off rather than keeping the daemon from starting.
  */
-export async function openImages(oci: Config["oci"], records: readonly MachineRecord[], log: Logger): Promise<OpenedImages> {
+export async function openImages(oci: Config["oci"], records: ReadonlyArray<Pick<MachineRecord, "id" | "imageDigest">>, log: Logger): Promise<OpenedImages> {
   const users = new ImageUsers();
   users.load(records);
   try {

@@ -18,8 +18,8 @@ export class ImageUsers {
   private readonly byMachine = new Map<string, { digest: string; held: boolean }>();
   private images: ImageRefCounts | null = null;
 
-  /** Seeds the map from the store (before the cache opens). */
-  load(records: readonly MachineRecord[]): void {
+  /** Seeds the map from the store (before the cache opens): machines, and snapshots (by snapshot id). */
+  load(records: ReadonlyArray<Pick<MachineRecord, "id" | "imageDigest">>): void {
     for (const r of records) if (r.imageDigest !== null) this.byMachine.set(r.id, { digest: r.imageDigest, held: false });
   }
 
@@ -48,6 +48,16 @@ export class ImageUsers {
     if (prev?.held) await this.images?.release(prev.digest);
   }
 
+  /**
+   * Takes a new reference for `id` (a snapshot, or a machine created from one, which no pull
+   * acquired for): IMAGE_NOT_CACHED when the image is gone.
+   */
+  async hold(id: string, digest: string): Promise<void> {
+    if (this.byMachine.get(id)?.digest === digest) return;
+    this.images?.acquire(digest);
+    await this.set(id, digest);
+  }
+
   /** The machine is gone: drop its reference (which may evict the image if over the limit). */
   async forget(id: string): Promise<void> {
     const u = this.byMachine.get(id);
@@ -57,7 +67,7 @@ export class ImageUsers {
   }
 
   /** Forgets machines whose record no longer exists (after reconciliation deleted some). */
-  async sync(records: readonly MachineRecord[]): Promise<void> {
+  async sync(records: ReadonlyArray<Pick<MachineRecord, "id">>): Promise<void> {
     const live = new Set(records.map((r) => r.id));
     for (const id of [...this.byMachine.keys()]) if (!live.has(id)) await this.forget(id);
   }

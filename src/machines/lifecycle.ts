@@ -5,9 +5,13 @@
  * whether a user may ask for a step; reconciliation re-runs the same steps after a restart.
  */
 import { rm } from "node:fs/promises";
+import type { VmSnapshot } from "../core/ports/vmm-driver.js";
+import { refreshGuest } from "./guest-identity.js";
+import { freshSuspendDir, readSuspended, recordSuspended, removeSuspended } from "./suspend-files.js";
+import type { WarmTemplates } from "./templates.js";
+import type { AttachedNetwork } from "../core/ports/network.js";
 import type { Logger } from "../core/ports/logger.js";
-import { toHyperfleetError } from "../core/errors.js";
-import type { AgentClient } from "../agent/client.js";
+import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
 import { statusAfterUnexpectedExit, type MachineStatus } from "../core/machine-state.js";
 import type { Vm } from "../vmm/vm.js";
 import type { MachineRepository } from "../store/machine-repository.js";
@@ -38,6 +42,10 @@ export interface VmLifecycleOptions {
   /** How many VMs may boot at the same time; more wait in `starting`. */
   maxConcurrentBoots: number;
   hooks?: BootHooks;
+  /** The snapshot a machine created from one restores (its record's `snapshotId`). */
+  snapshotOf: (snapshotId: string) => Promise<VmSnapshot>;
+  /** Warm image templates; absent: HYPERFLEET_WARM_TEMPLATES=off. */
+  templates?: WarmTemplates;
 }
 
 export class VmLifecycle {
@@ -57,7 +65,10 @@ export class VmLifecycle {
     return this.o.statuses.settle(id, from, to, patch, reason);
   }
 
-  /** Boots a machine in `starting`; ends in `running`, or `failed` with the reason recorded. */
+  /**
+   * Boots a machine in `starting`, or restores it when its record says so (a machine created from
+   * a snapshot, a suspended one); ends in `running`, or `failed` with the reason recorded.
+   */
   async boot(starting: MachineRecord, log: Logger): Promise<void> {
     const id = starting.id;
     const ac = this.live.beginBoot(id);
@@ -65,15 +76,23 @@ export class VmLifecycle {
     let rec = starting;
     let vm: Vm;
     let release: (() => void) | undefined;
+    const restoring = rec.restoreFrom;
     try {
-      // An image pull may take minutes: it must not hold a boot slot meanwhile.
-      if (this.o.hooks) rec = await this.o.hooks.prepare(rec, ac.signal, log);
+      // An image pull may take minutes: it must not hold a boot slot meanwhile. A restored
+      // machine's disk already exists (over its snapshot's, or its own).
+      if (this.o.hooks && restoring === null) rec = await this.o.hooks.prepare(rec, ac.signal, log);
+      const templates = this.o.templates?.eligible(rec) ? this.o.templates : undefined;
+      const template = await templates?.claim(rec, log);
+      const from = template?.vm ?? (await this.restorePoint(rec));
       release = await this.bootSlots.acquire(ac.signal);
       const net = await this.o.networks.attach(rec);
-      // A failed boot leaves nothing running (Vm.boot undoes its own steps).
-      vm = await this.o.vms.boot(rec, net, ac.signal);
+      // A failed boot leaves nothing running (Vm.boot and Vm.restore undo their own steps).
+      vm = from === null ? await this.o.vms.boot(rec, net, ac.signal) : await this.restoreOrBootCold(rec, from, template !== undefined, net, ac.signal, log);
       // Held from here on: a stop or delete queued behind this boot takes it over.
       this.live.set(id, vm);
+      if (from !== null && template === undefined) await this.wake(vm, rec, restoring === "snapshot" ? "clone" : "restore");
+      // Before the main process starts: what the image's boot wrote and nothing else.
+      else if (from === null && templates) await templates.capture(rec, vm, log);
     } catch (e) {
       const he = toHyperfleetError(e);
       const lastError = { code: he.code, message: he.message };
@@ -86,13 +105,88 @@ export class VmLifecycle {
       release?.();
       this.live.endBoot(id, ac);
     }
-    await this.o.hooks?.booted(rec, vm, log);
-    const running = await this.settle(id, ["starting"], "running", { pid: vm.pid }, "guest agent answered");
+    // A restored guest's main process is in the memory it came back with: looked at, not started.
+    if (restoring === null) await this.o.hooks?.booted(rec, vm, log);
+    else await this.o.hooks?.adopted(rec, vm, log);
+    const running = await this.settle(id, ["starting"], "running", { pid: vm.pid, restoreFrom: null }, restoring === null ? "guest agent answered" : `restored from ${restoring}`);
     // When the settle lost, a stop or delete took over during the boot and owns the machine now.
     if (running) {
-      log.info({ pid: vm.pid, boot_ms: Date.now() - t0 }, "machine running");
+      log.info({ pid: vm.pid, boot_ms: Date.now() - t0, restored_from: restoring ?? undefined }, restoring === null ? "machine running" : "machine restored");
+      if (restoring === "suspend") await removeSuspended(rec.runDir).catch(() => undefined);
       this.watchExit(id, vm, log);
     }
+  }
+
+  /**
+   * Restores the VM from `from`; for a warm template (a cache, not something the user asked for),
+   * a restore that fails falls back to a cold boot, and the machine no longer depends on it.
+   */
+  private async restoreOrBootCold(rec: MachineRecord, from: VmSnapshot, template: boolean, net: AttachedNetwork | null, signal: AbortSignal, log: Logger): Promise<Vm> {
+    if (!template) return this.o.vms.restore(rec, from, net, signal);
+    try {
+      const vm = await this.o.vms.restore(rec, from, net, signal);
+      await this.wake(vm, rec, "clone");
+      log.info("restored from a warm template");
+      return vm;
+    } catch (e) {
+      if (signal.aborted) throw e;
+      log.warn({ err: toHyperfleetError(e) }, "restoring the warm template failed; booting cold");
+      await this.o.vms.discardDisk(rec);
+      await this.o.templates?.release(rec);
+      return this.o.vms.boot(rec, net, signal);
+    }
+  }
+
+  /** What the machine's boot restores; null: a cold boot. A suspend whose state is incomplete cannot be restored. */
+  private async restorePoint(rec: MachineRecord): Promise<VmSnapshot | null> {
+    if (rec.restoreFrom === "snapshot" && rec.snapshotId !== null) return this.o.snapshotOf(rec.snapshotId);
+    if (rec.restoreFrom !== "suspend") return null;
+    const saved = await readSuspended(rec.runDir);
+    if (saved === null) throw new HyperfleetError("SNAPSHOT_FAILED", `the suspended state of ${rec.id} is missing or incomplete; stop the machine and start it again (a fresh boot)`);
+    return saved;
+  }
+
+  /** Gives a restored guest the time, fresh entropy and (a clone) its own hostname; a failure fails the boot. */
+  private async wake(vm: Vm, rec: MachineRecord, how: "clone" | "restore"): Promise<void> {
+    const agent = vm.agent;
+    if (agent === null) throw new HyperfleetError("AGENT_DISCONNECTED", `the agent of ${rec.id} hung up right after the restore`);
+    try {
+      await refreshGuest(agent, how, rec.id);
+    } catch (e) {
+      await forceKill(vm);
+      this.live.release(rec.id, vm);
+      throw e;
+    }
+  }
+
+  /**
+   * Saves a running or paused machine to `<runDir>/suspend` and ends its VMM; ends in `suspended`
+   * (no process, its memory given back). Run in the machine's queue. If saving fails the VM goes
+   * on as it was and the error is thrown.
+   */
+  async suspend(id: string, log: Logger): Promise<MachineRecord | undefined> {
+    const vm = this.live.get(id);
+    const rec = await this.o.repo.get(id);
+    if (!vm || !rec) return undefined;
+    const t0 = Date.now();
+    const wasRunning = rec.status === "running";
+    const dir = await freshSuspendDir(rec.runDir);
+    try {
+      await recordSuspended(await vm.handle.snapshot({ dir, purpose: "suspend" }));
+    } catch (e) {
+      await removeSuspended(rec.runDir).catch(() => undefined);
+      if (wasRunning) await vm.handle.resume().catch(() => undefined);
+      const he = toHyperfleetError(e, "SNAPSHOT_FAILED");
+      throw he.code === "SNAPSHOT_FAILED" ? he : new HyperfleetError("SNAPSHOT_FAILED", `suspending ${id} failed: ${he.message}`, { cause: e });
+    }
+    const saved_ms = Date.now() - t0;
+    // Ours to end: the exit watcher must not read this exit as a crash.
+    this.live.take(id);
+    await forceKill(vm);
+    await this.releaseNetwork(id, log);
+    const suspended = await this.settle(id, ["running", "paused"], "suspended", { pid: null, restoreFrom: "suspend" }, "suspend requested");
+    if (suspended) log.info({ save_ms: saved_ms, suspend_ms: Date.now() - t0 }, "machine suspended");
+    return suspended;
   }
 
   /** Stops the VMM of a machine in `stopping`: graceful first, kill as the last resort. */
@@ -161,7 +255,7 @@ export class VmLifecycle {
     const adopted = vm.agent === null;
     await vm.resume(RESUME_AGENT_TIMEOUT_MS);
     const agent = vm.agent;
-    if (agent) await syncGuestClock(agent).catch((e: unknown) => log.warn({ err: toHyperfleetError(e) }, "could not set the guest clock after resume"));
+    if (agent) await refreshGuest(agent, "resume", id).catch((e: unknown) => log.warn({ err: toHyperfleetError(e) }, "could not set the guest clock after resume"));
     else log.warn("the guest agent did not answer after resume");
     const running = await this.settle(id, ["paused"], "running", { pid: vm.pid }, "resume requested");
     if (!running) return undefined;
@@ -227,15 +321,6 @@ export class VmLifecycle {
 
 /** How long a resumed guest's agent has to answer (a VM adopted paused connects only now). */
 const RESUME_AGENT_TIMEOUT_MS = 10_000;
-const CLOCK_SET_TIMEOUT_MS = 5_000;
-
-/**
- * Sets the guest's wall clock from the host's: the guest's clock stands still while its vCPUs
- * are stopped (QEMU's virtual clock does), so after resume it lags by the paused time.
- */
-async function syncGuestClock(agent: AgentClient): Promise<void> {
-  await agent.setIdentity({ timeNs: BigInt(Date.now()) * 1_000_000n }, { timeoutMs: CLOCK_SET_TIMEOUT_MS });
-}
 
 /** Kills a VM whatever state it is in; what cannot be killed (already gone) is still released. */
 export async function forceKill(vm: Vm): Promise<void> {

@@ -16,6 +16,7 @@ import type { MachineRepository } from "../store/machine-repository.js";
 import type { VmFactory } from "./vm-factory.js";
 import { forceKill, type VmLifecycle } from "./lifecycle.js";
 import type { MachineNetworks } from "./networks.js";
+import { readSuspended } from "./suspend-files.js";
 
 export interface ReconcileDeps {
   repo: MachineRepository;
@@ -103,6 +104,12 @@ async function reconcileOne(d: ReconcileDeps, rec: MachineRecord, report: Reconc
   if (m && m.agent !== null) {
     await lc.adoptRunning(rec, m, log);
     report.adopted.push(rec.id);
+    return;
+  }
+  // The previous daemon died between saving a suspend and recording it: the state is complete.
+  if (!m && (await readSuspended(rec.runDir)) !== null) {
+    await lc.settle(rec.id, [rec.status], "suspended", { pid: null, restoreFrom: "suspend" }, "suspend finished after daemon restart");
+    report.stopped.push(rec.id);
     return;
   }
   let lastError: ErrorRef = { code: "VMM_EXITED", message: "the VMM process exited while the daemon was not running" };

@@ -13,7 +13,7 @@ import { checkAction, checkTransition, type MachineStatus } from "../core/machin
 import type { Vm } from "../vmm/vm.js";
 import { parseImageRef } from "../images/index.js";
 import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../core/ports/services.js";
-import type { MachinePatch, MachineRecord } from "../core/machine.js";
+import type { MachinePatch, MachineRecord, NetworkPolicy } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import { imagesUnavailable } from "../images/catalog.js";
 import type { ImagePulls } from "./image-pulls.js";
@@ -26,6 +26,38 @@ import type { BootPaths, VmFactory } from "./vm-factory.js";
 import type { VmLifecycle } from "./lifecycle.js";
 import { waitForStatus } from "./wait.js";
 import { networkClaim, type CreateNetworkOptions } from "./create-network.js";
+import type { MachineSnapshots } from "./snapshots.js";
+import { fitRequestToSnapshot, snapshotMachineFields } from "./snapshot-create.js";
+import { removeSuspended } from "./suspend-files.js";
+import type { NetworkClaim } from "../store/machine-repository.js";
+import type { SnapshotRecord } from "../core/snapshot.js";
+
+/** How long resuming a suspended machine waits for it to run (its restore queues behind other boots). */
+const RESTORE_WAIT_MS = 60_000;
+
+/** A request that does not come from a snapshot must give its shape (the API's schema checks it). */
+function withShape(req: CreateMachineRequest): CreateMachineRequest & { vcpuCount: number; memSizeMib: number } {
+  for (const [field, v] of [["vcpu_count", req.vcpuCount], ["mem_size_mib", req.memSizeMib]] as const) {
+    if (v === undefined) throw new HyperfleetError("INVALID_ARGUMENT", `${field}: is required (unless the machine is created from a snapshot)`, { details: { field } });
+  }
+  return req as CreateMachineRequest & { vcpuCount: number; memSizeMib: number };
+}
+
+/** A clone's NIC keeps its source's MAC (it is in the restored device state): its record says so. */
+function sameMac(claim: NetworkClaim | null, snap: SnapshotRecord | null): NetworkClaim | null {
+  const mac = snap?.source.mac;
+  if (claim === null || !mac) return claim;
+  return { ...claim, network: (slot) => ({ ...claim.network(slot), mac }) };
+}
+
+/** Unique, valid machine names for a fork's clones: `<source>-<snapshot suffix>-<n>`. */
+function forkName(source: string, snapshotId: string, n: number): string {
+  return `${source.slice(0, 40)}-${snapshotId.slice(-6).toLowerCase()}-${n}`;
+}
+
+function policyOf(n: NetworkPolicy): NonNullable<CreateMachineRequest["network"]> {
+  return { internet: n.internet, allowOut: n.allowOut, denyOut: n.denyOut, privateNetwork: n.privateNetwork };
+}
 
 export interface MachineServiceOptions {
   repo: MachineRepository;
@@ -37,6 +69,7 @@ export interface MachineServiceOptions {
   capacity?: Capacity;
   /** VM networking (HYPERFLEET_NETWORK_DEFAULT, _SUBNET, _DNS, _PORTS_BIND, _PORT_RANGE). */
   network: CreateNetworkOptions;
+  snapshots: MachineSnapshots;
   images: {
     /** null when images are off on this host; `unavailable` says why. */
     pulls: ImagePulls | null;
@@ -60,6 +93,7 @@ export class MachineService implements MachineServicePort {
   private readonly views: MachineViews;
   private readonly capacity: Capacity | undefined;
   private readonly network: CreateNetworkOptions;
+  private readonly snaps: MachineSnapshots;
   private readonly shutdown = new AbortController();
   /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
   private readonly stopping = new AbortController();
@@ -72,6 +106,7 @@ export class MachineService implements MachineServicePort {
     this.img = o.images;
     this.capacity = o.capacity;
     this.network = o.network;
+    this.snaps = o.snapshots;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.views = new MachineViews(o.images.pulls, o.images.main);
     this.shutdown.signal.addEventListener("abort", () => this.stopping.abort(new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back")), { once: true });
@@ -105,8 +140,10 @@ export class MachineService implements MachineServicePort {
 
   // --- lifecycle ---
 
-  async create(req: CreateMachineRequest, ctx: CallContext = {}): Promise<MachineView> {
+  async create(request: CreateMachineRequest, ctx: CallContext = {}): Promise<MachineView> {
     this.assertOpen();
+    const snap = request.snapshot === undefined ? null : await this.snaps.record(request.snapshot);
+    const req = snap === null ? withShape(request) : fitRequestToSnapshot(request, snap);
     const tooBig = this.capacity && checkFitsHost({ vcpuCount: req.vcpuCount, memSizeMib: req.memSizeMib }, this.capacity);
     if (tooBig) throw tooBig;
     const id = `vm_${ulid()}`;
@@ -114,15 +151,19 @@ export class MachineService implements MachineServicePort {
     // The request's logger has no machine id yet (POST /machines has no :id): bind it here.
     const bound = { ...ctx, log: (ctx.log ?? this.log).child({ machine_id: id }) };
     // Checked before anything is written; the slot and ports are claimed with the insert.
-    const claim = networkClaim(req, id, this.network, bound.log);
+    const claim = sameMac(networkClaim(req, id, this.network, bound.log), snap);
     // Resolved now so the record shows what it boots. Without guest assets a machine can still be
     // created (start then says what is missing), unless it is meant to start right away.
     let paths: BootPaths | null = null;
-    try {
-      paths = await this.vms.bootPaths({ nic: claim !== null });
-    } catch (e) {
-      if (req.start) throw e;
+    if (snap === null) {
+      try {
+        paths = await this.vms.bootPaths({ nic: claim !== null });
+      } catch (e) {
+        if (req.start) throw e;
+      }
     }
+    // A machine from a snapshot holds the snapshot's image as its own (no pull acquired it).
+    if (snap?.source.imageDigest) await this.img.users.hold(id, snap.source.imageDigest);
     const rec = await this.repo.insert({
       id,
       name: req.name,
@@ -143,7 +184,11 @@ export class MachineService implements MachineServicePort {
       entrypoint: req.entrypoint ?? null,
       workdir: req.workdir ?? null,
       user: req.user ?? null,
-    }, claim ?? undefined);
+      ...(snap !== null && snapshotMachineFields(snap)),
+    }, claim ?? undefined).catch(async (e: unknown) => {
+      await this.img.users.forget(id);
+      throw e;
+    });
     // With `start`, creating is all or nothing: a start refused (no capacity) leaves no machine.
     let starting: MachineRecord | null = null;
     if (req.start) {
@@ -151,10 +196,11 @@ export class MachineService implements MachineServicePort {
         starting = await this.admitStart(rec);
       } catch (e) {
         await this.repo.delete(id);
+        await this.img.users.forget(id);
         throw e;
       }
     }
-    bound.log.info({ name: req.name, image: req.image, start: req.start, ip: rec.network?.ip, exposed_ports: rec.exposedPorts.length }, "machine created");
+    bound.log.info({ name: req.name, image: req.image, snapshot: req.snapshot, start: req.start, ip: rec.network?.ip, exposed_ports: rec.exposedPorts.length }, "machine created");
     // Before the boot is queued: the boot waits for this pull, with these credentials.
     pulls?.begin(rec, req.registryAuth, bound.log);
     if (starting === null) return this.views.plain(rec);
@@ -175,6 +221,7 @@ export class MachineService implements MachineServicePort {
     this.assertOpen();
     const rec = await this.record(id);
     checkAction("stop", rec.status).unwrap();
+    if (rec.status === "suspended") return this.discardSuspended(rec, ctx);
     const stopping = await this.move(rec, "stopping", {}, "stop requested");
     const log = this.logFor(id, ctx);
     this.live.abortBoot(id);
@@ -217,22 +264,67 @@ export class MachineService implements MachineServicePort {
     return this.freezeOrThaw(id, "resume", ctx);
   }
 
-  private async freezeOrThaw(id: string, action: "pause" | "resume", ctx: CallContext): Promise<MachineView> {
+  /** Saves the machine to disk and ends its VMM; answers once it is `suspended`. */
+  async suspend(id: string, ctx: CallContext = {}): Promise<MachineView> {
+    return this.freezeOrThaw(id, "suspend", ctx);
+  }
+
+  /**
+   * Clones a running or paused machine `count` times from one snapshot of it (a fork's own,
+   * deleted with its last clone). All or nothing: if one clone cannot be created, those made
+   * before it are deleted again.
+   */
+  async fork(id: string, count: number, ctx: CallContext = {}): Promise<MachineView[]> {
     this.assertOpen();
-    checkAction(action, (await this.record(id)).status).unwrap();
+    const src = await this.record(id);
+    const log = this.logFor(id, ctx);
+    const snap = await this.snaps.take(id, { auto: true }, log);
+    const made: MachineView[] = [];
+    try {
+      for (let i = 1; i <= count; i++) {
+        made.push(await this.create({ name: forkName(src.name, snap.id, i), snapshot: snap.id, env: src.env, metadata: src.metadata, start: true, ...(src.network && { network: policyOf(src.network) }) }, ctx));
+      }
+    } catch (e) {
+      for (const m of made) await this.delete(m.id, ctx).catch((d: unknown) => log.warn({ err: d, clone: m.id }, "could not delete a clone of a failed fork"));
+      await this.snaps.machineGone(snap.id, log);
+      throw e;
+    }
+    log.info({ snapshot_id: snap.id, clones: made.length }, "machine forked");
+    return made;
+  }
+
+  /** A suspended machine's stop: its saved state is thrown away, so the next start boots afresh. */
+  private async discardSuspended(rec: MachineRecord, ctx: CallContext): Promise<MachineView> {
+    const stopped = await this.move(rec, "stopped", { restoreFrom: null }, "stop requested");
+    await removeSuspended(rec.runDir);
+    this.logFor(rec.id, ctx).info("suspended state discarded");
+    return this.views.plain(stopped);
+  }
+
+  private async freezeOrThaw(id: string, action: "pause" | "resume" | "suspend", ctx: CallContext): Promise<MachineView> {
+    this.assertOpen();
+    const before = await this.record(id);
+    checkAction(action, before.status).unwrap();
+    if (action === "resume" && before.status === "suspended") return this.restoreSuspended(before, ctx);
     const log = this.logFor(id, ctx);
     let done: MachineRecord | undefined;
     // In the machine's queue: never overlapping a boot or a halt. Checked again there, since a
     // stop may have been recorded while this waited.
     await this.live.enqueue(id, async () => {
       checkAction(action, (await this.record(id)).status).unwrap();
-      done = await (action === "pause" ? this.lc.pause(id, log) : this.lc.resume(id, log));
+      done = await (action === "pause" ? this.lc.pause(id, log) : action === "resume" ? this.lc.resume(id, log) : this.lc.suspend(id, log));
     });
     if (done) return this.views.plain(done);
     const now = await this.record(id);
     throw new HyperfleetError("INVALID_STATE_TRANSITION", `cannot ${action}: the machine changed to '${now.status}' meanwhile`, {
       details: { current_status: now.status },
     });
+  }
+
+  /** Resume of a suspended machine: a restore, like a start; answers once it runs again. */
+  private async restoreSuspended(rec: MachineRecord, ctx: CallContext): Promise<MachineView> {
+    await this.start(rec.id, ctx);
+    return this.wait(rec.id, "running", RESTORE_WAIT_MS, ctx);
   }
 
   async delete(id: string, ctx: CallContext = {}): Promise<void> {
@@ -247,6 +339,7 @@ export class MachineService implements MachineServicePort {
     // Only once the row is gone: until then the machine still holds its image.
     this.img.main.forget(id);
     await this.img.users.forget(id);
+    await this.snaps.machineGone(rec.snapshotId, log);
   }
 
   // --- exec and files (delegated; they only need a running Machine) ---

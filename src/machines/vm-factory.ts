@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
 import type { MachineRecord } from "../core/machine.js";
 import type { AttachedNetwork } from "../core/ports/network.js";
+import type { DiskSpec, VmSnapshot, VmSpec } from "../core/ports/vmm-driver.js";
 import type { GuestAssets } from "../assets/index.js";
 import { networkedBoot } from "../network/networked-boot.js";
 import { hostTscKhz } from "../vmm/host.js";
@@ -30,6 +31,14 @@ export interface VmFactoryOptions {
   assets: () => Promise<GuestAssets>;
   registry: DriverRegistry;
   startTimeoutMs: number;
+}
+
+/** The boot paths a machine recorded; INTERNAL when it has none (it was never resolved). */
+function bootPathsOf(rec: MachineRecord): BootPaths {
+  if (rec.kernelImagePath === null || rec.rootfsPath === null) {
+    throw new HyperfleetError("INTERNAL", `machine ${rec.id} has no boot paths recorded; start it again`);
+  }
+  return { kernelImagePath: rec.kernelImagePath, initrdPath: rec.initrdPath, kernelArgs: rec.kernelArgs, rootfsPath: rec.rootfsPath };
 }
 
 export class VmFactory {
@@ -62,22 +71,50 @@ export class VmFactory {
    * when `net` is given; resolves once the guest agent answers.
    */
   async boot(rec: MachineRecord, net: AttachedNetwork | null, signal: AbortSignal): Promise<Vm> {
-    if (rec.kernelImagePath === null || rec.rootfsPath === null) {
-      throw new HyperfleetError("INTERNAL", `machine ${rec.id} has no boot paths recorded; start it again`);
+    const rootDisk = await this.o.registry.disks.rootDisk(bootPathsOf(rec).rootfsPath, rec.runDir);
+    return Vm.boot(await this.o.registry.driver(), this.spec(rec, rootDisk, net), this.o.startTimeoutMs, signal);
+  }
+
+  /**
+   * Starts the machine's VM from a snapshot: a clone's (its own disk over the snapshot's frozen
+   * one) or its own suspended state (its own disk, as it was); resolves once the agent answers.
+   * The VM gets the same devices as at boot, which is what the snapshot's source had.
+   */
+  async restore(rec: MachineRecord, snapshot: VmSnapshot, net: AttachedNetwork | null, signal: AbortSignal): Promise<Vm> {
+    const disks = this.o.registry.disks;
+    const rootDisk = snapshot.disk !== null ? await disks.cloneDisk(snapshot.disk, rec.runDir) : await disks.rootDisk(bootPathsOf(rec).rootfsPath, rec.runDir);
+    try {
+      return await Vm.restore(await this.o.registry.driver(), this.spec(rec, rootDisk, net), snapshot, this.o.startTimeoutMs, signal);
+    } catch (e) {
+      // A clone that never ran keeps no disk: the next attempt makes a fresh one.
+      if (snapshot.disk !== null) await this.discardDisk(rec);
+      throw e;
     }
-    const rootDisk = await this.o.registry.disks.rootDisk(rec.rootfsPath, rec.runDir);
+  }
+
+  /** Removes the machine's disk (a clone whose restore could not be completed). */
+  discardDisk(rec: MachineRecord): Promise<void> {
+    return this.o.registry.disks.removeDisk(rec.runDir);
+  }
+
+  /** What saved state this host's VMM can restore: part of a warm template's key. */
+  async vmmFingerprint(): Promise<string> {
+    return (await this.o.registry.driver()).fingerprint();
+  }
+
+  private spec(rec: MachineRecord, rootDisk: DiskSpec, net: AttachedNetwork | null): VmSpec {
     const nb = net === null ? null : networkedBoot(net, rec.network?.dns ?? []);
     const spec = buildVmSpec({
       id: rec.id,
       vcpuCount: rec.vcpuCount,
       memSizeMib: rec.memSizeMib,
-      boot: { kernelImagePath: rec.kernelImagePath, initrdPath: rec.initrdPath, kernelArgs: rec.kernelArgs },
+      boot: bootPathsOf(rec),
       rootDisk,
       ...(nb !== null && { devices: nb.devices, guestNet: nb.guestNet }),
       runDir: rec.runDir,
       tscKhz: hostTscKhz(),
     });
-    return Vm.boot(await this.o.registry.driver(), nb === null ? spec : { ...spec, netns: nb.netns }, this.o.startTimeoutMs, signal);
+    return nb === null ? spec : { ...spec, netns: nb.netns };
   }
 
   /** Re-attaches to the machine's VMM left by an earlier daemon; null when it is gone. */

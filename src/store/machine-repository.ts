@@ -266,6 +266,7 @@ function patchColumns(p: MachinePatch): Updateable<MachinesTable> {
   if (p.imageConfig !== undefined) set.image_config = jsonOrNull(p.imageConfig);
   if (p.imagePull !== undefined) set.image_pull = jsonOrNull(p.imagePull);
   if (p.restoreFrom !== undefined) set.restore_from = p.restoreFrom;
+  if (p.snapshotId !== undefined) set.snapshot_id = p.snapshotId;
   if (p.lastError !== undefined) {
     set.last_error_code = p.lastError?.code ?? null;
     set.last_error_message = p.lastError?.message ?? null;

@@ -91,6 +91,8 @@ export interface SnapshotsTable {
   size_bytes: number;
   auto: number;
   created_at: string;
+  template_key: string | null;
+  last_used_at: string;
 }
 
 export interface Database {

@@ -29,6 +29,28 @@ export class SnapshotRepository {
     return (await q.orderBy("id").execute()).map(toRecord);
   }
 
+  /** The warm template with this content key, if there is one. */
+  async template(key: string): Promise<SnapshotRecord | undefined> {
+    const row = await this.db.selectFrom("snapshots").selectAll().where("template_key", "=", key).executeTakeFirst();
+    return row && toRecord(row);
+  }
+
+  /** Every warm template with how many machines use it, least recently used first. */
+  async templates(): Promise<Array<SnapshotRecord & { users: number }>> {
+    const rows = await this.db
+      .selectFrom("snapshots")
+      .selectAll("snapshots")
+      .select((eb) => eb.selectFrom("machines").select((m) => m.fn.countAll<number>().as("n")).whereRef("machines.snapshot_id", "=", "snapshots.id").as("users"))
+      .where("template_key", "is not", null)
+      .orderBy("last_used_at")
+      .execute();
+    return rows.map((r) => ({ ...toRecord(r), users: Number(r.users ?? 0) }));
+  }
+
+  async touch(id: string, at: string): Promise<void> {
+    await this.db.updateTable("snapshots").set({ last_used_at: at }).where("id", "=", id).execute();
+  }
+
   /** Ids of the machines created from the snapshot (oldest first). */
   async users(id: string): Promise<string[]> {
     const rows = await this.db.selectFrom("machines").select("id").where("snapshot_id", "=", id).orderBy("id").execute();
@@ -63,6 +85,8 @@ function toRow(s: SnapshotRecord): Selectable<SnapshotsTable> {
     size_bytes: s.sizeBytes,
     auto: s.auto ? 1 : 0,
     created_at: s.createdAt,
+    template_key: s.templateKey,
+    last_used_at: s.lastUsedAt,
   };
 }
 
@@ -74,6 +98,8 @@ function toRecord(r: Selectable<SnapshotsTable>): SnapshotRecord {
     source: JSON.parse(r.source) as SnapshotSource,
     sizeBytes: r.size_bytes,
     auto: r.auto === 1,
+    templateKey: r.template_key,
     createdAt: r.created_at,
+    lastUsedAt: r.last_used_at,
   };
 }

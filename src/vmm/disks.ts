@@ -5,7 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { constants, existsSync } from "node:fs";
-import { copyFile, mkdir, rename } from "node:fs/promises";
+import { copyFile, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { HyperfleetError } from "../core/errors.js";
@@ -46,6 +46,7 @@ export const qcow2Overlays: DiskProvider = {
     await createOverlay(frozen.path, path, frozen.format ?? "raw");
     return { path, format: "qcow2" };
   },
+  removeDisk: (runDir: string) => rm(join(runDir, "rootfs.qcow2"), { force: true }),
 };
 
 /** Firecracker: `<runDir>/rootfs.ext4`, a clone of the base where the file system can, else a copy. */
@@ -53,6 +54,7 @@ export const rawCopies: DiskProvider = {
   format: "raw",
   rootDisk: (base: string, runDir: string) => rawCopy(base, runDir),
   cloneDisk: (frozen: DiskSpec, runDir: string) => rawCopy(frozen.path, runDir),
+  removeDisk: (runDir: string) => rm(join(runDir, "rootfs.ext4"), { force: true }),
 };
 
 async function rawCopy(base: string, runDir: string): Promise<DiskSpec> {

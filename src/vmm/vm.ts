@@ -4,7 +4,7 @@
  * directly; what a VM is for (a machine's status, its record) lives above.
  */
 import type { AgentClient } from "../agent/client.js";
-import type { VmHandle, VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
+import type { VmHandle, VmmDriver, VmmStatus, VmSnapshot, VmSpec } from "../core/ports/vmm-driver.js";
 import { sleep } from "../host/async.js";
 import { bootVm, connectAgent } from "./boot.js";
 
@@ -25,6 +25,21 @@ export class Vm {
   static async boot(driver: VmmDriver, spec: VmSpec, timeoutMs: number, signal?: AbortSignal): Promise<Vm> {
     const { handle, agent } = await bootVm(driver, spec, timeoutMs, signal);
     return new Vm(handle, agent);
+  }
+
+  /**
+   * Starts a VMM from a snapshot and waits until the guest agent answers again; on failure nothing
+   * is left running. The agent had a session with the source's host: this is a reconnect.
+   */
+  static async restore(driver: VmmDriver, spec: VmSpec, snapshot: VmSnapshot, timeoutMs: number, signal?: AbortSignal): Promise<Vm> {
+    const handle = await driver.restore(spec, snapshot, signal);
+    try {
+      return new Vm(handle, await connectAgent(handle, timeoutMs, signal));
+    } catch (e) {
+      await handle.kill().catch(() => undefined);
+      await handle.cleanup().catch(() => undefined);
+      throw e;
+    }
   }
 
   /**

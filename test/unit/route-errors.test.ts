@@ -14,7 +14,7 @@ import { handleError, UNDECLARED_CODE } from "../../src/api/errors.js";
 import { httpStatus } from "../../src/api/http-status.js";
 import { documentedCodes, routeErrors } from "../../src/api/route-errors.js";
 import { HyperfleetError, isErrorCode, type ErrorCode } from "../../src/core/errors.js";
-import type { ImageServicePort, MachineServicePort } from "../../src/core/ports/services.js";
+import type { ImageServicePort, MachineServicePort, SnapshotServicePort } from "../../src/core/ports/services.js";
 
 interface Operation {
   responses: Record<string, { description?: string }>;
@@ -25,6 +25,7 @@ async function openapi(): Promise<Record<string, Record<string, Operation>>> {
   const app = await buildApp({
     service: {} as MachineServicePort,
     images: {} as ImageServicePort,
+    snapshots: {} as SnapshotServicePort,
     logger: pino({ level: "silent" }),
     auth: new ApiKeyVerifier([]),
     fileMaxSize: 1024,

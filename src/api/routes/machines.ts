@@ -5,7 +5,7 @@ import { isMachineStatus, type MachineStatus } from "../../core/machine-state.js
 import { createMachineRequest } from "../requests.js";
 import { MachineIdParams } from "../../contract/common.js";
 import { ANY_ROUTE, routeErrors, WITH_BODY } from "../route-errors.js";
-import { CreateMachineBody, ListMachinesQuery, WaitQuery } from "../../contract/machine.js";
+import { CreateMachineBody, ForkBody, ListMachinesQuery, WaitQuery } from "../../contract/machine.js";
 import { machineJson } from "../serialize.js";
 import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext, MACHINE_REF } from "./context.js";
@@ -16,7 +16,7 @@ const LIST = routeErrors(ANY_ROUTE);
 // A create with `start: true` is also a start; an image is only pulled later (its errors land in
 // last_error). NOT_SUPPORTED_YET: a VMM kind that is not there yet. INSUFFICIENT_CAPACITY also
 // when HYPERFLEET_SUBNET has no address left; the PORT_ codes are the exposed ports' (docs/adr/0008).
-const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["MACHINE_ALREADY_EXISTS", "NOT_SUPPORTED_YET", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN", "PORT_UNAVAILABLE", "PORT_RANGE_EXHAUSTED"]);
+const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["MACHINE_ALREADY_EXISTS", "NOT_SUPPORTED_YET", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN", "PORT_UNAVAILABLE", "PORT_RANGE_EXHAUSTED", "SNAPSHOT_NOT_FOUND", "SNAPSHOT_INCOMPATIBLE", "IMAGE_NOT_CACHED"]);
 const GET = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND"]);
 const DELETE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]);
 const ACTION = {
@@ -25,6 +25,9 @@ const ACTION = {
   restart: routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]),
 };
 const FREEZE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN", "VMM_CONTROL_FAILED", "VMM_EXITED"]);
+// Resume of a suspended machine is a restore: it can fail like a boot (MACHINE_FAILED: see last_error).
+const SAVE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN", "VMM_CONTROL_FAILED", "VMM_EXITED", "SNAPSHOT_FAILED", "MACHINE_FAILED", "WAIT_TIMEOUT", "INSUFFICIENT_CAPACITY"]);
+const FORK = routeErrors(ANY_ROUTE, WITH_BODY, ["MACHINE_NOT_FOUND", "MACHINE_NOT_RUNNING", "SNAPSHOT_FAILED", "SHUTTING_DOWN", "INSUFFICIENT_CAPACITY", "PORT_UNAVAILABLE", "IMAGE_NOT_CACHED"]);
 const WAIT = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "WAIT_TIMEOUT", "MACHINE_FAILED", "SHUTTING_DOWN"]);
 
 export function machineRoutes(app: FastifyInstance, service: MachineServicePort): void {
@@ -118,24 +121,51 @@ export function machineRoutes(app: FastifyInstance, service: MachineServicePort)
       "Exec, files and logs answer 409 MACHINE_PAUSED until it is resumed; stop resumes it first and powers it off, delete kills it. " +
       "409 INVALID_STATE_TRANSITION unless it is `running`.",
     resume: "Lets a paused machine's guest run again and answers once it is `running`, with the guest clock set from the host's " +
-      "(it stands still while paused). 409 INVALID_STATE_TRANSITION unless it is `paused`.",
+      "(it stands still while paused). A `suspended` machine is restored from disk, its processes alive, and the answer comes once it runs. " +
+      "409 INVALID_STATE_TRANSITION unless it is `paused` or `suspended`.",
+    suspend: "Saves a running or paused machine's memory and devices to disk and ends its VMM, giving its memory back; answers once it is " +
+      "`suspended`. It survives daemon and host restarts. `resume` (or `start`) restores it with its processes alive; `stop` throws the saved state away. " +
+      "409 INVALID_STATE_TRANSITION unless it is `running` or `paused`.",
   };
-  for (const action of ["pause", "resume"] as const) {
+  for (const action of ["pause", "resume", "suspend"] as const) {
+    const errors = action === "pause" ? FREEZE : SAVE;
     app.post<{ Params: MachineIdParams }>(
       `/machines/:id/${action}`,
       {
-        config: FREEZE.config,
+        config: errors.config,
         schema: {
           tags,
-          summary: `${action === "pause" ? "Pause" : "Resume"} a machine`,
+          summary: `${action[0]?.toUpperCase()}${action.slice(1)} a machine`,
           description: freeze[action],
           params: MachineIdParams,
-          response: { 200: MACHINE_REF, ...FREEZE.responses },
+          response: { 200: MACHINE_REF, ...errors.responses },
         },
       },
       async (req, reply) => machineJson(await service[action](req.params.id, callContext(req, reply))),
     );
   }
+
+  app.post<{ Params: MachineIdParams; Body: ForkBody }>(
+    "/machines/:id/fork",
+    {
+      config: FORK.config,
+      schema: {
+        tags,
+        summary: "Fork a machine",
+        description:
+          "Clones a running or paused machine `count` times from one snapshot of it: each clone wakes up where the source was, with its " +
+          "own disk, network, hostname (its id), RNG state and clock; the source goes on. Answers with the clones, `starting` " +
+          "(`/wait` for `running`). All or nothing: if one clone cannot be created, none is kept.",
+        params: MachineIdParams,
+        body: ForkBody,
+        response: { 201: Type.Array(MACHINE_REF), ...FORK.responses },
+      },
+    },
+    async (req, reply) => {
+      const clones = await service.fork(req.params.id, req.body?.count ?? 1, callContext(req, reply));
+      return reply.code(201).send(clones.map(machineJson));
+    },
+  );
 
   app.get<{ Params: MachineIdParams; Querystring: WaitQuery }>(
     "/machines/:id/wait",

@@ -19,4 +19,6 @@ export interface DiskProvider {
    * which stays unchanged while clones use it. Kept like rootDisk's: made only when absent.
    */
   cloneDisk(frozen: DiskSpec, runDir: string): Promise<DiskSpec>;
+  /** Removes the VM's disk from `runDir` (a clone whose restore failed must not keep one over its snapshot). */
+  removeDisk(runDir: string): Promise<void>;
 }

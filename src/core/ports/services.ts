@@ -7,6 +7,7 @@
 import type { MachineStatus } from "../machine-state.js";
 import type { ExposedPortRequest, ImageRunConfig, MachineView, NetworkPolicy } from "../machine.js";
 import type { Logger } from "./logger.js";
+import type { SnapshotRecord } from "../snapshot.js";
 
 export type { MachineView, MainProcessState, ImagePullState } from "../machine.js";
 
@@ -21,8 +22,11 @@ export type RegistryAuthInput = { username: string; password: string } | { token
 
 export interface CreateMachineRequest {
   name: string;
-  vcpuCount: number;
-  memSizeMib: number;
+  /** Required unless `snapshot` is given (a machine from a snapshot has its source's shape). */
+  vcpuCount?: number;
+  memSizeMib?: number;
+  /** `snap_...`: start from this snapshot instead of booting (SNAPSHOT_NOT_FOUND, SNAPSHOT_INCOMPATIBLE). */
+  snapshot?: string;
   env: Record<string, string>;
   metadata: Record<string, string>;
   /** Boot right away (the call still returns before the guest is up). */
@@ -128,6 +132,13 @@ export interface MachineServicePort {
   pause(id: string, ctx?: CallContext): Promise<MachineView>;
   /** Lets a paused machine run again; answers once it is `running`, its clock set from the host's. */
   resume(id: string, ctx?: CallContext): Promise<MachineView>;
+  /**
+   * Saves a running or paused machine's memory and devices to disk and ends its VMM (`suspended`);
+   * `resume` (or `start`) restores it with its processes alive, `stop` throws the state away.
+   */
+  suspend(id: string, ctx?: CallContext): Promise<MachineView>;
+  /** Clones a running or paused machine `count` times (the source goes on); the clones are `starting`. */
+  fork(id: string, count: number, ctx?: CallContext): Promise<MachineView[]>;
   /** Kills the VM if needed and removes the machine and its disk. */
   delete(id: string, ctx?: CallContext): Promise<void>;
   /** Resolves when the machine is in `status`; WAIT_TIMEOUT after timeoutMs. */
@@ -140,4 +151,22 @@ export interface MachineServicePort {
   removeFile(id: string, path: string, recursive: boolean, ctx?: CallContext): Promise<void>;
   /** The main process's output; with `follow` it ends when the process exited, the machine stops, or ctx.signal fires. */
   logs(id: string, req: LogsRequest, ctx?: CallContext): Promise<Buffer | AsyncIterable<Buffer>>;
+}
+
+/** A snapshot as the API shows it. */
+export type SnapshotView = Pick<SnapshotRecord, "id" | "machineId" | "sizeBytes" | "createdAt"> & {
+  vcpuCount: number;
+  memSizeMib: number;
+  image: string | null;
+  network: boolean;
+};
+
+export interface SnapshotServicePort {
+  /** Snapshots a running or paused machine, which goes on as it was (MACHINE_NOT_RUNNING otherwise). */
+  create(machineId: string, ctx?: CallContext): Promise<SnapshotView>;
+  list(ctx?: CallContext): Promise<SnapshotView[]>;
+  /** SNAPSHOT_NOT_FOUND when there is no such snapshot. */
+  get(id: string, ctx?: CallContext): Promise<SnapshotView>;
+  /** SNAPSHOT_IN_USE while machines created from it exist. */
+  delete(id: string, ctx?: CallContext): Promise<void>;
 }

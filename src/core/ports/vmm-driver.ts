@@ -144,6 +144,11 @@ export interface VmmDriver {
    * clone an overlay on `snapshot.disk`; for a suspend the same disk as before), TAP namespace.
    */
   restore(spec: VmSpec, snapshot: VmSnapshot, signal?: AbortSignal): Promise<VmHandle>;
+  /**
+   * Names what saved state this VMM can restore: its build and acceleration (QEMU's device state
+   * differs between versions, and KVM's CPU model from TCG's). Part of a warm template's key.
+   */
+  fingerprint(): Promise<string>;
   /** Re-attaches to a VMM process left by an earlier daemon, from the files in runDir; null if it is gone. */
   adopt(id: string, runDir: string): Promise<VmHandle | null>;
 }

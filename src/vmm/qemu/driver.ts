@@ -3,7 +3,8 @@
  * the daemon, records what is needed to adopt them later (meta.json + pidfile), and controls them
  * over QMP. The command line comes from the pure builder in argv.ts.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { mkdir, open, readFile, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -14,6 +15,8 @@ import { QemuHandle } from "./handle.js";
 import { sleep } from "../../host/async.js";
 import { isAlive, readLogTail } from "../process.js";
 import { findVmmsIn, runDirOfArgv } from "./scan.js";
+
+const execFileP = promisify(execFile);
 
 export interface QemuDriverOptions {
   accel: Accel;
@@ -44,6 +47,7 @@ export function qemuPaths(runDir: string): QemuPaths & { metaFile: string; stder
 export class QemuDriver implements VmmDriver {
   readonly kind = "qemu" as const;
   private readonly bin: string;
+  private fingerprintP: Promise<string> | undefined;
 
   constructor(private readonly opts: QemuDriverOptions) {
     this.bin = opts.qemuBinary ?? "qemu-system-x86_64";
@@ -110,6 +114,12 @@ export class QemuDriver implements VmmDriver {
     }
   }
 
+  /** `qemu:<accel>:<QEMU's version line>`; asked once per driver. */
+  fingerprint(): Promise<string> {
+    this.fingerprintP ??= qemuVersion(this.bin).then((v) => `qemu:${this.opts.accel}:${v}`);
+    return this.fingerprintP;
+  }
+
   restore(_spec: VmSpec, _snapshot: VmSnapshot): Promise<VmHandle> {
     return Promise.reject(new HyperfleetError("NOT_SUPPORTED_YET", "restoring QEMU snapshots is being built"));
   }
@@ -148,6 +158,16 @@ export class QemuDriver implements VmmDriver {
       if (Date.now() > deadline) throw new HyperfleetError("VM_START_TIMEOUT", "QEMU did not create its control sockets within 10 s");
       await sleep(2);
     }
+  }
+}
+
+/** The first line of `qemu --version` ("QEMU emulator version 7.2.x (Debian ...)"). */
+async function qemuVersion(bin: string): Promise<string> {
+  try {
+    const { stdout } = await execFileP(bin, ["--version"], { timeout: 10_000, env: vmmEnv() });
+    return stdout.split("\n")[0]?.trim() ?? "";
+  } catch (e) {
+    throw new HyperfleetError("HOST_TOOL_MISSING", `cannot run ${bin} --version: ${(e as Error).message}; run \`npm run setup\``, { cause: e });
   }
 }
 
