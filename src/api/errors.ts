@@ -22,6 +22,7 @@ export interface ErrorBody {
     stderr?: string;
     stdout_truncated?: boolean;
     stderr_truncated?: boolean;
+    machines?: string[];
   };
 }
 
@@ -39,6 +40,9 @@ export function errorBody(e: HyperfleetError): ErrorBody {
     const v = e.details?.[k];
     if (typeof v === "boolean") body.error[k] = v;
   }
+  // SNAPSHOT_IN_USE: which machines hold the snapshot (ids the caller may see anyway).
+  const machines = e.details?.machines;
+  if (Array.isArray(machines) && machines.every((m) => typeof m === "string")) body.error.machines = machines;
   return body;
 }
 

@@ -57,6 +57,7 @@ export const ErrorSchema = Type.Object(
       stderr: Type.Optional(Type.String({ description: "EXEC_TIMEOUT: the output so far, in the request's `encoding`" })),
       stdout_truncated: Type.Optional(Type.Boolean({ description: "EXEC_TIMEOUT: stdout had more than `max_output_bytes`" })),
       stderr_truncated: Type.Optional(Type.Boolean({ description: "EXEC_TIMEOUT: stderr had more than `max_output_bytes`" })),
+      machines: Type.Optional(Type.Array(Type.String(), { description: "SNAPSHOT_IN_USE: the machines created from the snapshot" })),
     }),
   },
   { $id: "Error", description: "Error response" },

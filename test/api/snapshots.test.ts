@@ -24,7 +24,8 @@ type Exec = { exit_code: number; stdout: string; stderr: string };
 
 before(async () => {
   if (skip) return;
-  t = await startTestDaemon();
+  // Eleven 1-vCPU machines at once (a fork of 10 and its source): more than this host's default budget.
+  t = await startTestDaemon({ HYPERFLEET_MAX_VCPUS: "64" });
 });
 after(async () => {
   if (t) await t.close();
@@ -185,7 +186,7 @@ test("a daemon SIGKILL with clones running and a machine suspended: the restart 
   const dataDir = await mkdtemp(join(tmpdir(), "hf-snap-"));
   const daemons: ChildDaemon[] = [];
   try {
-    let d = await spawnDaemon(dataDir);
+    let d = await spawnDaemon(dataDir, { HYPERFLEET_MAX_VCPUS: "64" });
     daemons.push(d);
     const c = await d.fetch("POST", "/machines", { name: "src", vcpu_count: 1, mem_size_mib: 256, start: true });
     assert.equal(c.status, 201, JSON.stringify(c.body));
@@ -204,7 +205,7 @@ test("a daemon SIGKILL with clones running and a machine suspended: the restart 
 
     process.kill(d.pid, "SIGKILL");
     await d.exited;
-    d = await spawnDaemon(dataDir);
+    d = await spawnDaemon(dataDir, { HYPERFLEET_MAX_VCPUS: "64" });
     daemons.push(d);
     for (const id of clones) {
       const g = await d.fetch("GET", `/machines/${id}`);
