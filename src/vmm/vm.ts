@@ -4,7 +4,8 @@
  * directly; what a VM is for (a machine's status, its record) lives above.
  */
 import type { AgentClient } from "../agent/client.js";
-import type { VmHandle, VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
+import { toHyperfleetError } from "../core/errors.js";
+import type { VmHandle, VmmDriver, VmmStatus, VmSnapshot, VmSpec } from "../core/ports/vmm-driver.js";
 import { sleep } from "../host/async.js";
 import { bootVm, connectAgent } from "./boot.js";
 
@@ -25,6 +26,22 @@ export class Vm {
   static async boot(driver: VmmDriver, spec: VmSpec, timeoutMs: number, signal?: AbortSignal): Promise<Vm> {
     const { handle, agent } = await bootVm(driver, spec, timeoutMs, signal);
     return new Vm(handle, agent);
+  }
+
+  /**
+   * Starts a VM from a snapshot (VmmDriver.restore) and reconnects its agent; on failure nothing
+   * is left running. Not a fresh connection: the guest agent had a host before the snapshot and
+   * may be inside a frame that host left half-sent (connectAgent retries).
+   */
+  static async restore(driver: VmmDriver, spec: VmSpec, snapshot: VmSnapshot, timeoutMs: number, signal?: AbortSignal): Promise<Vm> {
+    const handle = await driver.restore(spec, snapshot, signal);
+    try {
+      return new Vm(handle, await connectAgent(handle, timeoutMs, signal));
+    } catch (e) {
+      await handle.kill().catch(() => undefined);
+      await handle.cleanup().catch(() => undefined);
+      throw toHyperfleetError(e, "SNAPSHOT_FAILED");
+    }
   }
 
   /**
