@@ -88,7 +88,10 @@ export class QemuDriver implements VmmDriver {
       return handle;
     } catch (e) {
       await handle.kill().catch(() => undefined);
-      const err = await withVmmLog(toHyperfleetError(e, "SNAPSHOT_FAILED"), handle.paths.stderrLog);
+      // A damaged stream ends QEMU ("load of migration failed"): what failed is the restore, and
+      // QEMU's log says why.
+      const he = toHyperfleetError(e, "SNAPSHOT_FAILED");
+      const err = await withVmmLog(he.code.startsWith("SNAPSHOT_") ? he : new HyperfleetError("SNAPSHOT_FAILED", `restoring ${snapshot.dir}: ${he.message}`, { cause: e }), handle.paths.stderrLog);
       await handle.cleanup();
       throw err;
     }
