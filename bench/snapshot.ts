@@ -48,6 +48,13 @@ async function newSpec(id: string): Promise<VmSpec> {
   return spec;
 }
 const srcSpecs = new Map<string, VmSpec>();
+const live: Vm[] = [];
+/** Boots or restores through `f` and keeps the VM for the final cleanup. */
+async function track(f: Promise<Vm>): Promise<Vm> {
+  const vm = await f;
+  live.push(vm);
+  return vm;
+}
 
 const out: Record<string, unknown> = {};
 try {
@@ -57,7 +64,7 @@ try {
   for (let i = 0; i < BOOTS; i++) {
     const spec = await newSpec(`vm_bench${i}`);
     const t0 = performance.now();
-    const vm = await Vm.boot(driver, spec, 60_000);
+    const vm = await track(Vm.boot(driver, spec, 60_000));
     bootMs.push(performance.now() - t0);
     await sleep(2_000); // idle: what a booted VM settles at
     const m = await memKib(vm.pid);
@@ -65,19 +72,18 @@ try {
     rss.push(m.rss);
     await vm.kill();
   }
-  if (process.env.BENCH_SNAP_BOOT_ONLY) {
-    Object.assign(out, { bootMsP50: Math.round(median(bootMs)), idlePssKibP50: median(pss), idleRssKibP50: median(rss) });
-  }
   console.log(`boot p50 ${Math.round(median(bootMs))} ms (${bootMs.map(Math.round).join(" ")}); idle PSS ${median(pss)} KiB, RSS ${median(rss)} KiB`);
   Object.assign(out, { bootMsP50: Math.round(median(bootMs)), idlePssKibP50: median(pss), idleRssKibP50: median(rss) });
   if (!process.env.BENCH_SNAP_BOOT_ONLY) await snapshots();
 } finally {
+  // A failed run must not leave VMs behind.
+  for (const v of live) await v.kill().catch(() => undefined);
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 }
 console.log(JSON.stringify(out));
 
 async function snapshots(): Promise<void> {
-  const src = await Vm.boot(driver, await newSpec("vm_bsrc"), 60_000);
+  const src = await track(Vm.boot(driver, await newSpec("vm_bsrc"), 60_000));
   await sleep(2_000);
   const snapDir = await mkdtemp(join(tmpdir(), "hf-bsnap-"));
   dirs.push(snapDir);
@@ -111,7 +117,7 @@ async function snapshots(): Promise<void> {
     const spec = await newSpec(`vm_bclone${i}`);
     spec.rootDisk = await qcow2Overlays.cloneDisk(snap.disk!, spec.runDir);
     const t = performance.now();
-    const vm = await Vm.restore(driver, spec, snap, 30_000);
+    const vm = await track(Vm.restore(driver, spec, snap, 30_000));
     await vm.agent!.ping();
     restoreMs.push(performance.now() - t);
     clones.push(vm);
@@ -130,7 +136,7 @@ async function snapshots(): Promise<void> {
   await src.kill();
   const srcSpec = srcSpecs.get(src.handle.id)!;
   const t2 = performance.now();
-  const back = await Vm.restore(driver, srcSpec, sus, 30_000);
+  const back = await track(Vm.restore(driver, srcSpec, sus, 30_000));
   await back.agent!.ping();
   const loadMs = performance.now() - t2;
   console.log(`suspend save ${saveMs.toFixed(1)} ms, ${sus.sizeBytes} bytes; restore -> agent ${loadMs.toFixed(1)} ms`);

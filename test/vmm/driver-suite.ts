@@ -254,6 +254,8 @@ export function runDriverSuite(o: DriverSuiteOptions): void {
 
       const dir = await mkdtemp(join(tmpdir(), "hf-dss-"));
       runDirs.push(dir);
+      // A snapshot that cannot be written fails with a coded error and leaves the VM able to try again.
+      await assert.rejects(src.handle.snapshot({ dir: join(dir, "missing"), purpose: "clone" }), (e: unknown) => e instanceof HyperfleetError && e.code === "SNAPSHOT_FAILED");
       const t0 = performance.now();
       const snap = (cloneSnap = await src.handle.snapshot({ dir, purpose: "clone" }));
       t.diagnostic(`clone snapshot in ${Math.round(performance.now() - t0)} ms, ${snap.sizeBytes} bytes`);

@@ -155,6 +155,16 @@ export class QemuHandle implements VmHandle {
    * with its final name is whole. The guest is left paused (QEMU says "postmigrate").
    */
   async snapshot(opts: SnapshotOptions): Promise<VmSnapshot> {
+    try {
+      return await this.saveTo(opts);
+    } catch (e) {
+      // QMP refusals and file errors are the snapshot's failure; a dead VMM or a refused source say so themselves.
+      if (e instanceof HyperfleetError && (e.code === "VMM_EXITED" || e.code === "NOT_SUPPORTED_YET" || e.code.startsWith("SNAPSHOT_"))) throw e;
+      throw new HyperfleetError("SNAPSHOT_FAILED", `snapshot of ${this.id} into ${opts.dir} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  private async saveTo(opts: SnapshotOptions): Promise<VmSnapshot> {
     const qmp = this.requireQmp();
     const t0 = performance.now();
     const st = await qmp.execute<{ running: boolean }>("query-status");
