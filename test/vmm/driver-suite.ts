@@ -256,6 +256,7 @@ export function runDriverSuite(o: DriverSuiteOptions): void {
       runDirs.push(dir);
       // A snapshot that cannot be written fails with a coded error and leaves the VM able to try again.
       await assert.rejects(src.handle.snapshot({ dir: join(dir, "missing"), purpose: "clone" }), (e: unknown) => e instanceof HyperfleetError && e.code === "SNAPSHOT_FAILED");
+      assert.equal((await src.status()).state, "paused", "a failed snapshot leaves the guest paused");
       const t0 = performance.now();
       const snap = (cloneSnap = await src.handle.snapshot({ dir, purpose: "clone" }));
       t.diagnostic(`clone snapshot in ${Math.round(performance.now() - t0)} ms, ${snap.sizeBytes} bytes`);
@@ -267,6 +268,11 @@ export function runDriverSuite(o: DriverSuiteOptions): void {
       assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith(".tmp")), [], "no temporary file is left");
       assert.ok(snap.sizeBytes > 0 && snap.sizeBytes < 2 * 256 * 1024 * 1024, `size ${snap.sizeBytes}`);
       const frozen = await stat(snap.memoryFile!);
+      // Once more without resuming in between (QEMU refuses a migration right after one; the driver copes).
+      const second = await mkdtemp(join(tmpdir(), "hf-dss-"));
+      runDirs.push(second);
+      assert.equal((await src.handle.snapshot({ dir: second, purpose: "clone" })).purpose, "clone");
+      await rm(second, { recursive: true });
 
       // The source goes on, and its disk takes writes again (the migration had let go of it).
       await src.resume(BOOT_MS);

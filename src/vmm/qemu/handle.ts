@@ -167,9 +167,17 @@ export class QemuHandle implements VmHandle {
   private async saveTo(opts: SnapshotOptions): Promise<VmSnapshot> {
     const qmp = this.requireQmp();
     const t0 = performance.now();
-    const st = await qmp.execute<{ running: boolean }>("query-status");
-    // `stop` drains and flushes the disks: the disk copy below is what the guest wrote.
-    if (st.running) await qmp.execute("stop");
+    const st = await qmp.execute<{ running: boolean; status: string }>("query-status");
+    if (st.status === "postmigrate") {
+      // Left frozen by an earlier snapshot (or one that failed at its end): QEMU refuses to migrate
+      // again from there ("paused due to previous migration") until the guest has run. It runs a
+      // few milliseconds, which the snapshot then includes.
+      await qmp.execute("cont");
+      await qmp.execute("stop");
+    } else if (st.running) {
+      // `stop` drains and flushes the disks: the disk copy below is what the guest wrote.
+      await qmp.execute("stop");
+    }
     const stateFile = join(opts.dir, "state");
     if (opts.purpose === "suspend") {
       await migrateToFile(qmp, `${stateFile}.tmp`);
