@@ -4,6 +4,7 @@
  * directly; what a VM is for (a machine's status, its record) lives above.
  */
 import type { AgentClient } from "../agent/client.js";
+import { toHyperfleetError } from "../core/errors.js";
 import type { VmHandle, VmmDriver, VmmStatus, VmSnapshot, VmSpec } from "../core/ports/vmm-driver.js";
 import { sleep } from "../host/async.js";
 import { bootVm, connectAgent } from "./boot.js";
@@ -28,8 +29,9 @@ export class Vm {
   }
 
   /**
-   * Starts a VMM from a snapshot and waits until the guest agent answers again; on failure nothing
-   * is left running. The agent had a session with the source's host: this is a reconnect.
+   * Starts a VM from a snapshot (VmmDriver.restore) and reconnects its agent; on failure nothing
+   * is left running. Not a fresh connection: the guest agent had a host before the snapshot and
+   * may be inside a frame that host left half-sent (connectAgent retries).
    */
   static async restore(driver: VmmDriver, spec: VmSpec, snapshot: VmSnapshot, timeoutMs: number, signal?: AbortSignal): Promise<Vm> {
     const handle = await driver.restore(spec, snapshot, signal);
@@ -38,7 +40,7 @@ export class Vm {
     } catch (e) {
       await handle.kill().catch(() => undefined);
       await handle.cleanup().catch(() => undefined);
-      throw e;
+      throw toHyperfleetError(e, "SNAPSHOT_FAILED");
     }
   }
 

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { buildQemuArgv, qemuLaunchCommand } from "../../src/vmm/qemu/argv.js";
+import { buildQemuArgv, qemuLaunchCommand, readQemuArgv } from "../../src/vmm/qemu/argv.js";
 import { buildKernelArgs } from "../../src/vmm/kernel-args.js";
 import { qemuPaths } from "../../src/vmm/qemu/driver.js";
 import type { VmSpec } from "../../src/core/ports/vmm-driver.js";
@@ -53,4 +53,38 @@ test("a VM with a network namespace starts QEMU through nsenter, which execs it 
     file: "nsenter",
     args: ["--net=/run/netns/hf-ab12cd-vm_1", "--", "qemu-system-x86_64", ...argv],
   });
+});
+
+test("every VM keeps its RAM in a shared memfd named on the machine (snapshots copy it out)", () => {
+  const argv = buildQemuArgv({ spec, accel: "tcg", paths: qemuPaths(spec.runDir) });
+  assert.ok(argv.includes("memory-backend-memfd,id=mem,size=256M,share=on"));
+  assert.ok(argv[argv.indexOf("-M") + 1]!.split(",").includes("memory-backend=mem"));
+  assert.equal(argv[argv.indexOf("-m") + 1], "256M", "-m stays: it must agree with the backend's size");
+  assert.ok(!argv.includes("-incoming"), "a boot waits for no migration");
+});
+
+test("restore argv of a clone matches the golden file: the frozen RAM file mapped private, -incoming defer", () => {
+  const argv = buildQemuArgv({ spec, accel: "tcg", paths: qemuPaths(spec.runDir), memory: { kind: "file", path: "/snap/s1/memory" }, incoming: true });
+  assertGolden("qemu-restore-clone.argv", argv.join("\n") + "\n");
+});
+
+test("restore argv of a suspend: the boot argv with a fresh memfd and -incoming defer, devices in the same order", () => {
+  const boot = buildQemuArgv({ spec, accel: "tcg", paths: qemuPaths(spec.runDir) });
+  const restore = buildQemuArgv({ spec, accel: "tcg", paths: qemuPaths(spec.runDir), incoming: true });
+  const i = restore.indexOf("-incoming");
+  assert.deepEqual(restore.slice(i, i + 2), ["-incoming", "defer"]);
+  assert.deepEqual([...restore.slice(0, i), ...restore.slice(i + 2)], boot);
+});
+
+test("readQemuArgv reads back the root disk and the RAM backend the builder wrote", () => {
+  assert.deepEqual(readQemuArgv(buildQemuArgv({ spec, accel: "tcg", paths: qemuPaths(spec.runDir) })), {
+    rootDisk: { path: "/run/vm_TEST/rootfs.qcow2", format: "qcow2" },
+    memory: { kind: "memfd" },
+  });
+  const ro = { ...spec, rootDisk: { path: "/b.ext4", readOnly: true } };
+  assert.deepEqual(readQemuArgv(buildQemuArgv({ spec: ro, accel: "kvm", paths: qemuPaths("/r"), memory: { kind: "file", path: "/s/memory" }, incoming: true })), {
+    rootDisk: { path: "/b.ext4", format: "raw", readOnly: true },
+    memory: { kind: "file", path: "/s/memory" },
+  });
+  assert.deepEqual(readQemuArgv(["qemu-system-x86_64", "-m", "256M"]), { rootDisk: null, memory: null }, "an older command line without a memory backend");
 });

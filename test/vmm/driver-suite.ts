@@ -4,24 +4,26 @@
  * qemu.test.ts; Firecracker will run the same cases with its own driver and disk provider.
  *
  * Specs come from the pure builder (vmm/spec.ts) and disks from the backend's disk provider, as in
- * the daemon. Three VMs in all: one walks boot -> HELLO -> exec -> files -> pause/resume -> adopt by a fresh driver
- * -> kill(), one stops gracefully, one is killed from outside; a failed start boots none.
+ * the daemon. Four booted VMs in all: one walks boot -> HELLO -> exec -> files -> pause/resume -> adopt by a fresh driver
+ * -> kill(), one stops gracefully, one is killed from outside, one is snapshotted (two clones
+ * restored from it, then suspended and restored); failed starts and restores boot none.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentClient } from "../../src/agent/client.js";
 import { HyperfleetError } from "../../src/core/errors.js";
-import type { DiskSpec, VmHandle, VmmDriver, VmSpec } from "../../src/core/ports/vmm-driver.js";
+import type { DiskSpec, VmHandle, VmmDriver, VmSnapshot, VmSpec } from "../../src/core/ports/vmm-driver.js";
 import type { GuestAssets } from "../../src/assets/index.js";
 import { bootVm, connectAgent } from "../../src/vmm/boot.js";
 import { hostTscKhz } from "../../src/vmm/host.js";
 import { isAlive } from "../../src/vmm/process.js";
 import { buildVmSpec, resolveBootPaths } from "../../src/vmm/spec.js";
+import { Vm } from "../../src/vmm/vm.js";
 
 export interface DriverSuiteOptions {
   /** Shown in the test names ("qemu", "firecracker"). */
@@ -30,6 +32,8 @@ export interface DriverSuiteOptions {
   newDriver: () => Promise<VmmDriver>;
   /** The VM's writable root disk made from the base (the backend's DiskProvider.rootDisk). */
   newDisk: (base: string, runDir: string) => Promise<DiskSpec>;
+  /** A clone's writable root disk over a snapshot's frozen disk (the backend's DiskProvider.cloneDisk). */
+  cloneDisk: (frozen: DiskSpec, runDir: string) => Promise<DiskSpec>;
   /** The guest assets the VMs boot. */
   assets: () => Promise<GuestAssets>;
   /** Why this backend cannot run here (e.g. "no firecracker binary"); the whole suite is skipped with it. */
@@ -62,7 +66,7 @@ export function runDriverSuite(o: DriverSuiteOptions): void {
       assert.deepEqual(await processesUsing(runDirs), [], "no VMM outlives the suite");
     });
 
-    async function newSpec(kernelPath?: string): Promise<VmSpec> {
+    async function newSpec(kernelPath?: string, disk?: (runDir: string) => Promise<DiskSpec>): Promise<VmSpec> {
       // Short: UNIX socket paths in the run dir must stay under 108 bytes.
       const runDir = await mkdtemp(join(tmpdir(), "hf-ds-"));
       runDirs.push(runDir);
@@ -72,7 +76,7 @@ export function runDriverSuite(o: DriverSuiteOptions): void {
         vcpuCount: 1,
         memSizeMib: 256,
         boot,
-        rootDisk: await o.newDisk(boot.rootfsPath, runDir),
+        rootDisk: disk ? await disk(runDir) : await o.newDisk(boot.rootfsPath, runDir),
         runDir,
         tscKhz: hostTscKhz(),
       });
@@ -228,6 +232,133 @@ export function runDriverSuite(o: DriverSuiteOptions): void {
       assert.deepEqual(await processesUsing([spec.runDir]), [], "no VMM process is left");
       const left = existsSync(spec.runDir) ? await readdir(spec.runDir) : [];
       for (const f of left) assert.ok(!/\.(sock|pid)$|^meta\.json$/.test(f), `runtime file ${f} was left`);
+    });
+
+    // Snapshots: one booted source, cloned twice, then suspended and brought back. Each case needs the one before.
+    let source: { spec: VmSpec; vm: Vm } | null = null;
+    let cloneSnap: VmSnapshot | null = null;
+
+    test("snapshot clone: two clones start where the source was, diverge from it and from each other; the source goes on", { timeout: CASE_MS }, async (t) => {
+      const driver = await o.newDriver();
+      const spec = await newSpec();
+      const src = await Vm.boot(driver, spec, BOOT_MS);
+      handles.push(src.handle);
+      source = { spec, vm: src };
+      const agent = (v: Vm) => need(v.agent, `the agent of ${v.handle.id}`);
+      const sh = async (v: Vm, script: string) => {
+        const r = await agent(v).exec(["sh", "-c", script]);
+        return { code: r.exitCode, out: r.stdout.toString() + r.stderr.toString() };
+      };
+      // Not synced: what the guest wrote must reach the clones whether it sits in its page cache or its disk queue.
+      await agent(src).writeFile("/root/snap/before", Buffer.from("written before the snapshot\n"), { mkdirs: true });
+
+      const dir = await mkdtemp(join(tmpdir(), "hf-dss-"));
+      runDirs.push(dir);
+      // A snapshot that cannot be written fails with a coded error and leaves the VM able to try again.
+      await assert.rejects(src.handle.snapshot({ dir: join(dir, "missing"), purpose: "clone" }), (e: unknown) => e instanceof HyperfleetError && e.code === "SNAPSHOT_FAILED");
+      assert.equal((await src.status()).state, "paused", "a failed snapshot leaves the guest paused");
+      const t0 = performance.now();
+      const snap = (cloneSnap = await src.handle.snapshot({ dir, purpose: "clone" }));
+      t.diagnostic(`clone snapshot in ${Math.round(performance.now() - t0)} ms, ${snap.sizeBytes} bytes`);
+      assert.equal(snap.purpose, "clone");
+      assert.equal((await src.status()).state, "paused", "the source is left paused");
+      for (const f of [snap.stateFile, need(snap.memoryFile, "a memory file"), need(snap.disk, "a frozen disk").path]) {
+        assert.ok(f.startsWith(`${dir}/`) && existsSync(f), `${f} is in the snapshot dir`);
+      }
+      assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith(".tmp")), [], "no temporary file is left");
+      assert.ok(snap.sizeBytes > 0 && snap.sizeBytes < 2 * 256 * 1024 * 1024, `size ${snap.sizeBytes}`);
+      const frozen = await stat(snap.memoryFile!);
+      // Once more without resuming in between (QEMU refuses a migration right after one; the driver copes).
+      const second = await mkdtemp(join(tmpdir(), "hf-dss-"));
+      runDirs.push(second);
+      assert.equal((await src.handle.snapshot({ dir: second, purpose: "clone" })).purpose, "clone");
+      await rm(second, { recursive: true });
+
+      // The source goes on, and its disk takes writes again (the migration had let go of it).
+      await src.resume(BOOT_MS);
+      assert.equal((await src.status()).state, "running");
+      assert.deepEqual(await sh(src, "echo source > /root/snap/source-after && sync && cat /root/snap/source-after"), { code: 0, out: "source\n" });
+
+      const clones: Vm[] = [];
+      for (let i = 0; i < 2; i++) {
+        const cspec = await newSpec(undefined, (runDir) => o.cloneDisk(snap.disk!, runDir));
+        const t1 = performance.now();
+        const c = await Vm.restore(driver, cspec, snap, BOOT_MS);
+        handles.push(c.handle);
+        t.diagnostic(`clone ${i + 1}: restore -> agent in ${Math.round(performance.now() - t1)} ms`);
+        clones.push(c);
+        assert.equal((await c.status()).state, "running");
+      }
+      const [c1, c2] = clones as [Vm, Vm];
+      assert.deepEqual(await sh(c1, "cat /root/snap/before"), { code: 0, out: "written before the snapshot\n" });
+      assert.deepEqual(await sh(c1, "echo one > /root/snap/clone1 && sync && cat /root/snap/clone1"), { code: 0, out: "one\n" });
+      // Read from the clone's disk, not its page cache: the frozen disk holds what the source wrote.
+      assert.deepEqual(await sh(c2, "sync && echo 3 > /proc/sys/vm/drop_caches && cat /root/snap/before"), { code: 0, out: "written before the snapshot\n" });
+      for (const v of [c2, src]) assert.equal((await sh(v, "test -e /root/snap/clone1; echo $?")).out, "1\n", `${v.handle.id} does not see clone 1's file`);
+      assert.equal((await sh(c1, "test -e /root/snap/source-after; echo $?")).out, "1\n", "a clone does not see what the source wrote after the snapshot");
+
+      const after = await stat(snap.memoryFile!);
+      assert.deepEqual([after.mtimeMs, after.size, after.blocks], [frozen.mtimeMs, frozen.size, frozen.blocks], "the clones' writes left the memory file as it was");
+      // A clone's RAM is a private mapping of that file: it cannot be a clone snapshot's source (yet).
+      const again = await mkdtemp(join(tmpdir(), "hf-dss-"));
+      runDirs.push(again);
+      await assert.rejects(c1.handle.snapshot({ dir: again, purpose: "clone" }), (e: unknown) => e instanceof HyperfleetError && e.code === "NOT_SUPPORTED_YET");
+      await c1.resume(BOOT_MS);
+      for (const c of clones) await c.kill();
+      assert.deepEqual(await processesUsing(clones.map((c) => c.handle.runDir)), [], "no clone VMM is left");
+    });
+
+    test("restore of a missing or damaged snapshot fails with a coded error and leaves nothing running", { timeout: CASE_MS }, async () => {
+      const snap = need(cloneSnap, "a clone snapshot");
+      const driver = await o.newDriver();
+      const missing = await newSpec(undefined, (runDir) => o.cloneDisk(snap.disk!, runDir));
+      await assert.rejects(driver.restore(missing, { ...snap, stateFile: join(snap.dir, "no-such-state") }), (e: unknown) => e instanceof HyperfleetError && e.code === "SNAPSHOT_NOT_FOUND");
+      const damaged = await mkdtemp(join(tmpdir(), "hf-dss-"));
+      runDirs.push(damaged);
+      await writeFile(join(damaged, "state"), (await readFile(snap.stateFile)).subarray(0, 4096));
+      const spec = await newSpec(undefined, (runDir) => o.cloneDisk(snap.disk!, runDir));
+      const err = await driver.restore(spec, { ...snap, stateFile: join(damaged, "state") }).then(
+        (h) => {
+          handles.push(h);
+          return null;
+        },
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof HyperfleetError && err.code === "SNAPSHOT_FAILED", `rejected with SNAPSHOT_FAILED, got ${String(err)}`);
+      assert.deepEqual(await processesUsing([spec.runDir]), [], "no VMM process is left");
+      for (const f of await readdir(spec.runDir)) assert.ok(!/\.(sock|pid)$|^meta\.json$/.test(f), `runtime file ${f} was left`);
+    });
+
+    test("snapshot suspend: the same VM comes back on its disk with its processes; a fresh driver adopts it", { timeout: CASE_MS }, async () => {
+      const { spec, vm } = need(source, "the snapshot source");
+      const { pid } = await need(vm.agent, "an agent").execDetached(["sleep", "1000"], { logPath: "/root/snap/sleep.log" });
+      assert.ok(pid > 1, `detached sleep has pid ${pid}`);
+      const dir = await mkdtemp(join(tmpdir(), "hf-dss-"));
+      runDirs.push(dir);
+      const snap = await vm.handle.snapshot({ dir, purpose: "suspend" });
+      assert.deepEqual([snap.purpose, snap.memoryFile, snap.disk], ["suspend", null, null]);
+      assert.ok(existsSync(snap.stateFile) && snap.sizeBytes > 0);
+      await vm.kill();
+      assert.equal(await isAlive(vm.pid), false);
+
+      const driver = await o.newDriver();
+      const back = await Vm.restore(driver, spec, snap, BOOT_MS);
+      handles.push(back.handle);
+      assert.notEqual(back.pid, vm.pid, "a new VMM process");
+      const agent = need(back.agent, "the restored VM's agent");
+      const r = await agent.exec(["sh", "-c", `kill -0 ${pid} && tr '\\0' ' ' < /proc/${pid}/cmdline`]);
+      assert.deepEqual([r.exitCode, r.stdout.toString()], [0, "sleep 1000 "], "the process started before the suspend is still there");
+      assert.equal((await agent.readFile("/root/snap/source-after")).toString(), "source\n", "on its own disk");
+
+      // Adoption after a daemon restart works for a restored VM as for a booted one.
+      back.detach();
+      const adopted = await Vm.adopt(await o.newDriver(), spec.id, spec.runDir);
+      assert.ok(adopted, "adopted");
+      handles.push(adopted.handle);
+      assert.equal(adopted.pid, back.pid);
+      assert.equal((await need(adopted.agent, "the adopted VM's agent").exec(["echo", "adopted"])).stdout.toString(), "adopted\n");
+      await adopted.kill();
+      assert.deepEqual(await processesUsing([spec.runDir]), []);
     });
   });
 }

@@ -24,6 +24,7 @@ runDriverSuite({
   // A registry per call: each driver is a fresh instance (the probe's verdict is cached on disk).
   newDriver: () => registry().driver(),
   newDisk: (base, runDir) => registry().disks.rootDisk(base, runDir),
+  cloneDisk: (frozen, runDir) => registry().disks.cloneDisk(frozen, runDir),
   assets,
   skip: why(),
 });

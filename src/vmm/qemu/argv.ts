@@ -3,7 +3,7 @@
  * test/unit/qemu-argv.test.ts. Option choices are measured (docs/ARCHITECTURE.md, HOST-NOTES):
  * pit/pic/isa-serial off cut boot time; rtc stays on (rtc=off costs ~2 s of CMOS waits).
  */
-import type { VmSpec } from "../../core/ports/vmm-driver.js";
+import type { DiskSpec, VmSpec } from "../../core/ports/vmm-driver.js";
 import { SERIAL_PORT_NAME } from "../../agent/protocol.js";
 
 export type Accel = "kvm" | "tcg";
@@ -21,13 +21,33 @@ export interface QemuLaunch {
   paths: QemuPaths;
   /** TCG translation cache in MiB. Small keeps idle VMs small; <= 64 slows boot measurably. */
   tbSizeMib?: number;
+  /** Guest RAM backend; default memfd. */
+  memory?: GuestMemory;
+  /** Waits for an incoming migration (`-incoming defer`): a restore. */
+  incoming?: boolean;
 }
 
 export const DEFAULT_TB_SIZE_MIB = 128;
 
+/** The id of the guest RAM backend (`-M microvm,memory-backend=<id>`). */
+export const MEMORY_BACKEND_ID = "mem";
+
+/**
+ * Where guest RAM lives (docs/adr/0009). `memfd`: an anonymous shared memfd, every booted or resumed
+ * VM; a clone snapshot copies it out of /proc/<pid>/fd while the guest is paused, and it dies with
+ * QEMU (no file to clean up). `file`: a clone maps its snapshot's frozen RAM file private
+ * (copy-on-write, loaded lazily, shared in the page cache by every clone of one snapshot).
+ */
+export type GuestMemory = { kind: "memfd" } | { kind: "file"; path: string };
+
+function memoryBackend(memMib: number, m: GuestMemory): string {
+  if (m.kind === "memfd") return `memory-backend-memfd,id=${MEMORY_BACKEND_ID},size=${memMib}M,share=on`;
+  return `memory-backend-file,id=${MEMORY_BACKEND_ID},size=${memMib}M,mem-path=${m.path},share=off`;
+}
+
 export function buildQemuArgv(l: QemuLaunch): string[] {
   const { spec, paths } = l;
-  const machine = ["microvm", "pit=off", "pic=off", "isa-serial=off", "rtc=on"];
+  const machine = ["microvm", "pit=off", "pic=off", "isa-serial=off", "rtc=on", `memory-backend=${MEMORY_BACKEND_ID}`];
   const argv: string[] = [
     "-name", `hf-${spec.id},debug-threads=on`,
     "-nodefaults", "-no-user-config", "-nographic",
@@ -37,7 +57,7 @@ export function buildQemuArgv(l: QemuLaunch): string[] {
   if (l.accel === "kvm") argv.push("-accel", "kvm", "-cpu", "host");
   else argv.push("-accel", `tcg,tb-size=${l.tbSizeMib ?? DEFAULT_TB_SIZE_MIB}`, "-cpu", "max");
   argv.push("-M", machine.join(","));
-  argv.push("-m", `${spec.memMib}M`, "-smp", String(spec.vcpus));
+  argv.push("-m", `${spec.memMib}M`, "-object", memoryBackend(spec.memMib, l.memory ?? { kind: "memfd" }), "-smp", String(spec.vcpus));
   argv.push("-kernel", spec.kernelPath);
   if (spec.initrdPath) argv.push("-initrd", spec.initrdPath);
   argv.push("-append", spec.kernelArgs);
@@ -65,6 +85,7 @@ export function buildQemuArgv(l: QemuLaunch): string[] {
   });
 
   argv.push("-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-device,rng=rng0");
+  if (l.incoming) argv.push("-incoming", "defer");
   argv.push("-pidfile", paths.pidFile);
   return argv;
 }
@@ -77,4 +98,38 @@ export function buildQemuArgv(l: QemuLaunch): string[] {
 export function qemuLaunchCommand(bin: string, argv: readonly string[], netns: string | undefined): { file: string; args: string[] } {
   if (netns === undefined) return { file: bin, args: [...argv] };
   return { file: "nsenter", args: [`--net=${netns}`, "--", bin, ...argv] };
+}
+
+/** What a QEMU command line of ours says about the VM's root disk and RAM (for snapshots). Pure. */
+export interface QemuArgvFacts {
+  rootDisk: DiskSpec | null;
+  memory: GuestMemory | null;
+}
+
+/** Reads back buildQemuArgv's output (from meta.json or /proc/<pid>/cmdline). */
+export function readQemuArgv(argv: readonly string[]): QemuArgvFacts {
+  const optsOf = (flag: string, first: (o: Map<string, string>) => boolean): Map<string, string> | null => {
+    for (let i = 0; i < argv.length - 1; i++) {
+      if (argv[i] !== flag) continue;
+      const o = new Map<string, string>();
+      for (const kv of argv[i + 1]!.split(",")) {
+        const eq = kv.indexOf("=");
+        // A bare word is a flag or the object's type (`memory-backend-memfd,id=...`).
+        if (eq < 0) o.set(kv, "on");
+        else o.set(kv.slice(0, eq), kv.slice(eq + 1));
+      }
+      if (first(o)) return o;
+    }
+    return null;
+  };
+  const drive = optsOf("-drive", (o) => o.get("id") === "disk0");
+  const mem = optsOf("-object", (o) => o.get("id") === MEMORY_BACKEND_ID);
+  const format = drive?.get("format");
+  const rootDisk: DiskSpec | null = drive?.get("file")
+    ? { path: drive.get("file")!, ...(format === "raw" || format === "qcow2" ? { format } : {}), ...(drive.get("readonly") === "on" ? { readOnly: true } : {}) }
+    : null;
+  let memory: GuestMemory | null = null;
+  if (mem?.has("memory-backend-memfd")) memory = { kind: "memfd" };
+  else if (mem?.has("memory-backend-file") && mem.get("mem-path")) memory = { kind: "file", path: mem.get("mem-path")! };
+  return { rootDisk, memory };
 }

@@ -6,17 +6,19 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { promisify } from "node:util";
 import { existsSync, renameSync, writeFileSync } from "node:fs";
-import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { HyperfleetError, toHyperfleetError } from "../../core/errors.js";
 import type { VmHandle, VmmDriver, VmSnapshot, VmSpec } from "../../core/ports/vmm-driver.js";
-import { type Accel, buildQemuArgv, qemuLaunchCommand, type QemuPaths } from "./argv.js";
+import { type Accel, buildQemuArgv, type GuestMemory, qemuLaunchCommand, type QemuLaunch, type QemuPaths } from "./argv.js";
+import { migrateFromFile, setIgnoreShared } from "./migration.js";
 import { QemuHandle } from "./handle.js";
 import { sleep } from "../../host/async.js";
 import { isAlive, readLogTail } from "../process.js";
 import { findVmmsIn, runDirOfArgv } from "./scan.js";
 
 const execFileP = promisify(execFile);
+const MIB = 1024 * 1024;
 
 export interface QemuDriverOptions {
   accel: Accel;
@@ -58,13 +60,54 @@ export class QemuDriver implements VmmDriver {
   }
 
   async start(spec: VmSpec, signal?: AbortSignal): Promise<VmHandle> {
+    return this.spawnVmm(spec, {}, signal);
+  }
+
+  /**
+   * docs/adr/0009: the same command line as the source's plus `-incoming defer`; a clone maps the
+   * snapshot's RAM file private (copy-on-write: the file never changes), a suspend loads its RAM
+   * from the stream into a fresh memfd. The stream leaves the guest paused (its source was paused
+   * when it was written), so `cont` starts it.
+   */
+  async restore(spec: VmSpec, snapshot: VmSnapshot, signal?: AbortSignal): Promise<VmHandle> {
+    const clone = snapshot.purpose === "clone";
+    if (clone && snapshot.memoryFile === null) throw new HyperfleetError("SNAPSHOT_INCOMPATIBLE", `clone snapshot ${snapshot.dir} has no memory file`);
+    for (const f of [snapshot.stateFile, ...(clone ? [snapshot.memoryFile!] : [])]) {
+      if (!existsSync(f)) throw new HyperfleetError("SNAPSHOT_NOT_FOUND", `snapshot file ${f} does not exist`);
+    }
+    if (clone) {
+      const size = (await stat(snapshot.memoryFile!)).size;
+      if (size !== spec.memMib * MIB) throw new HyperfleetError("SNAPSHOT_INCOMPATIBLE", `snapshot ${snapshot.dir} holds ${size / MIB} MiB of RAM, the VM has ${spec.memMib} MiB`);
+    }
+    const memory: GuestMemory = clone ? { kind: "file", path: snapshot.memoryFile! } : { kind: "memfd" };
+    const handle = await this.spawnVmm(spec, { memory, incoming: true }, signal);
+    try {
+      const qmp = handle.qmpClient();
+      // The source left the RAM out of the stream only if this side expects it too.
+      if (clone) await setIgnoreShared(qmp, true);
+      await migrateFromFile(qmp, snapshot.stateFile);
+      if (signal?.aborted) throw new HyperfleetError("SNAPSHOT_FAILED", "VM restore aborted");
+      await qmp.execute("cont");
+      return handle;
+    } catch (e) {
+      await handle.kill().catch(() => undefined);
+      // A damaged stream ends QEMU ("load of migration failed"): what failed is the restore, and
+      // QEMU's log says why.
+      const he = toHyperfleetError(e, "SNAPSHOT_FAILED");
+      const err = await withVmmLog(he.code.startsWith("SNAPSHOT_") ? he : new HyperfleetError("SNAPSHOT_FAILED", `restoring ${snapshot.dir}: ${he.message}`, { cause: e }), handle.paths.stderrLog);
+      await handle.cleanup();
+      throw err;
+    }
+  }
+
+  private async spawnVmm(spec: VmSpec, launch: Pick<QemuLaunch, "memory" | "incoming">, signal?: AbortSignal): Promise<QemuHandle> {
     const paths = qemuPaths(spec.runDir);
     await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
     // Sockets left by an earlier run of the same VM would make QEMU fail to bind.
     for (const p of [paths.qmpSocket, paths.agentSocket, paths.pidFile]) await rm(p, { force: true });
     if (paths.qmpSocket.length > 107) throw new HyperfleetError("INVALID_ARGUMENT", `runDir ${spec.runDir} is too long for UNIX sockets (max ~96 chars)`, { details: { field: "runDir" } });
 
-    const argv = buildQemuArgv({ spec, accel: this.opts.accel, paths, tbSizeMib: this.opts.tbSizeMib });
+    const argv = buildQemuArgv({ spec, accel: this.opts.accel, paths, tbSizeMib: this.opts.tbSizeMib, ...launch });
     // Recorded before the spawn and again with the pid right after it, synchronously: a daemon
     // killed at any point of a boot leaves a run dir that says which process to end or adopt.
     // (The instants between fork and the second write are covered by the /proc scan in scan.ts.)
@@ -118,10 +161,6 @@ export class QemuDriver implements VmmDriver {
   fingerprint(): Promise<string> {
     this.fingerprintP ??= qemuVersion(this.bin).then((v) => `qemu:${this.opts.accel}:${v}`);
     return this.fingerprintP;
-  }
-
-  restore(_spec: VmSpec, _snapshot: VmSnapshot): Promise<VmHandle> {
-    return Promise.reject(new HyperfleetError("NOT_SUPPORTED_YET", "restoring QEMU snapshots is being built"));
   }
 
   async adopt(id: string, runDir: string): Promise<VmHandle | null> {

@@ -6,11 +6,13 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { connect } from "node:net";
-import { rm } from "node:fs/promises";
+import { readFile, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../../core/errors.js";
 import type { SnapshotOptions, VmHandle, VmmExitDetection, VmSnapshot, VmmStatus } from "../../core/ports/vmm-driver.js";
-import type { QemuPaths } from "./argv.js";
+import { readQemuArgv, type QemuPaths } from "./argv.js";
+import { guestMemfdPath, migrateToFile, setIgnoreShared, sparseCopy } from "./migration.js";
 import { QmpClient } from "./qmp.js";
 import { sleep } from "../../host/async.js";
 import { isAlive, readLogTail } from "../process.js";
@@ -117,7 +119,7 @@ export class QemuHandle implements VmHandle {
     try {
       const s = await this.qmp?.execute<{ status: string; running: boolean }>("query-status");
       if (!s) return { state: "unknown", pid: this.pid };
-      return { state: s.running ? "running" : s.status === "paused" ? "paused" : "unknown", pid: this.pid };
+      return { state: s.running ? "running" : PAUSED_STATES.has(s.status) ? "paused" : "unknown", pid: this.pid };
     } catch {
       return { state: this.exitStatus ? "exited" : "unknown", pid: this.pid };
     }
@@ -145,14 +147,86 @@ export class QemuHandle implements VmHandle {
     await this.control("cont");
   }
 
-  snapshot(_opts: SnapshotOptions): Promise<VmSnapshot> {
-    return Promise.reject(new HyperfleetError("NOT_SUPPORTED_YET", "QEMU snapshots are being built"));
+  /** How long the parts of the last snapshot took (ms), for benchmarks and logs. */
+  lastSnapshotTimings: SnapshotTimings | null = null;
+
+  /**
+   * docs/adr/0009. Files are written under temporary names and renamed once complete, so a file
+   * with its final name is whole. The guest is left paused (QEMU says "postmigrate").
+   */
+  async snapshot(opts: SnapshotOptions): Promise<VmSnapshot> {
+    try {
+      return await this.saveTo(opts);
+    } catch (e) {
+      // QMP refusals and file errors are the snapshot's failure; a dead VMM or a refused source say so themselves.
+      if (e instanceof HyperfleetError && (e.code === "VMM_EXITED" || e.code === "NOT_SUPPORTED_YET" || e.code.startsWith("SNAPSHOT_"))) throw e;
+      throw new HyperfleetError("SNAPSHOT_FAILED", `snapshot of ${this.id} into ${opts.dir} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  private async saveTo(opts: SnapshotOptions): Promise<VmSnapshot> {
+    const qmp = this.requireQmp();
+    const t0 = performance.now();
+    const st = await qmp.execute<{ running: boolean; status: string }>("query-status");
+    if (st.status === "postmigrate") {
+      // Left frozen by an earlier snapshot (or one that failed at its end): QEMU refuses to migrate
+      // again from there ("paused due to previous migration") until the guest has run. It runs a
+      // few milliseconds, which the snapshot then includes.
+      await qmp.execute("cont");
+      await qmp.execute("stop");
+    } else if (st.running) {
+      // `stop` drains and flushes the disks: the disk copy below is what the guest wrote.
+      await qmp.execute("stop");
+    }
+    const stateFile = join(opts.dir, "state");
+    if (opts.purpose === "suspend") {
+      await migrateToFile(qmp, `${stateFile}.tmp`);
+      await rename(`${stateFile}.tmp`, stateFile);
+      this.lastSnapshotTimings = { stateMs: performance.now() - t0, memoryMs: 0, diskMs: 0 };
+      return { dir: opts.dir, purpose: "suspend", stateFile, memoryFile: null, disk: null, sizeBytes: await allocatedBytes([stateFile]) };
+    }
+    const facts = readQemuArgv((await readFile(`/proc/${this.pid}/cmdline`, "utf8")).split("\0"));
+    if (facts.memory?.kind !== "memfd") {
+      // A clone's RAM is a private mapping of its snapshot's file: x-ignore-shared would put it in
+      // the stream, and the file under it is not the clone's memory. docs/adr/0009.
+      throw new HyperfleetError("NOT_SUPPORTED_YET", `${this.id} does not keep its RAM in a shared memfd (a VM restored from a clone snapshot): it cannot be cloned yet`);
+    }
+    if (facts.rootDisk === null) throw new HyperfleetError("SNAPSHOT_FAILED", `cannot tell the root disk of ${this.id} from its command line`);
+    const memfd = await guestMemfdPath(this.pid);
+    await setIgnoreShared(qmp, true);
+    try {
+      await migrateToFile(qmp, `${stateFile}.tmp`);
+    } finally {
+      // Off again: a later suspend must carry the RAM in its stream.
+      await setIgnoreShared(qmp, false).catch(() => undefined);
+    }
+    await rename(`${stateFile}.tmp`, stateFile);
+    const t1 = performance.now();
+    const memoryFile = join(opts.dir, "memory");
+    await sparseCopy(memfd, `${memoryFile}.tmp`);
+    await rename(`${memoryFile}.tmp`, memoryFile);
+    const t2 = performance.now();
+    const format = facts.rootDisk.format ?? "raw";
+    const disk = { path: join(opts.dir, `disk.${format}`), format };
+    await sparseCopy(facts.rootDisk.path, `${disk.path}.tmp`);
+    await rename(`${disk.path}.tmp`, disk.path);
+    this.lastSnapshotTimings = { stateMs: t1 - t0, memoryMs: t2 - t1, diskMs: performance.now() - t2 };
+    return { dir: opts.dir, purpose: "clone", stateFile, memoryFile, disk, sizeBytes: await allocatedBytes([stateFile, memoryFile, disk.path]) };
+  }
+
+  private requireQmp(): QmpClient {
+    if (this.exitStatus) throw exitedError(this.id);
+    if (!this.qmp) throw new HyperfleetError("VMM_CONTROL_FAILED", `no QMP connection to the VMM of ${this.id}`);
+    return this.qmp;
+  }
+
+  /** The QMP connection, for the driver's restore (migrate-incoming, then cont). */
+  qmpClient(): QmpClient {
+    return this.requireQmp();
   }
 
   private async control(command: string): Promise<void> {
-    if (this.exitStatus) throw exitedError(this.id);
-    if (!this.qmp) throw new HyperfleetError("VMM_CONTROL_FAILED", `no QMP connection to the VMM of ${this.id}`);
-    await this.qmp.execute(command);
+    await this.requireQmp().execute(command);
   }
 
   async kill(): Promise<void> {
@@ -184,6 +258,26 @@ export class QemuHandle implements VmHandle {
     const r = await Promise.race([this.exitPromise.then(() => true), sleep(ms).then(() => false)]);
     return r;
   }
+}
+
+/**
+ * QEMU run states in which the guest is frozen and `cont` lets it go on: a snapshot leaves it in
+ * postmigrate (finish-migrate while the stream is written).
+ */
+const PAUSED_STATES = new Set(["paused", "postmigrate", "finish-migrate"]);
+
+export interface SnapshotTimings {
+  /** Pause and device state (and the RAM, for a suspend). */
+  stateMs: number;
+  memoryMs: number;
+  diskMs: number;
+}
+
+/** Bytes the files hold on disk (holes not counted). */
+async function allocatedBytes(files: string[]): Promise<number> {
+  let n = 0;
+  for (const f of files) n += (await stat(f)).blocks * 512;
+  return n;
 }
 
 function exitedError(id: string): HyperfleetError {
