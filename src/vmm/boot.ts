@@ -18,13 +18,16 @@ export interface BootedVm {
  * inside a frame the previous host left half-sent, which swallows our HELLO: then we hang up, pause
  * so the guest notices, and retry (docs/agent-protocol.md, "Reconnecting on virtio-serial").
  */
-export async function connectAgent(handle: VmHandle, timeoutMs: number, signal?: AbortSignal, opts: { fresh?: boolean } = {}): Promise<AgentClient> {
+export async function connectAgent(handle: VmHandle, timeoutMs: number, signal?: AbortSignal, opts: { fresh?: boolean; firstReplyMs?: number } = {}): Promise<AgentClient> {
   if (opts.fresh) return connectOnce(handle, timeoutMs, signal);
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 1; ; attempt++) {
     const left = deadline - Date.now();
+    // A caller that expects a quick answer (a restored guest answers in tens of ms) gives up on a
+    // swallowed HELLO sooner; the wait doubles with each attempt, up to the usual one.
+    const reply = Math.min(RECONNECT_REPLY_MS, (opts.firstReplyMs ?? RECONNECT_REPLY_MS) * 2 ** (attempt - 1));
     try {
-      return await connectOnce(handle, Math.min(RECONNECT_REPLY_MS, Math.max(left, 1)), signal);
+      return await connectOnce(handle, Math.min(reply, Math.max(left, 1)), signal);
     } catch (e) {
       const retriable = e instanceof HyperfleetError && e.code === "AGENT_TIMEOUT";
       if (!retriable || Date.now() + RECONNECT_PAUSE_MS >= deadline) throw e;

@@ -9,6 +9,12 @@ import type { VmHandle, VmmDriver, VmmStatus, VmSnapshot, VmSpec } from "../core
 import { sleep } from "../host/async.js";
 import { bootVm, connectAgent } from "./boot.js";
 
+/**
+ * A restored guest answers its new host in tens of milliseconds, unless the snapshot froze its
+ * agent inside a frame from the old host, which then swallows our HELLO: hang up and retry soon.
+ */
+const RESTORE_FIRST_REPLY_MS = 400;
+
 /** How long an adopted VM's agent has to answer before we keep the VM without it. */
 const ADOPT_AGENT_TIMEOUT_MS = 10_000;
 
@@ -36,7 +42,7 @@ export class Vm {
   static async restore(driver: VmmDriver, spec: VmSpec, snapshot: VmSnapshot, timeoutMs: number, signal?: AbortSignal): Promise<Vm> {
     const handle = await driver.restore(spec, snapshot, signal);
     try {
-      return new Vm(handle, await connectAgent(handle, timeoutMs, signal));
+      return new Vm(handle, await connectAgent(handle, timeoutMs, signal, { firstReplyMs: RESTORE_FIRST_REPLY_MS }));
     } catch (e) {
       await handle.kill().catch(() => undefined);
       await handle.cleanup().catch(() => undefined);

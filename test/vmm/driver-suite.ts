@@ -299,11 +299,19 @@ export function runDriverSuite(o: DriverSuiteOptions): void {
 
       const after = await stat(snap.memoryFile!);
       assert.deepEqual([after.mtimeMs, after.size, after.blocks], [frozen.mtimeMs, frozen.size, frozen.blocks], "the clones' writes left the memory file as it was");
-      // A clone's RAM is a private mapping of that file: it cannot be a clone snapshot's source (yet).
+      // A clone's RAM is a private mapping of that file, not its own memory: a snapshot of a clone
+      // carries its RAM in the stream, and a clone of the clone loads it whole.
       const again = await mkdtemp(join(tmpdir(), "hf-dss-"));
       runDirs.push(again);
-      await assert.rejects(c1.handle.snapshot({ dir: again, purpose: "clone" }), (e: unknown) => e instanceof HyperfleetError && e.code === "NOT_SUPPORTED_YET");
+      const fromClone = await c1.handle.snapshot({ dir: again, purpose: "clone" });
+      assert.equal(fromClone.memoryFile, null, "the RAM is in the stream");
       await c1.resume(BOOT_MS);
+      const gspec = await newSpec(undefined, (runDir) => o.cloneDisk(need(fromClone.disk, "a frozen disk"), runDir));
+      const grandchild = await Vm.restore(driver, gspec, fromClone, BOOT_MS);
+      handles.push(grandchild.handle);
+      clones.push(grandchild);
+      assert.deepEqual(await sh(grandchild, "cat /root/snap/clone1 /root/snap/before"), { code: 0, out: "one\nwritten before the snapshot\n" }, "a clone of clone 1 has its files");
+      assert.deepEqual(await sh(c1, "echo still > /root/snap/c1-after && cat /root/snap/c1-after"), { code: 0, out: "still\n" }, "clone 1 goes on");
       for (const c of clones) await c.kill();
       assert.deepEqual(await processesUsing(clones.map((c) => c.handle.runDir)), [], "no clone VMM is left");
     });

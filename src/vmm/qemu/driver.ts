@@ -65,13 +65,12 @@ export class QemuDriver implements VmmDriver {
 
   /**
    * docs/adr/0009: the same command line as the source's plus `-incoming defer`; a clone maps the
-   * snapshot's RAM file private (copy-on-write: the file never changes), a suspend loads its RAM
-   * from the stream into a fresh memfd. The stream leaves the guest paused (its source was paused
-   * when it was written), so `cont` starts it.
+   * snapshot's RAM file private (copy-on-write: the file never changes), a suspend, or a snapshot
+   * of a clone (its RAM was not a memfd), loads its RAM from the stream into a fresh memfd. The
+   * stream leaves the guest paused (its source was paused when it was written), so `cont` starts it.
    */
   async restore(spec: VmSpec, snapshot: VmSnapshot, signal?: AbortSignal): Promise<VmHandle> {
-    const clone = snapshot.purpose === "clone";
-    if (clone && snapshot.memoryFile === null) throw new HyperfleetError("SNAPSHOT_INCOMPATIBLE", `clone snapshot ${snapshot.dir} has no memory file`);
+    const clone = snapshot.memoryFile !== null;
     for (const f of [snapshot.stateFile, ...(clone ? [snapshot.memoryFile!] : [])]) {
       if (!existsSync(f)) throw new HyperfleetError("SNAPSHOT_NOT_FOUND", `snapshot file ${f} does not exist`);
     }
@@ -86,6 +85,8 @@ export class QemuDriver implements VmmDriver {
       // The source left the RAM out of the stream only if this side expects it too.
       if (clone) await setIgnoreShared(qmp, true);
       await migrateFromFile(qmp, snapshot.stateFile);
+      // Off again: this VM's own snapshots carry their RAM in the stream (its RAM is not shared).
+      if (clone) await setIgnoreShared(qmp, false);
       if (signal?.aborted) throw new HyperfleetError("SNAPSHOT_FAILED", "VM restore aborted");
       await qmp.execute("cont");
       return handle;

@@ -10,7 +10,7 @@ import { readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../../core/errors.js";
-import type { SnapshotOptions, VmHandle, VmmExitDetection, VmSnapshot, VmmStatus } from "../../core/ports/vmm-driver.js";
+import type { DiskSpec, SnapshotOptions, VmHandle, VmmExitDetection, VmSnapshot, VmmStatus } from "../../core/ports/vmm-driver.js";
 import { readQemuArgv, type QemuPaths } from "./argv.js";
 import { guestMemfdPath, migrateToFile, setIgnoreShared, sparseCopy } from "./migration.js";
 import { QmpClient } from "./qmp.js";
@@ -186,13 +186,21 @@ export class QemuHandle implements VmHandle {
       return { dir: opts.dir, purpose: "suspend", stateFile, memoryFile: null, disk: null, sizeBytes: await allocatedBytes([stateFile]) };
     }
     const facts = readQemuArgv((await readFile(`/proc/${this.pid}/cmdline`, "utf8")).split("\0"));
-    if (facts.memory?.kind !== "memfd") {
-      // A clone's RAM is a private mapping of its snapshot's file: x-ignore-shared would put it in
-      // the stream, and the file under it is not the clone's memory. docs/adr/0009.
-      throw new HyperfleetError("NOT_SUPPORTED_YET", `${this.id} does not keep its RAM in a shared memfd (a VM restored from a clone snapshot): it cannot be cloned yet`);
-    }
     if (facts.rootDisk === null) throw new HyperfleetError("SNAPSHOT_FAILED", `cannot tell the root disk of ${this.id} from its command line`);
-    const memfd = await guestMemfdPath(this.pid);
+    // A clone's RAM is a private mapping of its snapshot's file, and that file is not the clone's
+    // memory: its RAM goes into the stream instead (clones of it load it whole, unshared; ADR 0009).
+    const shared = facts.memory?.kind === "memfd";
+    const memfd = shared ? await guestMemfdPath(this.pid) : null;
+    if (!shared) {
+      // Whoever restored this clone may have left the capability on: the RAM must be in the stream.
+      await setIgnoreShared(qmp, false);
+      await migrateToFile(qmp, `${stateFile}.tmp`);
+      await rename(`${stateFile}.tmp`, stateFile);
+      const t1 = performance.now();
+      const disk = await this.copyRootDisk(facts.rootDisk, opts.dir);
+      this.lastSnapshotTimings = { stateMs: t1 - t0, memoryMs: 0, diskMs: performance.now() - t1 };
+      return { dir: opts.dir, purpose: "clone", stateFile, memoryFile: null, disk, sizeBytes: await allocatedBytes([stateFile, disk.path]) };
+    }
     await setIgnoreShared(qmp, true);
     try {
       await migrateToFile(qmp, `${stateFile}.tmp`);
@@ -203,15 +211,21 @@ export class QemuHandle implements VmHandle {
     await rename(`${stateFile}.tmp`, stateFile);
     const t1 = performance.now();
     const memoryFile = join(opts.dir, "memory");
-    await sparseCopy(memfd, `${memoryFile}.tmp`);
+    await sparseCopy(memfd!, `${memoryFile}.tmp`);
     await rename(`${memoryFile}.tmp`, memoryFile);
     const t2 = performance.now();
-    const format = facts.rootDisk.format ?? "raw";
-    const disk = { path: join(opts.dir, `disk.${format}`), format };
-    await sparseCopy(facts.rootDisk.path, `${disk.path}.tmp`);
-    await rename(`${disk.path}.tmp`, disk.path);
+    const disk = await this.copyRootDisk(facts.rootDisk, opts.dir);
     this.lastSnapshotTimings = { stateMs: t1 - t0, memoryMs: t2 - t1, diskMs: performance.now() - t2 };
     return { dir: opts.dir, purpose: "clone", stateFile, memoryFile, disk, sizeBytes: await allocatedBytes([stateFile, memoryFile, disk.path]) };
+  }
+
+  /** The root disk as the stopped guest left it (QEMU flushed it on `stop`), frozen in `dir`. */
+  private async copyRootDisk(root: DiskSpec, dir: string): Promise<DiskSpec & { format: "raw" | "qcow2" }> {
+    const format = root.format ?? "raw";
+    const disk = { path: join(dir, `disk.${format}`), format };
+    await sparseCopy(root.path, `${disk.path}.tmp`);
+    await rename(`${disk.path}.tmp`, disk.path);
+    return disk;
   }
 
   private requireQmp(): QmpClient {
