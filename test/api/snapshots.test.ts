@@ -4,14 +4,17 @@
  * other nor the source; clones read different random bytes and have their own hostnames; a
  * snapshot in use cannot be deleted; a fork of 10; suspend ends the VMM and resume brings back a
  * process started before it (same PID); a daemon SIGKILL with clones running and a machine
- * suspended, then a restart, adopts the clones and keeps the suspended machine restorable.
+ * suspended, then a restart, adopts the clones and keeps the suspended machine restorable; a
+ * daemon that died mid-suspend or mid-snapshot is sorted out at restart.
  * Few cold boots (TCG); clones are cheap restores. Cleanup kills daemons and VMs by pid only.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { openStore } from "../../src/store/index.js";
 import { alive, json, killLeftoverVmms, spawnDaemon, startTestDaemon, until, vmSkipReason, type ChildDaemon, type TestDaemon } from "./helpers.js";
 
 const skip = vmSkipReason();
@@ -222,6 +225,49 @@ test("a daemon SIGKILL with clones running and a machine suspended: the restart 
     for (const id of [...clones, src]) assert.equal((await d.fetch("DELETE", `/machines/${id}`)).status, 204);
     await until(async () => [...pids.values()].every((p) => !alive(p)), 10_000, "the clones' VMMs to be gone");
     assert.deepEqual(await readdir(join(dataDir, "snapshots")), [], "the fork's snapshot went with its clones");
+  } finally {
+    for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
+    await Promise.all(daemons.map((c) => c.exited));
+    killLeftoverVmms(dataDir);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("a daemon that died between saving a suspend and recording it, or mid-snapshot, is sorted out at restart", { skip: skip ?? false }, async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "hf-snap-crash-"));
+  const daemons: ChildDaemon[] = [];
+  try {
+    let d = await spawnDaemon(dataDir);
+    daemons.push(d);
+    const c = await d.fetch("POST", "/machines", { name: "crash", vcpu_count: 1, mem_size_mib: 256, start: true });
+    const id = c.body.id as string;
+    assert.equal((await d.fetch("GET", `/machines/${id}/wait?status=running&timeout=30`)).status, 200);
+    const started = await d.fetch("POST", `/machines/${id}/exec`, { command: ["sh", "-c", "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!"] });
+    const sleepPid = Number(String(started.body.stdout).trim());
+    const pid = (await d.fetch("GET", `/machines/${id}`)).body.pid as number;
+    assert.equal((await d.fetch("POST", `/machines/${id}/suspend`)).status, 200);
+    process.kill(d.pid, "SIGKILL");
+    await d.exited;
+
+    // What the store said before the suspend was recorded (the VMM already gone), and a snapshot
+    // directory whose record was never written.
+    const store = await openStore({ path: join(dataDir, "hyperfleet.db") });
+    assert.ok(await store.machines.transition(id, ["suspended"], "running", { pid, restoreFrom: null }));
+    await store.close();
+    const half = join(dataDir, "snapshots", "snap_01M93TZZZZZZZZZZZZZZZZZZZZ");
+    await mkdir(half, { recursive: true });
+    await writeFile(join(half, "state.tmp"), "half");
+
+    d = await spawnDaemon(dataDir);
+    daemons.push(d);
+    const g = await d.fetch("GET", `/machines/${id}`);
+    assert.equal(g.body.status, "suspended", JSON.stringify(g.body));
+    assert.equal(existsSync(half), false, "the unfinished snapshot is removed");
+    const r = await d.fetch("POST", `/machines/${id}/resume`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const e = await d.fetch("POST", `/machines/${id}/exec`, { command: ["cat", `/proc/${sleepPid}/comm`] });
+    assert.equal(e.body.stdout, "sleep\n", "its processes came back");
+    assert.equal((await d.fetch("DELETE", `/machines/${id}`)).status, 204);
   } finally {
     for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
     await Promise.all(daemons.map((c) => c.exited));
