@@ -97,7 +97,9 @@ export class WarmTemplates {
       log.info({ template_id: id, image: rec.imageRef, capture_ms: Date.now() - t0, size_bytes: tpl.sizeBytes }, "warm template captured");
       await this.evict(log);
     } catch (e) {
-      log.warn({ err: toHyperfleetError(e) }, "could not capture a warm template; later boots of this image stay cold");
+      // Two first boots of one image and shape at once: the other one's template is as good.
+      if (e instanceof Error && /UNIQUE constraint failed: snapshots\.template_key/.test(e.message)) log.debug("another boot captured this template first");
+      else log.warn({ err: toHyperfleetError(e) }, "could not capture a warm template; later boots of this image stay cold");
     }
   }
 
