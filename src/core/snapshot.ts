@@ -4,30 +4,23 @@
  * state, a memory file clones map copy-on-write, the frozen root disk) and what a machine created
  * from it inherits from its source, since a restored VM must have its source's shape and devices.
  */
-import type { ImageRunConfig } from "./machine.js";
+import type { MachineRecord } from "./machine.js";
 import type { VmSnapshot } from "./ports/vmm-driver.js";
 
-/** What a machine created from a snapshot takes from the snapshot's source. */
-export interface SnapshotSource {
-  vcpuCount: number;
-  memSizeMib: number;
+/**
+ * What a machine created from a snapshot takes from the snapshot's source: its shape, boot paths
+ * (the base root disk; the frozen one is VmSnapshot.disk), image and main process overrides.
+ */
+export type SnapshotSource = Pick<
+  MachineRecord,
+  "vcpuCount" | "memSizeMib" | "initrdPath" | "kernelArgs" | "rootfsPath" | "imageRef" | "imageDigest" | "imageConfig" | "cmd" | "entrypoint" | "workdir" | "user"
+> & {
   kernelImagePath: string;
-  initrdPath: string | null;
-  kernelArgs: string | null;
-  /** The source's base root disk (the frozen disk is VmSnapshot.disk). */
-  rootfsPath: string | null;
   /** The source had a NIC: a clone has one too (its own namespace, same guest address; ADR 0008). */
   network: boolean;
   /** The source's NIC MAC: the restored NIC keeps it (device state), so a clone's record shows it. */
   mac: string | null;
-  imageRef: string | null;
-  imageDigest: string | null;
-  imageConfig: ImageRunConfig | null;
-  cmd: string[] | null;
-  entrypoint: string[] | null;
-  workdir: string | null;
-  user: string | null;
-}
+};
 
 export interface SnapshotRecord {
   /** `snap_<ULID>`. */
