@@ -13,7 +13,7 @@ import { checkAction, checkTransition, type MachineStatus } from "../core/machin
 import type { Vm } from "../vmm/vm.js";
 import { parseImageRef } from "../images/index.js";
 import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../core/ports/services.js";
-import type { MachinePatch, MachineRecord, NetworkPolicy } from "../core/machine.js";
+import type { MachinePatch, MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import { imagesUnavailable } from "../images/catalog.js";
 import type { ImagePulls } from "./image-pulls.js";
@@ -27,10 +27,8 @@ import type { VmLifecycle } from "./lifecycle.js";
 import { waitForStatus } from "./wait.js";
 import { networkClaim, type CreateNetworkOptions } from "./create-network.js";
 import type { MachineSnapshots } from "./snapshots.js";
-import { fitRequestToSnapshot, snapshotMachineFields } from "./snapshot-create.js";
+import { fitRequestToSnapshot, forkName, policyOf, sameMac, snapshotMachineFields } from "./snapshot-create.js";
 import { removeSuspended } from "./suspend-files.js";
-import type { NetworkClaim } from "../store/machine-repository.js";
-import type { SnapshotRecord } from "../core/snapshot.js";
 
 /** How long resuming a suspended machine waits for it to run (its restore queues behind other boots). */
 const RESTORE_WAIT_MS = 60_000;
@@ -41,22 +39,6 @@ function withShape(req: CreateMachineRequest): CreateMachineRequest & { vcpuCoun
     if (v === undefined) throw new HyperfleetError("INVALID_ARGUMENT", `${field}: is required (unless the machine is created from a snapshot)`, { details: { field } });
   }
   return req as CreateMachineRequest & { vcpuCount: number; memSizeMib: number };
-}
-
-/** A clone's NIC keeps its source's MAC (it is in the restored device state): its record says so. */
-function sameMac(claim: NetworkClaim | null, snap: SnapshotRecord | null): NetworkClaim | null {
-  const mac = snap?.source.mac;
-  if (claim === null || !mac) return claim;
-  return { ...claim, network: (slot) => ({ ...claim.network(slot), mac }) };
-}
-
-/** Unique, valid machine names for a fork's clones: `<source>-<snapshot suffix>-<n>`. */
-function forkName(source: string, snapshotId: string, n: number): string {
-  return `${source.slice(0, 40)}-${snapshotId.slice(-6).toLowerCase()}-${n}`;
-}
-
-function policyOf(n: NetworkPolicy): NonNullable<CreateMachineRequest["network"]> {
-  return { internet: n.internet, allowOut: n.allowOut, denyOut: n.denyOut, privateNetwork: n.privateNetwork };
 }
 
 export interface MachineServiceOptions {

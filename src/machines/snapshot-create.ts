@@ -5,7 +5,8 @@
  * and exposed ports are its own. Pure.
  */
 import { HyperfleetError } from "../core/errors.js";
-import type { NewMachine } from "../core/machine.js";
+import type { NetworkPolicy, NewMachine } from "../core/machine.js";
+import type { NetworkClaim } from "../store/machine-repository.js";
 import type { CreateMachineRequest } from "../core/ports/services.js";
 import type { SnapshotRecord } from "../core/snapshot.js";
 
@@ -52,4 +53,20 @@ export function snapshotMachineFields(snap: SnapshotRecord): Pick<
     snapshotId: snap.id,
     restoreFrom: "snapshot",
   };
+}
+
+/** A clone's NIC keeps its source's MAC (it is in the restored device state): its record says so. */
+export function sameMac(claim: NetworkClaim | null, snap: SnapshotRecord | null): NetworkClaim | null {
+  const mac = snap?.source.mac;
+  if (claim === null || !mac) return claim;
+  return { ...claim, network: (slot) => ({ ...claim.network(slot), mac }) };
+}
+
+/** Unique, valid machine names for a fork's clones: `<source>-<snapshot suffix>-<n>`. */
+export function forkName(source: string, snapshotId: string, n: number): string {
+  return `${source.slice(0, 40)}-${snapshotId.slice(-6).toLowerCase()}-${n}`;
+}
+
+export function policyOf(n: NetworkPolicy): NonNullable<CreateMachineRequest["network"]> {
+  return { internet: n.internet, allowOut: n.allowOut, denyOut: n.denyOut, privateNetwork: n.privateNetwork };
 }
