@@ -7,7 +7,7 @@
 import { rm } from "node:fs/promises";
 import type { VmSnapshot } from "../core/ports/vmm-driver.js";
 import { refreshGuest } from "./guest-identity.js";
-import { freshSuspendDir, readSuspended, recordSuspended, removeSuspended } from "./suspend-files.js";
+import { freshSuspendDir, recordSuspended, removeSuspended, takeSuspended } from "./suspend-files.js";
 import type { WarmTemplates } from "./templates.js";
 import type { AttachedNetwork } from "../core/ports/network.js";
 import type { Logger } from "../core/ports/logger.js";
@@ -83,7 +83,7 @@ export class VmLifecycle {
       if (this.o.hooks && restoring === null) rec = await this.o.hooks.prepare(rec, ac.signal, log);
       const templates = this.o.templates?.eligible(rec) ? this.o.templates : undefined;
       const template = await templates?.claim(rec, log);
-      const from = template?.vm ?? (await this.restorePoint(rec));
+      const from = template?.vm ?? (await this.restorePoint(rec, log));
       release = await this.bootSlots.acquire(ac.signal);
       const net = await this.o.networks.attach(rec);
       // A failed boot leaves nothing running (Vm.boot and Vm.restore undo their own steps).
@@ -138,11 +138,13 @@ export class VmLifecycle {
   }
 
   /** What the machine's boot restores; null: a cold boot. A suspend whose state is incomplete cannot be restored. */
-  private async restorePoint(rec: MachineRecord): Promise<VmSnapshot | null> {
+  private async restorePoint(rec: MachineRecord, log: Logger): Promise<VmSnapshot | null> {
     if (rec.restoreFrom === "snapshot" && rec.snapshotId !== null) return this.o.snapshotOf(rec.snapshotId);
     if (rec.restoreFrom !== "suspend") return null;
-    const saved = await readSuspended(rec.runDir);
-    if (saved === null) throw new HyperfleetError("SNAPSHOT_FAILED", `the suspended state of ${rec.id} is missing or incomplete; stop the machine and start it again (a fresh boot)`);
+    // Used once: from the moment the restored guest may run, its disk moves on and the saved
+    // memory no longer matches it. A restore cut short (a crash, a failure) then boots afresh.
+    const saved = await takeSuspended(rec.runDir);
+    if (saved === null) log.warn("the machine's suspended state is gone (a restore of it was cut short); booting afresh");
     return saved;
   }
 

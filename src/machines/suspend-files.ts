@@ -38,6 +38,16 @@ export async function readSuspended(runDir: string): Promise<VmSnapshot | null> 
   }
 }
 
+/**
+ * The complete suspended state in runDir, which stops being complete: its marker is removed, so a
+ * restore of it is tried once (the files go once the machine runs, or with the next suspend).
+ */
+export async function takeSuspended(runDir: string): Promise<VmSnapshot | null> {
+  const saved = await readSuspended(runDir);
+  if (saved !== null) await rm(join(suspendDir(runDir), MARKER), { force: true });
+  return saved;
+}
+
 export async function removeSuspended(runDir: string): Promise<void> {
   await rm(suspendDir(runDir), { recursive: true, force: true });
 }

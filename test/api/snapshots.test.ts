@@ -267,6 +267,24 @@ test("a daemon that died between saving a suspend and recording it, or mid-snaps
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const e = await d.fetch("POST", `/machines/${id}/exec`, { command: ["cat", `/proc/${sleepPid}/comm`] });
     assert.equal(e.body.stdout, "sleep\n", "its processes came back");
+
+    // A daemon that died during the restore of a suspend: the guest may have run on its disk, so
+    // the saved memory is not used again; the next start boots afresh.
+    assert.equal((await d.fetch("POST", `/machines/${id}/suspend`)).status, 200);
+    process.kill(d.pid, "SIGKILL");
+    await d.exited;
+    const s2 = await openStore({ path: join(dataDir, "hyperfleet.db") });
+    const rec = await s2.machines.get(id);
+    assert.ok(await s2.machines.transition(id, ["suspended"], "starting", {}));
+    await s2.close();
+    await rm(join(rec!.runDir, "suspend", "snapshot.json"));
+    d = await spawnDaemon(dataDir);
+    daemons.push(d);
+    assert.equal((await d.fetch("GET", `/machines/${id}`)).body.status, "failed", "a restore cut short by the restart");
+    assert.equal((await d.fetch("POST", `/machines/${id}/start`)).status, 202);
+    assert.equal((await d.fetch("GET", `/machines/${id}/wait?status=running&timeout=30`)).status, 200);
+    const fresh = await d.fetch("POST", `/machines/${id}/exec`, { command: ["sh", "-c", "grep -lx sleep /proc/[0-9]*/comm 2>/dev/null | wc -l"] });
+    assert.equal(String(fresh.body.stdout).trim(), "0", "a fresh boot, not the old memory");
     assert.equal((await d.fetch("DELETE", `/machines/${id}`)).status, 204);
   } finally {
     for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
