@@ -69,7 +69,7 @@ interface World {
   /** Name for a helper namespace of this test (deleted after). */
   scratch(role: string): string;
   /** A process that holds a namespace open after its name is deleted (as a VMM still running would). */
-  holdOpen(ns: string): void;
+  holdOpen(ns: string): Promise<void>;
 }
 
 /** Runs `fn` with its own host namespace and tag; deletes every namespace it made, then checks. */
@@ -84,15 +84,26 @@ async function withWorld(t: TestContext, fn: (w: World) => Promise<void>): Promi
     tag,
     fabric: new LinuxNetworkFabric({ plan: PLAN, tag, hostNetns: host }),
     scratch: (role) => `hft-${rand}-${role}`,
-    holdOpen: (ns) => {
-      const p = spawn(IP, ["netns", "exec", ns, "sleep", "60"], { stdio: "ignore" });
-      holders.push(p.pid!);
-    },
+    // Resolves once the holder is inside the namespace: deleting the name right after a bare
+    // spawn could beat `ip netns exec` to it, and nothing would hold the namespace.
+    holdOpen: (ns) =>
+      new Promise<void>((resolve, reject) => {
+        const p = spawn(IP, ["netns", "exec", ns, "sh", "-c", "echo in; exec sleep 60"], { stdio: ["ignore", "pipe", "ignore"] });
+        holders.push(p.pid!);
+        p.stdout.once("data", () => resolve());
+        p.once("exit", (code) => reject(new Error(`the holder of ${ns} exited (${code}) before entering it`)));
+      }),
   };
   try {
     await fn(w);
   } finally {
-    for (const pid of holders) process.kill(pid, "SIGKILL");
+    for (const pid of holders) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone (one that failed to enter its namespace rejected holdOpen above)
+      }
+    }
     const mine = (n: string) => n.startsWith(`hf-${tag}-`) || n.startsWith(`hft-${rand}-`);
     for (const n of netnsNames().filter(mine)) spawnSync(IP, ["netns", "del", n]);
     assert.deepEqual(netnsNames().filter(mine), [], `${t.name}: no namespace of this test is left`);
@@ -217,7 +228,7 @@ test("detach removes namespace, tap and veth at once, also while a process still
 
     // A VMM that has not exited keeps its namespace alive after the name is gone; the veth must
     // still go now, not when that process exits.
-    w.holdOpen(w.fabric.netnsOf(b.machineId));
+    await w.holdOpen(w.fabric.netnsOf(b.machineId));
     await w.fabric.detach(b.machineId);
     assertGone(w, b);
 
@@ -247,7 +258,7 @@ test("sweep deletes this instance's strays and orphaned veths, keeps kept machin
       const orphanNs = w.scratch("orphan");
       sh(IP, "netns", "add", orphanNs);
       ipIn(w.host, "link", "add", "hfv11", "type", "veth", "peer", "name", "hfp0", "netns", orphanNs);
-      w.holdOpen(orphanNs);
+      await w.holdOpen(orphanNs);
       sh(IP, "netns", "del", orphanNs);
 
       const swept = await w.fabric.sweep(new Set([kept.machineId]));
