@@ -98,23 +98,58 @@ static void commit_fail(struct commit_job *j, int err, const char *step)
 	j->step = step;
 }
 
+/* A file mounted over (the agent's /etc/hosts and /etc/hostname, bound from /run/hf) cannot be
+ * renamed onto: EBUSY. Its new content is copied in place instead, as Docker's own tools do. */
+static int copy_in_place(const char *tmp, const char *path, int sync)
+{
+	int in = open(tmp, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	int out = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+	int err = out < 0 ? -errno : 0;
+	char chunk[4096];
+	while (!err) {
+		ssize_t r = read(in, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			err = r < 0 ? -errno : 0;
+			break;
+		}
+		for (ssize_t off = 0; off < r && !err;) {
+			ssize_t w = write(out, chunk + off, (size_t)(r - off));
+			if (w < 0 && errno != EINTR)
+				err = -errno;
+			off += w > 0 ? w : 0;
+		}
+	}
+	if (!err && sync && fsync(out) < 0)
+		err = -errno;
+	if (out >= 0 && close(out) < 0 && !err)
+		err = -errno;
+	close(in);
+	return err;
+}
+
 static void commit_run(struct job *jb)
 {
 	struct commit_job *j = (struct commit_job *)jb;
-	int renamed = 0;
+	int renamed = 0, err;
 	if (j->sync && fsync(j->fd) < 0)
 		commit_fail(j, errno, "fsync");
-	else if (j->tmp && rename(j->tmp, j->path) < 0)
-		commit_fail(j, errno, "rename onto");
-	else
+	else if (!j->tmp || rename(j->tmp, j->path) == 0)
 		renamed = 1;
+	else if (errno != EBUSY)
+		commit_fail(j, errno, "rename onto");
+	else if ((err = copy_in_place(j->tmp, j->path, j->sync)))
+		commit_fail(j, -err, "copying in place onto (a mount point)");
 	/* The rename (or, with APPEND, the creation) is an entry in the directory: sync that too. */
-	int err = renamed && j->sync ? fs_sync_parent(j->path) : 0;
+	err = renamed && j->sync ? fs_sync_parent(j->path) : 0;
 	if (err)
 		commit_fail(j, -err, "fsync the directory of");
 	close(j->fd);
 	if (j->tmp && !renamed)
-		unlink(j->tmp); /* never leave a half-written file */
+		unlink(j->tmp); /* never leave a half-written file (nor, once copied, a spare one) */
 }
 
 static void commit_done(struct job *jb)

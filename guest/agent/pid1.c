@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "detach.h"
+#include "identity.h"
 #include "netcfg.h"
 #include "netlo.h"
 #include "trace.h"
@@ -124,6 +125,7 @@ void pid1_setup(void)
 	if (err)
 		log_msg("lo up: %s", strerror(-err));
 	setup_network();
+	identity_bind_etc();
 	/* Ctrl-Alt-Del becomes SIGINT to us (a clean shutdown) instead of an immediate reboot. */
 	reboot(RB_DISABLE_CAD);
 }

@@ -92,6 +92,9 @@ function buildInitramfs(kernel: Kernel): Buffer {
   cpio.file("sbin/hf-agent", readFileSync(STATIC_AGENT_BIN), 0o755);
   cpio.file("etc/passwd", Buffer.from("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"));
   cpio.file("etc/group", Buffer.from("root:x:0:\nnogroup:x:65534:\n"));
+  // As src/images/rootfs-prep.ts leaves them: the agent binds copies in /run/hf over them at boot.
+  cpio.file("etc/hostname", Buffer.from("hyperfleet\n"));
+  cpio.file("etc/hosts", Buffer.from("127.0.0.1\tlocalhost\n127.0.1.1\thyperfleet\n"));
   const mods = MODULES.map((m) => `/lib/mods/${m.split("/")[1]}`).join(" ");
   cpio.file("init", Buffer.from(`#!/bin/sh\nfor m in ${mods}; do insmod $m; done\nexec /sbin/hf-agent\n`), 0o755);
   return gzipSync(cpio.finish(), { level: 1 });
