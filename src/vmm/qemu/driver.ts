@@ -83,12 +83,11 @@ export class QemuDriver implements VmmDriver {
     try {
       const qmp = handle.qmpClient();
       // The source left the RAM out of the stream only if this side expects it too.
-      if (clone) await setIgnoreShared(qmp, true);
-      await migrateFromFile(qmp, snapshot.stateFile);
-      // Off again: this VM's own snapshots carry their RAM in the stream (its RAM is not shared).
-      if (clone) await setIgnoreShared(qmp, false);
+      await migrateFromFile(qmp, snapshot.stateFile, { ignoreShared: clone });
       if (signal?.aborted) throw new HyperfleetError("SNAPSHOT_FAILED", "VM restore aborted");
-      await qmp.execute("cont");
+      // Off again, sent with the cont (the guest runs one round trip sooner): this VM's own
+      // snapshots carry their RAM in the stream (its RAM is not shared).
+      await Promise.all([qmp.execute("cont"), ...(clone ? [setIgnoreShared(qmp, false)] : [])]);
       return handle;
     } catch (e) {
       await handle.kill().catch(() => undefined);

@@ -42,9 +42,16 @@ export async function migrateToFile(qmp: QmpClient, file: string): Promise<void>
   await waitMigration(qmp, "saving the VM state");
 }
 
-/** Loads `file` into a QEMU started with `-incoming defer`; resolves once the migration completed. */
-export async function migrateFromFile(qmp: QmpClient, file: string): Promise<void> {
-  await qmp.execute("migrate-incoming", { uri: `exec:cat ${shellQuote(file)}` });
+/**
+ * Loads `file` into a QEMU started with `-incoming defer`; resolves once the migration completed.
+ * `ignoreShared`: the stream was written with x-ignore-shared (a clone snapshot), set in the same
+ * write as the migrate-incoming (QMP answers in order: one round trip, not two).
+ */
+export async function migrateFromFile(qmp: QmpClient, file: string, opts: { ignoreShared?: boolean } = {}): Promise<void> {
+  await Promise.all([
+    ...(opts.ignoreShared ? [setIgnoreShared(qmp, true)] : []),
+    qmp.execute("migrate-incoming", { uri: `exec:cat ${shellQuote(file)}` }),
+  ]);
   await waitMigration(qmp, "loading the VM state");
 }
 
