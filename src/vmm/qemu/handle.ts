@@ -12,7 +12,7 @@ import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../../core/errors.js";
 import type { DiskSpec, SnapshotOptions, VmHandle, VmmExitDetection, VmSnapshot, VmmStatus } from "../../core/ports/vmm-driver.js";
 import { readQemuArgv, type QemuPaths } from "./argv.js";
-import { guestMemfdPath, migrateToFile, setIgnoreShared, sparseCopy } from "./migration.js";
+import { guestMemfdPath, migrateToFile, setIgnoreShared, sparseCopy, syncFile } from "./migration.js";
 import { QmpClient } from "./qmp.js";
 import { sleep } from "../../host/async.js";
 import { isAlive, readLogTail } from "../process.js";
@@ -181,6 +181,8 @@ export class QemuHandle implements VmHandle {
     const stateFile = join(opts.dir, "state");
     if (opts.purpose === "suspend") {
       await migrateToFile(qmp, `${stateFile}.tmp`);
+      // The caller ends the VMM next: from then on this file is the only copy of the guest's memory.
+      await syncFile(`${stateFile}.tmp`);
       await rename(`${stateFile}.tmp`, stateFile);
       this.lastSnapshotTimings = { stateMs: performance.now() - t0, memoryMs: 0, diskMs: 0 };
       return { dir: opts.dir, purpose: "suspend", stateFile, memoryFile: null, disk: null, sizeBytes: await allocatedBytes([stateFile]) };

@@ -5,7 +5,7 @@
  * suspend is a classic stream with the RAM in it.
  */
 import { execFile } from "node:child_process";
-import { readdir, readlink } from "node:fs/promises";
+import { open, readdir, readlink } from "node:fs/promises";
 import { promisify } from "node:util";
 import { HyperfleetError, toHyperfleetError } from "../../core/errors.js";
 import { sleep } from "../../host/async.js";
@@ -94,6 +94,16 @@ export async function guestMemfdPath(pid: number): Promise<string> {
  * and `--sparse=always` also leaves runs of zeroes unwritten. Measured against plain copies in
  * docs/adr/0009.
  */
+/** Makes `file` durable (fdatasync): a suspend must survive a host crash once its VMM is gone. */
+export async function syncFile(file: string): Promise<void> {
+  const fh = await open(file, "r");
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
 export async function sparseCopy(src: string, dst: string): Promise<void> {
   try {
     await run("cp", ["--sparse=always", src, dst]);
