@@ -54,15 +54,20 @@ async function allClosed(srv: HybridVsockServer): Promise<void> {
   }
 }
 
-/** Reads exactly `len` bytes (the stream is handed over paused, as a consumer would find it). */
+/** Reads exactly `len` bytes, failing after 5 s (the stream is handed over paused, as a consumer would find it). */
 function readExactly(s: Socket, len: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let got = 0;
+    // Bytes lost in the handshake would otherwise show as a hang, not a failure.
+    const timer = setTimeout(() => reject(new Error(`only ${got} of ${len} bytes arrived within 5 s`)), 5000);
     s.on("data", (b: Buffer) => {
       parts.push(b);
       got += b.length;
-      if (got >= len) resolve(Buffer.concat(parts).subarray(0, len));
+      if (got >= len) {
+        clearTimeout(timer);
+        resolve(Buffer.concat(parts).subarray(0, len));
+      }
     });
     s.once("error", reject);
     s.once("close", () => reject(new Error(`closed after ${got} of ${len} bytes`)));

@@ -134,6 +134,7 @@ export class HybridVsockServer {
   }
 }
 
+/** Unref'd: a long "slow OK" delay must not keep the test process alive after the server closed. */
 function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+  return new Promise((r) => setTimeout(r, ms).unref());
 }

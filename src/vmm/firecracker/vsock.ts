@@ -10,6 +10,9 @@ import { connect, type Socket } from "node:net";
 import { HyperfleetError } from "../../core/errors.js";
 import { abortError, sleep } from "../../host/async.js";
 
+/** The guest agent's vsock port (HF_VSOCK_PORT in guest/agent/proto.h). */
+export const AGENT_VSOCK_PORT = 1024;
+
 /** Longest acknowledgement line we buffer: `OK 4294967295\n` is 14 bytes, so a peer that sends more is not Firecracker. */
 export const MAX_ACK_LINE = 64;
 
