@@ -1,7 +1,8 @@
 /**
  * A stand-in for the host end of Firecracker's hybrid vsock (docs/vsock.md of Firecracker): listens
- * on a Unix socket, takes `CONNECT <port>\n` from the FIRST read only (Firecracker drops a
- * connection whose command line is incomplete or malformed), and then does what the test's
+ * on a Unix socket, takes `CONNECT <port>\n` from the FIRST read only (Firecracker reads the
+ * command without waiting and drops a connection whose line is incomplete or malformed; it also
+ * accepts `connect` in any case, which we never send), and then does what the test's
  * behaviour says: close (nothing listens on the guest port), acknowledge `OK <n>\n` (late, split,
  * or together with payload), or bridge the stream to a backend Unix socket (a real hf-agent's
  * `--unix` socket), closing when the backend cannot be reached, as Firecracker does when the

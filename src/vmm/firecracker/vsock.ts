@@ -1,7 +1,8 @@
 /**
  * Host side of Firecracker's hybrid vsock: the guest's AF_VSOCK ports are reached through one Unix
- * socket (`uds_path`). The host connects, sends `CONNECT <port>\n` in a single write (Firecracker
- * parses the line from the first read and drops the connection if it is incomplete), and Firecracker
+ * socket (`uds_path`). The host connects, sends `CONNECT <port>\n` in a single write (Firecracker's
+ * muxer reads the line without waiting, at most 32 bytes, and drops the connection if it is not all
+ * there), and Firecracker
  * answers `OK <host-side port>\n` once the guest accepted; from then on the stream is the guest's.
  * If nothing listens on the guest port Firecracker just closes the connection, so EOF (or a reset)
  * before OK means "not ready yet", as does a missing or refusing socket (Firecracker not up yet).
