@@ -18,6 +18,7 @@ import { loadConfig } from "../src/config/config.js";
 import { startDaemon } from "../src/daemon/daemon.js";
 import { Machine } from "../src/embed/machine.js";
 import { QemuDriver } from "../src/vmm/qemu/driver.js";
+import { median, pct, round } from "./stats.js";
 
 const RUNS = Number(process.env.BENCH_API_RUNS ?? 5);
 const MACHINES = Number(process.env.BENCH_API_MACHINES ?? 1000);
@@ -26,14 +27,6 @@ const KEY = "bench-key-0123456789abcdef";
 const ASSETS = process.env.HYPERFLEET_ASSETS_DIR ?? "/var/lib/hyperfleet";
 const ACCEL = process.env.HYPERFLEET_ACCEL ?? "auto";
 
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-const median = (xs: number[]) => {
-  const s = sorted(xs);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-const pct = (xs: number[], p: number) => sorted(xs)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
-const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 const dataDir = await mkdtemp(join(tmpdir(), "hf-bench-api-"));
 const config = loadConfig({

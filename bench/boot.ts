@@ -25,6 +25,7 @@ import { defaultDriver } from "../src/embed/wiring.js";
 import { QemuDriver } from "../src/vmm/qemu/driver.js";
 import { DEFAULT_TB_SIZE_MIB } from "../src/vmm/qemu/argv.js";
 import { sleep } from "../src/host/async.js";
+import { median } from "./stats.js";
 
 /**
  * Boots of each kind. Single boots on these machines vary by +-15% (the host's own CPU comes and
@@ -47,11 +48,6 @@ const EXEC_CALLS = 200;
 const XFER_MIB = 64;
 const dataDir = process.env.HYPERFLEET_DATA_DIR ?? "/var/lib/hyperfleet";
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 async function connectWhenReady(path: string): Promise<Socket> {

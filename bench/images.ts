@@ -17,16 +17,12 @@ import { createOverlay } from "../src/vmm/disks.js";
 import { buildBusyboxLayout, buildDebianLayout, push, sh, workDir } from "../test/images/fixtures.js";
 import { AGENT } from "../test/images/harness.js";
 import { startRegistry } from "../test/images/registry.js";
+import { median } from "./stats.js";
 
 const RUNS = Number(process.env.BENCH_IMAGES_RUNS ?? 3);
 const WARM_CALLS = 2000;
 const IMAGE = process.env.BENCH_IMAGES_IMAGE === "busybox" ? "busybox" : "debian";
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 const allocated = async (p: string) => (await stat(p)).blocks * 512;
 const MiB = 1024 * 1024;
 

@@ -26,6 +26,7 @@ import { pino } from "pino";
 import { inTestNetns, netnsSkipReason } from "../test/network/netns.js";
 import { loadConfig } from "../src/config/config.js";
 import { startDaemon } from "../src/daemon/daemon.js";
+import { pct, round } from "./stats.js";
 
 const net = await inTestNetns(import.meta.url);
 if (net === null) {
@@ -39,10 +40,7 @@ const CONNECTS = Number(process.env.BENCH_NET_CONNECTS ?? 300);
 const PACE_MS = Number(process.env.BENCH_NET_PACE_MS ?? 20);
 const KEY = "bench-key-0123456789abcdef";
 
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-const pct = (xs: number[], p: number) => sorted(xs)[Math.min(xs.length - 1, Math.max(0, Math.ceil((p / 100) * xs.length) - 1))]!;
 const median = (xs: number[]) => pct(xs, 50);
-const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 const dataDir = await mkdtemp(join(tmpdir(), "hf-bench-net-"));
 const config = loadConfig({

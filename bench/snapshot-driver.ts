@@ -19,15 +19,11 @@ import { buildVmSpec, resolveBootPaths } from "../src/vmm/spec.js";
 import { Vm } from "../src/vmm/vm.js";
 import { sleep } from "../src/host/async.js";
 import type { VmSpec } from "../src/core/ports/vmm-driver.js";
+import { median } from "./stats.js";
 
 const BOOTS = Number(process.env.BENCH_SNAP_BOOTS ?? 5);
 const RESTORES = Number(process.env.BENCH_SNAP_RESTORES ?? 10);
 const dataDir = process.env.HYPERFLEET_DATA_DIR ?? "/var/lib/hyperfleet";
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 /** Pss and Rss of a process in KiB (smaps_rollup). */
 async function memKib(pid: number): Promise<{ pss: number; rss: number }> {

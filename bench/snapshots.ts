@@ -33,6 +33,7 @@ import { connect } from "node:net";
 import { existsSync } from "node:fs";
 import { buildBusyboxLayout, push, workDir } from "../test/images/fixtures.js";
 import { startRegistry } from "../test/images/registry.js";
+import { pct, round } from "./stats.js";
 
 const CLONES = Number(process.env.BENCH_SNAP_CLONES ?? 50);
 const COLD = Number(process.env.BENCH_SNAP_COLD ?? 3);
@@ -41,10 +42,7 @@ const BURST = Number(process.env.BENCH_SNAP_BURST ?? 50);
 const KEY = "bench-key-0123456789abcdef";
 const ASSETS = process.env.HYPERFLEET_ASSETS_DIR ?? "/var/lib/hyperfleet";
 
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-const pct = (xs: number[], p: number) => sorted(xs)[Math.min(xs.length - 1, Math.max(0, Math.ceil((p / 100) * xs.length) - 1))]!;
 const p50 = (xs: number[]) => pct(xs, 50);
-const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 const registry = await startRegistry();
 const fixtures = await workDir();
@@ -215,32 +213,32 @@ try {
 
   Object.assign(out, {
     clones: CLONES,
-    clone_create_to_exec_ms_p50: round(p50(cloneMs)),
-    clone_create_to_exec_ms_p99: round(pct(cloneMs, 99)),
-    cold_create_to_exec_ms_p50: round(p50(coldMs)),
+    clone_create_to_exec_ms_p50: round(p50(cloneMs), 1),
+    clone_create_to_exec_ms_p99: round(pct(cloneMs, 99), 1),
+    cold_create_to_exec_ms_p50: round(p50(coldMs), 1),
     cold_over_clone_ratio: round(p50(coldMs) / p50(cloneMs), 2),
-    bare_restore_ms_p50: round(p50(floorMs)),
+    bare_restore_ms_p50: round(p50(floorMs), 1),
     clone_over_bare_ratio: round(p50(cloneMs) / p50(floorMs), 2),
-    snapshot_ms: round(snapshotMs),
+    snapshot_ms: round(snapshotMs, 1),
     snapshot_size_bytes: Number(snap.size_bytes),
-    clone_pss_mib_mean: round(clonePss.reduce((a, b) => a + b, 0) / clonePss.length / 1024),
-    cold_pss_mib_p50: round(p50(coldPss) / 1024),
+    clone_pss_mib_mean: round(clonePss.reduce((a, b) => a + b, 0) / clonePss.length / 1024, 1),
+    cold_pss_mib_p50: round(p50(coldPss) / 1024, 1),
     cold_over_clone_pss_ratio: round(p50(coldPss) / (clonePss.reduce((a, b) => a + b, 0) / clonePss.length), 2),
     clones_per_second: round(BURST / burstS, 2),
     burst: BURST,
-    pause_ms_p50: round(p50(pauseMs)),
-    resume_ms_p50: round(p50(resumeMs)),
-    suspend_ms_p50: round(p50(suspendMs)),
-    resume_suspended_ms_p50: round(p50(unsuspendMs)),
-    image_cold_first_boot_ms: round(imageCold.ms),
-    image_warm_template_ms_p50: round(p50(imageWarm)),
+    pause_ms_p50: round(p50(pauseMs), 1),
+    resume_ms_p50: round(p50(resumeMs), 1),
+    suspend_ms_p50: round(p50(suspendMs), 1),
+    resume_suspended_ms_p50: round(p50(unsuspendMs), 1),
+    image_cold_first_boot_ms: round(imageCold.ms, 1),
+    image_warm_template_ms_p50: round(p50(imageWarm), 1),
     image_cold_over_warm_ratio: round(imageCold.ms / p50(imageWarm), 2),
   });
   const rows: Array<[string, string]> = [
     [`create from snapshot -> first exec, API (p50 / p99 of ${CLONES})`, `${out.clone_create_to_exec_ms_p50} / ${out.clone_create_to_exec_ms_p99} ms`],
     [`cold create -> first exec, API (p50 of ${COLD})`, `${out.cold_create_to_exec_ms_p50} ms (${out.cold_over_clone_ratio}x the clone)`],
     [`bare qemu restore by hand -> first exec (p50 of ${FLOOR}), the floor`, `${out.bare_restore_ms_p50} ms (clone is ${out.clone_over_bare_ratio}x)`],
-    ["snapshot of a running machine (API)", `${out.snapshot_ms} ms, ${round(Number(snap.size_bytes) / 2 ** 20)} MiB on disk`],
+    ["snapshot of a running machine (API)", `${out.snapshot_ms} ms, ${round(Number(snap.size_bytes) / 2 ** 20, 1)} MiB on disk`],
     [`PSS per idle clone, ${CLONES} alive (mean)`, `${out.clone_pss_mib_mean} MiB (cold-booted VM: ${out.cold_pss_mib_p50} MiB, ${out.cold_over_clone_pss_ratio}x)`],
     [`clones per second, ${BURST} concurrent creates through the API`, `${out.clones_per_second}/s`],
     ["pause / resume (API, p50 of 10)", `${out.pause_ms_p50} / ${out.resume_ms_p50} ms`],
