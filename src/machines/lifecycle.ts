@@ -9,6 +9,7 @@ import type { VmSnapshot } from "../core/ports/vmm-driver.js";
 import { refreshGuest } from "./guest-identity.js";
 import { freshSuspendDir, recordSuspended, removeSuspended, takeSuspended } from "./suspend-files.js";
 import type { WarmTemplates } from "./templates.js";
+import { snapshotFailure } from "./snapshots.js";
 import type { AttachedNetwork } from "../core/ports/network.js";
 import type { Logger } from "../core/ports/logger.js";
 import { HyperfleetError, toHyperfleetError } from "../core/errors.js";
@@ -178,8 +179,7 @@ export class VmLifecycle {
     } catch (e) {
       await removeSuspended(rec.runDir).catch(() => undefined);
       if (wasRunning) await vm.handle.resume().catch(() => undefined);
-      const he = toHyperfleetError(e, "SNAPSHOT_FAILED");
-      throw he.code === "SNAPSHOT_FAILED" ? he : new HyperfleetError("SNAPSHOT_FAILED", `suspending ${id} failed: ${he.message}`, { cause: e });
+      throw snapshotFailure(e, `suspending ${id}`);
     }
     const saved_ms = Date.now() - t0;
     // Ours to end: the exit watcher must not read this exit as a crash.

@@ -58,7 +58,6 @@ export class MachineSnapshots implements SnapshotServicePort {
   }
 
   async delete(id: string, ctx: CallContext = {}): Promise<void> {
-    await this.record(id);
     if (!(await this.o.snapshots.delete(id))) throw snapshotNotFound(id);
     await this.removeFiles(id);
     (ctx.log ?? this.o.log).info({ snapshot_id: id }, "snapshot deleted");
@@ -110,7 +109,7 @@ export class MachineSnapshots implements SnapshotServicePort {
   }
 
   /** Lets the source run again; its clock lost the time it was frozen. */
-  private async thaw(vm: { handle: { resume(): Promise<void> }; agent: Parameters<typeof refreshGuest>[0] | null }, machineId: string, log: Logger): Promise<void> {
+  private async thaw(vm: Vm, machineId: string, log: Logger): Promise<void> {
     try {
       await vm.handle.resume();
       if (vm.agent) await refreshGuest(vm.agent, "resume", machineId);
@@ -149,11 +148,6 @@ export class MachineSnapshots implements SnapshotServicePort {
     for (const s of await this.o.snapshots.list({ auto: true })) if (s.auto && s.templateKey === null) await this.machineGone(s.id, log);
   }
 
-  /** Every snapshot as an image user (ImageUsers.load at startup). */
-  async imageHolders(): Promise<Array<{ id: string; imageDigest: string | null }>> {
-    return (await this.o.snapshots.list({ auto: true })).map((s) => ({ id: s.id, imageDigest: s.source.imageDigest }));
-  }
-
   private async removeFiles(id: string): Promise<void> {
     await rm(join(this.o.dir, id), { recursive: true, force: true });
     await this.o.imageUsers.forget(id);
@@ -170,9 +164,14 @@ export async function saveForClones(vm: Vm, dir: string): Promise<VmSnapshot> {
     return await vm.handle.snapshot({ dir, purpose: "clone" });
   } catch (e) {
     await rm(dir, { recursive: true, force: true });
-    const he = toHyperfleetError(e, "SNAPSHOT_FAILED");
-    throw he.code === "SNAPSHOT_FAILED" ? he : new HyperfleetError("SNAPSHOT_FAILED", `snapshot of ${vm.handle.id} failed: ${he.message}`, { cause: e });
+    throw snapshotFailure(e, `snapshot of ${vm.handle.id}`);
   }
+}
+
+/** What a failed save becomes: SNAPSHOT_FAILED, saying what was being saved (a driver may raise other codes). */
+export function snapshotFailure(e: unknown, what: string): HyperfleetError {
+  const he = toHyperfleetError(e, "SNAPSHOT_FAILED");
+  return he.code === "SNAPSHOT_FAILED" ? he : new HyperfleetError("SNAPSHOT_FAILED", `${what} failed: ${he.message}`, { cause: e });
 }
 
 /** What a machine created from a snapshot of `rec` inherits. */

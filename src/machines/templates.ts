@@ -91,7 +91,7 @@ export class WarmTemplates {
       } catch (e) {
         // Another boot of the same image and shape captured it first (template_key is unique).
         await this.o.imageUsers.forget(id);
-        await removeDir(dir);
+        await rm(dir, { recursive: true, force: true });
         throw e;
       }
       log.info({ template_id: id, image: rec.imageRef, capture_ms: Date.now() - t0, size_bytes: tpl.sizeBytes }, "warm template captured");
@@ -115,7 +115,7 @@ export class WarmTemplates {
       } catch {
         continue; // a machine claimed it meanwhile
       }
-      await removeDir(join(this.o.dir, t.id));
+      await rm(join(this.o.dir, t.id), { recursive: true, force: true });
       await this.o.imageUsers.forget(t.id);
       total -= t.sizeBytes;
       log.info({ template_id: t.id, size_bytes: t.sizeBytes }, "warm template evicted");
@@ -144,6 +144,3 @@ export class WarmTemplates {
   }
 }
 
-function removeDir(dir: string): Promise<void> {
-  return rm(dir, { recursive: true, force: true });
-}

@@ -82,10 +82,15 @@ export class VmFactory {
    */
   async restore(rec: MachineRecord, snapshot: VmSnapshot, net: AttachedNetwork | null, signal: AbortSignal): Promise<Vm> {
     const disks = this.o.registry.disks;
-    // A clone's disk from an earlier attempt that never got to `running` may have taken writes the
-    // snapshot's memory knows nothing of: every first restore starts from the frozen disk.
-    if (snapshot.disk !== null) await disks.removeDisk(rec.runDir);
-    const rootDisk = snapshot.disk !== null ? await disks.cloneDisk(snapshot.disk, rec.runDir) : await disks.rootDisk(bootPathsOf(rec).rootfsPath, rec.runDir);
+    let rootDisk: DiskSpec;
+    if (snapshot.disk !== null) {
+      // A clone's disk from an earlier attempt that never got to `running` may have taken writes
+      // the snapshot's memory knows nothing of: every first restore starts from the frozen disk.
+      await disks.removeDisk(rec.runDir);
+      rootDisk = await disks.cloneDisk(snapshot.disk, rec.runDir);
+    } else {
+      rootDisk = await disks.rootDisk(bootPathsOf(rec).rootfsPath, rec.runDir);
+    }
     try {
       return await Vm.restore(await this.o.registry.driver(), this.spec(rec, rootDisk, net), snapshot, this.o.startTimeoutMs, signal);
     } catch (e) {

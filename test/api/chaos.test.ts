@@ -12,10 +12,10 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { alive, json, killLeftoverVmms, qemusUnder, spawnDaemon, startTestDaemon, until, vmSkipReason, type ChildDaemon } from "./helpers.js";
+import { alive, json, killLeftoverVmms, qemusUnder, endDaemons, spawnDaemon, startTestDaemon, until, vmSkipReason, type ChildDaemon } from "./helpers.js";
 
 const skip = vmSkipReason();
 let dataDir = "";
@@ -79,10 +79,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-  await Promise.all(daemons.map((c) => c.exited));
-  killLeftoverVmms(dataDir);
-  await rm(dataDir, { recursive: true, force: true });
+  await endDaemons(daemons, dataDir);
 });
 
 test("SIGKILL right after a QEMU is spawned: the restart ends it, the machine fails clearly and starts again", { skip: skip ?? false }, async () => {

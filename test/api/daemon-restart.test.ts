@@ -9,11 +9,11 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ulid } from "ulid";
-import { killLeftoverVmms, pidAlive, spawnDaemon, until, vmSkipReason, type ChildDaemon } from "./helpers.js";
+import { pidAlive, endDaemons, spawnDaemon, until, vmSkipReason, type ChildDaemon } from "./helpers.js";
 
 const skip = vmSkipReason();
 let dataDir = "";
@@ -54,10 +54,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-  await Promise.all(daemons.map((c) => c.exited));
-  killLeftoverVmms(dataDir);
-  await rm(dataDir, { recursive: true, force: true });
+  await endDaemons(daemons, dataDir);
 });
 
 test("two running VMs survive a SIGKILLed daemon and are re-adopted", { skip: skip ?? false }, async () => {

@@ -234,6 +234,17 @@ export async function spawnDaemon(dataDir: string, extra: Record<string, string>
   };
 }
 
+/**
+ * The end of a test with child daemons on `dataDir`: each still running is SIGKILLed and waited
+ * for, every VMM of the data dir is killed by pid, and the dir goes.
+ */
+export async function endDaemons(daemons: readonly ChildDaemon[], dataDir: string): Promise<void> {
+  for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
+  await Promise.all(daemons.map((c) => c.exited));
+  killLeftoverVmms(dataDir);
+  await rm(dataDir, { recursive: true, force: true });
+}
+
 /** Polls `fn` until it returns a truthy value or `ms` pass. */
 export async function until<T>(fn: () => Promise<T | undefined | null | false>, ms: number, what: string): Promise<T> {
   const deadline = Date.now() + ms;

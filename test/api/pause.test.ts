@@ -6,11 +6,11 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { alive, json, killLeftoverVmms, spawnDaemon, startTestDaemon, until, vmSkipReason, type ChildDaemon, type TestDaemon } from "./helpers.js";
+import { alive, json, endDaemons, spawnDaemon, startTestDaemon, until, vmSkipReason, type ChildDaemon, type TestDaemon } from "./helpers.js";
 
 const skip = vmSkipReason();
 let t: TestDaemon;
@@ -142,9 +142,6 @@ test("a daemon restart keeps a paused machine paused, and it resumes", { skip: s
     assert.equal((await d.fetch("DELETE", `/machines/${mid}`)).status, 204);
     await until(async () => !alive(pid), 10_000, "the VMM to be gone");
   } finally {
-    for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-    await Promise.all(daemons.map((c) => c.exited));
-    killLeftoverVmms(dataDir);
-    await rm(dataDir, { recursive: true, force: true });
+    await endDaemons(daemons, dataDir);
   }
 });

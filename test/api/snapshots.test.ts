@@ -15,7 +15,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore } from "../../src/store/index.js";
-import { alive, json, killLeftoverVmms, spawnDaemon, startTestDaemon, until, vmSkipReason, type ChildDaemon, type TestDaemon } from "./helpers.js";
+import { alive, json, endDaemons, spawnDaemon, startTestDaemon, until, vmSkipReason, type ChildDaemon, type TestDaemon } from "./helpers.js";
 
 const skip = vmSkipReason();
 let t: TestDaemon;
@@ -226,10 +226,7 @@ test("a daemon SIGKILL with clones running and a machine suspended: the restart 
     await until(async () => [...pids.values()].every((p) => !alive(p)), 10_000, "the clones' VMMs to be gone");
     assert.deepEqual(await readdir(join(dataDir, "snapshots")), [], "the fork's snapshot went with its clones");
   } finally {
-    for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-    await Promise.all(daemons.map((c) => c.exited));
-    killLeftoverVmms(dataDir);
-    await rm(dataDir, { recursive: true, force: true });
+    await endDaemons(daemons, dataDir);
   }
 });
 
@@ -287,9 +284,6 @@ test("a daemon that died between saving a suspend and recording it, or mid-snaps
     assert.equal(String(fresh.body.stdout).trim(), "0", "a fresh boot, not the old memory");
     assert.equal((await d.fetch("DELETE", `/machines/${id}`)).status, 204);
   } finally {
-    for (const c of daemons) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill("SIGKILL");
-    await Promise.all(daemons.map((c) => c.exited));
-    killLeftoverVmms(dataDir);
-    await rm(dataDir, { recursive: true, force: true });
+    await endDaemons(daemons, dataDir);
   }
 });

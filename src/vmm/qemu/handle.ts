@@ -10,7 +10,7 @@ import { readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../../core/errors.js";
-import type { DiskSpec, SnapshotOptions, VmHandle, VmmExitDetection, VmSnapshot, VmmStatus } from "../../core/ports/vmm-driver.js";
+import type { SnapshotOptions, VmHandle, VmmExitDetection, VmSnapshot, VmmStatus } from "../../core/ports/vmm-driver.js";
 import { readQemuArgv, type QemuPaths } from "./argv.js";
 import { guestMemfdPath, migrateToFile, setIgnoreShared, sparseCopy, syncFile } from "./migration.js";
 import { QmpClient } from "./qmp.js";
@@ -159,13 +159,13 @@ export class QemuHandle implements VmHandle {
       return await this.saveTo(opts);
     } catch (e) {
       // QMP refusals and file errors are the snapshot's failure; a dead VMM or a refused source say so themselves.
-      if (e instanceof HyperfleetError && (e.code === "VMM_EXITED" || e.code === "NOT_SUPPORTED_YET" || e.code.startsWith("SNAPSHOT_"))) throw e;
+      if (e instanceof HyperfleetError && (e.code === "VMM_EXITED" || e.code.startsWith("SNAPSHOT_"))) throw e;
       throw new HyperfleetError("SNAPSHOT_FAILED", `snapshot of ${this.id} into ${opts.dir} failed: ${(e as Error).message}`, { cause: e });
     }
   }
 
   private async saveTo(opts: SnapshotOptions): Promise<VmSnapshot> {
-    const qmp = this.requireQmp();
+    const qmp = this.qmpClient();
     const t0 = performance.now();
     const st = await qmp.execute<{ running: boolean; status: string }>("query-status");
     if (st.status === "postmigrate") {
@@ -191,58 +191,42 @@ export class QemuHandle implements VmHandle {
     if (facts.rootDisk === null) throw new HyperfleetError("SNAPSHOT_FAILED", `cannot tell the root disk of ${this.id} from its command line`);
     // A clone's RAM is a private mapping of its snapshot's file, and that file is not the clone's
     // memory: its RAM goes into the stream instead (clones of it load it whole, unshared; ADR 0009).
-    const shared = facts.memory?.kind === "memfd";
-    const memfd = shared ? await guestMemfdPath(this.pid) : null;
-    if (!shared) {
-      // Whoever restored this clone may have left the capability on: the RAM must be in the stream.
-      await setIgnoreShared(qmp, false);
-      await migrateToFile(qmp, `${stateFile}.tmp`);
-      await rename(`${stateFile}.tmp`, stateFile);
-      const t1 = performance.now();
-      const disk = await this.copyRootDisk(facts.rootDisk, opts.dir);
-      this.lastSnapshotTimings = { stateMs: t1 - t0, memoryMs: 0, diskMs: performance.now() - t1 };
-      return { dir: opts.dir, purpose: "clone", stateFile, memoryFile: null, disk, sizeBytes: await allocatedBytes([stateFile, disk.path]) };
-    }
-    await setIgnoreShared(qmp, true);
+    const memfd = facts.memory?.kind === "memfd" ? await guestMemfdPath(this.pid) : null;
+    // Set either way: whoever restored a clone may have left it on, and its RAM must be in the stream.
+    await setIgnoreShared(qmp, memfd !== null);
     try {
       await migrateToFile(qmp, `${stateFile}.tmp`);
     } finally {
       // Off again: a later suspend must carry the RAM in its stream.
-      await setIgnoreShared(qmp, false).catch(() => undefined);
+      if (memfd !== null) await setIgnoreShared(qmp, false).catch(() => undefined);
     }
     await rename(`${stateFile}.tmp`, stateFile);
     const t1 = performance.now();
-    const memoryFile = join(opts.dir, "memory");
-    await sparseCopy(memfd!, `${memoryFile}.tmp`);
-    await rename(`${memoryFile}.tmp`, memoryFile);
+    let memoryFile: string | null = null;
+    if (memfd !== null) {
+      memoryFile = join(opts.dir, "memory");
+      await sparseCopy(memfd, `${memoryFile}.tmp`);
+      await rename(`${memoryFile}.tmp`, memoryFile);
+    }
     const t2 = performance.now();
-    const disk = await this.copyRootDisk(facts.rootDisk, opts.dir);
-    this.lastSnapshotTimings = { stateMs: t1 - t0, memoryMs: t2 - t1, diskMs: performance.now() - t2 };
-    return { dir: opts.dir, purpose: "clone", stateFile, memoryFile, disk, sizeBytes: await allocatedBytes([stateFile, memoryFile, disk.path]) };
-  }
-
-  /** The root disk as the stopped guest left it (QEMU flushed it on `stop`), frozen in `dir`. */
-  private async copyRootDisk(root: DiskSpec, dir: string): Promise<DiskSpec & { format: "raw" | "qcow2" }> {
-    const format = root.format ?? "raw";
-    const disk = { path: join(dir, `disk.${format}`), format };
-    await sparseCopy(root.path, `${disk.path}.tmp`);
+    const format = facts.rootDisk.format ?? "raw";
+    const disk = { path: join(opts.dir, `disk.${format}`), format };
+    await sparseCopy(facts.rootDisk.path, `${disk.path}.tmp`);
     await rename(`${disk.path}.tmp`, disk.path);
-    return disk;
+    this.lastSnapshotTimings = { stateMs: t1 - t0, memoryMs: t2 - t1, diskMs: performance.now() - t2 };
+    const files = [stateFile, ...(memoryFile === null ? [] : [memoryFile]), disk.path];
+    return { dir: opts.dir, purpose: "clone", stateFile, memoryFile, disk, sizeBytes: await allocatedBytes(files) };
   }
 
-  private requireQmp(): QmpClient {
+  /** The QMP connection (also the driver's, for a restore's migrate-incoming and cont). */
+  qmpClient(): QmpClient {
     if (this.exitStatus) throw exitedError(this.id);
     if (!this.qmp) throw new HyperfleetError("VMM_CONTROL_FAILED", `no QMP connection to the VMM of ${this.id}`);
     return this.qmp;
   }
 
-  /** The QMP connection, for the driver's restore (migrate-incoming, then cont). */
-  qmpClient(): QmpClient {
-    return this.requireQmp();
-  }
-
   private async control(command: string): Promise<void> {
-    await this.requireQmp().execute(command);
+    await this.qmpClient().execute(command);
   }
 
   async kill(): Promise<void> {
