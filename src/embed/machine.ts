@@ -22,7 +22,7 @@ import type { VmmDriver, VmmStatus, VmSpec } from "../core/ports/vmm-driver.js";
 import { LibraryNetwork, type LibraryNetworkOptions, type NetworkRequest } from "../network/library-network.js";
 import { networkedBoot } from "../network/networked-boot.js";
 import { hostTscKhz } from "../vmm/host.js";
-import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths } from "../vmm/spec.js";
+import { buildVmSpec, devicesFor, needsAssets, resolveBootPaths } from "../vmm/spec.js";
 import { Vm } from "../vmm/vm.js";
 import { DEFAULT_DATA_DIR, wiringFor } from "./wiring.js";
 
@@ -292,10 +292,12 @@ export class Machine {
 
   private async buildSpec(attached: AttachedNetwork | null): Promise<VmSpec> {
     const o = this.opts;
-    const nb = attached === null ? null : networkedBoot(attached, this.net?.network.dns ?? []);
+    const kind = (await this.driver()).kind;
+    const nb = attached === null ? null : networkedBoot(attached, this.net?.network.dns ?? [], kind);
     const assets = needsAssets(o) ? await wiringFor(this.dataDir).assets() : null;
-    // No vsock (QEMU's agent is on virtio-serial); the NIC, if any, picks the initramfs with its driver.
-    const boot = resolveBootPaths(o, assets, nb?.devices ?? NO_DEVICES);
+    // The agent channel (vsock or virtio-serial) and the NIC, if any, pick the initramfs's drivers.
+    const devices = nb?.devices ?? devicesFor(kind);
+    const boot = resolveBootPaths(o, assets, devices);
     // The VM's disk is kept across stop/start, made once. A caller's own driver is QEMU's today.
     const rootDisk = await wiringFor(this.dataDir).registry.disks.rootDisk(boot.rootfsPath, this.runDir);
     const spec = buildVmSpec({
@@ -304,7 +306,8 @@ export class Machine {
       memSizeMib: o.memSizeMib,
       boot,
       rootDisk,
-      ...(nb !== null && { devices: nb.devices, guestNet: nb.guestNet }),
+      devices,
+      ...(nb !== null && { guestNet: nb.guestNet }),
       runDir: this.runDir,
       tscKhz: hostTscKhz(),
     });

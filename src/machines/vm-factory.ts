@@ -13,13 +13,13 @@ import type { GuestAssets } from "../assets/index.js";
 import { networkedBoot } from "../network/networked-boot.js";
 import { hostTscKhz } from "../vmm/host.js";
 import type { DriverRegistry, FoundVmm } from "../vmm/registry.js";
-import { buildVmSpec, needsAssets, NO_DEVICES, resolveBootPaths, type BootOverrides, type BootPaths, type VmDevices } from "../vmm/spec.js";
+import { buildVmSpec, devicesFor, needsAssets, resolveBootPaths, type BootOverrides, type BootPaths } from "../vmm/spec.js";
 import { Vm } from "../vmm/vm.js";
 
 export type { BootPaths } from "../vmm/spec.js";
 
 /** Only the count of NICs picks the initramfs (initramfsFor): the TAP and MAC here are placeholders. */
-const ONE_NIC: VmDevices = { nics: [{ tap: "tap0", mac: "02:00:00:00:00:00" }], vsock: false };
+const ONE_NIC = [{ tap: "tap0", mac: "02:00:00:00:00:00" }];
 
 export interface VmFactoryOptions {
   dataDir: string;
@@ -58,12 +58,12 @@ export class VmFactory {
 
   /**
    * What a machine boots, recorded on it so the API can show it: with `nic`, the initramfs that
-   * has the NIC driver (a machine with a network); no vsock (QEMU, agent on virtio-serial). Throws
+   * has the NIC driver (a machine with a network) and, under Firecracker, the vsock one. Throws
    * GUEST_ASSETS_MISSING when something must come from a manifest that is not there.
    */
   async bootPaths(devices: { nic?: boolean } = {}): Promise<BootPaths> {
     const assets = needsAssets(this.o.guest) ? await this.o.assets() : null;
-    return resolveBootPaths(this.o.guest, assets, devices.nic === true ? ONE_NIC : NO_DEVICES);
+    return resolveBootPaths(this.o.guest, assets, devicesFor(this.o.registry.kind, devices.nic === true ? ONE_NIC : []));
   }
 
   /**
@@ -111,14 +111,16 @@ export class VmFactory {
   }
 
   private spec(rec: MachineRecord, rootDisk: DiskSpec, net: AttachedNetwork | null): VmSpec {
-    const nb = net === null ? null : networkedBoot(net, rec.network?.dns ?? []);
+    const kind = this.o.registry.kind;
+    const nb = net === null ? null : networkedBoot(net, rec.network?.dns ?? [], kind);
     const spec = buildVmSpec({
       id: rec.id,
       vcpuCount: rec.vcpuCount,
       memSizeMib: rec.memSizeMib,
       boot: bootPathsOf(rec),
       rootDisk,
-      ...(nb !== null && { devices: nb.devices, guestNet: nb.guestNet }),
+      devices: nb?.devices ?? devicesFor(kind),
+      ...(nb !== null && { guestNet: nb.guestNet }),
       runDir: rec.runDir,
       tscKhz: hostTscKhz(),
     });

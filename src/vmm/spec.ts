@@ -5,7 +5,7 @@
  * initramfs, which disk".
  */
 import { HyperfleetError } from "../core/errors.js";
-import type { DiskSpec, NicSpec, VmSpec } from "../core/ports/vmm-driver.js";
+import type { DiskSpec, NicSpec, VmmKind, VmSpec } from "../core/ports/vmm-driver.js";
 import { initramfsFor, type GuestAssets } from "../assets/index.js";
 import { buildKernelArgs } from "./kernel-args.js";
 import type { GuestNetArgs } from "./guest-net-args.js";
@@ -29,6 +29,14 @@ export interface VmDevices {
 }
 
 export const NO_DEVICES: VmDevices = { nics: [], vsock: false };
+
+/**
+ * The devices a VM of this VMM kind gets: Firecracker has no virtio-serial, so its agent is on
+ * vsock (and its guest needs the initramfs with the vsock driver); QEMU's agent is on virtio-serial.
+ */
+export function devicesFor(kind: VmmKind, nics: NicSpec[] = []): VmDevices {
+  return { nics, vsock: kind === "firecracker" };
+}
 
 /** True when `o` leaves something to the guest assets (so they must be loaded first). */
 export function needsAssets(o: BootOverrides): boolean {
@@ -80,6 +88,8 @@ export function buildVmSpec(i: VmSpecInput): VmSpec {
     kernelPath: i.boot.kernelImagePath,
     ...(i.boot.initrdPath !== null && { initrdPath: i.boot.initrdPath }),
     kernelArgs: i.boot.kernelArgs ?? buildKernelArgs({
+      // A vsock agent means Firecracker, whose only console is the 8250 UART (no virtio console).
+      console: i.devices?.vsock === true ? "ttyS0" : "hvc0",
       hostname: i.id.slice(0, 63),
       ...(i.tscKhz !== null && { tscKhz: i.tscKhz }),
       ...(i.guestNet && { net: i.guestNet }),

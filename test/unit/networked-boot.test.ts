@@ -11,7 +11,7 @@ import { buildVmSpec } from "../../src/vmm/spec.js";
 
 test("a networked VM: the TAP in its namespace, the shared guest address, DNS capped, nsenter's namespace", () => {
   assert.equal(MAX_RESOLVERS, GUEST_MAX_DNS, "the guest takes as many resolvers as we pass");
-  const nb = networkedBoot({ netnsPath: "/run/netns/hf-ab12cd34-vm_A", nic: { tap: "tap0", mac: "02:11:22:33:44:55" } }, ["1.1.1.1", "8.8.8.8", "9.9.9.9", "4.4.4.4"]);
+  const nb = networkedBoot({ netnsPath: "/run/netns/hf-ab12cd34-vm_A", nic: { tap: "tap0", mac: "02:11:22:33:44:55" } }, ["1.1.1.1", "8.8.8.8", "9.9.9.9", "4.4.4.4"], "qemu");
   assert.equal(nb.netns, "/run/netns/hf-ab12cd34-vm_A");
   assert.deepEqual(nb.devices, { nics: [{ tap: "tap0", mac: "02:11:22:33:44:55" }], vsock: false });
   assert.deepEqual(nb.guestNet, { address: "169.254.0.21/30", gateway: "169.254.0.22", mtu: 1500, dns: ["1.1.1.1", "8.8.8.8", "9.9.9.9"], mac: "02:11:22:33:44:55" });
@@ -29,4 +29,23 @@ test("a networked VM: the TAP in its namespace, the shared guest address, DNS ca
   assert.deepEqual(spec.nics, nb.devices.nics);
   assert.match(spec.kernelArgs, /169\.254\.0\.21/);
   assert.match(spec.kernelArgs, /169\.254\.0\.22/);
+  assert.match(spec.kernelArgs, /console=hvc0 .*8250\.nr_uarts=0/);
+});
+
+test("under Firecracker: the agent on vsock, the serial console ttyS0 with its UART kept", () => {
+  const nb = networkedBoot({ netnsPath: "/run/netns/hf-ab12cd34-vm_F", nic: { tap: "tap0", mac: "02:11:22:33:44:56" } }, [], "firecracker");
+  assert.deepEqual(nb.devices, { nics: [{ tap: "tap0", mac: "02:11:22:33:44:56" }], vsock: true });
+  const spec = buildVmSpec({
+    id: "vm_F",
+    vcpuCount: 1,
+    memSizeMib: 128,
+    boot: { kernelImagePath: "/k", initrdPath: null, kernelArgs: null },
+    rootDisk: { path: "/d", format: "raw" },
+    devices: nb.devices,
+    guestNet: nb.guestNet,
+    runDir: "/r",
+    tscKhz: null,
+  });
+  assert.match(spec.kernelArgs, /^console=ttyS0 /);
+  assert.doesNotMatch(spec.kernelArgs, /nr_uarts/);
 });

@@ -136,6 +136,8 @@ export interface VmSnapshot {
 
 export interface VmmDriver {
   readonly kind: VmmKind;
+  /** How guests run: hardware virtualisation or QEMU's software emulation (Firecracker: always kvm). */
+  readonly accel: "kvm" | "tcg";
   /** Spawns the VMM (own session, survives its parent) and returns once it is running. */
   start(spec: VmSpec, signal?: AbortSignal): Promise<VmHandle>;
   /**
