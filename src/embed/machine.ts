@@ -293,10 +293,10 @@ export class Machine {
   private async buildSpec(attached: AttachedNetwork | null): Promise<VmSpec> {
     const o = this.opts;
     const kind = (await this.driver()).kind;
-    const nb = attached === null ? null : networkedBoot(attached, this.net?.network.dns ?? [], kind);
+    const nb = attached === null ? null : networkedBoot(attached, this.net?.network.dns ?? []);
     const assets = needsAssets(o) ? await wiringFor(this.dataDir).assets() : null;
     // The agent channel (vsock or virtio-serial) and the NIC, if any, pick the initramfs's drivers.
-    const devices = nb?.devices ?? devicesFor(kind);
+    const devices = devicesFor(kind, nb?.nics);
     const boot = resolveBootPaths(o, assets, devices);
     // The VM's disk is kept across stop/start, made once. A caller's own driver is QEMU's today.
     const rootDisk = await wiringFor(this.dataDir).registry.disks.rootDisk(boot.rootfsPath, this.runDir);

@@ -112,14 +112,14 @@ export class VmFactory {
 
   private spec(rec: MachineRecord, rootDisk: DiskSpec, net: AttachedNetwork | null): VmSpec {
     const kind = this.o.registry.kind;
-    const nb = net === null ? null : networkedBoot(net, rec.network?.dns ?? [], kind);
+    const nb = net === null ? null : networkedBoot(net, rec.network?.dns ?? []);
     const spec = buildVmSpec({
       id: rec.id,
       vcpuCount: rec.vcpuCount,
       memSizeMib: rec.memSizeMib,
       boot: bootPathsOf(rec),
       rootDisk,
-      devices: nb?.devices ?? devicesFor(kind),
+      devices: devicesFor(kind, nb?.nics),
       ...(nb !== null && { guestNet: nb.guestNet }),
       runDir: rec.runDir,
       tscKhz: hostTscKhz(),
