@@ -40,6 +40,15 @@ export interface VmSpec {
   netns?: string;
   /** Directory for this VM's sockets, pidfile and console log (created by the driver). */
   runDir: string;
+  /**
+   * Where the VMM's control socket goes (QEMU: QMP; Firecracker: its API socket, `--api-sock`);
+   * absent: in runDir. Set by library callers who name their sockets (the SDK example's `socketPath`).
+   */
+  controlSocket?: string;
+  /** Where the host end of the agent channel goes (QEMU: the virtio-serial socket; Firecracker: the hybrid vsock `uds_path`); absent: in runDir. */
+  agentSocket?: string;
+  /** Firecracker's vsock guest CID (>= 3; each VM has its own vsock device, so it need not be unique). Default 3. */
+  guestCid?: number;
 }
 
 export type VmmProcessState = "running" | "paused" | "exited" | "unknown";
