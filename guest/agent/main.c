@@ -106,8 +106,9 @@ static void open_guest_transports(struct transports *t)
 			log_msg("open %s: %s", dev, strerror(-err));
 	}
 	/* /dev/vsock exists once the vsock core is loaded (hf-init loads it only for a virtio-vsock
-	 * device, or with hf.vsock_loopback=1). Without it socket(AF_VSOCK) makes the kernel run /sbin/modprobe, which cannot
-	 * succeed (the modules stayed in the initramfs) and costs ~50 ms of boot under TCG. */
+	 * device, or with hf.vsock_loopback=1). Without it socket(AF_VSOCK) makes the kernel run
+	 * /sbin/modprobe, which cannot succeed (the modules stayed in the initramfs) and costs ~50 ms
+	 * of boot under TCG. */
 	if (t->nlisten == 0 && access("/dev/vsock", F_OK) == 0) {
 		int err = transport_listen_vsock(t);
 		if (err && err != -EAFNOSUPPORT)

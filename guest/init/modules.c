@@ -18,9 +18,9 @@
  *                                                       loaded with the non-block drivers
  *
  * modules_load_transports loads the unconditional and `pci` lines (pass 1), modules_load_drivers
- * the `virtio:` lines (pass 2), each in file order. Pass 2 looks at the virtio bus only after
- * pass 1 loaded the transports (virtio_mmio, virtio_pci): their probes are synchronous, so by then
- * every device is on the bus. Pass 2 is split in two groups, block devices (virtio id 2) and the
+ * the `virtio:` and `cmdline:` lines (pass 2), each in file order. Pass 2 looks at the virtio bus
+ * only after pass 1 loaded the transports (virtio_mmio, virtio_pci): their probes are synchronous,
+ * so by then every device is on the bus. Pass 2 is split in two groups, block devices (virtio id 2) and the
  * rest, that two threads may load at once (the kernel runs module init functions concurrently):
  * hf-init mounts the root disk in one while the other loads the remaining drivers. A driver's line
  * set holds it and each of its dependencies that is not unconditional, so one module may be listed

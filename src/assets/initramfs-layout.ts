@@ -85,8 +85,9 @@ function conditionPrefix(when: ModuleCondition): string {
  *                                                       only if the kernel command line has that word
  *
  * hf-init loads the unconditional and `pci` lines first, then checks the virtio bus and loads the
- * `virtio:` and `cmdline:` lines, each pass in file order; a module listed twice is loaded once. A list of bare
- * paths is the older format: every line loads, in order (the boot benchmark's floor reads it so).
+ * `virtio:` and `cmdline:` lines, each pass in file order; a module listed twice is loaded once. A
+ * list of bare paths is the older format: every line loads, in order (the boot benchmark's floor
+ * reads it so).
  */
 export function moduleListText(list: readonly ModuleListEntry[]): string {
   return list.map((e) => `${linePrefix(e)}${e.path}\n`).join("");
