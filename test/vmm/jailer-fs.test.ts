@@ -8,13 +8,13 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, symlinkSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { isHyperfleetError } from "../../src/core/errors.js";
 import type { VmSpec } from "../../src/core/ports/vmm-driver.js";
-import { cgroup2Root, claimJailIds, claimsDir, openJail, prepareJail, removeJail } from "../../src/vmm/firecracker/jailer.js";
+import { cgroup2Root, claimJailIds, claimsDir, openJail, prepareJail, removeJail, resolveJailerSettings } from "../../src/vmm/firecracker/jailer.js";
 import { planJail, type JailerSettings } from "../../src/vmm/firecracker/jailer-layout.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -226,4 +226,19 @@ test("removeJail removes the VM's cgroup (a real cgroup v2 directory), and refus
   assert.equal(existsSync(plan.jailDir), false);
   // The parent is the operator's (shared by every VM): never removed by a VM's cleanup.
   assert.ok(existsSync(join(cgroupRoot, cgroupParent)));
+});
+
+test("resolveJailerSettings: real paths (the jailer canonicalizes them), the chroot base made, a missing binary is HOST_TOOL_MISSING", { skip: cgroupRoot ? false : "no cgroup2 mounted" }, async () => {
+  const bin = mkdtempSync(join(dir, "bin-"));
+  writeFileSync(join(bin, "firecracker-v1.16.1-x86_64"), "#!/bin/sh\n", { mode: 0o755 });
+  symlinkSync(join(bin, "firecracker-v1.16.1-x86_64"), join(bin, "firecracker"));
+  writeFileSync(join(bin, "jailer"), "#!/bin/sh\n", { mode: 0o755 });
+  const choice = { binary: join(bin, "jailer"), chrootBase: join(dir, "made", "jails"), cgroupParent: "hyperfleet", uidBase: 900_000, uidCount: 10, newPidNs: false };
+  const s = await resolveJailerSettings(choice, join(bin, "firecracker"), 64);
+  assert.equal(s.firecrackerBinary, join(bin, "firecracker-v1.16.1-x86_64"));
+  assert.equal(s.chrootBase, join(dir, "made", "jails"));
+  assert.ok(statSync(s.chrootBase).isDirectory());
+  assert.equal(s.cgroupRoot, cgroupRoot);
+  assert.equal(s.memOverheadMib, 64);
+  await assert.rejects(resolveJailerSettings({ ...choice, binary: join(bin, "nope") }, join(bin, "firecracker"), 64), (e) => isHyperfleetError(e) && e.code === "HOST_TOOL_MISSING" && /--firecracker/.test(e.message));
 });

@@ -8,7 +8,7 @@
  *   await removeJail(jail.plan);                      // once the VMM has exited
  */
 import { constants } from "node:fs";
-import { chmod, chown, link, lstat, mkdir, readdir, readFile, readlink, rm, rmdir, stat, symlink, unlink, writeFile } from "node:fs/promises";
+import { access, chmod, chown, link, lstat, mkdir, readdir, readFile, readlink, realpath, rm, rmdir, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { HyperfleetError } from "../../core/errors.js";
 import type { VmSnapshot, VmSpec } from "../../core/ports/vmm-driver.js";
@@ -168,6 +168,39 @@ export async function removeJail(plan: JailPlan, settings: Pick<JailerSettings, 
   await rm(plan.jailDir, { recursive: true, force: true });
   for (const s of plan.symlinks) await removeOwnSymlink(s.path, s.target);
   await releaseJailIds(plan, settings);
+}
+
+/** The jailer configuration as chosen (HYPERFLEET_JAILER_*), before it is checked against the host. */
+export type JailerChoice = Pick<JailerSettings, "chrootBase" | "cgroupParent" | "uidBase" | "uidCount" | "newPidNs"> & { binary: string };
+
+/**
+ * The settings a driver plans jails with: both binaries checked (HOST_TOOL_MISSING, naming the setup
+ * command), the Firecracker binary and the chroot base (created if absent) as real paths, as the
+ * jailer sees them, and this host's cgroup v2 mount.
+ */
+export async function resolveJailerSettings(c: JailerChoice, firecrackerBinary: string, memOverheadMib: number): Promise<JailerSettings> {
+  const tool = async (p: string, what: string) => {
+    try {
+      await access(p, constants.X_OK);
+      return await realpath(p);
+    } catch (e) {
+      throw new HyperfleetError("HOST_TOOL_MISSING", `${what} ${p} is missing or not executable: run \`npm run setup -- --firecracker\``, { cause: e });
+    }
+  };
+  const jailerBinary = await tool(c.binary, "the jailer");
+  const fc = await tool(firecrackerBinary, "Firecracker");
+  await mkdir(c.chrootBase, { recursive: true, mode: 0o755 });
+  return {
+    jailerBinary,
+    firecrackerBinary: fc,
+    chrootBase: await realpath(c.chrootBase),
+    cgroupParent: c.cgroupParent,
+    cgroupRoot: await cgroup2Root(),
+    uidBase: c.uidBase,
+    uidCount: c.uidCount,
+    memOverheadMib,
+    newPidNs: c.newPidNs,
+  };
 }
 
 /** The cgroup v2 mount point of this host, as the jailer finds it; HOST_TOOL_MISSING when none is mounted. */
