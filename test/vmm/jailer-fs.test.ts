@@ -142,6 +142,7 @@ test("openJail links, owns and copies what the VM needs; removeJail leaves nothi
   assert.equal(existsSync(ctl), false);
   // What was only linked stays where it was: the machine's disk (still its bytes) and the assets.
   assert.equal(readFileSync(spec.rootDisk.path, "utf8"), "the machine's disk");
+  assert.equal(statSync(spec.rootDisk.path).uid, 0, "the disk is root's again once its uid is given back");
   assert.equal(readFileSync(spec.kernelPath, "utf8"), "kernel bytes");
   assert.equal(readFileSync(spec.extraDisks![0]!.path, "utf8"), "root-only read-only disk");
   // Idempotent.

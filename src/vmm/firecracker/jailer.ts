@@ -153,7 +153,7 @@ export async function prepareJail(plan: JailPlan): Promise<PreparedJail> {
 /**
  * Removes what the jail of `plan` left: its cgroup (first: it fails while a process is still in
  * it, and then nothing else is touched), the jail directory (links only: the machine's disk and the
- * shared assets stay), the symlinks it made and its uid claim. Idempotent; touches nothing that is
+ * shared assets stay; the disk is root's again), the symlinks it made and its uid claim. Idempotent; touches nothing that is
  * not this jail's. Refuses while its Firecracker runs.
  */
 export async function removeJail(plan: JailPlan, settings: Pick<JailerSettings, "chrootBase"> = { chrootBase: dirname(dirname(plan.jailDir)) }): Promise<void> {
@@ -166,6 +166,11 @@ export async function removeJail(plan: JailPlan, settings: Pick<JailerSettings, 
     if (code !== "ENOENT") throw e;
   }
   await rm(plan.jailDir, { recursive: true, force: true });
+  // The machine's disk goes back to root: its uid is given back below and may go to another VM.
+  for (const l of plan.links.filter((x) => x.writable)) {
+    const st = await stat(l.host).catch(() => null);
+    if (st?.uid === plan.uid) await chown(l.host, 0, 0);
+  }
   for (const s of plan.symlinks) await removeOwnSymlink(s.path, s.target);
   await releaseJailIds(plan, settings);
 }
