@@ -91,13 +91,17 @@ export class FirecrackerApi {
         res.on("data", (c: Buffer) => {
           size += c.length;
           if (size > MAX_RESPONSE_BYTES) {
+            // After the response began, the request emits no error of its own: reject here.
+            fail(new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`));
             res.destroy();
-            r.destroy(new Error(`answer larger than ${MAX_RESPONSE_BYTES} bytes`));
+            r.destroy();
             return;
           }
           chunks.push(c);
         });
         res.on("error", fail);
+      // A connection cut mid-body ends the response without 'end'.
+      res.on("aborted", () => fail(new Error("connection closed before the whole answer")));
         res.on("end", () => {
           clearTimeout(timer);
           if (size > MAX_RESPONSE_BYTES) return;
