@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { initramfsFor, loadGuestAssets, MANIFEST_FILE, type GuestAssets } from "../assets/index.js";
 import { qcow2Overlays, rawCopies } from "./disks.js";
 import { FirecrackerDriver } from "./firecracker/driver.js";
-import { probeFirecracker } from "./firecracker/probe.js";
+import { findBinary, probeFirecracker } from "./firecracker/probe.js";
 import { findFirecrackersUnder, killFirecrackersIn, killFoundFirecracker } from "./firecracker/scan.js";
 import { vmmEnv } from "./qemu/driver.js";
 import { devicesFor } from "./spec.js";
@@ -79,6 +79,12 @@ const BACKENDS: Record<VmmKind, Backend | null> = {
   },
 };
 
+function backendOf(kind: VmmKind): Backend {
+  const b = BACKENDS[kind];
+  if (!b) throw new HyperfleetError("NOT_SUPPORTED_YET", `the ${kind} VMM is not supported yet; use qemu`);
+  return b;
+}
+
 export interface VmmSelection extends Omit<VmmChoice, "kind"> {
   /** `auto`: Firecracker when its binary is found and a probe guest boots with it on KVM, else QEMU. */
   vmm: VmmKind | "auto";
@@ -109,7 +115,7 @@ export async function selectVmm(s: VmmSelection): Promise<{ kind: VmmKind; reaso
   return verdict.usable ? { kind: "firecracker", reason: verdict.reason } : { kind: "qemu", reason: `Firecracker not used: ${verdict.reason}` };
 }
 
-/** The registry of the VMM `s` selects (see selectVmm). */
+/** The registry of the VMM `s` selects (see selectVmm), chosen now. */
 export async function openDriverRegistry(s: VmmSelection): Promise<DriverRegistry> {
   const { kind } = await selectVmm(s);
   return new DriverRegistry({ kind, accel: s.accel, cacheDir: s.cacheDir, assets: s.assets, ...(s.firecrackerBinary ? { firecrackerBinary: s.firecrackerBinary } : {}) });
@@ -117,22 +123,33 @@ export async function openDriverRegistry(s: VmmSelection): Promise<DriverRegistr
 
 export class DriverRegistry {
   private driverP: Promise<VmmDriver> | null = null;
-  private readonly backend: Backend;
+  private chosen: { kind: VmmKind; backend: Backend } | null = null;
+  private readonly choice: VmmChoice | VmmSelection;
 
-  constructor(private readonly choice: VmmChoice) {
-    const b = BACKENDS[choice.kind];
-    if (!b) throw new HyperfleetError("NOT_SUPPORTED_YET", `the ${choice.kind} VMM is not supported yet; use qemu`);
-    this.backend = b;
+  /**
+   * A VmmSelection with `vmm: auto` is decided on the first driver() call (it may cost a probe
+   * boot), unless no firecracker binary exists, which settles it on QEMU at once; until then
+   * kind, disks and scan are not known and throw.
+   */
+  constructor(choice: VmmChoice | VmmSelection) {
+    this.choice = choice;
+    const kind = "kind" in choice ? choice.kind : choice.vmm !== "auto" ? choice.vmm : findBinary(choice.firecrackerBinary ?? "firecracker", vmmEnv().PATH ?? "") === null ? "qemu" : null;
+    if (kind !== null) this.chosen = { kind, backend: backendOf(kind) };
+  }
+
+  private get settled(): { kind: VmmKind; backend: Backend } {
+    if (!this.chosen) throw new HyperfleetError("INTERNAL", "the VMM is chosen by the first driver() call; ask for the driver first");
+    return this.chosen;
   }
 
   get kind(): VmmKind {
-    return this.choice.kind;
+    return this.settled.kind;
   }
 
   /** The driver; made on first use (a failed attempt is retried on the next call). */
   driver(): Promise<VmmDriver> {
     if (!this.driverP) {
-      const p = this.backend.driver(this.choice);
+      const p = this.makeDriver();
       p.catch(() => {
         if (this.driverP === p) this.driverP = null;
       });
@@ -141,12 +158,21 @@ export class DriverRegistry {
     return this.driverP;
   }
 
+  private async makeDriver(): Promise<VmmDriver> {
+    if (!this.chosen && "vmm" in this.choice) {
+      const { kind } = await selectVmm(this.choice);
+      this.chosen = { kind, backend: backendOf(kind) };
+    }
+    const { kind, backend } = this.settled;
+    return backend.driver({ kind, accel: this.choice.accel, cacheDir: this.choice.cacheDir, assets: this.choice.assets, ...(this.choice.firecrackerBinary ? { firecrackerBinary: this.choice.firecrackerBinary } : {}) });
+  }
+
   get disks(): DiskProvider {
-    return this.backend.disks;
+    return this.settled.backend.disks;
   }
 
   get scan(): VmmScan {
-    return this.backend.scan;
+    return this.settled.backend.scan;
   }
 }
 

@@ -43,7 +43,13 @@ export async function probeFirecracker(i: FirecrackerProbeInput): Promise<Firecr
   const bin = findBinary(i.binary, i.searchPath);
   // Not cached: installing the binary later must be noticed at the next start.
   if (bin === null) return { usable: false, reason: `no ${i.binary} binary found`, key: "" };
-  const spec = await i.spec();
+  let spec: Omit<VmSpec, "id" | "runDir">;
+  try {
+    spec = await i.spec();
+  } catch (e) {
+    // No guest to probe with (assets not set up yet): not usable now, and not cached either.
+    return { usable: false, reason: `no probe guest: ${(e as Error).message.split("\n")[0]}`, key: "" };
+  }
   const key = `${release()}|${bin}|${spec.kernelPath}`;
   const cacheFile = join(i.cacheDir, "vmm.json");
   try {
