@@ -1,7 +1,9 @@
 /**
  * The VMM driver conformance suite: what every VmmDriver must do, asked through the port only
  * (core/ports/vmm-driver.ts), like containerd's and Hono's shared suites. QEMU runs it in
- * qemu.test.ts; Firecracker will run the same cases with its own driver and disk provider.
+ * qemu.test.ts; Firecracker in firecracker.test.ts, with its own driver and disk provider, against
+ * the real binary where it can run and against the stand-in process, minus what a process cannot
+ * honour (`cannot`: each a skip reason).
  *
  * Specs come from the pure builder (vmm/spec.ts) and disks from the backend's disk provider, as in
  * the daemon. Four booted VMs in all: one walks boot -> HELLO -> exec -> files -> pause/resume -> adopt by a fresh driver
