@@ -207,6 +207,13 @@ describe("Firecracker driver against the stand-in", { timeout: 10 * CASE_MS }, (
     await assertNothingLeft(spec.runDir);
   });
 
+  test("a missing firecracker binary is HOST_TOOL_MISSING, and nothing is left", { timeout: CASE_MS }, async () => {
+    const spec = await newSpec();
+    const err = await new FirecrackerDriver({ binary: join(spec.runDir, "no-firecracker") }).start(spec).then((h) => track(h), (e: unknown) => e);
+    assert.ok(err instanceof HyperfleetError && err.code === "HOST_TOOL_MISSING", `HOST_TOOL_MISSING, got ${String(err)}`);
+    await assertNothingLeft(spec.runDir);
+  });
+
   test("stale sockets and a stale pidfile of an earlier run do not stop a start", { timeout: CASE_MS }, async () => {
     const spec = await newSpec();
     const paths = firecrackerHostPaths(spec);
@@ -345,6 +352,20 @@ describe("Firecracker driver against the stand-in", { timeout: 10 * CASE_MS }, (
     assert.equal(await isAlive(h.pid), false);
     assert.equal(await driver().adopt(spec.id, spec.runDir), null, "a dead VMM is not adopted");
     await adopted.cleanup();
+    await assertNothingLeft(spec.runDir);
+  });
+
+  test("requestStop rejects with VMM_CONTROL_FAILED when the guest ignores Ctrl+Alt+Del (a frozen one); kill then ends it", { timeout: CASE_MS }, async () => {
+    const spec = await newSpec();
+    const h = track(await driver().start(spec));
+    await h.pause();
+    const t0 = Date.now();
+    await assert.rejects(h.requestStop(1_000), (e: unknown) => e instanceof HyperfleetError && e.code === "VMM_CONTROL_FAILED" && /Ctrl\+Alt\+Del/.test(e.message));
+    assert.ok(Date.now() - t0 >= 1_000, "it waited the whole timeout");
+    assert.equal((await h.status()).state, "paused");
+    await h.kill();
+    assert.equal((await h.exited()).signal, "SIGKILL");
+    await h.cleanup();
     await assertNothingLeft(spec.runDir);
   });
 

@@ -168,6 +168,8 @@ export class FirecrackerDriver implements VmmDriver {
         ),
       );
     });
+    // Handled now: it may reject (no such binary) while we close the files below.
+    spawned.catch(() => undefined);
     await out.close();
     await stdout?.close();
     let pid: number;

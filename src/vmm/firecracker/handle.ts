@@ -34,7 +34,7 @@ export class FirecrackerHandle implements VmHandle {
   private exitStatus: VmmStatus | null = null;
   private readonly exitPromise: Promise<VmmStatus>;
   private detached = false;
-  /** Set by the driver while it configures: requests then fail as the start's, not the control's. */
+  /** The API socket's client (also the driver's, which configures through it with its own error code). */
   readonly api: FirecrackerApi;
 
   constructor(
