@@ -4,7 +4,7 @@
  * environment of ours), cleanup of the stand-in's guest dirs, and the real-Firecracker gate.
  */
 import { constants, accessSync, chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { readdir, readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MANIFEST_FILE } from "../../src/assets/index.js";
@@ -48,21 +48,6 @@ export function whyNoRealFirecracker(bin: string): string | null {
   }
   if (!existsSync(join(dataDir, MANIFEST_FILE))) return `no guest assets in ${dataDir} (npm run setup)`;
   return null;
-}
-
-/** PIDs of processes whose command line names `dir` or that run in it: whatever VMM a case left. */
-export async function processesIn(dir: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const e of await readdir("/proc")) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    try {
-      const cmd = (await readFile(`/proc/${e}/cmdline`, "utf8")).split("\0");
-      if (cmd.some((a) => a.includes(`${dir}/`))) found.push(Number(e));
-    } catch {
-      /* raced with exit */
-    }
-  }
-  return found;
 }
 
 /** Runtime files a failed or finished VM must not leave (its logs may stay). */
