@@ -29,6 +29,8 @@ export interface VmOptions {
   onGuestExit: () => void;
 }
 
+/** Generous: an exec of a static binary under unshare, on a machine shared by VM-booting tests. */
+const GUEST_START_MS = 10_000;
 const NO_CONTENT: Reply = { status: 204 };
 const ok = (body: unknown): Reply => ({ status: 200, body });
 
@@ -217,11 +219,11 @@ export class StandinVm {
     }
   }
 
-  private action(type: string): Reply {
+  private async action(type: string): Promise<Reply> {
     if (type === "InstanceStart") {
       this.preBoot();
       if (!this.bootSource) throw new Fault(F.MISSING_KERNEL);
-      this.boot();
+      await this.boot();
       this.state = "Running";
       return NO_CONTENT;
     }
@@ -249,7 +251,8 @@ export class StandinVm {
     return new FdWritable(openSync(this.serialPath, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644));
   }
 
-  private boot(restored = false): void {
+  /** Like Firecracker's InstanceStart, answers once the guest runs (its vCPUs started). */
+  private async boot(restored = false): Promise<void> {
     const con = this.console();
     const args = String(this.bootSource?.boot_args ?? "");
     con.write(
@@ -259,10 +262,19 @@ export class StandinVm {
     );
     const g = Guest.start({ agentBin: this.opts.agentBin, dir: this.opts.guestDir, console: con });
     this.guest = g;
+    let up = false;
     void g.exited.then(() => {
       g.cleanup();
-      this.opts.onGuestExit();
+      // A guest that never came up is a failed start (a fatal fault ends us), not a power-off.
+      if (up) this.opts.onGuestExit();
     });
+    try {
+      await g.waitStarted(GUEST_START_MS);
+      up = true;
+    } catch (e) {
+      g.kill();
+      throw new Fault(`Start microvm error: ${(e as Error).message}`, 400, true);
+    }
   }
 
   private vmState(): VmState {
@@ -314,7 +326,7 @@ export class StandinVm {
       }
     }
     Object.assign(this, { machine: st.machine_config, bootSource: st.boot_source, drives: st.drives, ifaces, vsockCfg: vsock, entropy: st.entropy, balloon: st.balloon });
-    this.boot(true);
+    await this.boot(true);
     this.state = "Running";
     if (b.resume_vm !== true) {
       this.guest?.pause();
