@@ -342,11 +342,15 @@ describe("snapshots", () => {
     assert.ok(statSync(state).size > 8);
   });
 
-  test("load: a fresh process (logger and metrics only) restores with overrides; the guest answers after resume", async () => {
+  test("load: a fresh process (logger and metrics only) restores with overrides; the guest's tmpfs comes back", async () => {
     const h = host();
     const src = await boot(h);
     const state = join(h.dir, "vm.state");
     const mem = join(h.dir, "vm.mem");
+    const before = await agentOver(h.vsock);
+    const saved = Buffer.from("kept in guest RAM across the snapshot\n".repeat(100));
+    await before.mkdir("/tmp/app", { parents: true });
+    await before.writeFile("/tmp/app/state.txt", saved);
     await expect204(src, "PATCH", "/vm", { state: "Paused" });
     await expect204(src, "PUT", "/snapshot/create", { snapshot_type: "Full", snapshot_path: state, mem_file_path: mem });
     await src.stop();
@@ -364,6 +368,7 @@ describe("snapshots", () => {
     await expect204(dst, "PATCH", "/vm", { state: "Resumed" });
     const c = await agentOver(vsock2);
     assert.equal((await c.exec(["echo", "restored"])).stdout.toString(), "restored\n");
+    assert.ok((await c.readFile("/tmp/app/state.txt")).equals(saved), "the guest's /tmp was not restored");
   });
 
   test("load is refused after a boot resource (not fatal); a bad snapshot is a fatal restore error", async () => {

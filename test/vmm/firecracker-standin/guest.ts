@@ -79,6 +79,16 @@ export class Guest {
     }
   }
 
+  /** Resolves once the agent listens: as PID 1 it has mounted /tmp and /run by then. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ready) {
+      if (!this.running) throw new Error("the guest exited while starting");
+      if (Date.now() > deadline) throw new Error(`the guest agent did not listen within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
   get running(): boolean {
     return this.proc.exitCode === null && this.proc.signalCode === null;
   }

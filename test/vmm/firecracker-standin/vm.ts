@@ -12,7 +12,7 @@ import { HybridVsockServer } from "../hybrid-vsock-server.js";
 import * as F from "./faults.js";
 import { Fault } from "./faults.js";
 import { Guest } from "./guest.js";
-import { checkMemoryFile, readVmState, type VmState, writeSnapshot } from "./snapshot.js";
+import { checkMemoryFile, readVmState, restoreGuestTmp, type VmState, writeSnapshot } from "./snapshot.js";
 import { FC_VERSION } from "./cli.js";
 
 export type Reply = { status: 200; body: unknown } | { status: 204 };
@@ -53,6 +53,8 @@ export class StandinVm {
   private mmds: unknown = null;
   private mmdsConfig: Body | null = null;
   private guest: Guest | null = null;
+  /** Set when the process is going away: the guest's end is then ours, not a power-off. */
+  private ending = false;
 
   constructor(private readonly opts: VmOptions) {}
 
@@ -266,7 +268,7 @@ export class StandinVm {
     void g.exited.then(() => {
       g.cleanup();
       // A guest that never came up is a failed start (a fatal fault ends us), not a power-off.
-      if (up) this.opts.onGuestExit();
+      if (up && !this.ending) this.opts.onGuestExit();
     });
     try {
       await g.waitStarted(GUEST_START_MS);
@@ -277,7 +279,7 @@ export class StandinVm {
     }
   }
 
-  private vmState(): VmState {
+  private vmState(): Omit<VmState, "tmp_tar_bytes"> {
     return {
       firecracker_version: FC_VERSION,
       machine_config: this.machine,
@@ -293,7 +295,7 @@ export class StandinVm {
 
   private createSnapshot(b: Body): Reply {
     if (this.state !== "Paused") throw new Fault(F.CREATE_WHILE_RUNNING);
-    writeSnapshot(String(b.snapshot_path), String(b.mem_file_path), this.vmState());
+    writeSnapshot(String(b.snapshot_path), String(b.mem_file_path), this.vmState(), this.guest?.initPid());
     return NO_CONTENT;
   }
 
@@ -327,6 +329,13 @@ export class StandinVm {
     }
     Object.assign(this, { machine: st.machine_config, bootSource: st.boot_source, drives: st.drives, ifaces, vsockCfg: vsock, entropy: st.entropy, balloon: st.balloon });
     await this.boot(true);
+    const g = this.guest!;
+    try {
+      await g.waitReady(GUEST_START_MS);
+    } catch (e) {
+      throw new Fault(`Load snapshot error: Failed to restore from snapshot: ${(e as Error).message}`, 400, true);
+    }
+    restoreGuestTmp(g.initPid()!, String(backend.backend_path), st);
     this.state = "Running";
     if (b.resume_vm !== true) {
       this.guest?.pause();
@@ -353,6 +362,7 @@ export class StandinVm {
 
   /** Ends the guest and the vsock listener (the process is going away). */
   async shutdown(): Promise<void> {
+    this.ending = true;
     this.guest?.kill();
     if (this.guest) await this.guest.exited;
     this.guest?.cleanup();
