@@ -309,6 +309,29 @@ describe("the guest: a real hf-agent behind the hybrid vsock", () => {
     assert.deepEqual(await settledWithin(s.exited, 15_000), { code: 0, signal: null });
   });
 
+  test("SIGTERM ends the process by that signal (Firecracker has no handler for it) and the guest with it", async () => {
+    const h = host();
+    const s = await boot(h);
+    await agentOver(h.vsock);
+    const unshare = Number(readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, "utf8").trim().split(/\s+/)[0]);
+    process.kill(s.pid, "SIGTERM");
+    assert.deepEqual(await settledWithin(s.exited, 10_000), { code: null, signal: "SIGTERM" });
+    const deadline = Date.now() + 5000;
+    while (processAlive(unshare) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(!processAlive(unshare), "the guest outlived its VMM");
+    assert.ok(!existsSync(guestDirFor(s.pid)));
+  });
+
+  test("PUT /vsock on a path in use is refused (Firecracker binds it then); the driver removes stale ones", async () => {
+    const h = host();
+    const s = await standin(h);
+    writeFileSync(h.vsock, "");
+    await expectFault(s, "PUT", "/vsock", { guest_cid: 3, uds_path: h.vsock }, /^Vsock config error: .*Address in use \(os error 98\)$/);
+    rmSync(h.vsock);
+    await expect204(s, "PUT", "/vsock", { guest_cid: 3, uds_path: h.vsock });
+    assert.ok(existsSync(h.vsock), "the host-side socket exists from PUT /vsock on");
+  });
+
   test("SIGKILL of the stand-in takes the guest with it, as a VM dies with its VMM", async () => {
     const h = host();
     const s = await boot(h);
@@ -388,6 +411,27 @@ describe("snapshots", () => {
     const f = await standin(host());
     await expectFault(f, "PUT", "/snapshot/load", { snapshot_path: foreign, mem_backend: { backend_type: "File", backend_path: join(h.dir, "foreign.mem") } }, /Failed to load snapshot state from file: Magic value does not match arch: \d+$/);
     await f.exited;
+  });
+
+  test("load applies network_overrides to the recorded interfaces; an unknown iface is a restore error", async () => {
+    const h = host();
+    const src = await standin(h);
+    await configure(src, h);
+    await expect204(src, "PUT", "/network-interfaces/eth0", { iface_id: "eth0", host_dev_name: "tap-old", guest_mac: "02:00:00:00:00:01" });
+    await expect204(src, "PUT", "/actions", { action_type: "InstanceStart" });
+    const state = join(h.dir, "vm.state");
+    const mem = join(h.dir, "vm.mem");
+    await expect204(src, "PATCH", "/vm", { state: "Paused" });
+    await expect204(src, "PUT", "/snapshot/create", { snapshot_type: "Full", snapshot_path: state, mem_file_path: mem });
+    await src.stop();
+    const load = (over: unknown) => ({ snapshot_path: state, mem_backend: { backend_type: "File", backend_path: mem }, network_overrides: over, vsock_override: { uds_path: join(h.dir, `v-${Math.random()}.sock`) } });
+    const dst = await standin(host());
+    await expect204(dst, "PUT", "/snapshot/load", load([{ iface_id: "eth0", host_dev_name: "tap-new" }]));
+    const ifaces = ((await dst.api("GET", "/vm/config")).body as Record<string, unknown>)["network-interfaces"];
+    assert.deepEqual(ifaces, [{ iface_id: "eth0", host_dev_name: "tap-new", guest_mac: "02:00:00:00:00:01" }]);
+    const bad = await standin(host());
+    await expectFault(bad, "PUT", "/snapshot/load", load([{ iface_id: "eth9", host_dev_name: "tap-new" }]), /^Load snapshot error: Failed to restore from snapshot: .*eth9/);
+    assert.equal((await bad.exited).code, 1);
   });
 
   test("load re-opens the drives by their recorded path: a drive gone since is a restore error", async () => {
