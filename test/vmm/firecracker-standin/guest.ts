@@ -64,6 +64,31 @@ export class Guest {
     return new Guest(proc, opts.dir);
   }
 
+  /**
+   * Resolves once the agent runs as the namespace's init (exec'd, not unshare's child still setting
+   * up): only then is the guest there to pause, and its kill-on-parent-death armed.
+   */
+  async waitStarted(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const init = this.initPid();
+      if (init !== undefined && comm(init) === "hf-agent") return;
+      if (!this.running) throw new Error(`the guest exited while starting (${this.proc.exitCode ?? this.proc.signalCode})`);
+      if (Date.now() > deadline) throw new Error(`the guest agent did not start within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** Resolves once the agent listens: as PID 1 it has mounted /tmp and /run by then. */
+  async waitReady(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ready) {
+      if (!this.running) throw new Error("the guest exited while starting");
+      if (Date.now() > deadline) throw new Error(`the guest agent did not listen within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
   get running(): boolean {
     return this.proc.exitCode === null && this.proc.signalCode === null;
   }
@@ -133,6 +158,14 @@ function children(pid: number): number[] {
     return tasks === "" ? [] : tasks.split(/\s+/).map(Number);
   } catch {
     return [];
+  }
+}
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
   }
 }
 

@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import type { LogEntry } from "./api.js";
 import { guestDirFor } from "./vm.js";
@@ -34,6 +35,16 @@ export function api(sock: string, method: string, path: string, body?: unknown, 
   });
 }
 
+function accepts(path: string): Promise<boolean> {
+  return new Promise((res) => {
+    const c = connect(path, () => {
+      c.destroy();
+      res(true);
+    });
+    c.on("error", () => res(false));
+  });
+}
+
 export class Standin {
   stderr = "";
   stdout = "";
@@ -55,8 +66,10 @@ export class Standin {
     const logPath = join(dir, "requests.jsonl");
     const proc = spawn(STANDIN_BIN, ["--api-sock", sock, ...extra], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FC_STANDIN_LOG: logPath, ...env } });
     const s = new Standin(proc, sock, logPath);
+    // The socket file appears at bind(), a moment before listen(): connect until it accepts (a
+    // driver must do the same with the real Firecracker, whose API thread binds then listens).
     const deadline = Date.now() + 20_000;
-    while (!existsSync(sock)) {
+    while (!(existsSync(sock) && (await accepts(sock)))) {
       if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`stand-in exited before listening: ${s.stderr}`);
       if (Date.now() > deadline) throw new Error(`stand-in did not listen within 20 s: ${s.stderr}`);
       await new Promise((r) => setTimeout(r, 20));

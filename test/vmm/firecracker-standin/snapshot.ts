@@ -1,9 +1,11 @@
 /**
  * The stand-in's snapshot files. The vmstate is JSON after an 8-byte magic (so a file we did not
  * write fails the way Firecracker fails on a foreign file: a magic mismatch); the memory file is
- * a sparse file of exactly mem_size_mib MiB, as Firecracker's Full snapshot is. A process cannot
- * carry guest memory, so the memory file holds no state (see README.md).
+ * exactly mem_size_mib MiB, sparse, as Firecracker's Full snapshot is. A process has no guest
+ * memory to save; what it has that lives in RAM is the guest's tmpfs /tmp, so the memory file
+ * starts with a tar of it and a restore puts it back (README.md says what is not carried).
  */
+import { spawnSync } from "node:child_process";
 import { closeSync, ftruncateSync, openSync, readSync, statSync, writeFileSync, fsyncSync } from "node:fs";
 import { createFile, loadMemOpen, loadMemSize, loadStateCorrupt, loadStateMagic, loadStateOpen, Fault } from "./faults.js";
 
@@ -22,29 +24,53 @@ export interface VmState {
   entropy: Record<string, unknown> | null;
   balloon: Record<string, unknown> | null;
   mem_size_mib: number;
+  /** Bytes of the tar of the guest's /tmp at the start of the memory file (0: none). */
+  tmp_tar_bytes: number;
 }
 
-export function writeSnapshot(statePath: string, memPath: string, state: VmState): void {
-  const body = Buffer.concat([VMSTATE_MAGIC, Buffer.from(JSON.stringify(state))]);
-  try {
-    writeFileSync(statePath, body);
-  } catch (e) {
-    throw new Fault(createFile("snapshot", "open", e));
+/** The guest's /tmp as its init sees it (its own mount namespace). */
+const guestTmp = (initPid: number) => `/proc/${initPid}/root/tmp`;
+
+/**
+ * Writes the memory file (the guest's /tmp as a tar, then zeros up to the memory size) and the
+ * vmstate. The guest is paused, so /tmp does not change under tar.
+ */
+export function writeSnapshot(statePath: string, memPath: string, state: Omit<VmState, "tmp_tar_bytes">, initPid: number | undefined): void {
+  const memBytes = state.mem_size_mib * 1024 * 1024;
+  let tarBytes = 0;
+  if (initPid !== undefined) {
+    const r = spawnSync("tar", ["-C", guestTmp(initPid), "-cf", memPath, "."], { encoding: "utf8", maxBuffer: 1 << 16 });
+    if (r.status !== 0) throw new Fault(`Create snapshot error: Cannot write memory file: tar of the guest's /tmp failed: ${(r.stderr || r.error?.message || "").trim()}`);
+    tarBytes = statSync(memPath).size;
+    if (tarBytes > memBytes) throw new Fault(`Create snapshot error: Cannot write memory file: the guest's /tmp (${tarBytes} bytes) does not fit in its ${state.mem_size_mib} MiB of memory`);
   }
   let fd: number;
   try {
-    fd = openSync(memPath, "w");
+    fd = openSync(memPath, initPid !== undefined ? "r+" : "w");
   } catch (e) {
     throw new Fault(createFile("memory", "open", e));
   }
   try {
-    ftruncateSync(fd, state.mem_size_mib * 1024 * 1024);
+    ftruncateSync(fd, memBytes);
     fsyncSync(fd);
   } catch (e) {
     throw new Fault(createFile("memory", "set_length", e));
   } finally {
     closeSync(fd);
   }
+  try {
+    writeFileSync(statePath, Buffer.concat([VMSTATE_MAGIC, Buffer.from(JSON.stringify({ ...state, tmp_tar_bytes: tarBytes }))]));
+  } catch (e) {
+    throw new Fault(createFile("snapshot", "open", e));
+  }
+}
+
+/** Puts the saved /tmp back into a freshly started guest (its agent has mounted /tmp already). */
+export function restoreGuestTmp(initPid: number, memPath: string, state: VmState): void {
+  if (!state.tmp_tar_bytes) return;
+  // tar stops at the archive's end marker, before the zeros that pad the file to memory size.
+  const r = spawnSync("tar", ["-C", guestTmp(initPid), "-xf", memPath], { encoding: "utf8", maxBuffer: 1 << 16 });
+  if (r.status !== 0) throw new Fault(`Load snapshot error: Failed to restore from snapshot: Failed to load guest memory: tar: ${(r.stderr || r.error?.message || "").trim()}`, 400, true);
 }
 
 /** Reads and checks a vmstate; every failure is Firecracker's (fatal) restore error. */

@@ -12,7 +12,7 @@ import { HybridVsockServer } from "../hybrid-vsock-server.js";
 import * as F from "./faults.js";
 import { Fault } from "./faults.js";
 import { Guest } from "./guest.js";
-import { checkMemoryFile, readVmState, type VmState, writeSnapshot } from "./snapshot.js";
+import { checkMemoryFile, readVmState, restoreGuestTmp, type VmState, writeSnapshot } from "./snapshot.js";
 import { FC_VERSION } from "./cli.js";
 
 export type Reply = { status: 200; body: unknown } | { status: 204 };
@@ -29,6 +29,8 @@ export interface VmOptions {
   onGuestExit: () => void;
 }
 
+/** Generous: an exec of a static binary under unshare, on a machine shared by VM-booting tests. */
+const GUEST_START_MS = 10_000;
 const NO_CONTENT: Reply = { status: 204 };
 const ok = (body: unknown): Reply => ({ status: 200, body });
 
@@ -51,6 +53,8 @@ export class StandinVm {
   private mmds: unknown = null;
   private mmdsConfig: Body | null = null;
   private guest: Guest | null = null;
+  /** Set when the process is going away: the guest's end is then ours, not a power-off. */
+  private ending = false;
 
   constructor(private readonly opts: VmOptions) {}
 
@@ -217,11 +221,11 @@ export class StandinVm {
     }
   }
 
-  private action(type: string): Reply {
+  private async action(type: string): Promise<Reply> {
     if (type === "InstanceStart") {
       this.preBoot();
       if (!this.bootSource) throw new Fault(F.MISSING_KERNEL);
-      this.boot();
+      await this.boot();
       this.state = "Running";
       return NO_CONTENT;
     }
@@ -249,7 +253,8 @@ export class StandinVm {
     return new FdWritable(openSync(this.serialPath, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o644));
   }
 
-  private boot(restored = false): void {
+  /** Like Firecracker's InstanceStart, answers once the guest runs (its vCPUs started). */
+  private async boot(restored = false): Promise<void> {
     const con = this.console();
     const args = String(this.bootSource?.boot_args ?? "");
     con.write(
@@ -259,13 +264,22 @@ export class StandinVm {
     );
     const g = Guest.start({ agentBin: this.opts.agentBin, dir: this.opts.guestDir, console: con });
     this.guest = g;
+    let up = false;
     void g.exited.then(() => {
       g.cleanup();
-      this.opts.onGuestExit();
+      // A guest that never came up is a failed start (a fatal fault ends us), not a power-off.
+      if (up && !this.ending) this.opts.onGuestExit();
     });
+    try {
+      await g.waitStarted(GUEST_START_MS);
+      up = true;
+    } catch (e) {
+      g.kill();
+      throw new Fault(`Start microvm error: ${(e as Error).message}`, 400, true);
+    }
   }
 
-  private vmState(): VmState {
+  private vmState(): Omit<VmState, "tmp_tar_bytes"> {
     return {
       firecracker_version: FC_VERSION,
       machine_config: this.machine,
@@ -281,7 +295,7 @@ export class StandinVm {
 
   private createSnapshot(b: Body): Reply {
     if (this.state !== "Paused") throw new Fault(F.CREATE_WHILE_RUNNING);
-    writeSnapshot(String(b.snapshot_path), String(b.mem_file_path), this.vmState());
+    writeSnapshot(String(b.snapshot_path), String(b.mem_file_path), this.vmState(), this.guest?.initPid());
     return NO_CONTENT;
   }
 
@@ -314,7 +328,14 @@ export class StandinVm {
       }
     }
     Object.assign(this, { machine: st.machine_config, bootSource: st.boot_source, drives: st.drives, ifaces, vsockCfg: vsock, entropy: st.entropy, balloon: st.balloon });
-    this.boot(true);
+    await this.boot(true);
+    const g = this.guest!;
+    try {
+      await g.waitReady(GUEST_START_MS);
+    } catch (e) {
+      throw new Fault(`Load snapshot error: Failed to restore from snapshot: ${(e as Error).message}`, 400, true);
+    }
+    restoreGuestTmp(g.initPid()!, String(backend.backend_path), st);
     this.state = "Running";
     if (b.resume_vm !== true) {
       this.guest?.pause();
@@ -341,6 +362,7 @@ export class StandinVm {
 
   /** Ends the guest and the vsock listener (the process is going away). */
   async shutdown(): Promise<void> {
+    this.ending = true;
     this.guest?.kill();
     if (this.guest) await this.guest.exited;
     this.guest?.cleanup();
