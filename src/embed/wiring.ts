@@ -16,12 +16,12 @@ interface Wiring {
 
 const byDataDir = new Map<string, Wiring>();
 
-/** The guest assets and the QEMU driver registry (KVM if a probe boots with it, else TCG) of `dataDir`. */
+/** The guest assets and the driver registry of `dataDir`: Firecracker if its binary is found and a probe boots with it, else QEMU (KVM if a probe boots with it, else TCG). */
 export function wiringFor(dataDir: string): Wiring {
   let w = byDataDir.get(dataDir);
   if (!w) {
     const assets = guestAssetsIn(dataDir);
-    w = { assets, registry: new DriverRegistry({ kind: "qemu", accel: "auto", cacheDir: dataDir, assets }) };
+    w = { assets, registry: new DriverRegistry({ vmm: "auto", accel: "auto", cacheDir: dataDir, assets }) };
     byDataDir.set(dataDir, w);
   }
   return w;
