@@ -8,7 +8,8 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, lstatSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, symlink, chmod, copyFile, mkdir } from "node:fs/promises";
+import { mkdtemp, rm, symlink, chmod, copyFile, mkdir, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -148,6 +149,9 @@ test("socketPath and vsock.uds_path under QEMU: adopted and found in /proc with 
   const m = new Machine(opts);
   let adopted: Machine | null = null;
   try {
+    // What a VM that died left at the path: a socket nobody listens on. The start replaces it.
+    await sh("python3", ["-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", opts.socketPath]);
+    assert.ok(isSocket(opts.socketPath));
     (await m.start()).unwrap();
     assert.ok(isSocket(opts.socketPath) && isSocket(opts.vsock.uds_path), "both sockets are where the options say");
     assert.deepEqual(readdirSync(runDir).filter((f) => f.endsWith(".sock")), [], "none in the run dir");
@@ -186,4 +190,31 @@ test("bad combinations of the example's options are refused before anything runs
     assert.equal(r.error.code, "INVALID_ARGUMENT");
     assert.equal((r.error.details as { field: string }).field, field);
   }
+});
+
+test("a socketPath that is another file, or a socket someone listens on, is refused, never removed", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "hf-sdk-"));
+  const server = createServer();
+  const machines: Machine[] = [];
+  try {
+    const file = join(dir, "notes.txt");
+    await writeFile(file, "mine");
+    const live = join(dir, "live.sock");
+    await new Promise<void>((r) => server.listen(live, r));
+    for (const [socketPath, why] of [[file, /is not a socket/], [live, /in use by a running process/]] as const) {
+      const m = new Machine({ vcpuCount: 1, memSizeMib: 256, dataDir: dataDir(), runDir: await tempRunDir(), socketPath });
+      machines.push(m);
+      const r = await m.start();
+      assert.ok(!r.ok, `${socketPath} was taken over`);
+      assert.equal(r.error.code, "INVALID_ARGUMENT");
+      assert.match(r.error.message, why);
+    }
+    assert.equal(readFileSync(file, "utf8"), "mine");
+    assert.ok(isSocket(live));
+  } finally {
+    for (const m of machines) await m.destroy();
+    await new Promise((r) => server.close(r));
+    await rm(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual(await leftoverQemu(), []);
 });
