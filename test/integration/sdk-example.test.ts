@@ -158,7 +158,11 @@ test("socketPath and vsock.uds_path under QEMU: adopted and found in /proc with 
     const cmdline = readFileSync(`/proc/${m.pid}/cmdline`, "utf8").split("\0");
     const append = cmdline[cmdline.indexOf("-append") + 1];
     assert.equal(append, `${EXAMPLE_ARGS} root=/dev/vda rw tsc_early_khz=${Math.round(hostTscKhz()!)} console=hvc0`, "root, the TSC rate and our console added to the example's arguments");
-    assert.match(readFileSync(m.consoleLogPath, "utf8"), /./, "the guest's console reached console.log");
+    // The last console= names /dev/console: hvc0 ('C', the console device; console.log), not the
+    // ttyS0 our machine lacks. (What the kernel printed before hvc0 came up went to ttyS0 only, so
+    // console.log's content depends on timing: not asserted.)
+    const consoles = (await m.exec(["cat", "/proc/consoles"])).unwrap().stdout;
+    assert.match(consoles, /^hvc0\s+\S+\s+\([^)]*C[^)]*\)/m, consoles);
     assert.deepEqual((await findVmmsIn(runDir)).map((v) => v.pid), [m.pid], "the /proc scan finds it by its run dir");
 
     const pid = m.pid;

@@ -100,7 +100,8 @@ export function buildQemuArgv(l: QemuLaunch): string[] {
  * `tsc_early_khz` it never finishes booting under TCG, so the host's rate is added when known.
  * It has no UART either (`isa-serial=off`), only the virtio console: when the last `console=` is
  * not an hvc (or none is given), `console=hvc0` goes last, which makes it /dev/console, so the
- * guest's output still reaches console.log and hf-init finds its console.
+ * guest's output still reaches console.log and hf-init finds its console. (The kernel's messages
+ * from before virtio_console loads went to the named console only: console.log starts later.)
  */
 export function qemuKernelArgs(args: string, tscKhz: number | null = null): string {
   const words = args.split(/\s+/).filter((w) => w !== "");
