@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     dataDir,
     initBinary: join(guestDir, "build", "hf-init"),
     agentBinary: join(guestDir, "build", "hf-agent"),
+    vsockPipeBinary: join(guestDir, "build", "hf-vsock-pipe"),
     log: say,
     signal: ac.signal,
   });

@@ -5,7 +5,8 @@
  *   1. parse flags (--unix / --serial are for tests on the host)
  *   2. block the signals we handle; they are taken synchronously inside ppoll
  *   3. as PID 1: mount the usual filesystems, set the hostname, bring up lo
- *   4. open the transports: virtio-serial `hf.agent` and/or vsock port 1024
+ *   4. open the transports: virtio-serial `hf.agent` and/or vsock port 1024 (both with the test
+ *      switch hf.vsock_loopback=1 on the kernel command line)
  *   5. serve connections forever; as PID 1 we also reap every orphan, and shutdown powers off
  */
 #define _GNU_SOURCE
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cmdline.h"
 #include "exec.h"
 #include "logfile.h"
 #include "loop.h"
@@ -36,6 +38,10 @@ struct options {
 	const char *unix_path;
 	const char *serial_path;
 };
+
+/* hf.vsock_loopback=1: hf-init loaded vsock_loopback, so /dev/vsock exists beside virtio-serial
+ * and guest processes can reach our vsock listener at CID 1. Read once, as PID 1 only. */
+static int vsock_loopback;
 
 static void usage(FILE *to)
 {
@@ -91,7 +97,7 @@ static void read_env(void)
 		logfile_set_max(v);
 }
 
-static int open_guest_transports(struct transports *t)
+static void open_guest_transports(struct transports *t)
 {
 	char dev[300];
 	if (!t->serial && transport_find_serial(dev, sizeof dev) == 0) {
@@ -100,14 +106,26 @@ static int open_guest_transports(struct transports *t)
 			log_msg("open %s: %s", dev, strerror(-err));
 	}
 	/* /dev/vsock exists once the vsock core is loaded (hf-init loads it only for a virtio-vsock
-	 * device). Without it socket(AF_VSOCK) makes the kernel run /sbin/modprobe, which cannot
-	 * succeed (the modules stayed in the initramfs) and costs ~50 ms of boot under TCG. */
+	 * device, or with hf.vsock_loopback=1). Without it socket(AF_VSOCK) makes the kernel run
+	 * /sbin/modprobe, which cannot succeed (the modules stayed in the initramfs) and costs ~50 ms
+	 * of boot under TCG. */
 	if (t->nlisten == 0 && access("/dev/vsock", F_OK) == 0) {
 		int err = transport_listen_vsock(t);
 		if (err && err != -EAFNOSUPPORT)
 			log_msg("vsock port %u: %s", HF_VSOCK_PORT, strerror(-err));
 	}
-	return t->serial || t->nlisten ? 0 : -ENOENT;
+}
+
+/* With the loopback switch the vsock listener opens at once, but it is not the host's channel:
+ * virtio-serial (which appears a moment after virtio_console's probe) is still waited for during
+ * the fast discovery period, after which the agent serves what it has. */
+static int transports_ready(const struct transports *t, int64_t waited_ms)
+{
+	if (t->serial)
+		return 1;
+	if (vsock_loopback && waited_ms < DISCOVER_FAST_FOR_MS)
+		return 0;
+	return t->nlisten > 0;
 }
 
 /* Waits until a transport exists, reaping and honouring stop signals meanwhile. */
@@ -115,7 +133,10 @@ static void wait_for_transport(struct transports *t)
 {
 	int64_t start = now_ms();
 	int warned = 0;
-	while (open_guest_transports(t) < 0) {
+	for (;;) {
+		open_guest_transports(t);
+		if (transports_ready(t, now_ms() - start))
+			return;
 		if (getpid() != 1) {
 			log_msg("no virtio-serial port '%s' and no vsock", HF_SERIAL_NAME);
 			exit(1);
@@ -143,8 +164,10 @@ int main(int argc, char **argv)
 	read_env();
 
 	sig_setup();
-	if (pid1)
+	if (pid1) {
 		pid1_setup();
+		vsock_loopback = cmdline_has(HF_VSOCK_LOOPBACK_ARG);
+	}
 	HF_TRACE("agent-pid1-setup");
 	ensure_stdio();
 
@@ -159,6 +182,8 @@ int main(int argc, char **argv)
 	/* PID 1 must never exit: a broken flag falls back to the guest transports. */
 	if (!t.serial && !t.nlisten)
 		wait_for_transport(&t);
+	if (vsock_loopback && access("/dev/vsock", F_OK) != 0)
+		log_msg(HF_VSOCK_LOOPBACK_ARG " is set but there is no /dev/vsock: is vsock_loopback in the initramfs?");
 
 	HF_TRACE("agent-transport");
 	loop_run(&t);

@@ -7,8 +7,9 @@
  *   3. in a second thread: load the block-device drivers, wait (bounded) for the root device from
  *      `root=` (default /dev/vda), mount it on /newroot (`rootfstype=` default ext4, `rootflags=`
  *      default for ext4 DEFAULT_EXT4_FLAGS, `ro` default / `rw`), and read the next stage's binary
- *      into the page cache; meanwhile this thread loads the other device drivers (those marked
- *      `late` are only opened) and brings `lo` up
+ *      into the page cache; meanwhile this thread loads the other device drivers and the modules a
+ *      kernel command line switch asks for (`cmdline:` lines; those marked `late` are only
+ *      opened) and brings `lo` up
  *   4. attach the console (waiting, bounded, for hvc0 with `console=hvc0`); move /dev, /proc and
  *      /sys into the new root
  *   5. switch_root: move the new root onto /, chroot

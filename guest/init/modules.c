@@ -12,11 +12,15 @@
  *   late virtio:0x0004 kernel/.../virtio-rng.ko         as above, but loaded only once the boot is
  *                                                       over (modules_load_late), because nothing
  *                                                       on the way to the agent needs it
+ *   cmdline:hf.vsock_loopback=1 kernel/.../vsock_loopback.ko
+ *                                                       only if the kernel command line has that
+ *                                                       word (a test switch: common/cmdline.h);
+ *                                                       loaded with the non-block drivers
  *
  * modules_load_transports loads the unconditional and `pci` lines (pass 1), modules_load_drivers
- * the `virtio:` lines (pass 2), each in file order. Pass 2 looks at the virtio bus only after
- * pass 1 loaded the transports (virtio_mmio, virtio_pci): their probes are synchronous, so by then
- * every device is on the bus. Pass 2 is split in two groups, block devices (virtio id 2) and the
+ * the `virtio:` and `cmdline:` lines (pass 2), each in file order. Pass 2 looks at the virtio bus
+ * only after pass 1 loaded the transports (virtio_mmio, virtio_pci): their probes are synchronous,
+ * so by then every device is on the bus. Pass 2 is split in two groups, block devices (virtio id 2) and the
  * rest, that two threads may load at once (the kernel runs module init functions concurrently):
  * hf-init mounts the root disk in one while the other loads the remaining drivers. A driver's line
  * set holds it and each of its dependencies that is not unconditional, so one module may be listed
@@ -36,6 +40,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cmdline.h"
 #include "dirscan.h"
 #include "log.h"
 #include "trace.h"
@@ -44,14 +49,15 @@
 #define LINES_MAX 128
 #define VIRTIO_IDS_MAX 64
 
-enum cond { COND_ALWAYS, COND_PCI, COND_VIRTIO, COND_UNKNOWN };
+enum cond { COND_ALWAYS, COND_PCI, COND_VIRTIO, COND_CMDLINE, COND_UNKNOWN };
 
 struct line {
 	enum cond cond;
 	unsigned long virtio_id;
-	const char *word; /* the condition, when COND_UNKNOWN */
+	const char *word; /* the condition when COND_UNKNOWN; the command line word when COND_CMDLINE */
 	const char *path;
 	int late;
+	int switched_on; /* COND_CMDLINE: the word is on the command line (read once, at parse) */
 	int step; /* step_of */
 	int loaded; /* or, if late, opened: fd is set */
 	int fd;
@@ -70,6 +76,10 @@ static void parse_condition(struct line *l, const char *w)
 	} else if (strncmp(w, "virtio:", 7) == 0 &&
 		   (l->virtio_id = strtoul(w + 7, &end, 16), end != w + 7 && *end == '\0')) {
 		l->cond = COND_VIRTIO;
+	} else if (strncmp(w, "cmdline:", 8) == 0 && w[8]) {
+		l->cond = COND_CMDLINE;
+		l->word = w + 8;
+		l->switched_on = cmdline_has(l->word);
 	} else {
 		l->cond = COND_UNKNOWN;
 		l->word = w;
@@ -152,6 +162,8 @@ static int step_of(const struct line *l, int pci)
 		if (!virtio_present(l->virtio_id))
 			return 0;
 		return 2 + (l->virtio_id == VIRTIO_ID_BLOCK ? MODULES_BLOCK : MODULES_OTHER);
+	case COND_CMDLINE:
+		return l->switched_on ? 2 + MODULES_OTHER : 0;
 	default:
 		return 0;
 	}

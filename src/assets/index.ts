@@ -18,7 +18,7 @@ import { basicGuestDrivers, DEFAULT_GUEST_DRIVERS, type GuestDriver } from "./mo
 import { buildRootfs } from "./rootfs.js";
 
 export { DEFAULT_KERNEL, KERNEL_META_PACKAGE } from "./kernel.js";
-export { basicGuestDrivers, DEFAULT_GUEST_DRIVERS, DEFAULT_GUEST_MODULES, VIRTIO_DEVICE_ID, type GuestDriver, type ModuleCondition } from "./modules.js";
+export { basicGuestDrivers, DEFAULT_GUEST_DRIVERS, DEFAULT_GUEST_MODULES, VIRTIO_DEVICE_ID, VSOCK_LOOPBACK_ARG, type GuestDriver, type ModuleCondition } from "./modules.js";
 export { DEFAULT_ROOTFS_SIZE_MIB } from "./rootfs.js";
 export { initramfsFor, loadGuestAssets, MANIFEST_FILE, type GuestAssets, type InitramfsNeeds } from "./manifest.js";
 
@@ -29,6 +29,8 @@ export interface EnsureGuestAssetsOptions {
   agentBinary: string;
   /** Static hf-init binary (guest/build/hf-init), installed as the initramfs's /init. */
   initBinary: string;
+  /** Static hf-vsock-pipe (guest/build/hf-vsock-pipe), the vsock loopback test's tool, in the base root disk. */
+  vsockPipeBinary?: string;
   log?: (msg: string) => void;
   /** Kernel package to use instead of DEFAULT_KERNEL. */
   kernel?: PackageRef;
@@ -71,6 +73,7 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
     outDir: join(dataDir, "rootfs"),
     dataDir,
     agentBinary: resolve(opts.agentBinary),
+    ...(opts.vsockPipeBinary !== undefined && { vsockPipeBinary: resolve(opts.vsockPipeBinary) }),
     busybox,
     sizeMiB: opts.rootfsSizeMiB,
     signal,

@@ -64,6 +64,10 @@ function conditionPrefix(when: ModuleCondition): string {
         throw new HyperfleetError("INVALID_ARGUMENT", `virtio device id ${when.deviceId} is not a 16-bit number`);
       }
       return `virtio:0x${when.deviceId.toString(16).padStart(4, "0")} `;
+    case "cmdline":
+      // hf-init matches whole space-separated words of /proc/cmdline; the list is space-separated too.
+      if (!/^\S+$/.test(when.word)) throw new HyperfleetError("INVALID_ARGUMENT", `kernel command line switch ${JSON.stringify(when.word)} must be one word`);
+      return `cmdline:${when.word} `;
   }
 }
 
@@ -77,10 +81,13 @@ function conditionPrefix(when: ModuleCondition): string {
  *   virtio:0x0002 kernel/drivers/block/virtio_blk.ko    only if a virtio device with that device id
  *                                                       (/sys/bus/virtio/devices/<dev>/device) exists
  *   late virtio:0x0004 kernel/.../virtio-rng.ko         as above, loaded once the boot is over
+ *   cmdline:hf.vsock_loopback=1 kernel/.../vsock_loopback.ko
+ *                                                       only if the kernel command line has that word
  *
  * hf-init loads the unconditional and `pci` lines first, then checks the virtio bus and loads the
- * `virtio:` lines, each pass in file order; a module listed twice is loaded once. A list of bare
- * paths is the older format: every line loads, in order (the boot benchmark's floor reads it so).
+ * `virtio:` and `cmdline:` lines, each pass in file order; a module listed twice is loaded once. A
+ * list of bare paths is the older format: every line loads, in order (the boot benchmark's floor
+ * reads it so).
  */
 export function moduleListText(list: readonly ModuleListEntry[]): string {
   return list.map((e) => `${linePrefix(e)}${e.path}\n`).join("");

@@ -5,11 +5,19 @@
 import { HyperfleetError } from "../core/errors.js";
 
 /**
- * When hf-init loads a driver module: always, only if the PCI bus has devices, or only if a virtio
- * device with this device id is present. Loading drivers for devices the VM lacks costs boot time
- * (each module load is milliseconds under TCG) and nothing else.
+ * When hf-init loads a driver module: always, only if the PCI bus has devices, only if a virtio
+ * device with this device id is present, or only if the kernel command line has this exact word (a
+ * switch). Loading drivers for devices the VM lacks costs boot time (each module load is
+ * milliseconds under TCG) and nothing else.
  */
-export type ModuleCondition = { kind: "always" } | { kind: "pci" } | { kind: "virtio"; deviceId: number };
+export type ModuleCondition = { kind: "always" } | { kind: "pci" } | { kind: "virtio"; deviceId: number } | { kind: "cmdline"; word: string };
+
+/**
+ * The test switch that loads vsock_loopback and has the agent listen on vsock beside virtio-serial
+ * (docs/agent-protocol.md, "vsock loopback"). Keep in sync with HF_VSOCK_LOOPBACK_ARG in
+ * guest/common/cmdline.h.
+ */
+export const VSOCK_LOOPBACK_ARG = "hf.vsock_loopback=1";
 
 /** Virtio device ids (virtio spec 1.2, 5 "Device Types"), as /sys/bus/virtio/devices/<dev>/device shows them. */
 export const VIRTIO_DEVICE_ID = { net: 0x01, block: 0x02, console: 0x03, rng: 0x04, vsock: 0x13 } as const;
@@ -44,6 +52,9 @@ export const DEFAULT_GUEST_DRIVERS: readonly GuestDriver[] = [
   { module: "virtio_console", when: virtio(VIRTIO_DEVICE_ID.console) },
   // The Firecracker agent channel; pulls in the vsock core.
   { module: "vmw_vsock_virtio_transport", when: virtio(VIRTIO_DEVICE_ID.vsock) },
+  // Tests only: guest processes reach the agent's vsock listener at CID 1 without a vsock device.
+  // Not in the basic initramfs (its condition is no basic device).
+  { module: "vsock_loopback", when: { kind: "cmdline", word: VSOCK_LOOPBACK_ARG } },
   // Feeds the entropy pool, which the CPU (RDRAND) seeded at ~0.07 s: nothing on the boot path waits.
   { module: "virtio-rng", when: virtio(VIRTIO_DEVICE_ID.rng), late: true },
 ];

@@ -1,5 +1,6 @@
 /**
  * The default base root disk (pure): busybox with its applet links, the agent as /sbin/hf-agent,
+ * the vsock test tool as /usr/bin/hf-vsock-pipe,
  * the few /etc files programs expect, and empty mount points. Plus the mkfs.ext4 command line.
  */
 import type { TreeEntry } from "./tree.js";
@@ -8,6 +9,8 @@ import type { TreeEntry } from "./tree.js";
 export const ROOTFS_LABEL = "hf-root";
 /** Where the agent lives; hf-init's default `hf.init=`. */
 export const AGENT_PATH = "sbin/hf-agent";
+/** The vsock test tool (guest/tools/hf-vsock-pipe.c): stdin/stdout over an AF_VSOCK connection. */
+export const VSOCK_PIPE_PATH = "usr/bin/hf-vsock-pipe";
 const BUSYBOX_PATH = "bin/busybox";
 
 /** Inputs of rootfsTree. */
@@ -16,6 +19,8 @@ export interface RootfsInput {
   /** Applet paths as `busybox --list-full` prints them ("bin/sh", "usr/sbin/chroot", ...). */
   applets: readonly string[];
   agent: Uint8Array;
+  /** Static hf-vsock-pipe, installed as VSOCK_PIPE_PATH when given. */
+  vsockPipe?: Uint8Array;
   hostname?: string;
 }
 
@@ -27,6 +32,7 @@ export function rootfsTree(input: RootfsInput): TreeEntry[] {
   const entries: TreeEntry[] = [
     { type: "file", path: BUSYBOX_PATH, mode: 0o755, data: input.busybox },
     { type: "file", path: AGENT_PATH, mode: 0o755, data: input.agent },
+    ...(input.vsockPipe ? [{ type: "file", path: VSOCK_PIPE_PATH, mode: 0o755, data: input.vsockPipe } satisfies TreeEntry] : []),
     text("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
     text("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
     text("etc/hostname", `${host}\n`),

@@ -27,6 +27,8 @@ export interface BuildRootfsOptions {
   dataDir: string;
   /** Static binary installed as /sbin/hf-agent (the default init). */
   agentBinary: string;
+  /** Static hf-vsock-pipe (guest/build/hf-vsock-pipe), installed as /usr/bin/hf-vsock-pipe when given. */
+  vsockPipeBinary?: string;
   busybox: Pick<Busybox, "data" | "applets">;
   sizeMiB?: number;
   hostname?: string;
@@ -65,7 +67,8 @@ export async function materializeTree(entries: readonly TreeEntry[], dir: string
 export async function buildRootfs(opts: BuildRootfsOptions): Promise<BuiltRootfs> {
   const sizeMiB = opts.sizeMiB ?? DEFAULT_ROOTFS_SIZE_MIB;
   const agent = await readStaticBinary(opts.agentBinary, "hf-agent", "build it with `make -C guest`");
-  const tree = rootfsTree({ busybox: opts.busybox.data, applets: opts.busybox.applets, agent, hostname: opts.hostname });
+  const vsockPipe = opts.vsockPipeBinary === undefined ? undefined : await readStaticBinary(opts.vsockPipeBinary, "hf-vsock-pipe", "build it with `make -C guest`");
+  const tree = rootfsTree({ busybox: opts.busybox.data, applets: opts.busybox.applets, agent, vsockPipe, hostname: opts.hostname });
   const hash = hashTree(tree, JSON.stringify({ BUILD_VERSION, sizeMiB, args: mkfsArgs({ image: "", sourceDir: "", sizeMiB, uuid: "" }) }));
   const path = join(opts.outDir, `base-${hash.slice(0, 16)}.ext4`);
   if (await exists(path)) return { path, created: false };

@@ -13,6 +13,7 @@ import { EnvReader, type ConfigProblem, type Env } from "./env-reader.js";
 import { defaultCapacity, hostFacts, type HostFacts } from "./capacity.js";
 import { defaultAgentBinary, readMirrors, readRegistryHosts } from "./registries.js";
 import { readNetwork, type NetworkConfig } from "./network.js";
+import { readJailer, type JailerConfig } from "./jailer.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -82,6 +83,8 @@ export interface Config {
     /** Bytes the templates may take on disk; least recently used ones no machine uses go first. */
     readonly maxSize: number;
   };
+  /** Firecracker's jailer (src/config/jailer.ts). */
+  readonly jailer: JailerConfig;
 }
 
 /** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
@@ -170,6 +173,7 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
       enabled: r.bool("HYPERFLEET_WARM_TEMPLATES", true),
       maxSize: r.int("HYPERFLEET_TEMPLATE_CACHE_MAX", 4_294_967_296, 0, Number.MAX_SAFE_INTEGER, "bytes"),
     },
+    jailer: readJailer(r),
   };
 
   if (config.oci.cacheDir.includes(":")) {

@@ -212,7 +212,7 @@ function loadedModules(output: string, tag: string): string[] {
 }
 
 /** Drivers of devices the VMs in these tests do not have, unless a test adds them. */
-const ABSENT = ["virtio_pci", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_net", "net_failover", "failover", "vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "virtio_rng"];
+const ABSENT = ["virtio_pci", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_net", "net_failover", "failover", "vsock", "vmw_vsock_virtio_transport_common", "vmw_vsock_virtio_transport", "vsock_loopback", "virtio_rng"];
 
 test("hf-init mounts the root disk read-only, brings lo up, hands over /proc and /sys and execs /sbin/hf-agent as PID 1", { skip }, async (t: TestContext) => {
   const times: number[] = [];
@@ -240,6 +240,17 @@ test("each device present gets its driver and dependencies; late ones load after
   for (const m of ABSENT.filter((m) => !["virtio_net", "net_failover", "failover", "virtio_rng"].includes(m))) assert.ok(!early.includes(m), `${m} not in ${early.join(" ")}`);
   assert.ok(loadedModules(r.output, "HF_TEST_LATE").includes("virtio_rng"), r.output);
   assert.match(r.output, /HF_TEST_LATE rcu_expedited=0 /);
+});
+
+test("hf.vsock_loopback=1 (a `cmdline:` line) loads vsock_loopback and the vsock core without a vsock device; a word that only contains it does not", { skip }, async () => {
+  const near = await boot({ append: "hf.vsock_loopback=10 xhf.vsock_loopback=1 hf.vsock_loopback", ready: /HF_TEST_INIT/ });
+  assertCleanPowerOff(near);
+  assert.deepEqual(loadedModules(near.output, "HF_TEST_INIT"), ["virtio", "virtio_blk", "virtio_console", "virtio_mmio", "virtio_ring"]);
+  const on = await boot({ append: "hf.vsock_loopback=1", ready: /HF_TEST_INIT/ });
+  assertCleanPowerOff(on);
+  assert.deepEqual(loadedModules(on.output, "HF_TEST_INIT"), [
+    "virtio", "virtio_blk", "virtio_console", "virtio_mmio", "virtio_ring", "vmw_vsock_virtio_transport_common", "vsock", "vsock_loopback",
+  ]);
 });
 
 test("with a PCI bus, virtio_pci loads and a virtio-blk-pci root disk is found", { skip }, async () => {

@@ -69,6 +69,13 @@ test("rootfs: busybox with applet links, the agent, /etc and mount points", () =
   for (const dir of ["proc", "sys", "dev", "run", "root"]) assert.equal(t.get(dir)?.type, "dir", dir);
 });
 
+test("rootfs: the vsock test tool goes to /usr/bin/hf-vsock-pipe when given, an applet of that name never replaces it", () => {
+  const base = { busybox: Buffer.from("bb"), applets: ["usr/bin/hf-vsock-pipe", "bin/sh"], agent: Buffer.from("agent") };
+  const t = byPath(rootfsTree({ ...base, vsockPipe: Buffer.from("pipe") }));
+  assert.deepEqual(t.get("usr/bin/hf-vsock-pipe"), { type: "file", path: "usr/bin/hf-vsock-pipe", mode: 0o755, data: Buffer.from("pipe") });
+  assert.equal(byPath(rootfsTree(base)).get("usr/bin/hf-vsock-pipe")?.type, "symlink", "absent without it (here the applet's link)");
+});
+
 test("rootfs: mkfs.ext4 arguments", () => {
   assert.deepEqual(mkfsArgs({ image: "/o/x.ext4", sourceDir: "/w/root", sizeMiB: 512, uuid: "u" }), [
     "-q", "-F", "-T", "default", "-L", "hf-root", "-U", "u",

@@ -32,6 +32,7 @@ kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/
 kernel/net/vmw_vsock/vsock.ko:
 kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko: kernel/net/vmw_vsock/vsock.ko
 kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko: kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko kernel/net/vmw_vsock/vsock.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/net/vmw_vsock/vsock_loopback.ko: kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko kernel/net/vmw_vsock/vsock.ko
 kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko
 kernel/fs/fat/fat.ko:
 `;
@@ -54,6 +55,7 @@ test("modules: the default set resolves to the load order HOST-NOTES measured", 
     "vsock",
     "vmw_vsock_virtio_transport_common",
     "vmw_vsock_virtio_transport",
+    "vsock_loopback",
     "virtio_rng",
   ]);
 });
@@ -120,6 +122,10 @@ test("module list: the default drivers as hf-init gets them, each device's drive
       "virtio:0x0013 kernel/net/vmw_vsock/vsock.ko",
       "virtio:0x0013 kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
       "virtio:0x0013 kernel/net/vmw_vsock/vmw_vsock_virtio_transport.ko",
+      // The test switch (docs/agent-protocol.md, "vsock loopback"): loaded only with it.
+      "cmdline:hf.vsock_loopback=1 kernel/net/vmw_vsock/vsock.ko",
+      "cmdline:hf.vsock_loopback=1 kernel/net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
+      "cmdline:hf.vsock_loopback=1 kernel/net/vmw_vsock/vsock_loopback.ko",
       "late virtio:0x0004 kernel/drivers/char/hw_random/virtio-rng.ko",
       "",
     ].join("\n"),
@@ -154,6 +160,18 @@ test("module list: every group is dependency-closed on its own, minus the core",
   }
   // The core comes first: hf-init's first pass needs the transports before it looks at the bus.
   assert.deepEqual(core, list.slice(0, core.length).map((e) => e.path));
+});
+
+test("module list: a kernel command line switch must be one word (hf-init matches whole words)", () => {
+  const dep = parseModulesDep(FIXTURE);
+  for (const word of ["", "a b", "x\ty"]) {
+    assert.throws(
+      () => moduleListText(planModuleList(dep, [{ module: "vfat", when: { kind: "cmdline", word } }])),
+      (e) => isHyperfleetError(e, "INVALID_ARGUMENT"),
+      JSON.stringify(word),
+    );
+  }
+  assert.equal(moduleListText(planModuleList(dep, [{ module: "vfat", when: { kind: "cmdline", word: "hf.x=1" } }])), "cmdline:hf.x=1 kernel/fs/fat/fat.ko\ncmdline:hf.x=1 kernel/fs/fat/vfat.ko\n");
 });
 
 test("module list: a module two drivers share is listed under both conditions", () => {
