@@ -15,7 +15,7 @@ import { httpStatus } from "./http-status.js";
 import { BodyBudget, registerBodyBudget, serverTimeouts, type HttpLimits } from "./limits.js";
 import { execRoutes } from "./routes/exec.js";
 import { fileRoutes } from "./routes/files.js";
-import { healthRoutes } from "./routes/health.js";
+import { healthRoutes, type VmmInfoSource } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
 import { logRoutes } from "./routes/logs.js";
 import { machineRoutes } from "./routes/machines.js";
@@ -39,6 +39,8 @@ export interface AppOptions {
   /** HYPERFLEET_EXEC_OUTPUT_MAX: bytes of stdout and of stderr an exec answers with at most. */
   execOutputMax: number;
   version: string;
+  /** The VMM in use, for GET /health (cheap: the driver is made once and kept). */
+  vmm: VmmInfoSource;
 }
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -91,7 +93,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   registerAuth(app, opts.auth);
   registerBodyBudget(app, new BodyBudget(opts.limits.bodyBudget));
-  healthRoutes(app, { version: opts.version, startedAt: Date.now() });
+  healthRoutes(app, { version: opts.version, startedAt: Date.now(), vmm: opts.vmm });
   await app.register(async (scope) => machineRoutes(scope, opts.service));
   await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: opts.limits.execMaxBody, outputMax: opts.execOutputMax }));
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));

@@ -128,7 +128,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
-    const app = await buildApp({ service, images: catalog, snapshots, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION });
+    const app = await buildApp({ service, images: catalog, snapshots, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION, vmm: () => vms.vmmInfo() });
 
     let url: string | null = null;
     if (opts.listen !== false) {
