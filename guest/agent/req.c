@@ -73,6 +73,25 @@ int req_path(const struct hf_msg *m, uint32_t default_mode, struct path_req *r, 
 	return req_flags(m, &r->flags, why);
 }
 
+int req_rename(const struct hf_msg *m, struct rename_req *r, const char **why)
+{
+	int err = req_path(m, 0, &r->from, why);
+	if (err)
+		return err;
+	if (r->from.flags & ~HF_RENAME_NOREPLACE)
+		return bad(why, "FLAGS has bits this agent does not know", -EINVAL);
+	if (m->count[T_NEW_PATH] == 0)
+		return bad(why, "NEW_PATH is required", -EINVAL);
+	int e = cstr(&m->first[T_NEW_PATH], r->to, sizeof r->to);
+	if (e == -EINVAL)
+		return bad(why, "NEW_PATH contains a NUL byte", e);
+	if (e)
+		return bad(why, "NEW_PATH is too long", e);
+	if (r->to[0] == 0)
+		return bad(why, "NEW_PATH is empty", -ENOENT);
+	return 0;
+}
+
 /* Bytes needed to copy every occurrence of tag as a C string. */
 static size_t strings_size(const struct hf_msg *m, uint8_t tag)
 {
