@@ -15,6 +15,7 @@ import { httpStatus } from "./http-status.js";
 import { BodyBudget, registerBodyBudget, serverTimeouts, type HttpLimits } from "./limits.js";
 import { execRoutes } from "./routes/exec.js";
 import { fileRoutes } from "./routes/files.js";
+import { fileTreeRoutes } from "./routes/file-tree.js";
 import { healthRoutes } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
 import { logRoutes } from "./routes/logs.js";
@@ -95,6 +96,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => machineRoutes(scope, opts.service));
   await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: opts.limits.execMaxBody, outputMax: opts.execOutputMax }));
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
+  await app.register(async (scope) => fileTreeRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => logRoutes(scope, opts.service));
   await app.register(async (scope) => imageRoutes(scope, opts.images));
   await app.register(async (scope) => snapshotRoutes(scope, opts.snapshots));
