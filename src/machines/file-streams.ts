@@ -1,8 +1,8 @@
 /**
  * Files as streams through the guest agent, with bounded host memory whatever their size: a
- * download is read in windows (READ with OFFSET/LENGTH, one window prefetched while the previous
- * is sent), so the agent connection, shared by every operation of the machine, is never paused
- * and a slow client holds at most two windows; an upload is written as its body arrives (the
+ * download is read in windows (READ with OFFSET/LENGTH, two prefetched while one is sent), so the
+ * agent connection, shared by every operation of the machine, is never paused and a slow client
+ * holds at most three windows (12 MiB); an upload is written as its body arrives (the
  * agent client waits for the socket to drain); a directory travels as tar both ways
  * (src/machines/tar.ts), walked with READDIR without following symlinks.
  */
@@ -13,8 +13,10 @@ import type { FileStatView } from "../core/ports/services.js";
 import { cancellable } from "../host/async.js";
 import { encodeHeader, END_OF_ARCHIVE, padding, readTar } from "./tar.js";
 
-/** Bytes per READ of a streamed download. Two may be held at once (one being sent, one prefetched). */
+/** Bytes per READ of a streamed download. */
 export const WINDOW = 4 * 1024 * 1024;
+/** READs in flight ahead of the consumer: at most (PREFETCH + 1) windows are held at once. */
+const PREFETCH = 2;
 /** Entries a tar download walks at most (their metadata is held while the archive is sent). */
 export const TAR_MAX_ENTRIES = 100_000;
 
@@ -41,27 +43,39 @@ export function tooLarge(what: string, maxSize: number, cause?: unknown): Hyperf
 export async function* readWindows(agent: AgentClient, path: string, lim: StreamLimits, exactly?: number): AsyncGenerator<Buffer> {
   const stop = new AbortController();
   const signal = lim.signal ? AbortSignal.any([stop.signal, lim.signal]) : stop.signal;
+  // The frames' payloads as they came (no concatenation: one copy less per byte).
   const fetch = (offset: number, length: number) => {
-    const p = cancellable((s) => agent.readFile(path, { offset, length, signal: s }), lim.timeoutMs, "FILE_TRANSFER_TIMEOUT", `download of ${path}`, signal);
+    const parts: Buffer[] = [];
+    const read = (s: AbortSignal) => agent.readFile(path, { offset, length, signal: s, onChunk: (c) => parts.push(c) });
+    const p = cancellable(read, lim.timeoutMs, "FILE_TRANSFER_TIMEOUT", `download of ${path}`, signal).then(() => parts);
     p.catch(() => undefined); // a prefetch the consumer never awaits (it stopped) must not be unhandled
-    return p;
+    return { length, p };
   };
-  const want = (off: number) => (exactly === undefined ? WINDOW : Math.min(WINDOW, exactly - off));
-  let off = 0;
-  let next: Promise<Buffer> | null = want(0) > 0 ? fetch(0, want(0)) : null;
+  const end = exactly ?? Infinity;
+  const queue: Array<{ length: number; p: Promise<Buffer[]> }> = [];
+  let planned = 0; // bytes asked for so far
+  let off = 0; // bytes received so far
   try {
-    while (next) {
-      const asked = want(off);
-      const buf = await next;
-      off += buf.length;
+    for (;;) {
+      // The guest always has the next READ queued when it finishes one: no round trip between windows.
+      while (queue.length < PREFETCH && planned < end) {
+        const length = Math.min(WINDOW, end - planned);
+        queue.push(fetch(planned, length));
+        planned += length;
+      }
+      const head = queue.shift();
+      if (!head) break;
+      const parts = await head.p;
+      let got = 0;
+      for (const part of parts) got += part.length;
+      off += got;
       if (exactly === undefined && off > lim.maxSize) throw tooLarge(`${path} has more than ${lim.maxSize} bytes`, lim.maxSize);
-      const more = buf.length === asked && want(off) > 0;
-      next = more ? fetch(off, want(off)) : null;
-      if (buf.length) yield buf;
+      for (const part of parts) yield part;
+      if (got < head.length) break; // EOF (or a file that shrank)
     }
     if (exactly !== undefined && off < exactly) yield Buffer.alloc(exactly - off);
   } finally {
-    stop.abort(); // the consumer went away: cancel a prefetch in the guest
+    stop.abort(); // EOF or the consumer went away: cancel the prefetches in the guest
   }
 }
 
