@@ -14,6 +14,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AUTH, vmSkipReason } from "./helpers.js";
+import { UNDECLARED_CODE } from "../../src/api/errors.js";
 import { startChildMachine, type ChildMachine } from "./child-machine.js";
 import { encodeHeader, END_OF_ARCHIVE, padding } from "../../src/machines/tar.js";
 
@@ -27,8 +28,11 @@ before(async () => {
   m = await startChildMachine({ HYPERFLEET_FILE_MAX_SIZE: String(MAX) });
 });
 after(async () => {
+  const undeclared = m ? m.d.output().split("\n").filter((l) => l.includes(UNDECLARED_CODE)) : [];
   if (m) await m.close();
   rmSync(host, { recursive: true, force: true });
+  // Every error these routes answered is one they document (src/api/route-errors.ts).
+  assert.deepEqual(undeclared, []);
 });
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeHeader, END_OF_ARCHIVE, padding, readTar, type TarHeader } from "../../src/machines/tar.js";
 import { isHyperfleetError } from "../../src/core/errors.js";
+import { safeRelative } from "../../src/machines/file-streams.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "hf-tar-test-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -104,5 +105,14 @@ test("a truncated archive, a bad checksum and a missing end are INVALID_ARGUMENT
   bad[0] = bad[0]! ^ 1;
   for (const b of [tar.subarray(0, 2000), bad, tar.subarray(0, tar.length - 1024)]) {
     await assert.rejects(readAll(b), (e: unknown) => isHyperfleetError(e, "INVALID_ARGUMENT"));
+  }
+});
+
+test("safeRelative: absolute, '..' and NUL are refused; '.' and empty components dropped", () => {
+  assert.equal(safeRelative("./a//b/./c/"), "a/b/c");
+  assert.equal(safeRelative("."), "");
+  assert.equal(safeRelative("a..b/..c"), "a..b/..c");
+  for (const bad of ["/etc/passwd", "../x", "a/../../x", "a/..", "a\0b"]) {
+    assert.throws(() => safeRelative(bad), (e: unknown) => isHyperfleetError(e, "FILE_PATH_INVALID"), bad);
   }
 });
