@@ -62,7 +62,7 @@ static void on_continuation(struct conn *c, const struct hf_frame *f)
 }
 
 /* CANCEL ends an operation early. Like the continuations it is ignored for an id with nothing
- * running: the operation may have ended while the CANCEL was in flight. STAT, DELETE, MKDIR, RENAME,
+ * running: the operation may have ended while the CANCEL was in flight. STAT, DELETE, MKDIR, RENAME, SYMLINK,
  * and a WRITE that is committing, are not cut short: their answer follows as if the CANCEL had
  * crossed it. */
 static void on_cancel(struct conn *c, const struct hf_frame *f)
@@ -100,6 +100,7 @@ static void on_request(struct conn *c, const struct hf_frame *f, const struct hf
 	case HF_DELETE:
 	case HF_MKDIR:
 	case HF_RENAME:
+	case HF_SYMLINK:
 		return path_op_start(c, f->id, f->type, m);
 	case HF_IDENTITY:
 		return identity_apply(c, f->id, m);
@@ -135,6 +136,7 @@ void dispatch_frame(struct conn *c, const struct hf_frame *f)
 	case HF_MKDIR:
 	case HF_READDIR:
 	case HF_RENAME:
+	case HF_SYMLINK:
 	case HF_SHUTDOWN:
 	case HF_IDENTITY: {
 		if (!c->hello && f->type != HF_HELLO)

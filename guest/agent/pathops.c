@@ -23,7 +23,7 @@ struct path_job {
 	uint32_t mode, flags;
 	int err; /* result: 0 or an errno */
 	struct stat st;
-	char *to; /* RENAME: the new name, inside this allocation after path */
+	char *to; /* RENAME: the new name; SYMLINK: the target. Inside this allocation after path */
 	char path[];
 };
 
@@ -40,6 +40,8 @@ static void path_run(struct job *jb)
 		err = stat(j->path, &j->st) < 0 ? -errno : 0;
 	else if (j->type == HF_DELETE)
 		err = fs_remove(j->path, j->flags & HF_DELETE_RECURSIVE);
+	else if (j->type == HF_SYMLINK)
+		err = symlink(j->to, j->path) < 0 ? -errno : 0;
 	else if (j->type == HF_RENAME)
 		/* renameat2 through syscall(): musl's wrapper is recent. NOREPLACE is RENAME_NOREPLACE. */
 		err = syscall(SYS_renameat2, AT_FDCWD, j->path, AT_FDCWD, j->to, (unsigned)(j->flags & HF_RENAME_NOREPLACE)) < 0 ? -errno : 0;
@@ -54,7 +56,7 @@ static void path_done(struct job *jb)
 	struct op *o = j->op;
 	if (o) {
 		struct conn *c = o->conn;
-		const char *what = j->type == HF_STAT ? "stat" : j->type == HF_DELETE ? "delete" : j->type == HF_RENAME ? "rename" : "mkdir";
+		const char *what = j->type == HF_STAT ? "stat" : j->type == HF_DELETE ? "delete" : j->type == HF_RENAME ? "rename" : j->type == HF_SYMLINK ? "symlink" : "mkdir";
 		if (j->err && j->type == HF_RENAME) {
 			conn_fail_op(o, j->err, "rename '%s' to '%s': %s", j->path, j->to, strerror(j->err));
 		} else if (j->err) {
@@ -82,10 +84,12 @@ void path_op_start(struct conn *c, uint32_t id, uint8_t type, const struct hf_ms
 	static struct rename_req rr; /* 8 KiB: not on the loop's stack; used only within this call */
 	struct path_req *r = &rr.from;
 	const char *why;
-	int err = type == HF_RENAME ? req_rename(m, &rr, &why) : req_path(m, type == HF_MKDIR ? 0755 : 0, r, &why);
+	int err = type == HF_RENAME    ? req_rename(m, &rr, &why)
+		  : type == HF_SYMLINK ? req_symlink(m, &rr, &why)
+				       : req_path(m, type == HF_MKDIR ? 0755 : 0, r, &why);
 	if (err)
 		return conn_send_error(c, id, -err, "%s", why);
-	size_t len = strlen(r->path), tlen = type == HF_RENAME ? strlen(rr.to) + 1 : 0;
+	size_t len = strlen(r->path), tlen = type == HF_RENAME || type == HF_SYMLINK ? strlen(rr.to) + 1 : 0;
 	struct path_op *o = calloc(1, sizeof *o);
 	struct path_job *j = malloc(sizeof *j + len + 1 + tlen);
 	if (!o || !j) {

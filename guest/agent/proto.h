@@ -44,6 +44,7 @@ enum hf_type {
 	HF_READDIR = 0x34,
 	HF_DIRENTS = 0x35,
 	HF_RENAME = 0x36,
+	HF_SYMLINK = 0x37,
 	HF_SHUTDOWN = 0x40,
 	HF_IDENTITY = 0x41,
 	HF_OK = 0x7e,
@@ -82,6 +83,7 @@ enum hf_tag {
 	T_HOSTNAME = 29,
 	T_NEW_PATH = 30,
 	T_ENTRY = 31,
+	T_TARGET = 32,
 };
 
 #define HF_WRITE_MKDIRS 1u
@@ -131,7 +133,7 @@ struct hf_frame {
 long hf_parse_frame(const uint8_t *p, size_t n, struct hf_frame *f);
 
 /* Tags below this are indexed; higher ones are unknown to this version and skipped. */
-#define HF_TAGS 32
+#define HF_TAGS 48
 
 struct hf_field {
 	const uint8_t *p;

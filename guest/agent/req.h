@@ -35,7 +35,7 @@ struct path_req {
 	int has_length;
 };
 
-/* RENAME: PATH -> NEW_PATH, FLAGS (HF_RENAME_NOREPLACE only). */
+/* RENAME: PATH -> NEW_PATH, FLAGS (HF_RENAME_NOREPLACE only); SYMLINK: PATH -> TARGET (in `to`). */
 struct rename_req {
 	struct path_req from;
 	char to[HF_PATH_MAX];
@@ -58,6 +58,7 @@ void req_exec_free(struct exec_req *r);
 int req_path(const struct hf_msg *m, uint32_t default_mode, struct path_req *r, const char **why);
 int req_flags(const struct hf_msg *m, uint32_t *flags, const char **why);
 int req_rename(const struct hf_msg *m, struct rename_req *r, const char **why);
+int req_symlink(const struct hf_msg *m, struct rename_req *r, const char **why);
 /* TIME_NS, ENTROPY and HOSTNAME, all checked before anything is applied. */
 int req_identity(const struct hf_msg *m, struct identity_req *r, const char **why);
 

@@ -89,6 +89,10 @@ static void decode_requests(const struct hf_msg *m)
 		      m->count[T_NEW_PATH] > 0);
 	else
 		CHECK(why);
+	if (req_symlink(m, &rr, &why) == 0)
+		CHECK(rr.from.path[0] && rr.to[0] && strlen(rr.to) < HF_PATH_MAX && rr.from.flags == 0 && m->count[T_TARGET] > 0);
+	else
+		CHECK(why);
 	struct exec_req er;
 	if (req_exec(m, &er, &why) == 0) {
 		size_t n = 0;

@@ -385,6 +385,11 @@ export class AgentClient {
     await this.request(MsgType.RENAME, encodeFields(fields), okOnly, "rename", from);
   }
 
+  /** Creates the symlink `path` pointing to `target` (stored as given, not resolved); an existing `path` is FILE_ALREADY_EXISTS. */
+  async symlink(target: string, path: string): Promise<void> {
+    await this.request(MsgType.SYMLINK, encodeFields([[Tag.PATH, path], [Tag.TARGET, target]]), okOnly, "symlink", path);
+  }
+
   /**
    * The entries of a directory (not `.` and `..`), each lstat'ed: a symlink is reported as one,
    * with its target. The guest streams them in frames of at most 64 KiB; at most `maxEntries` are

@@ -66,7 +66,7 @@ export function errnoCode(errno: number, op: string): ErrorCode {
     return "INTERNAL";
   }
   // Operations newer than the protocol's first version: an older agent answers ENOSYS.
-  if (errno === ENOSYS && (op === "readdir" || op === "rename")) return "AGENT_UNSUPPORTED_VERSION";
+  if (errno === ENOSYS && (op === "readdir" || op === "rename" || op === "symlink")) return "AGENT_UNSUPPORTED_VERSION";
   return FILE_CODES.get(errno) ?? "FILE_OPERATION_FAILED";
 }
 

@@ -38,6 +38,8 @@ export const MsgType = {
   DIRENTS: 0x35,
   /** host→guest: PATH, NEW_PATH, FLAGS? (bit 0 NOREPLACE); answered OK. */
   RENAME: 0x36,
+  /** host→guest: PATH (the link), TARGET; answered OK. */
+  SYMLINK: 0x37,
   SHUTDOWN: 0x40,
   /** host→guest: TIME_NS?, ENTROPY?, HOSTNAME?; answered OK or ERROR (docs/agent-protocol.md, "identity"). */
   IDENTITY: 0x41,
@@ -85,6 +87,8 @@ export const Tag = {
   NEW_PATH: 30,
   /** DIRENTS: one entry, `u32 mode | u32 uid | u32 gid | u64 size | i64 mtime_ns | u16 name_len | name | symlink target`. */
   ENTRY: 31,
+  /** SYMLINK: what the link points to, stored as given. */
+  TARGET: 32,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 

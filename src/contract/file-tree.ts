@@ -85,7 +85,8 @@ export const TarUploadResponse = Type.Object({
   path: Type.String(),
   files: Type.Integer(),
   directories: Type.Integer(),
+  symlinks: Type.Integer(),
   bytes: Type.Integer(),
-  skipped: Type.Integer({ description: "Entries not created: symlinks, hardlinks, devices, FIFOs" }),
+  skipped: Type.Integer({ description: "Entries not created: hardlinks, devices, FIFOs" }),
 });
 export type TarUploadResponse = Static<typeof TarUploadResponse>;

@@ -19,6 +19,8 @@ export const WINDOW = 4 * 1024 * 1024;
 const PREFETCH = 2;
 /** Entries a tar download walks at most (their metadata is held while the archive is sent). */
 export const TAR_MAX_ENTRIES = 100_000;
+/** Names and targets of an uploaded archive's symlinks, held until they are created last. */
+const LINKS_MAX_BYTES = 16 * 1024 * 1024;
 
 export interface StreamLimits {
   /** HYPERFLEET_FILE_MAX_SIZE: bytes of one file. */
@@ -145,10 +147,11 @@ export async function* tarStream(agent: AgentClient, nodes: readonly TreeNode[],
   yield END_OF_ARCHIVE;
 }
 
-/** What an unpacked tar created; symlinks, hardlinks and special files are skipped (counted). */
+/** What an unpacked tar created; hardlinks and special files are skipped (counted). */
 export interface UnpackResult {
   files: number;
   directories: number;
+  symlinks: number;
   bytes: number;
   skipped: number;
 }
@@ -169,17 +172,28 @@ export function safeRelative(name: string): string {
   return parts.join("/");
 }
 
+/** Every proper prefix of a relative path: "a/b/c" -> "a", "a/b". */
+function parents(rel: string): string[] {
+  const parts = rel.split("/");
+  return parts.slice(1).map((_, i) => parts.slice(0, i + 1).join("/"));
+}
+
 /**
  * Unpacks a tar body into `dest` (created with its parents) as it arrives: directories through
- * MKDIR, files through WRITE (temp file + rename each), in archive order. Symlinks are not created
- * (a later entry could write through one out of `dest`), nor hardlinks or special files: they are
- * counted in `skipped`. A refused entry ends the upload; what came before it stays.
+ * MKDIR, files through WRITE (temp file + rename each), in archive order. Symlinks are created last
+ * (as GNU tar does for safety), so no entry of the archive is written through one; a symlink below
+ * another of its symlinks, or where a non-empty directory is, is refused. Hardlinks and special
+ * files are counted in `skipped`. A refused entry ends the upload; what came before it stays.
  */
 export async function unpackTar(agent: AgentClient, dest: string, body: AsyncIterable<Buffer>, lim: StreamLimits): Promise<UnpackResult> {
   const step = <T>(what: string, op: (s: AbortSignal) => Promise<T>) => cancellable(op, lim.timeoutMs, "FILE_TRANSFER_TIMEOUT", what, lim.signal);
   await step(`mkdir ${dest}`, () => agent.mkdir(dest, { parents: true }));
-  const out: UnpackResult = { files: 0, directories: 0, bytes: 0, skipped: 0 };
+  const out: UnpackResult = { files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: 0 };
+  const links: Array<{ rel: string; name: string; target: string }> = [];
+  let linkBytes = 0;
+  let entries = 0;
   for await (const e of readTar(body)) {
+    if (++entries > TAR_MAX_ENTRIES) throw new HyperfleetError("FILE_TOO_LARGE", `the archive has more than ${TAR_MAX_ENTRIES} entries; upload it in parts`, { details: { field: "body", limit: TAR_MAX_ENTRIES } });
     const rel = safeRelative(e.header.name);
     const abs = rel === "" ? dest : posix.join(dest, rel);
     const mode = e.header.mode & 0o7777;
@@ -191,9 +205,36 @@ export async function unpackTar(agent: AgentClient, dest: string, body: AsyncIte
       if (e.header.size > lim.maxSize) throw tooLarge(`tar entry ${rel} is ${e.header.size} bytes`, lim.maxSize);
       out.bytes += await step(`upload of ${abs}`, (s) => agent.writeFile(abs, e.body, { mode, mkdirs: true, signal: s }));
       out.files++;
+    } else if (e.header.type === "symlink") {
+      if (rel === "") throw badEntry(e.header.name, "a symlink cannot replace the destination directory");
+      const target = e.header.linkname ?? "";
+      linkBytes += rel.length + target.length;
+      if (linkBytes > LINKS_MAX_BYTES) throw new HyperfleetError("FILE_TOO_LARGE", `the archive's symlinks take more than ${LINKS_MAX_BYTES} bytes of names; upload it in parts`, { details: { field: "body", limit: LINKS_MAX_BYTES } });
+      links.push({ rel, name: e.header.name, target });
     } else {
       out.skipped++;
     }
+  }
+  const made = new Set<string>();
+  for (const l of links) {
+    if (parents(l.rel).some((p) => made.has(p))) throw badEntry(l.name, "it lies below another symlink of the archive");
+    if (l.target === "") throw badEntry(l.name, "the symlink has an empty target");
+    const abs = posix.join(dest, l.rel);
+    await step(`symlink ${abs}`, () => agent.mkdir(posix.dirname(abs), { parents: true }));
+    await step(`symlink ${abs}`, async () => {
+      try {
+        await agent.symlink(l.target, abs);
+      } catch (e) {
+        if (!(e instanceof HyperfleetError && e.code === "FILE_ALREADY_EXISTS")) throw e;
+        // Replaces a file or an empty directory there, as tar does; a non-empty directory stays.
+        await agent.remove(abs).catch((r: unknown) => {
+          throw r instanceof HyperfleetError && r.code === "FILE_NOT_EMPTY" ? badEntry(l.name, "a symlink where a non-empty directory is") : r;
+        });
+        await agent.symlink(l.target, abs);
+      }
+    });
+    made.add(l.rel);
+    out.symlinks++;
   }
   return out;
 }

@@ -163,7 +163,7 @@ test("a directory round-trips byte-identical through tar both ways", { skip: ski
   const tarIn = execFileSync("tar", ["--format=gnu", "-cf", "-", "-C", host, "src"], { maxBuffer: 1 << 26 });
   let r = await call("PUT", `/files?path=${encodeURIComponent("/up")}&format=tar`, tarIn, { "content-type": "application/x-tar" });
   assert.equal(r.status, 200, r.raw.toString());
-  assert.deepEqual({ files: r.body.files, directories: r.body.directories, skipped: r.body.skipped }, { files: 4, directories: 4, skipped: 0 });
+  assert.deepEqual({ files: r.body.files, directories: r.body.directories, symlinks: r.body.symlinks, skipped: r.body.skipped }, { files: 4, directories: 4, symlinks: 0, skipped: 0 });
   await sh("ln -s ../top.bin /up/src/sub/link");
 
   r = await call("GET", `/files?path=${encodeURIComponent("/up/src")}&format=tar`);
@@ -177,16 +177,17 @@ test("a directory round-trips byte-identical through tar both ways", { skip: ski
   rmSync(join(back, "src/sub/link"));
   assert.deepEqual(hostFiles(join(back, "src")), hostFiles(src));
 
-  // And back in: the archive we produced unpacks into another directory; the symlink is skipped.
+  // And back in: the archive we produced unpacks into another directory, symlink included.
   r = await call("PUT", `/files?path=${encodeURIComponent("/again")}&format=tar`, r.raw, { "content-type": "application/x-tar" });
   assert.equal(r.status, 200, r.raw.toString());
-  assert.equal(r.body.skipped, 1);
+  assert.deepEqual({ symlinks: r.body.symlinks, skipped: r.body.skipped }, { symlinks: 1, skipped: 0 });
+  assert.equal(await sh("readlink /again/src/sub/link"), "../top.bin\n");
   const sums = await sh("cd /again/src && find . -type f | sort | xargs sha256sum");
   const want = [...hostFiles(src)].filter(([k]) => !k.endsWith("/")).map(([k, v]) => `${v.split(" ")[1]}  ./${k}`).join("\n");
   assert.equal(sums.trim(), want);
 });
 
-test("tar entries outside the destination (../x, absolute) are refused, nothing lands outside", { skip: skip ?? false }, async () => {
+test("tar entries outside the destination (../x, absolute, through a symlink) are refused, nothing lands outside", { skip: skip ?? false }, async () => {
   const base = { mode: 0o644, uid: 0, gid: 0, mtime: new Date() };
   for (const bad of ["../escape1", "/escape2", "ok/../../escape3"]) {
     const tar = Buffer.concat([
@@ -204,6 +205,19 @@ test("tar entries outside the destination (../x, absolute) are refused, nothing 
   }
   assert.equal(await sh("ls /jail/inner"), "fine.txt\n");
   assert.equal(await sh("ls / /jail | grep -c escape || true"), "0\n");
+  // A symlink out of the destination, then a file "through" it: the file lands inside (symlinks are
+  // created last), and the symlink over that directory is refused.
+  await sh("mkdir -p /outside");
+  const viaLink = (extra: Buffer[]) => Buffer.concat([encodeHeader({ ...base, name: "ln", type: "symlink", size: 0, linkname: "/outside" }), ...extra, END_OF_ARCHIVE]);
+  let r2 = await call("PUT", `/files?path=${encodeURIComponent("/jail2")}&format=tar`, viaLink([encodeHeader({ ...base, name: "ln/owned", type: "file", size: 1 }), Buffer.from("x"), padding(1)]), { "content-type": "application/x-tar" });
+  assert.equal(r2.status, 400, r2.raw.toString());
+  assert.equal(errCode(r2), "FILE_PATH_INVALID");
+  assert.equal(await sh("ls -A /outside | wc -l; ls /jail2/ln"), "0\nowned\n");
+  // A symlink below another symlink of the archive.
+  r2 = await call("PUT", `/files?path=${encodeURIComponent("/jail3")}&format=tar`, viaLink([encodeHeader({ ...base, name: "ln/deeper", type: "symlink", size: 0, linkname: "x" })]), { "content-type": "application/x-tar" });
+  assert.equal(r2.status, 400, r2.raw.toString());
+  assert.equal(errCode(r2), "FILE_PATH_INVALID");
+  assert.equal(await sh("ls -A /outside | wc -l; readlink /jail3/ln"), "0\n/outside\n");
   // Not a tar at all.
   const r = await call("PUT", `/files?path=${encodeURIComponent("/jail/x")}&format=tar`, randomBytes(2048), { "content-type": "application/x-tar" });
   assert.equal(r.status, 400);

@@ -1,10 +1,10 @@
 /**
- * Black-box tests of READDIR and RENAME (docs/agent-protocol.md, "readdir and rename") against the
+ * Black-box tests of READDIR, RENAME and SYMLINK (docs/agent-protocol.md, "readdir, rename and symlink") against the
  * real hf-agent over --unix, in a temp dir on the host.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { decodeFields, encodeFields } from "../../src/agent/codec.js";
@@ -162,4 +162,13 @@ test("RENAME errors: missing source, missing NEW_PATH, empty NEW_PATH, unknown F
   await expectErrno(rename(join(dir, "r2"), ""), Errno.ENOENT);
   await expectErrno(rename(join(dir, "r2"), join(dir, "r9"), 4), EINVAL);
   assert.ok(existsSync(join(dir, "r2")));
+});
+
+test("SYMLINK creates a link with the target as given; an existing path is EEXIST; TARGET is required", async () => {
+  await conn.request(MsgType.SYMLINK, [[Tag.PATH, join(dir, "sl")], [Tag.TARGET, "../some/where"]]);
+  assert.equal(readlinkSync(join(dir, "sl")), "../some/where");
+  await expectErrno(conn.request(MsgType.SYMLINK, [[Tag.PATH, join(dir, "sl")], [Tag.TARGET, "x"]]), Errno.EEXIST);
+  await expectErrno(conn.request(MsgType.SYMLINK, [[Tag.PATH, join(dir, "sl2")]]), EINVAL);
+  await expectErrno(conn.request(MsgType.SYMLINK, [[Tag.PATH, join(dir, "sl2")], [Tag.TARGET, "x"], [Tag.FLAGS, { u32: 1 }]]), EINVAL);
+  await expectErrno(conn.request(MsgType.SYMLINK, [[Tag.PATH, join(dir, "no/such/dir/sl")], [Tag.TARGET, "x"]]), Errno.ENOENT);
 });

@@ -140,8 +140,9 @@ export function fileTreeRoutes(app: FastifyInstance, service: MachineServicePort
           `The body is the file's bytes (application/octet-stream; no base64), written to \`path\` as it arrives (parents created, temp file + rename, fsync), ` +
           `or with \`format=tar\` a tar archive unpacked into the directory \`path\` (created if missing). At most ${max} bytes (HYPERFLEET_FILE_MAX_SIZE): ` +
           "a larger Content-Length is 413 FILE_TOO_LARGE before the body is read, a chunked body as soon as it passes the limit. " +
-          "Tar entries with absolute paths or `..` components are refused (400 FILE_PATH_INVALID; entries before them stay); symlinks, hardlinks and " +
-          "special files are not created (counted in `skipped`). The body must arrive within HYPERFLEET_BODY_TIMEOUT.",
+          "Tar entries with absolute paths or `..` components are refused (400 FILE_PATH_INVALID; entries before them stay); symlinks are " +
+          "created after everything else, so no entry is written through one, and one below another of its symlinks or over a non-empty " +
+          "directory is refused; hardlinks and special files are not created (counted in `skipped`). The body must arrive within HYPERFLEET_BODY_TIMEOUT.",
         params: MachineIdParams,
         querystring: StreamUploadQuery,
         response: {

@@ -125,10 +125,11 @@ export interface DirEntryView extends FileStatView {
   target?: string;
 }
 
-/** What a tar upload created; symlinks, hardlinks and special files are skipped and counted. */
+/** What a tar upload created; hardlinks and special files are skipped and counted. */
 export interface UnpackView {
   files: number;
   directories: number;
+  symlinks: number;
   bytes: number;
   skipped: number;
 }
