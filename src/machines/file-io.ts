@@ -5,12 +5,12 @@
  * (each window, entry or chunk), not by one deadline, so a large file is not cut at a fixed time.
  */
 import type { AgentClient } from "../agent/client.js";
-import { HyperfleetError } from "../core/errors.js";
+import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
 import type { DirEntryView, UnpackView } from "../core/ports/services.js";
 import type { MachineRecord } from "../core/machine.js";
 import type { Vm } from "../vmm/vm.js";
 import { cancellable } from "../host/async.js";
-import { capped, downloadable, readWindows, tarStream, unpackTar, walkTree, type StreamLimits } from "./file-streams.js";
+import { capped, downloadable, primed, readWindows, tarStream, tooLarge, unpackTar, walkTree, type StreamLimits } from "./file-streams.js";
 
 type Resolve = (id: string) => Promise<{ rec: MachineRecord; machine: Vm }>;
 
@@ -41,7 +41,17 @@ export class MachineFileIo {
     const agent = await this.agent(id);
     const lim = this.limits(maxSize, signal);
     const st = await downloadable(agent, path, lim);
-    return { size: st.size, body: readWindows(agent, path, lim) };
+    if (st.size === 0) {
+      // Size unknown (procfs, sysfs): such files are small, or endless. Read it whole, so one over
+      // the limit is a 413 before any byte is sent, not a cut response; bounded by maxSize.
+      const data = await this.step(`download of ${path}`, signal, (s) => agent.readFile(path, { maxBytes: maxSize, signal: s })).catch((e: unknown) => {
+        throw isHyperfleetError(e, "FILE_TOO_LARGE") ? tooLarge(`${path} has more than ${maxSize} bytes`, maxSize, e) : e;
+      });
+      return { size: data.length, body: (async function* () {
+        yield data;
+      })() };
+    }
+    return { size: st.size, body: await primed(readWindows(agent, path, lim)) };
   }
 
   async openTarDownload(id: string, path: string, maxSize: number, signal?: AbortSignal): Promise<AsyncIterable<Buffer>> {

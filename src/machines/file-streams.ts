@@ -53,7 +53,8 @@ export async function* readWindows(agent: AgentClient, path: string, lim: Stream
     p.catch(() => undefined); // a prefetch the consumer never awaits (it stopped) must not be unhandled
     return { length, p };
   };
-  const end = exactly ?? Infinity;
+  // Without a known size, never ask beyond one byte past the limit: that byte says "too large".
+  const end = exactly ?? lim.maxSize + 1;
   const queue: Array<{ length: number; p: Promise<Buffer[]> }> = [];
   let planned = 0; // bytes asked for so far
   let off = 0; // bytes received so far
@@ -79,6 +80,20 @@ export async function* readWindows(agent: AgentClient, path: string, lim: Stream
   } finally {
     stop.abort(); // EOF or the consumer went away: cancel the prefetches in the guest
   }
+}
+
+/**
+ * Starts an iteration and waits for its first item, so that what fails at once (the first window:
+ * a file gone, or one whose stat said 0 and that is over a limit below a window) fails before the
+ * caller answers; the iterable then replays that item.
+ */
+export async function primed(it: AsyncGenerator<Buffer>): Promise<AsyncIterable<Buffer>> {
+  const first = await it.next();
+  return (async function* () {
+    if (first.done) return;
+    yield first.value;
+    yield* it;
+  })();
 }
 
 /** A file to download: its stat, checked against the limit before anything is sent. */

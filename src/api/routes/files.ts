@@ -119,7 +119,7 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
           "reads them (chunked, bounded daemon memory whatever the size); with `format=tar` the file or directory tree as a tar " +
           "stream (application/x-tar, entries named from the path's last component, symlinks as symlinks, never followed). " +
           `More than ${max} bytes (HYPERFLEET_FILE_MAX_SIZE) in a file is 413 FILE_TOO_LARGE, also for files whose size is not known ` +
-          "beforehand (/proc): as JSON the guest sends at most one byte more than the limit, streamed the response is cut there. The read is cancelled in the guest " +
+          "beforehand (/proc, whose stat says 0: such a file is read whole before the answer, the guest sending at most one byte more than the limit). The read is cancelled in the guest " +
           "when the client disconnects or a step with the guest exceeds HYPERFLEET_FILE_TRANSFER_TIMEOUT (504 FILE_TRANSFER_TIMEOUT).",
         params: MachineIdParams,
         querystring: DownloadQuery,
