@@ -15,7 +15,6 @@ import { httpStatus } from "./http-status.js";
 import { BodyBudget, registerBodyBudget, serverTimeouts, type HttpLimits } from "./limits.js";
 import { execRoutes } from "./routes/exec.js";
 import { fileRoutes } from "./routes/files.js";
-import { fileTreeRoutes } from "./routes/file-tree.js";
 import { healthRoutes } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
 import { logRoutes } from "./routes/logs.js";
@@ -26,6 +25,7 @@ import { MachineSchema } from "../contract/machine.js";
 import type { ImageServicePort, MachineServicePort, SnapshotServicePort } from "../core/ports/services.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { SnapshotSchema } from "../contract/snapshot.js";
+import { fileTreeRoutes } from "./routes/file-tree.js";
 import { typeboxValidatorCompiler } from "./validation.js";
 
 export interface AppOptions {
