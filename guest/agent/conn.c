@@ -70,6 +70,8 @@ void conn_end_op(struct op *o)
 		exec_release(o);
 	else if (o->kind == OP_PATH)
 		path_op_release(o);
+	else if (o->kind == OP_DIR)
+		dir_release(o);
 	else
 		file_release(o);
 	o->next = graveyard;

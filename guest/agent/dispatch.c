@@ -2,6 +2,7 @@
 #include <errno.h>
 
 #include "conn.h"
+#include "dirops.h"
 #include "exec.h"
 #include "files.h"
 #include "identity.h"
@@ -61,7 +62,7 @@ static void on_continuation(struct conn *c, const struct hf_frame *f)
 }
 
 /* CANCEL ends an operation early. Like the continuations it is ignored for an id with nothing
- * running: the operation may have ended while the CANCEL was in flight. STAT, DELETE and MKDIR,
+ * running: the operation may have ended while the CANCEL was in flight. STAT, DELETE, MKDIR, RENAME, SYMLINK,
  * and a WRITE that is committing, are not cut short: their answer follows as if the CANCEL had
  * crossed it. */
 static void on_cancel(struct conn *c, const struct hf_frame *f)
@@ -75,13 +76,15 @@ static void on_cancel(struct conn *c, const struct hf_frame *f)
 		file_read_cancel(o);
 	else if (o->kind == OP_WRITE)
 		file_write_cancel(o);
+	else if (o->kind == OP_DIR)
+		dir_cancel(o);
 }
 
 static void on_request(struct conn *c, const struct hf_frame *f, const struct hf_msg *m)
 {
 	if (conn_find_op(c, f->id))
 		return conn_send_error(c, f->id, EBUSY, "operation id %u is still in use", f->id);
-	int stateful = f->type == HF_EXEC || f->type == HF_WRITE || f->type == HF_READ;
+	int stateful = f->type == HF_EXEC || f->type == HF_WRITE || f->type == HF_READ || f->type == HF_READDIR;
 	if (stateful && f->id == 0)
 		return conn_send_error(c, 0, EINVAL, "operation id 0 is reserved for the connection");
 	switch (f->type) {
@@ -91,9 +94,13 @@ static void on_request(struct conn *c, const struct hf_frame *f, const struct hf
 		return file_write_start(c, f, m);
 	case HF_READ:
 		return file_read_start(c, f->id, m);
+	case HF_READDIR:
+		return dir_start(c, f->id, m);
 	case HF_STAT:
 	case HF_DELETE:
 	case HF_MKDIR:
+	case HF_RENAME:
+	case HF_SYMLINK:
 		return path_op_start(c, f->id, f->type, m);
 	case HF_IDENTITY:
 		return identity_apply(c, f->id, m);
@@ -127,6 +134,9 @@ void dispatch_frame(struct conn *c, const struct hf_frame *f)
 	case HF_STAT:
 	case HF_DELETE:
 	case HF_MKDIR:
+	case HF_READDIR:
+	case HF_RENAME:
+	case HF_SYMLINK:
 	case HF_SHUTDOWN:
 	case HF_IDENTITY: {
 		if (!c->hello && f->type != HF_HELLO)

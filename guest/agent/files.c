@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dirops.h"
 #include "fsutil.h"
 #include "ops.h"
 #include "req.h"
@@ -304,6 +305,8 @@ void file_read_pump(struct conn *c)
 			return;
 		if (o->kind == OP_READ)
 			read_chunk((struct read_op *)o);
+		else if (o->kind == OP_DIR)
+			dir_pump(o);
 	}
 }
 
@@ -312,7 +315,7 @@ int file_read_can_pump(const struct conn *c)
 	if (c->dead || c->state != CONN_OPEN || c->out.oom || buf_used(&c->out) >= OUT_HIGH)
 		return 0;
 	for (const struct op *o = c->ops; o; o = o->next)
-		if (o->kind == OP_READ)
+		if (o->kind == OP_READ || o->kind == OP_DIR)
 			return 1;
 	return 0;
 }

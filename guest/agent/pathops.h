@@ -1,5 +1,5 @@
 /*
- * STAT, DELETE and MKDIR: decoded on the loop, carried out by a worker (any of them can block: a
+ * STAT, DELETE, MKDIR, RENAME and SYMLINK: decoded on the loop, carried out by a worker (any of them can block: a
  * recursive delete of a big tree, a hung mount), answered on the loop. Each holds its id in the
  * connection's operations until it is answered.
  */

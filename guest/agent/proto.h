@@ -41,6 +41,10 @@ enum hf_type {
 	HF_STAT_RESULT = 0x31,
 	HF_DELETE = 0x32,
 	HF_MKDIR = 0x33,
+	HF_READDIR = 0x34,
+	HF_DIRENTS = 0x35,
+	HF_RENAME = 0x36,
+	HF_SYMLINK = 0x37,
 	HF_SHUTDOWN = 0x40,
 	HF_IDENTITY = 0x41,
 	HF_OK = 0x7e,
@@ -77,6 +81,9 @@ enum hf_tag {
 	T_TIME_NS = 27,
 	T_ENTROPY = 28,
 	T_HOSTNAME = 29,
+	T_NEW_PATH = 30,
+	T_ENTRY = 31,
+	T_TARGET = 32,
 };
 
 #define HF_WRITE_MKDIRS 1u
@@ -85,6 +92,16 @@ enum hf_tag {
 #define HF_DELETE_RECURSIVE 1u
 #define HF_MKDIR_PARENTS 1u
 #define HF_SHUTDOWN_REBOOT 1u
+/* READDIR FLAGS bit 0: PATH itself must not be a symlink (O_NOFOLLOW). */
+#define HF_READDIR_NOFOLLOW 1u
+/* RENAME FLAGS bit 0: fail with EEXIST rather than replace NEW_PATH (renameat2 RENAME_NOREPLACE). */
+#define HF_RENAME_NOREPLACE 1u
+/* One ENTRY field: u32 mode | u32 uid | u32 gid | u64 size | i64 mtime_ns | u16 name_len | name |
+ * symlink target (the rest). */
+#define HF_ENTRY_HEADER 30u
+/* DIRENTS frames stop taking entries past this payload size, so a big directory goes out in many
+ * frames that interleave with other operations' output. */
+#define HF_DIRENTS_MAX (64u * 1024u)
 /* EXEC FLAGS bit 0: run as a detached process (the machine's main process), output to LOG_PATH. */
 #define HF_EXEC_DETACHED 1u
 #define HF_DEFAULT_LOG_PATH "/var/log/hyperfleet/main.log"
@@ -116,7 +133,7 @@ struct hf_frame {
 long hf_parse_frame(const uint8_t *p, size_t n, struct hf_frame *f);
 
 /* Tags below this are indexed; higher ones are unknown to this version and skipped. */
-#define HF_TAGS 32
+#define HF_TAGS 48
 
 struct hf_field {
 	const uint8_t *p;

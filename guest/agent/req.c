@@ -73,6 +73,44 @@ int req_path(const struct hf_msg *m, uint32_t default_mode, struct path_req *r, 
 	return req_flags(m, &r->flags, why);
 }
 
+/* PATH and a second string field into r; empty or absent second field: what/"... is required". */
+static int two_paths(const struct hf_msg *m, uint8_t tag, struct rename_req *r, const char **why, const char *name_required,
+		     const char *name_nul, const char *name_long, const char *name_empty)
+{
+	if (m->count[tag] == 0)
+		return bad(why, name_required, -EINVAL);
+	int e = cstr(&m->first[tag], r->to, sizeof r->to);
+	if (e == -EINVAL)
+		return bad(why, name_nul, e);
+	if (e)
+		return bad(why, name_long, e);
+	if (r->to[0] == 0)
+		return bad(why, name_empty, -ENOENT);
+	return 0;
+}
+
+int req_rename(const struct hf_msg *m, struct rename_req *r, const char **why)
+{
+	int err = req_path(m, 0, &r->from, why);
+	if (err)
+		return err;
+	if (r->from.flags & ~HF_RENAME_NOREPLACE)
+		return bad(why, "FLAGS has bits this agent does not know", -EINVAL);
+	return two_paths(m, T_NEW_PATH, r, why, "NEW_PATH is required", "NEW_PATH contains a NUL byte", "NEW_PATH is too long",
+			 "NEW_PATH is empty");
+}
+
+int req_symlink(const struct hf_msg *m, struct rename_req *r, const char **why)
+{
+	int err = req_path(m, 0, &r->from, why);
+	if (err)
+		return err;
+	if (r->from.flags)
+		return bad(why, "FLAGS has bits this agent does not know", -EINVAL);
+	return two_paths(m, T_TARGET, r, why, "TARGET is required", "TARGET contains a NUL byte", "TARGET is too long",
+			 "TARGET is empty");
+}
+
 /* Bytes needed to copy every occurrence of tag as a C string. */
 static size_t strings_size(const struct hf_msg *m, uint8_t tag)
 {

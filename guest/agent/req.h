@@ -35,6 +35,12 @@ struct path_req {
 	int has_length;
 };
 
+/* RENAME: PATH -> NEW_PATH, FLAGS (HF_RENAME_NOREPLACE only); SYMLINK: PATH -> TARGET (in `to`). */
+struct rename_req {
+	struct path_req from;
+	char to[HF_PATH_MAX];
+};
+
 /* IDENTITY: what to set; each part is optional. */
 struct identity_req {
 	int has_time;
@@ -51,6 +57,8 @@ void req_exec_free(struct exec_req *r);
 /* PATH plus the numeric fields of WRITE, READ, STAT, DELETE and MKDIR; default_mode fills MODE. */
 int req_path(const struct hf_msg *m, uint32_t default_mode, struct path_req *r, const char **why);
 int req_flags(const struct hf_msg *m, uint32_t *flags, const char **why);
+int req_rename(const struct hf_msg *m, struct rename_req *r, const char **why);
+int req_symlink(const struct hf_msg *m, struct rename_req *r, const char **why);
 /* TIME_NS, ENTROPY and HOSTNAME, all checked before anything is applied. */
 int req_identity(const struct hf_msg *m, struct identity_req *r, const char **why);
 

@@ -83,6 +83,16 @@ static void decode_requests(const struct hf_msg *m)
 	static struct path_req pr;
 	if (req_path(m, 0644, &pr, &why) == 0)
 		CHECK(strlen(pr.path) < HF_PATH_MAX && pr.path[0]);
+	static struct rename_req rr;
+	if (req_rename(m, &rr, &why) == 0)
+		CHECK(rr.from.path[0] && rr.to[0] && strlen(rr.to) < HF_PATH_MAX && (rr.from.flags & ~HF_RENAME_NOREPLACE) == 0 &&
+		      m->count[T_NEW_PATH] > 0);
+	else
+		CHECK(why);
+	if (req_symlink(m, &rr, &why) == 0)
+		CHECK(rr.from.path[0] && rr.to[0] && strlen(rr.to) < HF_PATH_MAX && rr.from.flags == 0 && m->count[T_TARGET] > 0);
+	else
+		CHECK(why);
 	struct exec_req er;
 	if (req_exec(m, &er, &why) == 0) {
 		size_t n = 0;

@@ -10,7 +10,8 @@ import { abortError } from "../host/async.js";
 import { randomBytes } from "node:crypto";
 import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
 import { errnoError } from "./errno.js";
-import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, IdentityLimits, MkdirFlags, MsgType, PROTOCOL_VERSION, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
+import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, IdentityLimits, MkdirFlags, MsgType, PROTOCOL_VERSION, ReaddirFlags, RenameFlags, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
+import { decodeEntries, type DirEntry } from "./dirents.js";
 
 export interface ExecOptions {
   env?: Record<string, string>;
@@ -78,6 +79,16 @@ export interface GuestIdentity {
   entropy?: Buffer;
   /** 1..64 characters of [A-Za-z0-9-_.]; also written to /etc/hostname and /etc/hosts. */
   hostname?: string;
+}
+
+export type { DirEntry } from "./dirents.js";
+
+export interface ReaddirOptions {
+  /** PATH itself must not be a symlink (FILE_PATH_INVALID): a tree walk never leaves its root. */
+  nofollow?: boolean;
+  /** Stop after this many entries (the READDIR is cancelled) and report `truncated`. */
+  maxEntries?: number;
+  signal?: AbortSignal;
 }
 
 /** What STAT answers: the same shape the service ports hand to the API. */
@@ -367,6 +378,49 @@ export class AgentClient {
     await this.request(MsgType.MKDIR, encodeFields(fields), okOnly, "mkdir", path);
   }
 
+  /** Renames `from` to `to` in the guest (rename(2) rules); `noReplace`: an existing `to` is FILE_ALREADY_EXISTS. */
+  async rename(from: string, to: string, opts: { noReplace?: boolean } = {}): Promise<void> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, from], [Tag.NEW_PATH, to]];
+    if (opts.noReplace) fields.push([Tag.FLAGS, { u32: RenameFlags.NOREPLACE }]);
+    await this.request(MsgType.RENAME, encodeFields(fields), okOnly, "rename", from);
+  }
+
+  /** Creates the symlink `path` pointing to `target` (stored as given, not resolved); an existing `path` is FILE_ALREADY_EXISTS. */
+  async symlink(target: string, path: string): Promise<void> {
+    await this.request(MsgType.SYMLINK, encodeFields([[Tag.PATH, path], [Tag.TARGET, target]]), okOnly, "symlink", path);
+  }
+
+  /**
+   * The entries of a directory (not `.` and `..`), each lstat'ed: a symlink is reported as one,
+   * with its target. The guest streams them in frames of at most 64 KiB; at most `maxEntries` are
+   * kept (then the READDIR is cancelled and `truncated` is true).
+   * @example const { entries } = await agent.readdir("/etc");
+   */
+  async readdir(path: string, opts: ReaddirOptions = {}): Promise<{ entries: DirEntry[]; truncated: boolean }> {
+    const { signal, maxEntries = Infinity } = opts;
+    checkLimit(maxEntries === Infinity ? undefined : maxEntries, "maxEntries");
+    if (signal?.aborted) throw abortError(signal.reason, `readdir ${path}`);
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, path]];
+    if (opts.nofollow) fields.push([Tag.FLAGS, { u32: ReaddirFlags.NOFOLLOW }]);
+    const entries: DirEntry[] = [];
+    const id = this.allocId();
+    const result = this.awaitOp(id, "readdir", path, (f) => {
+      if (f.type !== MsgType.DIRENTS) return undefined;
+      for (const e of decodeEntries(f.payload)) {
+        if (entries.length >= maxEntries) throw new Truncated();
+        entries.push(e);
+      }
+      return f.flags & FLAG_END ? { entries, truncated: false } : null;
+    }, signal);
+    this.send(MsgType.READDIR, 0, id, encodeFields(fields));
+    try {
+      return await result;
+    } catch (e) {
+      if (e instanceof Truncated) return { entries, truncated: true };
+      throw e;
+    }
+  }
+
   /** Asks the guest to power off (or reboot). Resolves once the guest acknowledged. */
   async shutdown(opts: { reboot?: boolean } = {}): Promise<void> {
     const payload = opts.reboot ? encodeFields([[Tag.FLAGS, { u32: ShutdownFlags.REBOOT }]]) : Buffer.alloc(0);
@@ -568,6 +622,13 @@ export class AgentClient {
       clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
     }
+  }
+}
+
+/** Thrown inside a READDIR's frame handler to stop at maxEntries: the operation is cancelled, not failed. */
+class Truncated extends HyperfleetError {
+  constructor() {
+    super("FILE_TOO_LARGE", "directory listing truncated");
   }
 }
 

@@ -44,6 +44,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   FILE_NOT_EMPTY: "; delete with recursive=true to remove its contents",
   FILE_BUSY: "; it is a mount point or in use inside the machine",
   FILE_NO_SPACE: "; the machine's disk is full: free space inside it or create it with a larger disk",
+  AGENT_UNSUPPORTED_VERSION: "; the machine's guest agent is older than this daemon: rebuild the guest image (npm run setup) and restart the machine",
 };
 
 /** The code for a guest errno; exported for the table test. */
@@ -64,6 +65,8 @@ export function errnoCode(errno: number, op: string): ErrorCode {
     // The guest refused its own clock, pool or /etc (EPERM, ENODATA, EROFS, ...): not the caller's doing.
     return "INTERNAL";
   }
+  // Operations newer than the protocol's first version: an older agent answers ENOSYS.
+  if (errno === ENOSYS && (op === "readdir" || op === "rename" || op === "symlink")) return "AGENT_UNSUPPORTED_VERSION";
   return FILE_CODES.get(errno) ?? "FILE_OPERATION_FAILED";
 }
 

@@ -32,6 +32,14 @@ export const MsgType = {
   STAT_RESULT: 0x31,
   DELETE: 0x32,
   MKDIR: 0x33,
+  /** host→guest: PATH, FLAGS? (bit 0 NOFOLLOW); answered by DIRENTS frames, the last with END. */
+  READDIR: 0x34,
+  /** guest→host: ENTRY fields (lstat of each entry, symlinks with their target). */
+  DIRENTS: 0x35,
+  /** host→guest: PATH, NEW_PATH, FLAGS? (bit 0 NOREPLACE); answered OK. */
+  RENAME: 0x36,
+  /** host→guest: PATH (the link), TARGET; answered OK. */
+  SYMLINK: 0x37,
   SHUTDOWN: 0x40,
   /** host→guest: TIME_NS?, ENTROPY?, HOSTNAME?; answered OK or ERROR (docs/agent-protocol.md, "identity"). */
   IDENTITY: 0x41,
@@ -75,6 +83,12 @@ export const Tag = {
   ENTROPY: 28,
   /** IDENTITY: the guest's new hostname (also /etc/hostname and /etc/hosts). */
   HOSTNAME: 29,
+  /** RENAME: the new name. */
+  NEW_PATH: 30,
+  /** DIRENTS: one entry, `u32 mode | u32 uid | u32 gid | u64 size | i64 mtime_ns | u16 name_len | name | symlink target`. */
+  ENTRY: 31,
+  /** SYMLINK: what the link points to, stored as given. */
+  TARGET: 32,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
@@ -83,6 +97,12 @@ export const WriteFlags = { MKDIRS: 1, APPEND: 2, FSYNC: 4 } as const;
 export const DeleteFlags = { RECURSIVE: 1 } as const;
 export const MkdirFlags = { PARENTS: 1 } as const;
 export const ShutdownFlags = { REBOOT: 1 } as const;
+/** READDIR FLAGS. NOFOLLOW: PATH itself must not be a symlink (ELOOP). */
+export const ReaddirFlags = { NOFOLLOW: 1 } as const;
+/** RENAME FLAGS. NOREPLACE: an existing NEW_PATH is EEXIST instead of being replaced. */
+export const RenameFlags = { NOREPLACE: 1 } as const;
+/** Fixed part of an ENTRY field before the name. */
+export const ENTRY_HEADER = 30;
 /** EXEC FLAGS. DETACHED: the machine's main process, not tied to the connection (docs/agent-protocol.md, "detached exec"). */
 export const ExecFlags = { DETACHED: 1 } as const;
 /** Log of a detached EXEC without LOG_PATH. Its state is in `<log>.status`, the previous part after rotation in `<log>.1`. */

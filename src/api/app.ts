@@ -25,6 +25,7 @@ import { MachineSchema } from "../contract/machine.js";
 import type { ImageServicePort, MachineServicePort, SnapshotServicePort } from "../core/ports/services.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { SnapshotSchema } from "../contract/snapshot.js";
+import { fileTreeRoutes } from "./routes/file-tree.js";
 import { typeboxValidatorCompiler } from "./validation.js";
 
 export interface AppOptions {
@@ -97,6 +98,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => machineRoutes(scope, opts.service));
   await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: opts.limits.execMaxBody, outputMax: opts.execOutputMax }));
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
+  await app.register(async (scope) => fileTreeRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => logRoutes(scope, opts.service));
   await app.register(async (scope) => imageRoutes(scope, opts.images));
   await app.register(async (scope) => snapshotRoutes(scope, opts.snapshots));

@@ -79,6 +79,8 @@ function tooMany(reply: FastifyReply, budget: BodyBudget): HyperfleetError {
  */
 export function registerBodyBudget(app: FastifyInstance, budget: BodyBudget): void {
   app.addHook("preParsing", async (req: FastifyRequest, reply: FastifyReply, payload: Readable) => {
+    // Streamed to the guest as it arrives (routes/file-tree.ts): never held, so not counted.
+    if (req.routeOptions.config.streamingBody) return payload;
     let held = 0;
     reply.raw.once("close", () => {
       budget.release(held);

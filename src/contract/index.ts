@@ -6,5 +6,6 @@
 export * from "./common.js";
 export * from "./exec.js";
 export * from "./files.js";
+export * from "./file-tree.js";
 export * from "./images.js";
 export * from "./machine.js";

@@ -12,7 +12,7 @@ import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
 import { checkAction, checkTransition, type MachineStatus } from "../core/machine-state.js";
 import type { Vm } from "../vmm/vm.js";
 import { parseImageRef } from "../images/index.js";
-import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../core/ports/services.js";
+import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, DirEntryView, FileStatView, LogsRequest, MachineServicePort, MachineView, UnpackView } from "../core/ports/services.js";
 import type { MachinePatch, MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import { imagesUnavailable } from "../images/catalog.js";
@@ -20,6 +20,7 @@ import type { ImagePulls } from "./image-pulls.js";
 import type { ImageUsers } from "./image-users.js";
 import type { LiveVms } from "./live-vms.js";
 import { MachineIo } from "./io.js";
+import { MachineFileIo } from "./file-io.js";
 import { MachineViews } from "./views.js";
 import type { MainProcesses } from "../workload/main-process.js";
 import type { BootPaths, VmFactory } from "./vm-factory.js";
@@ -71,6 +72,7 @@ export class MachineService implements MachineServicePort {
   private readonly lc: VmLifecycle;
   private readonly log: Logger;
   private readonly io: MachineIo;
+  private readonly files: MachineFileIo;
   private readonly img: MachineServiceOptions["images"];
   private readonly views: MachineViews;
   private readonly capacity: Capacity | undefined;
@@ -90,6 +92,7 @@ export class MachineService implements MachineServicePort {
     this.network = o.network;
     this.snaps = o.snapshots;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
+    this.files = new MachineFileIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs);
     this.views = new MachineViews(o.images.pulls, o.images.main);
     this.shutdown.signal.addEventListener("abort", () => this.stopping.abort(new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back")), { once: true });
   }
@@ -346,6 +349,27 @@ export class MachineService implements MachineServicePort {
   }
   removeFile(id: string, path: string, recursive: boolean): Promise<void> {
     return this.io.remove(id, path, recursive);
+  }
+  listDir(id: string, path: string, limit: number, ctx: CallContext = {}): Promise<{ entries: DirEntryView[]; truncated: boolean }> {
+    return this.files.listDir(id, path, limit, this.callSignal(ctx));
+  }
+  mkdir(id: string, path: string, opts: { parents: boolean; mode?: number }, ctx: CallContext = {}): Promise<void> {
+    return this.files.mkdir(id, path, opts, this.callSignal(ctx));
+  }
+  rename(id: string, from: string, to: string, opts: { noReplace: boolean }, ctx: CallContext = {}): Promise<void> {
+    return this.files.rename(id, from, to, opts, this.callSignal(ctx));
+  }
+  openDownload(id: string, path: string, maxSize: number, ctx: CallContext = {}): Promise<{ size: number; body: AsyncIterable<Buffer> }> {
+    return this.files.openDownload(id, path, maxSize, this.callSignal(ctx));
+  }
+  openTarDownload(id: string, path: string, maxSize: number, ctx: CallContext = {}): Promise<AsyncIterable<Buffer>> {
+    return this.files.openTarDownload(id, path, maxSize, this.callSignal(ctx));
+  }
+  uploadStream(id: string, path: string, body: AsyncIterable<Buffer>, opts: { mode?: number; maxSize: number }, ctx: CallContext = {}): Promise<{ size: number }> {
+    return this.files.uploadStream(id, path, body, opts, this.callSignal(ctx));
+  }
+  uploadTar(id: string, path: string, body: AsyncIterable<Buffer>, maxSize: number, ctx: CallContext = {}): Promise<UnpackView> {
+    return this.files.uploadTar(id, path, body, maxSize, this.callSignal(ctx));
   }
   logs(id: string, req: LogsRequest, ctx: CallContext = {}): Promise<Buffer | AsyncIterable<Buffer>> {
     return this.io.logs(id, req, this.callSignal(ctx)).finally(() => void this.img.main.refresh(id));

@@ -52,3 +52,10 @@ test("identity: bad input is INVALID_ARGUMENT, an agent without IDENTITY is AGEN
   assert.equal(errnoCode(1, "identity"), "INTERNAL", "EPERM: the guest's own refusal, not a file permission");
   assert.equal(errnoCode(61, "identity"), "INTERNAL", "ENODATA");
 });
+
+test("readdir and rename: an agent that predates them (ENOSYS) is AGENT_UNSUPPORTED_VERSION, naming the fix", () => {
+  assert.equal(errnoCode(38, "readdir"), "AGENT_UNSUPPORTED_VERSION");
+  assert.equal(errnoCode(38, "rename"), "AGENT_UNSUPPORTED_VERSION");
+  assert.match(errnoError(38, "message type 0x34 is not supported", "readdir", "/etc").message, /rebuild the guest/);
+  assert.equal(errnoCode(38, "read"), "AGENT_PROTOCOL_ERROR", "other file operations keep their mapping");
+});

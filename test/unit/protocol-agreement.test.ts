@@ -84,7 +84,7 @@ test("field tags agree", () => {
   assertSame("tags", P.Tag, enumOf("hf_tag"), (k) => `T_${k}`);
 });
 
-test("flags agree (frame END, WRITE, DELETE, MKDIR, SHUTDOWN, EXEC)", () => {
+test("flags agree (frame END, WRITE, DELETE, MKDIR, SHUTDOWN, EXEC, READDIR, RENAME)", () => {
   assert.equal(define("HF_FLAG_END"), P.FLAG_END);
   const groups: Array<[string, Record<string, number>]> = [
     ["WRITE", P.WriteFlags],
@@ -92,6 +92,8 @@ test("flags agree (frame END, WRITE, DELETE, MKDIR, SHUTDOWN, EXEC)", () => {
     ["MKDIR", P.MkdirFlags],
     ["SHUTDOWN", P.ShutdownFlags],
     ["EXEC", P.ExecFlags],
+    ["READDIR", P.ReaddirFlags],
+    ["RENAME", P.RenameFlags],
   ];
   for (const [group, ts] of groups) {
     const c = new Map([...proto.defines].filter(([k, v]) => k.startsWith(`HF_${group}_`) && typeof v === "number") as Array<[string, number]>);
@@ -111,4 +113,5 @@ test("version, frame limits, DATA chunk and names agree", () => {
   assert.equal(define("HF_ENTROPY_MIN"), P.IdentityLimits.ENTROPY_MIN);
   assert.equal(define("HF_ENTROPY_MAX"), P.IdentityLimits.ENTROPY_MAX);
   assert.equal(define("HF_HOSTNAME_MAX"), P.IdentityLimits.HOSTNAME_MAX);
+  assert.equal(define("HF_ENTRY_HEADER"), P.ENTRY_HEADER);
 });

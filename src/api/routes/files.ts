@@ -5,6 +5,8 @@ import { HyperfleetError } from "../../core/errors.js";
 import type { ErrorRouteConfig } from "../errors.js";
 import { MachineIdParams } from "../../contract/common.js";
 import { ANY_ROUTE, FILE_OP, GUEST_CALL, routeErrors, WITH_BODY } from "../route-errors.js";
+import { Readable } from "node:stream";
+import { DownloadQuery } from "../../contract/file-tree.js";
 import {
   DeleteFileQuery,
   DownloadResponse,
@@ -105,7 +107,7 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
     },
   );
 
-  app.get<{ Params: MachineIdParams; Querystring: PathQuery }>(
+  app.get<{ Params: MachineIdParams; Querystring: DownloadQuery }>(
     "/machines/:id/files",
     {
       config: DOWNLOAD.config,
@@ -113,17 +115,20 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
         tags,
         summary: "Download a file",
         description:
-          "JSON with base64 content, or the raw bytes when the request has `Accept: application/octet-stream`. " +
-          `More than ${max} bytes (HYPERFLEET_FILE_MAX_SIZE) is 413 FILE_TOO_LARGE, also for files whose size is not known ` +
-          "beforehand (/proc, devices): the guest sends at most one byte more than the limit. The read is cancelled in the guest " +
-          "when the client disconnects or HYPERFLEET_FILE_TRANSFER_TIMEOUT passes (504 FILE_TRANSFER_TIMEOUT).",
+          "JSON with base64 content; with `Accept: application/octet-stream` the raw bytes, streamed from the guest as the client " +
+          "reads them (chunked, bounded daemon memory whatever the size); with `format=tar` the file or directory tree as a tar " +
+          "stream (application/x-tar, entries named from the path's last component, symlinks as symlinks, never followed). " +
+          `More than ${max} bytes (HYPERFLEET_FILE_MAX_SIZE) in a file is 413 FILE_TOO_LARGE, also for files whose size is not known ` +
+          "beforehand (/proc, whose stat says 0: such a file is read whole before the answer, the guest sending at most one byte more than the limit). The read is cancelled in the guest " +
+          "when the client disconnects or a step with the guest exceeds HYPERFLEET_FILE_TRANSFER_TIMEOUT (504 FILE_TRANSFER_TIMEOUT).",
         params: MachineIdParams,
-        querystring: PathQuery,
+        querystring: DownloadQuery,
         response: {
           200: {
             content: {
               "application/json": { schema: DownloadResponse },
               "application/octet-stream": { schema: Type.String({ format: "binary" }) },
+              "application/x-tar": { schema: Type.String({ format: "binary" }) },
             },
           },
           ...DOWNLOAD.responses,
@@ -131,8 +136,16 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
       },
     },
     async (req, reply) => {
-      const data = await service.readFile(req.params.id, req.query.path, max, callContext(req, reply));
-      if (wantsRaw(req.headers.accept)) return reply.type("application/octet-stream").send(data);
+      const ctx = callContext(req, reply);
+      if (req.query.format === "tar") {
+        const body = await service.openTarDownload(req.params.id, req.query.path, max, ctx);
+        return reply.type("application/x-tar").send(asStream(body));
+      }
+      if (wantsRaw(req.headers.accept)) {
+        const { body } = await service.openDownload(req.params.id, req.query.path, max, ctx);
+        return reply.type("application/octet-stream").send(asStream(body));
+      }
+      const data = await service.readFile(req.params.id, req.query.path, max, ctx);
       return reply.type("application/json").send({ path: req.query.path, size: data.length, content: data.toString("base64") });
     },
   );
@@ -169,6 +182,11 @@ export function fileRoutes(app: FastifyInstance, service: MachineServicePort, op
       return reply.code(204).send();
     },
   );
+}
+
+/** A byte stream that pulls the next chunk only when the socket wants more (one chunk of slack). */
+function asStream(body: AsyncIterable<Buffer>): Readable {
+  return Readable.from(body, { objectMode: false, highWaterMark: 1 });
 }
 
 /** Raw bytes only when asked for explicitly; JSON stays the default (also for `*\/*`). */

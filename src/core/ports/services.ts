@@ -119,7 +119,42 @@ export interface FileStatView {
   type: "file" | "directory" | "symlink" | "other";
 }
 
-export interface MachineServicePort {
+/** A directory entry, lstat'ed: a symlink is `type: "symlink"` with its `target`, never followed. */
+export interface DirEntryView extends FileStatView {
+  name: string;
+  target?: string;
+}
+
+/** What a tar upload created; hardlinks and special files are skipped and counted. */
+export interface UnpackView {
+  files: number;
+  directories: number;
+  symlinks: number;
+  bytes: number;
+  skipped: number;
+}
+
+/**
+ * Directory listing, mkdir, rename and streamed transfers (raw bytes and tar), for files of any
+ * size up to `maxSize` with bounded daemon memory (src/machines/file-streams.ts).
+ */
+export interface FileTreePort {
+  /** At most `limit` entries, sorted by name; `truncated` when there were more. */
+  listDir(id: string, path: string, limit: number, ctx?: CallContext): Promise<{ entries: DirEntryView[]; truncated: boolean }>;
+  mkdir(id: string, path: string, opts: { parents: boolean; mode?: number }, ctx?: CallContext): Promise<void>;
+  /** FILE_ALREADY_EXISTS with noReplace when `to` exists. */
+  rename(id: string, from: string, to: string, opts: { noReplace: boolean }, ctx?: CallContext): Promise<void>;
+  /** Checked (FILE_IS_DIRECTORY, FILE_TOO_LARGE) before it resolves, so errors come before any byte. */
+  openDownload(id: string, path: string, maxSize: number, ctx?: CallContext): Promise<{ size: number; body: AsyncIterable<Buffer> }>;
+  /** A file or a directory tree as tar; walked (and checked) before it resolves. */
+  openTarDownload(id: string, path: string, maxSize: number, ctx?: CallContext): Promise<AsyncIterable<Buffer>>;
+  /** Writes `body` as it arrives (temp file + rename, fsync), FILE_TOO_LARGE past maxSize. */
+  uploadStream(id: string, path: string, body: AsyncIterable<Buffer>, opts: { mode?: number; maxSize: number }, ctx?: CallContext): Promise<{ size: number }>;
+  /** Unpacks a tar body into `path` (FILE_PATH_INVALID for absolute or `..` entries). */
+  uploadTar(id: string, path: string, body: AsyncIterable<Buffer>, maxSize: number, ctx?: CallContext): Promise<UnpackView>;
+}
+
+export interface MachineServicePort extends FileTreePort {
   list(filter: { status?: readonly MachineStatus[] }, ctx?: CallContext): Promise<MachineView[]>;
   /** MACHINE_NOT_FOUND when there is no such machine. */
   get(id: string, ctx?: CallContext): Promise<MachineView>;
