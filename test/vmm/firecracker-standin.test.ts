@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -316,7 +316,7 @@ describe("the guest: a real hf-agent behind the hybrid vsock", () => {
     const h = host(tmpdir());
     const s = await boot(h);
     await agentOver(h.vsock);
-    assert.equal(s.agentSocket, `/var/tmp/hf-fc-standin-${s.pid}.sock`);
+    assert.equal(s.agentSocket, `/var/tmp/hf-fc-standin-${s.pid}/agent.sock`);
     assert.ok(existsSync(s.agentSocket));
     const unshare = Number(readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, "utf8").trim().split(/\s+/)[0]);
     process.kill(s.pid, "SIGTERM");
@@ -324,18 +324,19 @@ describe("the guest: a real hf-agent behind the hybrid vsock", () => {
     const deadline = Date.now() + 5000;
     while (processAlive(unshare) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(!processAlive(unshare), "the guest outlived its VMM");
-    assert.ok(!existsSync(s.agentSocket));
+    assert.ok(!existsSync(s.agentSocket) && !existsSync(`/var/tmp/hf-fc-standin-${s.pid}`));
   });
 
   test("a fallback agent socket left by a SIGKILLed stand-in is reclaimed by the next one", async () => {
     const dead = spawnSync("true").pid!;
-    const stale = `/var/tmp/hf-fc-standin-${dead}.sock`;
-    writeFileSync(stale, "");
+    const stale = `/var/tmp/hf-fc-standin-${dead}`;
+    mkdirSync(stale);
+    writeFileSync(join(stale, "agent.sock"), "");
     try {
       await standin(host());
       assert.ok(!existsSync(stale));
     } finally {
-      rmSync(stale, { force: true });
+      rmSync(stale, { recursive: true, force: true });
     }
   });
 

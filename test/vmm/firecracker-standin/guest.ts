@@ -7,7 +7,8 @@
  * with its Firecracker process; unshare's --kill-child then takes the whole namespace down.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { prepareAgentSocket, removeAgentSocket } from "./place.js";
 import type { Writable } from "node:stream";
 
 export interface GuestOptions {
@@ -32,7 +33,8 @@ export class Guest {
   }
 
   static start(opts: GuestOptions): Guest {
-    rmSync(opts.socket, { force: true });
+    removeAgentSocket(opts.socket, process.pid);
+    prepareAgentSocket(opts.socket, process.pid);
     const sock = opts.socket;
     const argv = [
       "--pdeathsig",
@@ -144,7 +146,7 @@ export class Guest {
   }
 
   cleanup(): void {
-    rmSync(this.agentSocket, { force: true });
+    removeAgentSocket(this.agentSocket, process.pid);
   }
 }
 

@@ -3,12 +3,12 @@
  * HTTP on its API socket, read its request log, and clean up (by PID, the guest dir included).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import type { LogEntry } from "./api.js";
-import { agentSocketFor } from "./place.js";
+import { agentSocketFor, removeAgentSocket } from "./place.js";
 
 /** The executable the driver is pointed at instead of `firecracker`. */
 export const STANDIN_BIN = resolve(import.meta.dirname, "firecracker");
@@ -103,6 +103,6 @@ export class Standin {
   async stop(): Promise<void> {
     if (this.alive) this.proc.kill("SIGKILL");
     await this.exited;
-    rmSync(this.agentSocket, { force: true });
+    removeAgentSocket(this.agentSocket, this.pid);
   }
 }

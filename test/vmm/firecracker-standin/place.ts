@@ -2,15 +2,18 @@
  * Where the guest agent's socket goes. Beside the API socket (`<api-sock>.agent`), so it lives and
  * dies with the driver's run dir, unless that dir is one the agent, as PID 1 of its namespaces,
  * mounts over (/tmp, /run, /dev, /proc, /sys): a socket bound there would be invisible to us. Then
- * /var/tmp, named by our PID, and reclaimed by the next stand-in once that PID is gone (a SIGKILLed
- * stand-in cannot remove it itself).
+ * a directory in /var/tmp named by our PID (guestDirFor), reclaimed by the next stand-in once that
+ * PID is gone (a SIGKILLed stand-in cannot remove it itself).
  */
-import { readdirSync, realpathSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, realpathSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 const AGENT_MOUNTS = ["/tmp", "/run", "/dev", "/proc", "/sys"];
 export const FALLBACK_DIR = "/var/tmp";
-const FALLBACK_RE = /^hf-fc-standin-([0-9]+)(\.sock)?$/;
+const FALLBACK_RE = /^hf-fc-standin-([0-9]+)$/;
+
+/** The fallback directory of stand-in `pid` (what a test removes after SIGKILLing one). */
+export const guestDirFor = (pid: number) => join(FALLBACK_DIR, `hf-fc-standin-${pid}`);
 /** sun_path holds 108 bytes with the NUL. */
 const MAX_SUN_PATH = 107;
 
@@ -23,10 +26,20 @@ export function agentSocketFor(apiSock: string, pid: number): string {
   }
   const hidden = AGENT_MOUNTS.some((m) => dir === m || dir.startsWith(`${m}/`));
   const beside = join(dir, `${basename(apiSock)}.agent`);
-  return hidden || Buffer.byteLength(beside) > MAX_SUN_PATH ? join(FALLBACK_DIR, `hf-fc-standin-${pid}.sock`) : beside;
+  return hidden || Buffer.byteLength(beside) > MAX_SUN_PATH ? join(guestDirFor(pid), "agent.sock") : beside;
 }
 
-/** Removes fallback sockets (and the directories older stand-ins made) of stand-ins no longer running. */
+/** Creates the fallback directory when the socket goes there (beside the API socket, it exists). */
+export function prepareAgentSocket(path: string, pid: number): void {
+  if (dirname(path) === guestDirFor(pid)) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+}
+
+/** Removes the agent socket, and the fallback directory with it. */
+export function removeAgentSocket(path: string, pid: number): void {
+  rmSync(dirname(path) === guestDirFor(pid) ? dirname(path) : path, { recursive: true, force: true });
+}
+
+/** Removes the fallback directories of stand-ins no longer running. */
 export function reclaimStale(alive: (pid: number) => boolean): void {
   let names: string[];
   try {

@@ -11,6 +11,8 @@ import { HybridVsockServer } from "../hybrid-vsock-server.js";
 import * as F from "./faults.js";
 import { Fault } from "./faults.js";
 import { Guest } from "./guest.js";
+// Where SIGKILLed stand-ins leave their fallback socket dir (test helpers clean it by pid).
+export { guestDirFor } from "./place.js";
 import { checkMemoryFile, readVmState, restoreGuestTmp, type VmState, writeSnapshot } from "./snapshot.js";
 import { FC_VERSION } from "./cli.js";
 
