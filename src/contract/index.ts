@@ -8,3 +8,4 @@ export * from "./exec.js";
 export * from "./files.js";
 export * from "./images.js";
 export * from "./machine.js";
+export * from "./snapshot.js";

@@ -96,6 +96,12 @@ export const ERROR_CODES = {
   SNAPSHOT_IN_USE: "conflict",
   SNAPSHOT_INCOMPATIBLE: "invalid_argument",
   SNAPSHOT_FAILED: "internal",
+  // The HTTP client's own (src/sdk), never sent by the daemon: no answer from the server (refused,
+  // DNS, reset), no answer within the call's timeout, an answer the contract does not allow
+  // (not JSON, or larger than the client's bound).
+  API_UNREACHABLE: "unavailable",
+  API_TIMEOUT: "timeout",
+  API_RESPONSE_INVALID: "internal",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
