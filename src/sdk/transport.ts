@@ -129,18 +129,34 @@ export class Transport {
     }
     call.clearDeadline();
     const body = res.body;
+    let leaving = false;
     async function* chunks(): AsyncGenerator<Buffer> {
       try {
         if (body === null) return;
         for await (const c of body) yield Buffer.from(c as Uint8Array);
       } catch (e) {
+        // The caller left: how the stream's end went is nobody's concern.
+        if (leaving) return;
         throw call.failure(e, res.status);
       } finally {
         call.ac.abort();
         call.end();
       }
     }
-    return { status: res.status, chunks: chunks() };
+    const it = chunks();
+    // Leaving early (break, return()) closes the connection even before the first chunk was asked
+    // for: a generator that never started would not run its finally.
+    const close = it.return.bind(it);
+    it.return = async (v?: unknown) => {
+      leaving = true;
+      try {
+        return await close(v as undefined);
+      } finally {
+        call.ac.abort();
+        call.end();
+      }
+    };
+    return { status: res.status, chunks: it };
   }
 
   private start(spec: RequestSpec): Call {

@@ -225,20 +225,30 @@ test("pull, images, run -d IMAGE CMD, logs (whole, tail, follow), rmi", { skip: 
   assert.match(whole.out, /^first\n/);
   assert.equal((await cli(["logs", "--tail", "1", "cli-logs"])).out, "tick\n");
 
-  // -f streams new lines as they come; we stop it (our own child, by its handle) once two arrived.
+  // -f streams new lines as they come. Once two arrived we close the pipe, as `| head -2` would:
+  // the CLI must end by itself, quietly and with status 0, at its next write.
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, HYPERFLEET_URL: d.url, HYPERFLEET_API_KEY: KEY };
   const follow = spawn(process.execPath, [BIN, "logs", "-f", "--tail", "0", "cli-logs"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<number | null>((resolve) => follow.once("exit", (code) => resolve(code)));
   let seen = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`logs -f printed only ${JSON.stringify(seen)}`)), 60_000);
-    follow.stdout.on("data", (c: Buffer) => {
-      seen += c.toString();
-      if ((seen.match(/tick\n/g) ?? []).length >= 2) {
-        clearTimeout(timer);
-        resolve();
-      }
+  let stderr = "";
+  follow.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const guard = setTimeout(() => follow.kill("SIGKILL"), 60_000);
+  try {
+    await new Promise<void>((resolve) => {
+      follow.stdout.on("data", (c: Buffer) => {
+        seen += c.toString();
+        if ((seen.match(/tick\n/g) ?? []).length >= 2) {
+          follow.stdout.destroy();
+          resolve();
+        }
+      });
     });
-  }).finally(() => follow.kill("SIGTERM"));
+    assert.equal(await exited, 0, `logs -f after its reader left: ${stderr}`);
+    assert.equal(stderr, "");
+  } finally {
+    clearTimeout(guard);
+  }
   assert.doesNotMatch(seen, /first/, "--tail 0 starts at the end");
 
   assert.equal((await cli(["rm", "-f", "cli-logs"])).code, 0);
