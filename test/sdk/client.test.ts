@@ -179,6 +179,10 @@ test("a machine's whole life through the SDK: lifecycle, exec, files, logs, paus
     if ((seen.match(/tick/g) ?? []).length >= 2) break;
   }
   assert.match(seen, /tick\ntick\n/, "new output arrives while following");
+  // Left before the first chunk: ends at once, and the iteration is over.
+  const unread = (await hf.machines.followLogs(id)).unwrap();
+  assert.deepEqual(await unread.return?.(undefined), { value: undefined, done: true });
+  assert.deepEqual(await unread.next(), { value: undefined, done: true });
 
   // pause / resume, suspend / resume.
   assert.equal((await hf.machines.pause(id)).unwrap().status, "paused");
