@@ -35,11 +35,13 @@ export const LAYER_RULES = {
     may: ["core", "host", "agent", "assets", "vmm", "network", "images", "config"],
     why: "embed wires only vmm, network and images pieces and reads the registry settings (never machines, store, api or daemon)",
   },
-  cli: { may: ["core", "contract", "daemon"], why: "cli reaches the server only through daemon" },
+  // The HTTP client: the wire contract and core's errors and Result, nothing of the server.
+  sdk: { may: ["core", "contract"], why: "sdk imports only core and contract (it never runs server code)" },
+  cli: { may: ["core", "contract", "daemon", "sdk"], why: "cli talks to the server through sdk and runs it only through daemon" },
 };
 
-// The package entry (src/index.ts) re-exports the in-process facade and its types.
-const ENTRY_MAY = ["core", "agent", "vmm", "embed"];
+// The package entry (src/index.ts) re-exports the in-process facade, the HTTP client and their types.
+const ENTRY_MAY = ["core", "agent", "vmm", "embed", "sdk"];
 
 const MAX_DEPTH = 4;
 const up = (n) => String.raw`\.\./`.repeat(n);
@@ -62,7 +64,7 @@ export function layerConfigs() {
       blocks.push(restrict([glob], `^${up(depth + 1)}${alt(may)}`, why));
     }
   }
-  blocks.push(restrict(["src/index.ts"], String.raw`^\./${alt(ENTRY_MAY)}`, "the package entry exports only core, agent, vmm and embed"));
+  blocks.push(restrict(["src/index.ts"], String.raw`^\./${alt(ENTRY_MAY)}`, "the package entry exports only core, agent, vmm, embed and sdk"));
   // A dynamic import escapes no-restricted-imports; only cli loads the daemon lazily.
   blocks.push({
     files: ["src/**/*.ts"],

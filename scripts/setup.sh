@@ -62,6 +62,9 @@ fi
 step "library build (dist/, what \`import { Machine } from \"hyperfleet\"\` loads)"
 npm run --silent build
 
+step "the hyperfleet command (a symlink on the PATH)"
+bash scripts/link-cli.sh || echo "setup: hyperfleet is not on the PATH; run bin/hyperfleet.js" >&2
+
 step "guest agent and init (musl, static)"
 make -C guest --no-print-directory
 

@@ -1,4 +1,4 @@
-/** Public library surface: the Machine entry point, its results and errors, and the agent client. */
+/** Public library surface: the in-process Machine, the HTTP client (HyperfleetClient), their results and errors, and the agent client. */
 export {
   Machine,
   type MachineOptions,
@@ -16,3 +16,19 @@ export { type Result, Ok, Err } from "./core/result.js";
 export { AgentClient } from "./agent/client.js";
 export type { VmmDriver, VmHandle, VmSpec, VmmStatus } from "./core/ports/vmm-driver.js";
 export { QemuDriver } from "./vmm/qemu/driver.js";
+export {
+  HyperfleetClient,
+  HyperfleetApiError,
+  type HyperfleetClientOptions,
+  type CallOptions,
+  type RemoteExecOptions,
+  type LogsOptions,
+  type WaitOptions,
+  type CreateMachineBody,
+  type MachineJson,
+  type ExecResponse,
+  type ImageJson,
+  type SnapshotJson,
+  type StatResponse,
+  type MachineStatus,
+} from "./sdk/index.js";

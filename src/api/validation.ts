@@ -11,7 +11,7 @@ import type { TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { Value } from "@sinclair/typebox/value";
 import type { ValueError } from "@sinclair/typebox/errors";
-import { HyperfleetError } from "../core/errors.js";
+import { HyperfleetError, isErrorCode, type ErrorCode } from "../core/errors.js";
 
 /** "/env/FOO" -> "env.FOO", "/command/0" -> "command[0]"; "" (the whole part) -> the part's name. */
 export function fieldName(pointer: string, part: string): string {
@@ -64,6 +64,20 @@ function deepest(e: ValueError): ValueError {
   return best;
 }
 
+const NOT_FOUND_MESSAGE: Partial<Record<ErrorCode, (id: string) => string>> = {
+  MACHINE_NOT_FOUND: (id) => `machine ${id} does not exist; GET /machines lists the machines`,
+};
+
+/** A path param whose schema says `x-not-found` (contract/common.ts): the same 404 an unknown id gets. */
+function notFoundError(first: ValueError | undefined, params: unknown): HyperfleetError | null {
+  const code = (first?.schema as { "x-not-found"?: unknown } | undefined)?.["x-not-found"];
+  if (first === undefined || typeof code !== "string" || !isErrorCode(code)) return null;
+  const raw = (params as Record<string, unknown> | null)?.[first.path.slice(1)];
+  // Bounded: the id is echoed back in the message.
+  const id = String(raw).slice(0, 100);
+  return new HyperfleetError(code, NOT_FOUND_MESSAGE[code]?.(id) ?? `${id} does not exist`);
+}
+
 export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
   const checker = TypeCompiler.Compile(schema);
   const coerce = httpPart !== "body";
@@ -73,6 +87,8 @@ export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schem
     if (checker.Check(value)) return { value: Value.Default(schema, value) };
     const top = checker.Errors(value).First();
     const first = top && deepest(top);
+    const notFound = part === "params" ? notFoundError(first, value) : null;
+    if (notFound !== null) return { error: notFound };
     const field = fieldName(first?.path ?? "", part);
     // A schema may carry a friendlier `errorMessage` than TypeBox's generic one (e.g. for patterns).
     const custom = (first?.schema as { errorMessage?: unknown } | undefined)?.errorMessage;

@@ -7,8 +7,17 @@ export const Nullable = <T extends TSchema>(t: T) => Type.Unsafe<Static<T> | nul
 
 export const MACHINE_ID_PATTERN = "^vm_[0-9A-HJKMNP-TV-Z]{26}$";
 
+/**
+ * `x-not-found`: a path id that does not match is answered with this code, as an unknown id is (Docker
+ * and Fly answer 404 for both), not 400: "malformed" and "gone" are one answer to act on.
+ */
 export const MachineIdParams = Type.Object({
-  id: Type.String({ pattern: MACHINE_ID_PATTERN, description: "Machine id, `vm_<ULID>`", examples: ["vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M8"] }),
+  id: Type.String({
+    pattern: MACHINE_ID_PATTERN,
+    description: "Machine id, `vm_<ULID>`; any other string is answered like an unknown id, 404 MACHINE_NOT_FOUND",
+    examples: ["vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M8"],
+    "x-not-found": "MACHINE_NOT_FOUND",
+  }),
 });
 export type MachineIdParams = Static<typeof MachineIdParams>;
 

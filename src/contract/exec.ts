@@ -53,3 +53,4 @@ export const ExecResponse = Type.Object({
   stdout_truncated: Type.Boolean({ description: "The command wrote more to stdout than `max_output_bytes`; the rest was dropped" }),
   stderr_truncated: Type.Boolean({ description: "The command wrote more to stderr than `max_output_bytes`; the rest was dropped" }),
 });
+export type ExecResponse = Static<typeof ExecResponse>;

@@ -43,3 +43,6 @@ export const StatResponse = Type.Object({
   gid: Type.Integer(),
   mtime: Type.String({ description: "ISO-8601" }),
 });
+export type UploadResponse = Static<typeof UploadResponse>;
+export type DownloadResponse = Static<typeof DownloadResponse>;
+export type StatResponse = Static<typeof StatResponse>;

@@ -9,3 +9,4 @@ export * from "./files.js";
 export * from "./file-tree.js";
 export * from "./images.js";
 export * from "./machine.js";
+export * from "./snapshot.js";

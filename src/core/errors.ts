@@ -99,6 +99,12 @@ export const ERROR_CODES = {
   // A machine recorded under one VMM (`vmm`: qemu, firecracker) and a daemon now running another:
   // its disk format, devices and saved state are that VMM's, so it is never booted by the other.
   VMM_MISMATCH: "conflict",
+  // The HTTP client's own (src/sdk), never sent by the daemon: no answer from the server (refused,
+  // DNS, reset), no answer within the call's timeout, an answer the contract does not allow
+  // (not JSON, or larger than the client's bound).
+  API_UNREACHABLE: "unavailable",
+  API_TIMEOUT: "timeout",
+  API_RESPONSE_INVALID: "internal",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -152,12 +152,23 @@ test("malformed requests: JSON, media type, size, URL, unknown routes", async ()
   expectError(await t.req("GET", `/machines/${"x".repeat(500)}`), 400, "MALFORMED_REQUEST");
 });
 
-test("404 for unknown ids, 400 for malformed ids", async () => {
-  for (const [m, suffix] of [["GET", ""], ["DELETE", ""], ["POST", "/start"], ["POST", "/stop"], ["POST", "/restart"], ["GET", "/wait"], ["GET", "/files/stat?path=/x"]]) {
-    expectError(await t.req(m!, `/machines/${GHOST}${suffix}`), 404, "MACHINE_NOT_FOUND");
+test("404 MACHINE_NOT_FOUND for unknown ids and for malformed ones alike (as Docker and Fly answer)", async () => {
+  const routes = [["GET", ""], ["DELETE", ""], ["POST", "/start"], ["POST", "/stop"], ["POST", "/restart"], ["POST", "/pause"], ["GET", "/wait"],
+    ["GET", "/files/stat?path=/x"], ["GET", "/files?path=/x"], ["DELETE", "/files?path=/x"], ["GET", "/logs"], ["POST", "/snapshots"]];
+  for (const id of [GHOST, "not-an-id", "vm_", "VM_01J9Z6Y8W2V4T0S5R3Q1P7N9M8", "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M", "web-1", "%F0%9F%98%80"]) {
+    for (const [m, suffix] of routes) {
+      const b = expectError(await t.req(m!, `/machines/${id}${suffix}`), 404, "MACHINE_NOT_FOUND");
+      assert.equal(b.error.field, undefined, `${m} ${id}${suffix}: not a field error`);
+    }
+    expectError(await t.req("POST", `/machines/${id}/exec`, { command: ["true"] }), 404, "MACHINE_NOT_FOUND");
+    expectError(await t.req("POST", `/machines/${id}/files`, { path: "/tmp/a", content: "" }), 404, "MACHINE_NOT_FOUND");
+    expectError(await t.req("POST", `/machines/${id}/fork`, { count: 1 }), 404, "MACHINE_NOT_FOUND");
   }
-  expectError(await t.req("POST", `/machines/${GHOST}/exec`, { command: ["true"] }), 404, "MACHINE_NOT_FOUND");
-  expectError(await t.req("GET", "/machines/not-an-id"), 400, "INVALID_ARGUMENT", "id");
+  // The message names the id as given, like an unknown one's.
+  const b = expectError(await t.req("GET", "/machines/not-an-id"), 404, "MACHINE_NOT_FOUND");
+  assert.match(b.error.message, /machine not-an-id does not exist/);
+  // A bad query next to a malformed id: the id is what the client got wrong first.
+  expectError(await t.req("GET", "/machines/nope/wait?status=bogus"), 404, "MACHINE_NOT_FOUND");
 });
 
 test("409 with the current status for actions the state machine refuses", async () => {
