@@ -6,9 +6,10 @@
  * restore; adoption by a fresh driver; delete leaves no jail, cgroup dir or uid claim.
  */
 import { after, before, describe, test } from "node:test";
+import { spawnSync } from "node:child_process";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { mkdtemp, readdir, readFile, readlink, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,7 +20,9 @@ import { SPEC_PATH } from "../../src/vmm/firecracker/api.js";
 import { FirecrackerDriver } from "../../src/vmm/firecracker/driver.js";
 import type { FirecrackerHandle } from "../../src/vmm/firecracker/handle.js";
 import { claimsDir, resolveJailerSettings } from "../../src/vmm/firecracker/jailer.js";
-import type { JailerSettings } from "../../src/vmm/firecracker/jailer-layout.js";
+import { planJail, type JailerSettings } from "../../src/vmm/firecracker/jailer-layout.js";
+import { HyperfleetError } from "../../src/core/errors.js";
+import { parseJailerArgs } from "./jailer-standin/args.js";
 import { FirecrackerContract } from "../../src/vmm/firecracker/spec.js";
 import { isFirecrackerInJail } from "../../src/vmm/firecracker/scan.js";
 import { hostTscKhz } from "../../src/vmm/host.js";
@@ -122,6 +125,80 @@ describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? f
     await h.cleanup();
     await assertJailGone(h);
     assert.equal((await stat(spec.rootDisk.path)).uid, 0, "the machine's disk is root's again");
+  });
+
+  test("snapshot and restore jailed: files written in the jail come out to the snapshot dir; a clone restores from them in its own jail; a fresh driver adopts it", { timeout: CASE_MS }, async () => {
+    const spec = await newSpec();
+    const src = await Vm.boot(driver(), spec, BOOT_MS);
+    const h = track(src.handle as FirecrackerHandle);
+    await src.agent!.writeFile("/tmp/before", Buffer.from("written before the snapshot\n"));
+    const dir = await mkdtemp(join(base, "snap-"));
+    const snap = await h.snapshot({ dir, purpose: "clone" });
+    for (const f of [snap.stateFile, snap.memoryFile!, snap.disk!.path]) {
+      assert.ok(f.startsWith(`${dir}/`) && existsSync(f), `${f} is in the snapshot dir`);
+      assert.equal((await stat(f)).uid, 0, `${f} is root's, not the VM uid's`);
+    }
+    assert.deepEqual(await readdir(h.jail!.snapshotOut.host), [], "nothing is left in the jail's snapshot-out");
+    const created = requestLog(h.jail!.root).find((e) => e.path === "/snapshot/create");
+    assert.deepEqual([(created?.body as { snapshot_path?: string }).snapshot_path, (created?.body as { mem_file_path?: string }).mem_file_path], ["/snapshot-out/state.tmp", "/snapshot-out/memory.tmp"]);
+    await src.kill();
+    await h.cleanup();
+    await assertJailGone(h);
+
+    const cloneSpec = await newSpec();
+    await rm(cloneSpec.rootDisk.path);
+    const disk = await rawCopies.cloneDisk(snap.disk!, cloneSpec.runDir);
+    const clone = await Vm.restore(driver(), { ...cloneSpec, rootDisk: disk }, snap, BOOT_MS);
+    const c = track(clone.handle as FirecrackerHandle);
+    assert.ok(await isFirecrackerInJail(c.pid, c.jail!.root), "the clone runs in its own jail");
+    assert.deepEqual(await clone.agent!.readFile("/tmp/before"), Buffer.from("written before the snapshot\n"), "the clone has the source's /tmp");
+    const load = requestLog(c.jail!.root).find((e) => e.path === "/snapshot/load");
+    assert.ok(load, "a /snapshot/load was sent");
+    assert.equal(contract.validateRequest(load.method, load.path, load.body ?? undefined), null);
+    assert.equal((load.body as { snapshot_path?: string }).snapshot_path, "/snapshot/state");
+    assert.equal((load.body as { mem_backend?: { backend_path?: string } }).mem_backend?.backend_path, "/snapshot/memory");
+
+    // Adoption after a daemon restart: a fresh driver, which never saw the VM, finds it from meta.json.
+    c.detach();
+    const again = await Vm.adopt(driver(), cloneSpec.id, cloneSpec.runDir);
+    assert.ok(again, "a fresh driver adopts the jailed VM");
+    const adopted = again.handle as FirecrackerHandle;
+    assert.equal(adopted.pid, c.pid);
+    assert.ok(adopted.jail, "the adopted handle knows the jail");
+    assert.equal((await adopted.status()).state, "running");
+    const r = await again.agent!.exec(["cat", "/tmp/before"]);
+    assert.equal(r.stdout.toString(), "written before the snapshot\n");
+    await adopted.kill();
+    await adopted.cleanup();
+    await assertJailGone(adopted);
+  });
+
+  test("the jailer stand-in takes the driver's argv and refuses what jailer v1.16.1 refuses", async () => {
+    const spec = await newSpec();
+    const plan = planJail(spec, { ...settings, uid: settings.uidBase, gid: settings.uidBase });
+    const parsed = parseJailerArgs(plan.argv.slice(1));
+    assert.deepEqual([parsed.id, parsed.execFile, parsed.uid, parsed.cgroupVersion, parsed.firecrackerArgs], [plan.jailId, settings.firecrackerBinary, settings.uidBase, 2, ["--api-sock", "/firecracker.sock"]]);
+    const run = (args: string[]) => spawnSync(JAILER_STANDIN, args, { encoding: "utf8" });
+    const unknown = run([...plan.argv.slice(1, -3), "--chroot", "/x", "--", "--api-sock", "/firecracker.sock"]);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /Found argument 'chroot' which wasn't expected/);
+    const noUid = run(["--id", "a", "--exec-file", settings.firecrackerBinary, "--gid", "1"]);
+    assert.equal(noUid.status, 1);
+    assert.match(noUid.stderr, /Required argument 'uid' was not provided/);
+    const badId = run(["--id", "a_b", "--exec-file", settings.firecrackerBinary, "--uid", "1", "--gid", "1"]);
+    assert.match(badId.stderr, /Invalid instance ID: a_b/);
+  });
+
+  test("a jailed start that fails (no such network namespace) leaves no process, jail or uid claim", { timeout: CASE_MS }, async () => {
+    const spec = await newSpec();
+    const err = await driver().start({ ...spec, netns: `/run/netns/hft-${process.pid}-none` }).then(
+      (h) => (track(h), null),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof HyperfleetError && err.code === "VMM_SPAWN_FAILED", `VMM_SPAWN_FAILED, got ${String(err)}`);
+    const jails = await readdir(join(settings.chrootBase, "firecracker")).catch(() => []);
+    assert.deepEqual(jails.filter((j) => j.includes(`${process.pid}`)), [], "no jail is left");
+    assert.deepEqual(await readdir(claimsDir(settings)).catch(() => []), [], "no uid claim is left");
   });
 });
 
