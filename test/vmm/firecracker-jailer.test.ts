@@ -17,7 +17,6 @@ import type { GuestAssets } from "../../src/assets/index.js";
 import type { VmSpec } from "../../src/core/ports/vmm-driver.js";
 import { rawCopies } from "../../src/vmm/disks.js";
 import { SPEC_PATH } from "../../src/vmm/firecracker/api.js";
-import { FirecrackerDriver } from "../../src/vmm/firecracker/driver.js";
 import type { FirecrackerHandle } from "../../src/vmm/firecracker/handle.js";
 import { claimsDir, resolveJailerSettings } from "../../src/vmm/firecracker/jailer.js";
 import { planJail, type JailerSettings } from "../../src/vmm/firecracker/jailer-layout.js";
@@ -27,7 +26,7 @@ import { FirecrackerContract } from "../../src/vmm/firecracker/spec.js";
 import { isFirecrackerInJail } from "../../src/vmm/firecracker/scan.js";
 import { hostTscKhz } from "../../src/vmm/host.js";
 import { isAlive } from "../../src/vmm/process.js";
-import { guestAssetsIn } from "../../src/vmm/registry.js";
+import { DriverRegistry, guestAssetsIn } from "../../src/vmm/registry.js";
 import { buildVmSpec, devicesFor, resolveBootPaths } from "../../src/vmm/spec.js";
 import { Vm } from "../../src/vmm/vm.js";
 import { dataDir, removeStandinLeftovers, requestLog, standinWrapper } from "./firecracker-helpers.js";
@@ -48,12 +47,13 @@ after(() => {
 describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? false : "needs root (the jailer chroots and changes uid)", timeout: 10 * CASE_MS }, () => {
   let assets: GuestAssets;
   let settings: JailerSettings;
+  const choice = () => ({ binary: JAILER_STANDIN, chrootBase: join(base, "jails"), cgroupParent: "hyperfleet-test", uidBase: 960_000, uidCount: 8, newPidNs: false, memOverheadMib: 64 });
   const pids = new Set<number>();
   let n = 0;
 
   before(async () => {
     assets = await guestAssetsIn(dataDir)();
-    settings = await resolveJailerSettings({ binary: JAILER_STANDIN, chrootBase: join(base, "jails"), cgroupParent: "hyperfleet-test", uidBase: 960_000, uidCount: 8, newPidNs: false }, wrapper.bin, 64);
+    settings = await resolveJailerSettings(choice(), wrapper.bin, 64);
   });
 
   after(async () => {
@@ -64,7 +64,8 @@ describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? f
     }
   });
 
-  const driver = () => new FirecrackerDriver({ jailer: settings });
+  // As the daemon makes it with HYPERFLEET_JAILER=on: a registry per call, so each is a fresh driver.
+  const driver = () => new DriverRegistry({ kind: "firecracker", accel: "kvm", cacheDir: base, assets: guestAssetsIn(dataDir), firecrackerBinary: wrapper.bin, jailer: choice() }).driver();
   const track = <T extends { pid: number }>(h: T): T => {
     pids.add(h.pid);
     return h;
@@ -88,7 +89,7 @@ describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? f
 
   test("a jailed VM starts; exec and files work; its requests name jail paths only and validate; its files are owned as planned; delete removes the jail", { timeout: CASE_MS }, async () => {
     const spec = await newSpec();
-    const vm = await Vm.boot(driver(), spec, BOOT_MS);
+    const vm = await Vm.boot(await driver(), spec, BOOT_MS);
     const h = track(vm.handle as FirecrackerHandle);
     const jail = h.jail;
     assert.ok(jail, "the handle is jailed");
@@ -129,7 +130,7 @@ describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? f
 
   test("snapshot and restore jailed: files written in the jail come out to the snapshot dir; a clone restores from them in its own jail; a fresh driver adopts it", { timeout: CASE_MS }, async () => {
     const spec = await newSpec();
-    const src = await Vm.boot(driver(), spec, BOOT_MS);
+    const src = await Vm.boot(await driver(), spec, BOOT_MS);
     const h = track(src.handle as FirecrackerHandle);
     await src.agent!.writeFile("/tmp/before", Buffer.from("written before the snapshot\n"));
     const dir = await mkdtemp(join(base, "snap-"));
@@ -148,7 +149,7 @@ describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? f
     const cloneSpec = await newSpec();
     await rm(cloneSpec.rootDisk.path);
     const disk = await rawCopies.cloneDisk(snap.disk!, cloneSpec.runDir);
-    const clone = await Vm.restore(driver(), { ...cloneSpec, rootDisk: disk }, snap, BOOT_MS);
+    const clone = await Vm.restore(await driver(), { ...cloneSpec, rootDisk: disk }, snap, BOOT_MS);
     const c = track(clone.handle as FirecrackerHandle);
     assert.ok(await isFirecrackerInJail(c.pid, c.jail!.root), "the clone runs in its own jail");
     assert.deepEqual(await clone.agent!.readFile("/tmp/before"), Buffer.from("written before the snapshot\n"), "the clone has the source's /tmp");
@@ -160,7 +161,7 @@ describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? f
 
     // Adoption after a daemon restart: a fresh driver, which never saw the VM, finds it from meta.json.
     c.detach();
-    const again = await Vm.adopt(driver(), cloneSpec.id, cloneSpec.runDir);
+    const again = await Vm.adopt(await driver(), cloneSpec.id, cloneSpec.runDir);
     assert.ok(again, "a fresh driver adopts the jailed VM");
     const adopted = again.handle as FirecrackerHandle;
     assert.equal(adopted.pid, c.pid);
@@ -191,7 +192,7 @@ describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? f
 
   test("a jailed start that fails (no such network namespace) leaves no process, jail or uid claim", { timeout: CASE_MS }, async () => {
     const spec = await newSpec();
-    const err = await driver().start({ ...spec, netns: `/run/netns/hft-${process.pid}-none` }).then(
+    const err = await (await driver()).start({ ...spec, netns: `/run/netns/hft-${process.pid}-none` }).then(
       (h) => (track(h), null),
       (e: unknown) => e,
     );
