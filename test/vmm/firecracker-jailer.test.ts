@@ -6,7 +6,8 @@
  * restore; adoption by a fresh driver; delete leaves no jail, cgroup dir or uid claim.
  */
 import { after, before, describe, test } from "node:test";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
@@ -188,6 +189,25 @@ describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? f
     assert.match(noUid.stderr, /Required argument 'uid' was not provided/);
     const badId = run(["--id", "a_b", "--exec-file", settings.firecrackerBinary, "--uid", "1", "--gid", "1"]);
     assert.match(badId.stderr, /Invalid instance ID: a_b/);
+  });
+
+  test("--netns: the jailer joins the VM's network namespace before Firecracker runs", { timeout: CASE_MS }, async () => {
+    const ns = `hft-${randomBytes(3).toString("hex")}-jail`;
+    execFileSync("ip", ["netns", "add", ns]);
+    try {
+      const spec = { ...(await newSpec()), netns: `/run/netns/${ns}` };
+      const vm = await Vm.boot(await driver(), spec, BOOT_MS);
+      const h = track(vm.handle as FirecrackerHandle);
+      const [theirs, want] = await Promise.all([stat(`/proc/${h.pid}/ns/net`), stat(`/run/netns/${ns}`)]);
+      assert.equal(theirs.ino, want.ino, "Firecracker is in the VM's namespace");
+      assert.ok(h.jail!.argv.includes("--netns"), "through the jailer's --netns, not nsenter around it");
+      assert.equal((await vm.agent!.exec(["true"])).exitCode, 0);
+      await vm.kill();
+      await h.cleanup();
+      await assertJailGone(h);
+    } finally {
+      execFileSync("ip", ["netns", "delete", ns]);
+    }
   });
 
   test("a jailed start that fails (no such network namespace) leaves no process, jail or uid claim", { timeout: CASE_MS }, async () => {
