@@ -18,6 +18,7 @@ import type { GuestAssets } from "../../src/assets/index.js";
 import type { VmSpec } from "../../src/core/ports/vmm-driver.js";
 import { rawCopies } from "../../src/vmm/disks.js";
 import { SPEC_PATH } from "../../src/vmm/firecracker/api.js";
+import { FirecrackerDriver } from "../../src/vmm/firecracker/driver.js";
 import type { FirecrackerHandle } from "../../src/vmm/firecracker/handle.js";
 import { claimsDir, resolveJailerSettings } from "../../src/vmm/firecracker/jailer.js";
 import { planJail, type JailerSettings } from "../../src/vmm/firecracker/jailer-layout.js";
@@ -208,6 +209,13 @@ describe("Firecracker driver through the jailer (stand-ins)", { skip: isRoot ? f
     } finally {
       execFileSync("ip", ["netns", "delete", ns]);
     }
+  });
+
+  test("HYPERFLEET_JAILER_NEW_PID_NS=on is refused as not supported yet, before any jail is made", async () => {
+    const spec = await newSpec();
+    const d = new FirecrackerDriver({ jailer: { ...settings, newPidNs: true } });
+    await assert.rejects(d.start(spec), (e: unknown) => e instanceof HyperfleetError && e.code === "NOT_SUPPORTED_YET");
+    assert.deepEqual(await readdir(claimsDir(settings)).catch(() => []), [], "no uid claim was made");
   });
 
   test("a jailed start that fails (no such network namespace) leaves no process, jail or uid claim", { timeout: CASE_MS }, async () => {
