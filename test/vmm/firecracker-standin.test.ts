@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +16,6 @@ import { AGENT_VSOCK_PORT, connectHybridVsock } from "../../src/vmm/firecracker/
 import { buildAgent, processAlive } from "../guest/harness.js";
 import * as F from "./firecracker-standin/faults.js";
 import { api, Standin, STANDIN_BIN } from "./firecracker-standin/harness.js";
-import { guestDirFor } from "./firecracker-standin/vm.js";
 
 const dirs: string[] = [];
 const standins: Standin[] = [];
@@ -38,8 +37,9 @@ interface Host {
   vsock: string;
 }
 
-function host(): Host {
-  const dir = mkdtempSync(join(tmpdir(), "hf-fcs-"));
+/** A VM's host files; in /var/tmp by default, where the agent's socket can sit beside the API socket. */
+function host(parent = "/var/tmp"): Host {
+  const dir = mkdtempSync(join(parent, "hf-fcs-"));
   dirs.push(dir);
   const h = { dir, kernel: join(dir, "vmlinux"), root: join(dir, "root.img"), log: join(dir, "fc.log"), metrics: join(dir, "fc.metrics"), vsock: join(dir, "v.sock") };
   writeFileSync(h.kernel, "not a kernel: the stand-in only opens it");
@@ -294,11 +294,13 @@ describe("the guest: a real hf-agent behind the hybrid vsock", () => {
     const r = await c.exec(["sh", "-c", "echo $PPID"]);
     assert.equal(r.exitCode, 0);
     const guestPids = readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, "utf8").trim().split(/\s+/).map(Number);
+    assert.equal(s.agentSocket, `${s.sock}.agent`, "beside the API socket, in the driver's run dir");
+    assert.ok(existsSync(s.agentSocket));
     await expect204(s, "PUT", "/actions", { action_type: "SendCtrlAltDel" });
     const exit = await settledWithin(s.exited, 15_000);
     assert.deepEqual(exit, { code: 0, signal: null });
     for (const p of guestPids) assert.ok(!processAlive(p), `guest process ${p} outlived the stand-in`);
-    assert.ok(!existsSync(guestDirFor(s.pid)));
+    assert.ok(!existsSync(s.agentSocket));
   });
 
   test("the guest powering itself off (agent SHUTDOWN) ends the process with 0", async () => {
@@ -310,16 +312,32 @@ describe("the guest: a real hf-agent behind the hybrid vsock", () => {
   });
 
   test("SIGTERM ends the process by that signal (Firecracker has no handler for it) and the guest with it", async () => {
-    const h = host();
+    // Under /tmp, which the agent mounts over: its socket falls back to /var/tmp, named by our PID.
+    const h = host(tmpdir());
     const s = await boot(h);
     await agentOver(h.vsock);
+    assert.equal(s.agentSocket, `/var/tmp/hf-fc-standin-${s.pid}/agent.sock`);
+    assert.ok(existsSync(s.agentSocket));
     const unshare = Number(readFileSync(`/proc/${s.pid}/task/${s.pid}/children`, "utf8").trim().split(/\s+/)[0]);
     process.kill(s.pid, "SIGTERM");
     assert.deepEqual(await settledWithin(s.exited, 10_000), { code: null, signal: "SIGTERM" });
     const deadline = Date.now() + 5000;
     while (processAlive(unshare) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(!processAlive(unshare), "the guest outlived its VMM");
-    assert.ok(!existsSync(guestDirFor(s.pid)));
+    assert.ok(!existsSync(s.agentSocket) && !existsSync(`/var/tmp/hf-fc-standin-${s.pid}`));
+  });
+
+  test("a fallback agent socket left by a SIGKILLed stand-in is reclaimed by the next one", async () => {
+    const dead = spawnSync("true").pid!;
+    const stale = `/var/tmp/hf-fc-standin-${dead}`;
+    mkdirSync(stale);
+    writeFileSync(join(stale, "agent.sock"), "");
+    try {
+      await standin(host());
+      assert.ok(!existsSync(stale));
+    } finally {
+      rmSync(stale, { recursive: true, force: true });
+    }
   });
 
   test("PUT /vsock on a path in use is refused (Firecracker binds it then); the driver removes stale ones", async () => {

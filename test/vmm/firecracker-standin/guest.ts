@@ -7,14 +7,14 @@
  * with its Firecracker process; unshare's --kill-child then takes the whole namespace down.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { prepareAgentSocket, removeAgentSocket } from "./place.js";
 import type { Writable } from "node:stream";
 
 export interface GuestOptions {
   agentBin: string;
-  /** Not under /tmp or /run: the agent mounts tmpfs there, which would hide its socket. */
-  dir: string;
+  /** Where the agent listens: see agentSocketFor (not where the agent mounts over). */
+  socket: string;
   /** Where the agent's stderr (its console log) goes: the serial console. */
   console: Writable;
 }
@@ -22,22 +22,20 @@ export interface GuestOptions {
 export type GuestExit = { code: number | null; signal: NodeJS.Signals | null };
 
 export class Guest {
-  readonly agentSocket: string;
   readonly exited: Promise<GuestExit>;
   private paused = false;
 
   private constructor(
     private readonly proc: ChildProcess,
-    readonly dir: string,
+    readonly agentSocket: string,
   ) {
-    this.agentSocket = join(dir, "agent.sock");
     this.exited = new Promise((res) => proc.once("exit", (code, signal) => res({ code, signal })));
   }
 
   static start(opts: GuestOptions): Guest {
-    rmSync(opts.dir, { recursive: true, force: true });
-    mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
-    const sock = join(opts.dir, "agent.sock");
+    removeAgentSocket(opts.socket, process.pid);
+    prepareAgentSocket(opts.socket, process.pid);
+    const sock = opts.socket;
     const argv = [
       "--pdeathsig",
       "KILL",
@@ -61,7 +59,7 @@ export class Guest {
     // only in the file, never in our memory (pipe() applies backpressure).
     proc.stderr!.pipe(opts.console, { end: false });
     proc.on("error", () => undefined);
-    return new Guest(proc, opts.dir);
+    return new Guest(proc, sock);
   }
 
   /**
@@ -148,7 +146,7 @@ export class Guest {
   }
 
   cleanup(): void {
-    rmSync(this.dir, { recursive: true, force: true });
+    removeAgentSocket(this.agentSocket, process.pid);
   }
 }
 

@@ -3,12 +3,12 @@
  * HTTP on its API socket, read its request log, and clean up (by PID, the guest dir included).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import type { LogEntry } from "./api.js";
-import { guestDirFor } from "./vm.js";
+import { agentSocketFor, removeAgentSocket } from "./place.js";
 
 /** The executable the driver is pointed at instead of `firecracker`. */
 export const STANDIN_BIN = resolve(import.meta.dirname, "firecracker");
@@ -94,10 +94,15 @@ export class Standin {
     return readFileSync(this.logPath, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as LogEntry);
   }
 
-  /** SIGKILLs the stand-in if still running and removes its guest dir (left behind by SIGKILL). */
+  /** Where this stand-in's guest agent listens. */
+  get agentSocket(): string {
+    return agentSocketFor(this.sock, this.pid);
+  }
+
+  /** SIGKILLs the stand-in if still running and removes its agent socket (left behind by SIGKILL). */
   async stop(): Promise<void> {
     if (this.alive) this.proc.kill("SIGKILL");
     await this.exited;
-    rmSync(guestDirFor(this.pid), { recursive: true, force: true });
+    removeAgentSocket(this.agentSocket, this.pid);
   }
 }

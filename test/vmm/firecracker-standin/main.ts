@@ -8,7 +8,8 @@ import { resolve } from "node:path";
 import { FirecrackerContract } from "../../../src/vmm/firecracker/spec.js";
 import { createApiServer } from "./api.js";
 import { ArgError, argErrorText, EXIT_ARG_PARSING, FC_VERSION, parseArgs } from "./cli.js";
-import { guestDirFor, StandinVm } from "./vm.js";
+import { agentSocketFor, reclaimStale } from "./place.js";
+import { StandinVm } from "./vm.js";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 const SPEC = resolve(ROOT, "specs/firecracker/firecracker.yaml");
@@ -48,10 +49,11 @@ function main(): void {
   // Firecracker binds without unlinking: a leftover socket file is "already used".
   if (existsSync(args.apiSock)) fail(`Failed to open the API socket at: ${args.apiSock}. Check that it is not already used.\n`, 1);
 
+  reclaimStale(processAlive);
   const vm = new StandinVm({
     id: args.id,
     agentBin: AGENT_BIN,
-    guestDir: guestDirFor(process.pid),
+    agentSocket: agentSocketFor(args.apiSock, process.pid),
     stdout: process.stdout,
     // The guest powered off or rebooted (reboot=k): Firecracker exits cleanly.
     onGuestExit: () => process.exit(0),
@@ -65,6 +67,8 @@ function main(): void {
     },
   });
   server.on("error", (e) => fail(`Failed to open the API socket at: ${args.apiSock}. Check that it is not already used. (${e.message})\n`, 1));
+  // Firecracker keeps an idle API connection open; Node would close it after 5 s.
+  server.keepAliveTimeout = 0;
   server.listen(args.apiSock);
 
   // No handler for SIGTERM/SIGINT in Firecracker: the signal ends it. We end the guest first (its
@@ -77,6 +81,15 @@ function main(): void {
     });
   }
   process.on("exit", () => vm.guestProcess?.cleanup());
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 main();

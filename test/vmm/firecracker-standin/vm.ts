@@ -5,13 +5,14 @@
  * Firecracker decides from its state and the host: files it opens, the boot, pause, snapshots.
  */
 import { closeSync, constants, openSync, writeSync } from "node:fs";
-import { join } from "node:path";
 import { Writable } from "node:stream";
 import { AGENT_VSOCK_PORT } from "../../../src/vmm/firecracker/vsock.js";
 import { HybridVsockServer } from "../hybrid-vsock-server.js";
 import * as F from "./faults.js";
 import { Fault } from "./faults.js";
 import { Guest } from "./guest.js";
+// Where SIGKILLed stand-ins leave their fallback socket dir (test helpers clean it by pid).
+export { guestDirFor } from "./place.js";
 import { checkMemoryFile, readVmState, restoreGuestTmp, type VmState, writeSnapshot } from "./snapshot.js";
 import { FC_VERSION } from "./cli.js";
 
@@ -21,8 +22,8 @@ type Body = Record<string, unknown>;
 export interface VmOptions {
   id: string;
   agentBin: string;
-  /** Directory for the guest's agent socket (see Guest). */
-  guestDir: string;
+  /** Where the guest's agent listens (agentSocketFor). */
+  agentSocket: string;
   /** The process's stdout: the serial console when /serial was not configured. */
   stdout: Writable;
   /** Called once when the guest is gone (power-off, Ctrl-Alt-Del, crash): the process ends. */
@@ -31,6 +32,23 @@ export interface VmOptions {
 
 /** Generous: an exec of a static binary under unshare, on a machine shared by VM-booting tests. */
 const GUEST_START_MS = 10_000;
+const DEVICE_PATHS = new Set(["drives", "network-interfaces", "pmem"]);
+/** Pre-boot configuration requests the stand-in plays (everything else it answers as not played). */
+const CONFIG_KEYS = new Set([
+  "PUT /logger",
+  "PUT /metrics",
+  "PUT /serial",
+  "PUT /cpu-config",
+  "PUT /boot-source",
+  "PUT /drives",
+  "PUT /machine-config",
+  "PATCH /machine-config",
+  "PUT /network-interfaces",
+  "PUT /vsock",
+  "PUT /entropy",
+  "PUT /balloon",
+  "PUT /mmds/config",
+]);
 const NO_CONTENT: Reply = { status: 204 };
 const ok = (body: unknown): Reply => ({ status: 200, body });
 
@@ -64,7 +82,8 @@ export class StandinVm {
 
   async handle(method: string, path: string, body: Body | undefined): Promise<Reply> {
     const seg = path.split("/").filter((s) => s !== "");
-    const key = `${method} /${seg[0] ?? ""}${seg[0] === "snapshot" || seg[0] === "vm" || seg[0] === "mmds" || seg[0] === "hotplug" ? (seg[1] ? `/${seg[1]}` : "") : ""}`;
+    // Device paths keep their first segment only (the id is in the body too); others are whole.
+    const key = `${method} ${DEVICE_PATHS.has(seg[0] ?? "") ? `/${seg[0]}` : `/${seg.join("/")}`}`;
     const b = body ?? {};
     switch (key) {
       case "GET /":
@@ -105,12 +124,13 @@ export class StandinVm {
         if (method === "PATCH") this.postBoot();
         return method === "GET" ? ok(this.balloon) : NO_CONTENT;
     }
+    if (!CONFIG_KEYS.has(key)) throw new Fault(`The requested operation is not supported: ${method} ${path} is not played by the Firecracker stand-in`);
     // Everything else configures a resource: pre-boot only.
     this.preBoot();
     switch (key) {
       case "PUT /logger":
-        this.logger = b;
         openExisting(String(b.log_path), F.loggerOpen);
+        this.logger = b;
         return NO_CONTENT;
       case "PUT /metrics":
         if (this.metrics) throw new Fault(F.METRICS_REINIT);
@@ -149,7 +169,7 @@ export class StandinVm {
         this.mmdsConfig = b;
         return NO_CONTENT;
     }
-    throw new Fault(`The requested operation is not supported: ${method} ${path} is not played by the Firecracker stand-in`);
+    throw new Error(`unhandled configuration request ${key}`);
   }
 
   private preBoot(): void {
@@ -262,7 +282,7 @@ export class StandinVm {
         ? `[fc-standin] restored from a snapshot: a fresh hf-agent stands in for the guest (no memory state carried)\n`
         : `[    0.000000] Linux version 0.0.0-fc-standin (a process stands in for the guest; no kernel booted)\n[    0.000000] Command line: ${args}\n`,
     );
-    const g = Guest.start({ agentBin: this.opts.agentBin, dir: this.opts.guestDir, console: con });
+    const g = Guest.start({ agentBin: this.opts.agentBin, socket: this.opts.agentSocket, console: con });
     this.guest = g;
     let up = false;
     void g.exited.then(() => {
@@ -408,7 +428,6 @@ function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
-export const guestDirFor = (pid: number) => join("/var/tmp", `hf-fc-standin-${pid}`);
 
 /** A minimal Writable over an fd we own (the serial file), written synchronously like a UART. */
 class FdWritable extends Writable {
