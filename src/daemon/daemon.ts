@@ -77,6 +77,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       cacheDir: config.assetsDir,
       assets,
       firecrackerBinary: config.firecrackerBinary,
+      ...(config.jailer.enabled ? { jailer: { ...config.jailer, memOverheadMib: config.capacity.vmOverheadMib } } : {}),
       log: (msg) => log.info(msg),
     });
     log.info({ vmm: registry.kind }, "VMM chosen");

@@ -12,6 +12,7 @@ import { initramfsFor, loadGuestAssets, MANIFEST_FILE, type GuestAssets } from "
 import { qcow2Overlays, rawCopies } from "./disks.js";
 import { FirecrackerDriver } from "./firecracker/driver.js";
 import { findBinary, probeFirecracker } from "./firecracker/probe.js";
+import { resolveJailerSettings, type JailerChoice } from "./firecracker/jailer.js";
 import { findFirecrackersUnder, killFirecrackersIn, killFoundFirecracker } from "./firecracker/scan.js";
 import { vmmEnv } from "./qemu/driver.js";
 import { devicesFor } from "./spec.js";
@@ -33,6 +34,11 @@ export interface VmmChoice {
   assets: () => Promise<GuestAssets>;
   /** The firecracker binary (a path or a name on PATH); default `firecracker`. */
   firecrackerBinary?: string;
+  /**
+   * HYPERFLEET_JAILER=on: Firecracker VMs start through the jailer with these settings (checked on
+   * the host when the driver is made: jailer.resolveJailerSettings). Ignored by QEMU.
+   */
+  jailer?: JailerChoice & { memOverheadMib: number };
 }
 
 /** Finding and ending a backend's VMM processes by run dir, tracked or not (reconciliation, deletes). */
@@ -73,7 +79,13 @@ const BACKENDS: Record<VmmKind, Backend | null> = {
     scan: { findUnder: findVmmsUnder, kill: (v) => killFoundVmm(v), killIn: killVmmsIn },
   },
   firecracker: {
-    driver: (c) => Promise.resolve(new FirecrackerDriver({ binary: c.firecrackerBinary ?? "firecracker" })),
+    async driver(c) {
+      const binary = c.firecrackerBinary ?? "firecracker";
+      if (!c.jailer) return new FirecrackerDriver({ binary });
+      // The jailer needs a path: a name is looked up on PATH as a plain spawn would.
+      const found = findBinary(binary, vmmEnv().PATH ?? "") ?? binary;
+      return new FirecrackerDriver({ jailer: await resolveJailerSettings(c.jailer, found, c.jailer.memOverheadMib) });
+    },
     disks: rawCopies,
     scan: { findUnder: findFirecrackersUnder, kill: (v) => killFoundFirecracker(v), killIn: killFirecrackersIn },
   },
@@ -118,7 +130,7 @@ export async function selectVmm(s: VmmSelection): Promise<{ kind: VmmKind; reaso
 /** The registry of the VMM `s` selects (see selectVmm), chosen now. */
 export async function openDriverRegistry(s: VmmSelection): Promise<DriverRegistry> {
   const { kind } = await selectVmm(s);
-  return new DriverRegistry({ kind, accel: s.accel, cacheDir: s.cacheDir, assets: s.assets, ...(s.firecrackerBinary ? { firecrackerBinary: s.firecrackerBinary } : {}) });
+  return new DriverRegistry({ kind, accel: s.accel, cacheDir: s.cacheDir, assets: s.assets, ...(s.firecrackerBinary ? { firecrackerBinary: s.firecrackerBinary } : {}), ...(s.jailer ? { jailer: s.jailer } : {}) });
 }
 
 export class DriverRegistry {
@@ -164,7 +176,7 @@ export class DriverRegistry {
       this.chosen = { kind, backend: backendOf(kind) };
     }
     const { kind, backend } = this.settled;
-    return backend.driver({ kind, accel: this.choice.accel, cacheDir: this.choice.cacheDir, assets: this.choice.assets, ...(this.choice.firecrackerBinary ? { firecrackerBinary: this.choice.firecrackerBinary } : {}) });
+    return backend.driver({ kind, accel: this.choice.accel, cacheDir: this.choice.cacheDir, assets: this.choice.assets, ...(this.choice.firecrackerBinary ? { firecrackerBinary: this.choice.firecrackerBinary } : {}), ...(this.choice.jailer ? { jailer: this.choice.jailer } : {}) });
   }
 
   get disks(): DiskProvider {

@@ -23,10 +23,12 @@ import { sleep } from "../../host/async.js";
 import { vmmEnv } from "../qemu/driver.js";
 import { isAlive } from "../process.js";
 import { describeRequest } from "./api.js";
-import { buildConfigureRequests, buildRestoreRequests, firecrackerPaths, type FcRequest } from "./config.js";
+import { buildConfigureRequests, buildRestoreRequests, firecrackerPaths, type FcPaths, type FcRequest } from "./config.js";
 import { FirecrackerHandle, type FcHostPaths } from "./handle.js";
+import { openJail, removeJail } from "./jailer.js";
+import type { JailerSettings, JailPlan } from "./jailer-layout.js";
 import { plainLaunch, type FcLauncher } from "./launch.js";
-import { findFirecrackersIn, firecrackerRunDir } from "./scan.js";
+import { findFirecrackersIn, firecrackerRunDir, isFirecrackerInJail } from "./scan.js";
 
 const execFileP = promisify(execFile);
 const MIB = 1024 * 1024;
@@ -42,6 +44,11 @@ export interface FirecrackerDriverOptions {
   socketTimeoutMs?: number;
   /** Per API request. */
   requestTimeoutMs?: number;
+  /**
+   * Start every VM through Firecracker's jailer (HYPERFLEET_JAILER=on; jailer.resolveJailerSettings):
+   * chroot, its own uid, cgroup. `binary` is then ignored: the jailer execs settings.firecrackerBinary.
+   */
+  jailer?: JailerSettings;
 }
 
 interface Meta {
@@ -54,6 +61,8 @@ interface Meta {
   vsockUds: string;
   /** The root disk as the host sees it (absolute): what a clone snapshot freezes. */
   rootDisk: DiskSpec;
+  /** A jailed VM's jail: where its files are, and what cleanup removes. */
+  jail?: JailPlan;
 }
 
 /** The VM's files: Firecracker's in the run dir unless the caller named the sockets (VmSpec). */
@@ -76,8 +85,14 @@ export function withRunDirRelativeDisks(spec: VmSpec): VmSpec {
   return { ...spec, rootDisk: rel(spec.rootDisk), ...(spec.extraDisks ? { extraDisks: spec.extraDisks.map(rel) } : {}) };
 }
 
+/** A jailed VM's files: Firecracker's inside the jail (at their host-side paths), ours in the run dir. */
+export function jailedHostPaths(runDir: string, plan: JailPlan): FcHostPaths {
+  return { ...plan.host, metaFile: join(runDir, "meta.json"), pidFile: join(runDir, "firecracker.pid"), outLog: join(runDir, "firecracker.out") };
+}
+
 interface LaunchPlan {
-  requests: (paths: FcHostPaths) => FcRequest[];
+  /** `inside`: Firecracker's paths as it is told them (the jail's when jailed); `jail`: the jail, when jailed. */
+  requests: (inside: FcPaths, jail: JailPlan | null) => FcRequest[];
   /** The code a refused or unanswered request gets. */
   code: ErrorCode;
   /** A restored guest has no `/serial` (only logger and metrics may precede a load): its serial goes to stdout. */
@@ -98,7 +113,8 @@ export class FirecrackerDriver implements VmmDriver {
 
   start(spec: VmSpec, signal?: AbortSignal): Promise<VmHandle> {
     const told = withRunDirRelativeDisks(spec);
-    return this.launch(spec, { requests: (paths) => buildConfigureRequests(told, paths, { guestCid: spec.guestCid ?? 3 }), code: "VMM_SPAWN_FAILED", serialOnStdout: false }, signal);
+    const requests = (inside: FcPaths, jail: JailPlan | null) => buildConfigureRequests(jail ? jail.spec : told, inside, { guestCid: spec.guestCid ?? 3 });
+    return this.launch(spec, { requests, code: "VMM_SPAWN_FAILED", serialOnStdout: false }, undefined, signal);
   }
 
   /**
@@ -118,11 +134,32 @@ export class FirecrackerDriver implements VmmDriver {
     }
     const size = (await stat(memPath)).size;
     if (size !== spec.memMib * MIB) throw new HyperfleetError("SNAPSHOT_INCOMPATIBLE", `snapshot ${snapshot.dir} holds ${size / MIB} MiB of RAM, the VM has ${spec.memMib} MiB`);
-    return this.launch(spec, { requests: (paths) => buildRestoreRequests(spec, paths, { statePath: snapshot.stateFile, memPath, resume: true }), code: "SNAPSHOT_FAILED", serialOnStdout: true }, signal);
+    // Jailed: the snapshot's files are linked into the clone's jail (planJail), and its drives
+    // reopen at their recorded jail paths (/rootfs), which are this VM's own in its jail.
+    const requests = (inside: FcPaths, jail: JailPlan | null) =>
+      jail ? buildRestoreRequests(jail.spec, inside, { statePath: jail.snapshot!.stateFile, memPath: jail.snapshot!.memoryFile!, resume: true }) : buildRestoreRequests(spec, inside, { statePath: snapshot.stateFile, memPath, resume: true });
+    return this.launch(spec, { requests, code: "SNAPSHOT_FAILED", serialOnStdout: true }, snapshot, signal);
   }
 
-  private async launch(spec: VmSpec, plan: LaunchPlan, signal?: AbortSignal): Promise<FirecrackerHandle> {
-    const paths = firecrackerHostPaths(spec);
+  private async launch(spec: VmSpec, plan: LaunchPlan, snapshot: VmSnapshot | undefined, signal?: AbortSignal): Promise<FirecrackerHandle> {
+    if (this.opts.jailer) {
+      // With --new-pid-ns the jailer forks and exits: the VMM's pid would have to come from the
+      // jail's pid file and its exit from polling, which this driver does not do yet.
+      if (this.opts.jailer.newPidNs) throw new HyperfleetError("NOT_SUPPORTED_YET", "HYPERFLEET_JAILER_NEW_PID_NS=on is not supported by the Firecracker driver yet; leave it off");
+      await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
+      const { plan: jail } = await openJail(spec, this.opts.jailer, snapshot);
+      try {
+        return await this.launchIn(spec, plan, jailedHostPaths(spec.runDir, jail), jail, signal);
+      } catch (e) {
+        // The process is gone (launchIn killed it): the jail and its uid claim go too.
+        await removeJail(jail, this.opts.jailer).catch(() => undefined);
+        throw e;
+      }
+    }
+    return this.launchIn(spec, plan, firecrackerHostPaths(spec), null, signal);
+  }
+
+  private async launchIn(spec: VmSpec, plan: LaunchPlan, paths: FcHostPaths, jail: JailPlan | null, signal?: AbortSignal): Promise<FirecrackerHandle> {
     for (const [field, p] of [["controlSocket", paths.apiSocket], ["agentSocket", paths.vsockUds]] as const) {
       if (p.length > MAX_SOCKET_PATH) throw new HyperfleetError("INVALID_ARGUMENT", `${p} is too long for a UNIX socket (max ${MAX_SOCKET_PATH} bytes)`, { details: { field } });
     }
@@ -130,16 +167,20 @@ export class FirecrackerDriver implements VmmDriver {
     // Firecracker refuses to start on an existing API socket ("Address in use"), and a stale vsock
     // socket would make its bind fail at configure time.
     for (const p of [paths.apiSocket, paths.vsockUds, paths.pidFile]) await rm(p, { force: true });
-    // Firecracker opens, never creates, its log and metrics files; a fresh log per process.
-    await writeFile(paths.log, "");
-    await writeFile(paths.metrics, "");
-    await writeFile(paths.console, "", { flag: "a" });
+    // Firecracker opens, never creates, its log and metrics files; a fresh log per process (a
+    // jail's are made by prepareJail, owned by the VM's uid).
+    if (jail === null) {
+      await writeFile(paths.log, "");
+      await writeFile(paths.metrics, "");
+      await writeFile(paths.console, "", { flag: "a" });
+    }
 
-    const launch = this.launcher({ bin: this.bin, apiSocket: paths.apiSocket, spec });
+    // The jailer does what nsenter does for a plain launch (--netns), and puts Firecracker in the jail.
+    const launch = jail ? { file: jail.argv[0]!, args: jail.argv.slice(1), cwd: spec.runDir } : this.launcher({ bin: this.bin, apiSocket: paths.apiSocket, spec });
     // Recorded before the spawn and again with the pid right after it, synchronously: a daemon
     // killed at any point leaves a run dir that says which process to end or adopt (the instants
     // between fork and the second write are covered by the /proc scan in scan.ts).
-    const meta: Meta = { id: spec.id, pid: null, startedAt: new Date().toISOString(), argv: [launch.file, ...launch.args], apiSocket: paths.apiSocket, vsockUds: paths.vsockUds, rootDisk: spec.rootDisk };
+    const meta: Meta = { id: spec.id, pid: null, startedAt: new Date().toISOString(), argv: [launch.file, ...launch.args], apiSocket: paths.apiSocket, vsockUds: paths.vsockUds, rootDisk: spec.rootDisk, ...(jail ? { jail } : {}) };
     writeMetaSync(paths.metaFile, meta);
     const out = await open(paths.outLog, "w");
     const stdout = plan.serialOnStdout ? await open(paths.console, "a") : null;
@@ -163,7 +204,7 @@ export class FirecrackerDriver implements VmmDriver {
       child.once("error", (e: NodeJS.ErrnoException) =>
         reject(
           e.code === "ENOENT"
-            ? new HyperfleetError("HOST_TOOL_MISSING", `${launch.file} not found: install Firecracker (docs/firecracker.md) or set HYPERFLEET_FIRECRACKER_BIN`, { cause: e })
+            ? new HyperfleetError("HOST_TOOL_MISSING", `${launch.file} not found: install Firecracker (docs/firecracker.md) or set ${jail ? "HYPERFLEET_JAILER_BINARY" : "HYPERFLEET_FIRECRACKER_BIN"}`, { cause: e })
             : new HyperfleetError("VMM_SPAWN_FAILED", `cannot start ${launch.file}: ${e.message}`, { cause: e }),
         ),
       );
@@ -179,11 +220,11 @@ export class FirecrackerDriver implements VmmDriver {
       for (const p of [paths.metaFile, paths.pidFile, paths.metrics]) await rm(p, { force: true });
       throw e;
     }
-    const handle = new FirecrackerHandle(spec.id, pid, spec.runDir, paths, spec.rootDisk, child);
+    const handle = new FirecrackerHandle(spec.id, pid, spec.runDir, paths, spec.rootDisk, child, jail);
     let step = "waiting for the API socket";
     try {
       await this.waitForApi(paths.apiSocket, handle, signal);
-      for (const r of plan.requests(paths)) {
+      for (const r of plan.requests(jail ? jail.inside : paths, jail)) {
         if (signal?.aborted) throw new HyperfleetError(plan.code, `start of ${spec.id} aborted`);
         step = describeRequest(r);
         await handle.api.send(r, { code: plan.code, signal, ...(this.opts.requestTimeoutMs ? { timeoutMs: this.opts.requestTimeoutMs } : {}) });
@@ -236,10 +277,20 @@ export class FirecrackerDriver implements VmmDriver {
       // Missing or unreadable: the process whose working directory is the run dir (scan.ts).
     }
     if (meta !== null && meta.id !== id) return null;
-    const pid = meta?.pid ?? (await pidFromFile(defaults.pidFile)) ?? (await findFirecrackersIn(runDir))[0]?.pid;
-    if (pid === undefined || !(await isAlive(pid)) || (await firecrackerRunDir(pid)) !== resolve(runDir)) return null;
-    const paths: FcHostPaths = { ...defaults, ...(meta ? { apiSocket: meta.apiSocket, vsockUds: meta.vsockUds } : {}) };
-    const handle = new FirecrackerHandle(id, pid, runDir, paths, meta?.rootDisk ?? null, null);
+    const jail = meta?.jail ?? null;
+    let pid: number | undefined;
+    let paths: FcHostPaths;
+    if (jail !== null) {
+      // The jailer writes its pid into the jail; the process is checked by its root (scan.ts).
+      pid = meta?.pid ?? (await pidFromFile(jail.pidFile));
+      if (pid === undefined || !(await isFirecrackerInJail(pid, jail.root))) return null;
+      paths = jailedHostPaths(runDir, jail);
+    } else {
+      pid = meta?.pid ?? (await pidFromFile(defaults.pidFile)) ?? (await findFirecrackersIn(runDir))[0]?.pid;
+      if (pid === undefined || !(await isAlive(pid)) || (await firecrackerRunDir(pid)) !== resolve(runDir)) return null;
+      paths = { ...defaults, ...(meta ? { apiSocket: meta.apiSocket, vsockUds: meta.vsockUds } : {}) };
+    }
+    const handle = new FirecrackerHandle(id, pid, runDir, paths, meta?.rootDisk ?? null, null, jail);
     const st = await handle.status();
     if (st.state === "running" || st.state === "paused") return handle;
     // Alive but its API does not answer: ours but uncontrollable; end it.

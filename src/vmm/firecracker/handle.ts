@@ -4,7 +4,7 @@
  * one HTTP connection per request, so there is no long-lived connection whose close would tell.
  */
 import type { ChildProcess } from "node:child_process";
-import { rename, rm, stat } from "node:fs/promises";
+import { chown, copyFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../../core/errors.js";
@@ -15,6 +15,8 @@ import { sparseCopy, syncFile } from "../qemu/migration.js";
 import { FirecrackerApi } from "./api.js";
 import { pauseVm, resumeVm, sendCtrlAltDel, snapshotCreate, type FcPaths } from "./config.js";
 import { AGENT_VSOCK_PORT, connectHybridVsock } from "./vsock.js";
+import { removeJail } from "./jailer.js";
+import type { JailPlan } from "./jailer-layout.js";
 
 /** The /proc poll of a VMM that is not our child. */
 const POLL_MS = 250;
@@ -45,6 +47,8 @@ export class FirecrackerHandle implements VmHandle {
     /** The VM's root disk as the host sees it (absolute): what a clone snapshot freezes. */
     readonly rootDisk: DiskSpec | null,
     child: ChildProcess | null,
+    /** Jailed: Firecracker sees only the jail, so snapshots are written in it and moved out. */
+    readonly jail: JailPlan | null = null,
   ) {
     this.api = new FirecrackerApi(paths.apiSocket);
     this.exitPromise = child
@@ -160,13 +164,21 @@ export class FirecrackerHandle implements VmHandle {
     if ((await this.status()).state !== "paused") await this.api.send(pauseVm(), { code: "SNAPSHOT_FAILED" });
     const stateFile = join(opts.dir, "state");
     const memoryFile = join(opts.dir, "memory");
-    await this.api.send(snapshotCreate(`${stateFile}.tmp`, `${memoryFile}.tmp`), { code: "SNAPSHOT_FAILED", timeoutMs: 120_000 });
+    // Jailed, Firecracker can write only inside its jail: into the jail's snapshot-out dir, from
+    // where the files move to opts.dir (the dir is checked first, as an unjailed create would fail).
+    const out = this.jail ? this.jail.snapshotOut : null;
+    if (out) await stat(opts.dir);
+    const written = (f: string) => (out ? join(out.host, `${basenameOf(f)}.tmp`) : `${f}.tmp`);
+    const told = (f: string) => (out ? join(out.jail, `${basenameOf(f)}.tmp`) : `${f}.tmp`);
+    await this.api.send(snapshotCreate(told(stateFile), told(memoryFile)), { code: "SNAPSHOT_FAILED", timeoutMs: 120_000 });
     if (opts.purpose === "suspend") {
       // The caller ends the VMM next: from then on these files are the only copy of the guest.
-      for (const f of [stateFile, memoryFile]) await syncFile(`${f}.tmp`);
+      for (const f of [stateFile, memoryFile]) await syncFile(written(f));
     }
-    await rename(`${stateFile}.tmp`, stateFile);
-    await rename(`${memoryFile}.tmp`, memoryFile);
+    for (const f of [stateFile, memoryFile]) {
+      if (out) await moveOutOfJail(written(f), `${f}.tmp`);
+      await rename(`${f}.tmp`, f);
+    }
     let disk: DiskSpec | null = null;
     if (opts.purpose === "clone") {
       disk = { path: join(opts.dir, "disk.raw"), format: "raw" };
@@ -194,6 +206,12 @@ export class FirecrackerHandle implements VmHandle {
 
   async cleanup(opts: { all?: boolean } = {}): Promise<void> {
     this.detach();
+    if (this.jail && !(await isAlive(this.pid))) {
+      // The console log stays, as an unjailed VM's does: out of the jail, into the run dir.
+      if (!opts.all) await copyFile(this.paths.console, join(this.runDir, "console.log")).catch(() => undefined);
+      // The jail (links, sockets), its cgroup and the VM's uid claim.
+      await removeJail(this.jail);
+    }
     // Sockets the caller named may live outside the run dir: they go either way.
     for (const p of [this.paths.apiSocket, this.paths.vsockUds, this.paths.pidFile, this.paths.metaFile, this.paths.metrics]) await rm(p, { force: true });
     if (opts.all) await rm(this.runDir, { recursive: true, force: true });
@@ -203,6 +221,20 @@ export class FirecrackerHandle implements VmHandle {
     if (this.exitStatus) throw exitedError(this.id);
     if (this.detached) throw new HyperfleetError("VMM_CONTROL_FAILED", `the handle of ${this.id} was detached`);
   }
+}
+
+const basenameOf = (f: string) => f.slice(f.lastIndexOf("/") + 1);
+
+/** A snapshot file from the jail to the caller's dir: a rename on one file system, else a sparse copy; root's from then on. */
+async function moveOutOfJail(from: string, to: string): Promise<void> {
+  try {
+    await rename(from, to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EXDEV") throw e;
+    await sparseCopy(from, to);
+    await rm(from, { force: true });
+  }
+  await chown(to, 0, 0);
 }
 
 async function allocatedBytes(files: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 /**
  * How a Firecracker process is started, pure: the command, its arguments and its working directory.
- * The driver spawns whatever a launcher returns, so the plain launch here and a jailer launch
- * (chroot, uid, cgroups: jailer.ts) are interchangeable without touching the driver.
+ * The driver spawns whatever a launcher returns; a jailed VM is launched from its jail plan instead
+ * (jailer-layout.ts), since its paths, files and cleanup differ too (driver.ts).
  */
 import type { VmSpec } from "../../core/ports/vmm-driver.js";
 

@@ -7,7 +7,7 @@
  * are compared exactly, and a kill re-checks the process and its start time, so a reused pid is
  * never hit.
  */
-import { readdir, readFile, readlink } from "node:fs/promises";
+import { readdir, readFile, readlink, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { HyperfleetError } from "../../core/errors.js";
 import { sleep } from "../../host/async.js";
@@ -29,6 +29,21 @@ export async function firecrackerRunDir(pid: number): Promise<string | null> {
     return cwd.startsWith("/") && !cwd.endsWith(" (deleted)") ? resolve(cwd) : null;
   } catch {
     return null; // exited meanwhile, or not ours to read
+  }
+}
+
+/**
+ * True when `pid` is a live Firecracker whose root is the jail root `root`. A jailed Firecracker
+ * runs pivoted into its jail in a mount namespace of its own, so /proc/<pid>/cwd and root read "/"
+ * from here; stat through /proc/<pid>/root reaches the directory itself, compared by device and inode.
+ */
+export async function isFirecrackerInJail(pid: number, root: string): Promise<boolean> {
+  try {
+    if (!isFirecrackerArgv((await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0"))) return false;
+    const [theirs, jail] = await Promise.all([stat(`/proc/${pid}/root`), stat(root)]);
+    return theirs.dev === jail.dev && theirs.ino === jail.ino && (await isAlive(pid));
+  } catch {
+    return false;
   }
 }
 

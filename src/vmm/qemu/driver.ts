@@ -149,6 +149,8 @@ export class QemuDriver implements VmmDriver {
           : new HyperfleetError("VMM_SPAWN_FAILED", `cannot start ${this.bin}: ${e.message}`, { cause: e })),
       );
     });
+    // Handled now: it may reject (no such binary) while we close the log below.
+    spawned.catch(() => undefined);
     await log.close();
     let pid: number;
     try {
