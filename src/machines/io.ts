@@ -10,7 +10,7 @@
 import type { AgentClient } from "../agent/client.js";
 import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
 import type { Vm } from "../vmm/vm.js";
-import type { ExecEncoding, ExecOutput, ExecRequest, FileStatView, LogsRequest } from "../core/ports/services.js";
+import type { ExecEncoding, ExecOutput, ExecRequest, ExecStreamHandle, ExecStreamRequest, FileStatView, LogsRequest } from "../core/ports/services.js";
 import type { MachineRecord } from "../core/machine.js";
 import { followMainLog, readMainLog } from "../workload/main-log.js";
 import { execDefaults } from "../workload/run-spec.js";
@@ -67,6 +67,28 @@ export class MachineIo {
       });
     }
     return out;
+  }
+
+  /**
+   * A streamed exec with the image's defaults, as exec(). Not bounded in time by the host: it
+   * lasts as long as its process (or its timeoutMs) and ends when the agent connection does.
+   */
+  async execStream(id: string, req: ExecStreamRequest): Promise<ExecStreamHandle> {
+    const { rec, machine } = await this.resolve(id);
+    const agent = requireAgent(id, machine);
+    const d = execDefaults(rec);
+    const cwd = req.cwd ?? d.cwd;
+    const user = req.user ?? d.user;
+    return agent.execStream(req.command, {
+      env: { ...d.env, ...req.env },
+      stdin: req.stdin,
+      onStdout: req.onStdout,
+      onStderr: req.onStderr,
+      ...(req.timeoutMs !== undefined && { timeoutMs: req.timeoutMs }),
+      ...(req.tty !== undefined && { tty: req.tty }),
+      ...(cwd !== undefined && { cwd }),
+      ...(user !== undefined && { user }),
+    });
   }
 
   async writeFile(id: string, path: string, data: Buffer, mode: number | undefined, signal?: AbortSignal): Promise<{ size: number }> {

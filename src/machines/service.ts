@@ -12,7 +12,7 @@ import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
 import { checkAction, checkTransition, type MachineStatus } from "../core/machine-state.js";
 import type { Vm } from "../vmm/vm.js";
 import { parseImageRef } from "../images/index.js";
-import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../core/ports/services.js";
+import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, ExecStreamHandle, ExecStreamRequest, FileStatView, LogsRequest, MachineServicePort, MachineView } from "../core/ports/services.js";
 import type { MachinePatch, MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import { imagesUnavailable } from "../images/catalog.js";
@@ -332,6 +332,9 @@ export class MachineService implements MachineServicePort {
     const out = await this.io.exec(id, req, this.callSignal(ctx));
     await this.img.main.refresh(id);
     return out;
+  }
+  execStream(id: string, req: ExecStreamRequest): Promise<ExecStreamHandle> {
+    return this.io.execStream(id, req);
   }
   writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx: CallContext = {}): Promise<{ size: number }> {
     return this.io.writeFile(id, path, data, mode, this.callSignal(ctx));
