@@ -16,6 +16,7 @@ import { httpStatus } from "./http-status.js";
 import { BodyBudget, registerBodyBudget, serverTimeouts, type HttpLimits } from "./limits.js";
 import { execRoutes } from "./routes/exec.js";
 import { execWsRoutes } from "./routes/exec-ws.js";
+import { processRoutes } from "./routes/processes.js";
 import { EXEC_WS_MAX_MESSAGE, EXEC_WS_PROTOCOL } from "../contract/exec.js";
 import { fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
@@ -103,6 +104,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => machineRoutes(scope, opts.service));
   await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: opts.limits.execMaxBody, outputMax: opts.execOutputMax }));
   await app.register(async (scope) => execWsRoutes(scope, opts.service));
+  await app.register(async (scope) => processRoutes(scope, opts.service));
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => logRoutes(scope, opts.service));
   await app.register(async (scope) => imageRoutes(scope, opts.images));

@@ -96,6 +96,9 @@ export const ERROR_CODES = {
   SNAPSHOT_IN_USE: "conflict",
   SNAPSHOT_INCOMPATIBLE: "invalid_argument",
   SNAPSHOT_FAILED: "internal",
+  // Background processes (POST /machines/:id/processes): no such pid in this boot; signalling one that exited.
+  PROCESS_NOT_FOUND: "not_found",
+  PROCESS_NOT_RUNNING: "conflict",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

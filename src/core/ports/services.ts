@@ -149,6 +149,25 @@ export interface ExecOutput {
   durationMs: number;
 }
 
+/** A background process to start: it outlives the request, its output goes to a log in the guest. */
+export interface ProcessStartRequest {
+  command: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+}
+
+/** A background process of the machine's current boot. */
+export interface ProcessView {
+  pid: number;
+  command: string[];
+  status: "running" | "exited";
+  exitCode: number | null;
+  signal: number | null;
+  startedAt: string;
+  exitedAt: string | null;
+}
+
 export interface FileStatView {
   size: number;
   mode: number;
@@ -185,6 +204,12 @@ export interface MachineServicePort {
   exec(id: string, req: ExecRequest, ctx?: CallContext): Promise<ExecOutput>;
   /** Starts a streamed exec; resolves once it runs. MACHINE_PAUSED / MACHINE_NOT_RUNNING as exec. */
   execStream(id: string, req: ExecStreamRequest, ctx?: CallContext): Promise<ExecStreamHandle>;
+  startProcess(id: string, req: ProcessStartRequest, ctx?: CallContext): Promise<ProcessView>;
+  listProcesses(id: string, ctx?: CallContext): Promise<ProcessView[]>;
+  /** PROCESS_NOT_FOUND, PROCESS_NOT_RUNNING. */
+  signalProcess(id: string, pid: number, signal: number, ctx?: CallContext): Promise<ProcessView>;
+  /** Its output (stdout and stderr interleaved); with `follow` it ends when the process exited, the machine stops, or ctx.signal fires. */
+  processOutput(id: string, pid: number, req: LogsRequest, ctx?: CallContext): Promise<Buffer | AsyncIterable<Buffer>>;
   writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx?: CallContext): Promise<{ size: number }>;
   /** FILE_TOO_LARGE when the file is bigger than `maxSize` bytes, whatever its stat says. */
   readFile(id: string, path: string, maxSize: number, ctx?: CallContext): Promise<Buffer>;
