@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -65,6 +66,8 @@ after(async () => {
     } catch {
       // already gone
     }
+    // tmux leaves its socket file behind after kill-server.
+    rmSync(join(`/tmp/tmux-${process.getuid!()}`, server), { force: true });
   }
   if (d) await endDaemons([d], dataDir);
 });
