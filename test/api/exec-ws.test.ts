@@ -200,13 +200,14 @@ test(`a client that stops reading does not grow the daemon (RSS within +${RSS_BO
   assert.ok(gone);
 });
 
-test("all output arrives, in order and complete, through the window (16 MiB)", { skip: skip ?? false }, async () => {
-  const c = await run({ command: ["sh", "-c", "seq 1 2000000"], stdin: false });
+test("all output arrives, in order and complete, through several windows (~2 MB of seq)", { skip: skip ?? false }, async () => {
+  // seq is CPU-bound in a TCG guest (2,000,000 lines took 23-50 s): enough lines for two windows.
+  const n = 300_000;
+  const c = await run({ command: ["seq", "1", String(n)], stdin: false });
   const { exit } = await c.finished(120_000);
   assert.equal(exit.exit_code, 0);
   const lines = c.stdout.toString().split("\n");
-  assert.equal(lines.length, 2_000_001);
-  assert.equal(lines[0], "1");
-  assert.equal(lines[1_999_999], "2000000");
-  assert.ok(lines.every((l, i) => i === 2_000_000 || l === String(i + 1)));
+  assert.ok(c.stdout.length > 2 * 1024 * 1024 * 0.9, `only ${c.stdout.length} bytes`);
+  assert.equal(lines.length, n + 1);
+  assert.ok(lines.every((l, i) => i === n || l === String(i + 1)));
 });
