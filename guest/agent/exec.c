@@ -281,6 +281,9 @@ void exec_cancel(struct op *o)
 	struct exec_op *e = (struct exec_op *)o;
 	if (!e->reaped)
 		kill(-e->pid, SIGKILL);
+	/* A host that gives up will not grant credit any more: without this, output waiting for it
+	 * would hold the exec (its EXIT, fds and id) until the connection ends. */
+	e->flow = 0;
 }
 
 void exec_on_pipe(struct exec_op *e, int which)

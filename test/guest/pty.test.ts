@@ -172,6 +172,15 @@ test("FLOW: output of a process that exited while the host gave no credit is not
   assert.equal(r.out.length, 100000);
 });
 
+test("FLOW: CANCEL of an exec whose output waits for credit still ends it with EXIT", async () => {
+  // 200 KB fits in the pipe; sleep keeps it open. No credit beyond the first 1000 bytes.
+  const r = await start(["sh", "-c", "head -c 200000 /dev/zero; exec sleep 30"], ExecFlags.FLOW, [[Tag.WINDOW, { u32: 1000 }]]);
+  await r.pump(() => r.out.length >= 1000);
+  conn.send(MsgType.CANCEL, 0, r.id);
+  const x = await r.waitExit(5000);
+  assert.equal(x.signal, 9);
+});
+
 test("PTY and FLOW together: a terminal's output is flow-controlled too", async () => {
   const r = await start(["sh", "-c", "head -c 50000 /dev/zero | tr '\\0' y"], ExecFlags.PTY | ExecFlags.FLOW, [[Tag.WINDOW, { u32: 512 }]]);
   await r.pump(() => r.out.length >= 512);
