@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -35,6 +35,8 @@ before(async () => {
 });
 after(async () => {
   if (d) await endDaemons([d], dataDir);
+  // A daemon that never started leaves its data dir behind otherwise.
+  else if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");

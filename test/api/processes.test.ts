@@ -4,7 +4,7 @@
  * successor still lists, reads and signals the process (the state is in the guest).
  */
 import assert from "node:assert/strict";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -38,6 +38,8 @@ before(async () => {
 });
 after(async () => {
   if (daemons.length) await endDaemons(daemons, dataDir);
+  // A daemon that never started leaves its data dir behind otherwise.
+  else if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
 async function start(command: string[]): Promise<Proc> {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
@@ -70,6 +70,8 @@ after(async () => {
     rmSync(join(`/tmp/tmux-${process.getuid!()}`, server), { force: true });
   }
   if (d) await endDaemons([d], dataDir);
+  // A daemon that never started leaves its data dir behind otherwise.
+  else if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
 
 test("the interactive shell: prompt, 6*7, Ctrl-C (130), resize, Ctrl-D with the shell's status", { skip: skip ?? false, timeout: 180_000 }, async () => {
