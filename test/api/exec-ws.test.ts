@@ -150,6 +150,22 @@ test("errors before the upgrade are plain HTTP: 401, 404 MACHINE_NOT_FOUND; a pl
   assert.equal(((await plain.json()) as { error: { code: string } }).error.code, "INVALID_ARGUMENT");
 });
 
+test("a paused machine is 409 MACHINE_PAUSED before the upgrade, as the sync exec", { skip: skip ?? false }, async () => {
+  assert.equal((await d.fetch("POST", `/machines/${id}/pause`)).status, 200);
+  try {
+    const e = await ExecWs.open(d.url, id).then(
+      () => assert.fail("upgraded on a paused machine"),
+      (err: unknown) => err,
+    );
+    assert.ok(e instanceof Refused && e.status === 409, String(e));
+    assert.match((e as Refused).body, /MACHINE_PAUSED/);
+  } finally {
+    assert.equal((await d.fetch("POST", `/machines/${id}/resume`)).status, 200);
+  }
+  const c = await run({ command: ["true"], stdin: false });
+  assert.equal((await c.finished()).exit.exit_code, 0);
+});
+
 test("a browser authenticates with the bearer.<key> subprotocol and gets hyperfleet.v1 back", { skip: skip ?? false }, async () => {
   const c = await ExecWs.open(d.url, id, { headers: {}, protocols: ["hyperfleet.v1", `bearer.${KEY}`] });
   assert.equal(c.ws.protocol, "hyperfleet.v1");
