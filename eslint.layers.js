@@ -30,9 +30,10 @@ export const LAYER_RULES = {
     why: "daemon is the composition root; it does not import embed or cli",
   },
   // Library machines bring their own network up (docs/adr/0008, "Library machines").
+  // An imageRef is pulled by the daemon's image code with the daemon's registry settings (config/library.ts).
   embed: {
-    may: ["core", "host", "agent", "assets", "vmm", "network"],
-    why: "embed wires only vmm and network pieces (never machines, store, api, config or daemon)",
+    may: ["core", "host", "agent", "assets", "vmm", "network", "images", "config"],
+    why: "embed wires only vmm, network and images pieces and reads the registry settings (never machines, store, api or daemon)",
   },
   cli: { may: ["core", "contract", "daemon"], why: "cli reaches the server only through daemon" },
 };

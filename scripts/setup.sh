@@ -2,13 +2,18 @@
 # Idempotent host setup: Debian packages, npm dependencies, the guest agent/init build, and the
 # guest assets (kernel, initramfs, base root disk). Then starts the server unless --no-start.
 # Every step skips what is already up to date, so re-running costs a few seconds.
+# --firecracker also installs the pinned Firecracker release (firecracker and jailer, SHA-256
+# checked) into /usr/local/bin (docs/firecracker.md); a host that cannot download is told so and the
+# rest of setup goes on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 START=1
+FIRECRACKER=0
 for arg in "$@"; do
   case "$arg" in
     --no-start) START=0 ;;
+    --firecracker) FIRECRACKER=1 ;;
     *) echo "setup: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -63,6 +68,13 @@ make -C guest --no-print-directory
 
 step "guest assets (kernel, initramfs, base root disk)"
 node --import tsx scripts/setup-assets.ts
+
+if ((FIRECRACKER)); then
+  step "Firecracker release (firecracker + jailer, pinned and checksum-verified)"
+  if ! node --import tsx scripts/install-firecracker.ts; then
+    echo "setup: Firecracker was not installed (reason above); everything else is set up, and QEMU VMs work without it"
+  fi
+fi
 
 if ((START)); then
   step "starting the server (Ctrl-C to stop)"

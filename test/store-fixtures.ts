@@ -36,5 +36,6 @@ export function newMachine(id: string, name = id): NewMachine {
     network: null,
     env: { A: "1" },
     metadata: { team: "x" },
+    vmm: "qemu",
   };
 }

@@ -19,7 +19,7 @@ import { execWsRoutes } from "./routes/exec-ws.js";
 import { processRoutes } from "./routes/processes.js";
 import { EXEC_WS_MAX_MESSAGE, EXEC_WS_PROTOCOL } from "../contract/exec.js";
 import { fileRoutes } from "./routes/files.js";
-import { healthRoutes } from "./routes/health.js";
+import { healthRoutes, type VmmInfoSource } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
 import { logRoutes } from "./routes/logs.js";
 import { machineRoutes } from "./routes/machines.js";
@@ -43,6 +43,8 @@ export interface AppOptions {
   /** HYPERFLEET_EXEC_OUTPUT_MAX: bytes of stdout and of stderr an exec answers with at most. */
   execOutputMax: number;
   version: string;
+  /** The VMM in use, for GET /health (cheap: the driver is made once and kept). */
+  vmm: VmmInfoSource;
 }
 
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
@@ -100,7 +102,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   registerAuth(app, opts.auth);
   registerBodyBudget(app, new BodyBudget(opts.limits.bodyBudget));
-  healthRoutes(app, { version: opts.version, startedAt: Date.now() });
+  healthRoutes(app, { version: opts.version, startedAt: Date.now(), vmm: opts.vmm });
   await app.register(async (scope) => machineRoutes(scope, opts.service));
   await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: opts.limits.execMaxBody, outputMax: opts.execOutputMax }));
   await app.register(async (scope) => execWsRoutes(scope, opts.service));

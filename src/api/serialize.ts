@@ -45,6 +45,7 @@ export function machineJson(m: MachineView): MachineJson {
     user: m.user,
     main_process: m.mainProcess && mainProcessJson(m.mainProcess),
     snapshot_id: m.snapshotId,
+    vmm: m.vmm,
   };
 }
 

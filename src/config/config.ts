@@ -13,6 +13,7 @@ import { EnvReader, type ConfigProblem, type Env } from "./env-reader.js";
 import { defaultCapacity, hostFacts, type HostFacts } from "./capacity.js";
 import { defaultAgentBinary, readMirrors, readRegistryHosts } from "./registries.js";
 import { readNetwork, type NetworkConfig } from "./network.js";
+import { readJailer, type JailerConfig } from "./jailer.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -22,6 +23,9 @@ export const MIN_API_KEY_LENGTH = 16;
 
 export const ACCELS = ["auto", "kvm", "tcg"] as const;
 export type AccelChoice = (typeof ACCELS)[number];
+
+export const VMMS = ["auto", "qemu", "firecracker"] as const;
+export type VmmChoiceName = (typeof VMMS)[number];
 
 export interface Config {
   readonly port: number;
@@ -42,6 +46,10 @@ export interface Config {
   };
   /** QEMU accelerator; `auto` boots a KVM probe once and falls back to TCG. */
   readonly accel: AccelChoice;
+  /** Which VMM runs the VMs; `auto`: Firecracker when its binary is found and a KVM probe boots, else QEMU. */
+  readonly vmm: VmmChoiceName;
+  /** The firecracker binary (a path, or a name looked up on PATH). */
+  readonly firecrackerBinary: string;
   readonly startTimeoutMs: number;
   /** VMs booting at the same time; more wait in `starting` (TCG boots are CPU-bound). */
   readonly maxConcurrentBoots: number;
@@ -82,6 +90,8 @@ export interface Config {
     /** Bytes the templates may take on disk; least recently used ones no machine uses go first. */
     readonly maxSize: number;
   };
+  /** Firecracker's jailer (src/config/jailer.ts). */
+  readonly jailer: JailerConfig;
 }
 
 /** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
@@ -137,6 +147,8 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
       rootfsPath: r.path("HYPERFLEET_ROOTFS_PATH", null),
     },
     accel: r.oneOf("HYPERFLEET_ACCEL", "auto", ACCELS),
+    vmm: r.oneOf("HYPERFLEET_VMM", "auto", VMMS),
+    firecrackerBinary: r.string("HYPERFLEET_FIRECRACKER_BIN", "firecracker"),
     startTimeoutMs: r.int("HYPERFLEET_START_TIMEOUT", 60_000, 1_000, 600_000, "ms"),
     maxConcurrentBoots: r.int("HYPERFLEET_MAX_CONCURRENT_BOOTS", availableParallelism(), 1, 1024),
     stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
@@ -170,6 +182,7 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
       enabled: r.bool("HYPERFLEET_WARM_TEMPLATES", true),
       maxSize: r.int("HYPERFLEET_TEMPLATE_CACHE_MAX", 4_294_967_296, 0, Number.MAX_SAFE_INTEGER, "bytes"),
     },
+    jailer: readJailer(r),
   };
 
   if (config.oci.cacheDir.includes(":")) {

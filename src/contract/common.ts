@@ -58,6 +58,8 @@ export const ErrorSchema = Type.Object(
       stdout_truncated: Type.Optional(Type.Boolean({ description: "EXEC_TIMEOUT: stdout had more than `max_output_bytes`" })),
       stderr_truncated: Type.Optional(Type.Boolean({ description: "EXEC_TIMEOUT: stderr had more than `max_output_bytes`" })),
       machines: Type.Optional(Type.Array(Type.String(), { description: "SNAPSHOT_IN_USE: the machines created from the snapshot" })),
+      machine_vmm: Type.Optional(Type.String({ description: "VMM_MISMATCH: the VMM the machine was created under" })),
+      daemon_vmm: Type.Optional(Type.String({ description: "VMM_MISMATCH: the VMM this daemon runs" })),
     }),
   },
   { $id: "Error", description: "Error response" },

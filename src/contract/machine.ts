@@ -231,6 +231,9 @@ export const MachineSchema = Type.Object(
     user: NullableString,
     main_process: Nullable(MainProcessSchema),
     snapshot_id: Nullable(Type.String({ description: "The snapshot the machine was created from (it cannot be deleted while the machine exists)" })),
+    vmm: Type.Union([Type.Literal("qemu"), Type.Literal("firecracker")], {
+      description: "The VMM the machine was created under (a clone: its snapshot's). Only a daemon running that VMM boots or restores it (else 409 VMM_MISMATCH); GET /health names the daemon's.",
+    }),
   },
   { $id: "Machine" },
 );

@@ -96,6 +96,9 @@ export const ERROR_CODES = {
   SNAPSHOT_IN_USE: "conflict",
   SNAPSHOT_INCOMPATIBLE: "invalid_argument",
   SNAPSHOT_FAILED: "internal",
+  // A machine recorded under one VMM (`vmm`: qemu, firecracker) and a daemon now running another:
+  // its disk format, devices and saved state are that VMM's, so it is never booted by the other.
+  VMM_MISMATCH: "conflict",
   // Background processes (POST /machines/:id/processes): no such pid in this boot; signalling one that exited.
   PROCESS_NOT_FOUND: "not_found",
   PROCESS_NOT_RUNNING: "conflict",

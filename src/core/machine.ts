@@ -5,6 +5,10 @@
  */
 import type { ErrorCode } from "./errors.js";
 import type { MachineStatus } from "./machine-state.js";
+import type { VmmKind } from "./ports/vmm-driver.js";
+
+/** The VMMs a machine can be created under (VmmDriver.kind). */
+export const VMM_KINDS = ["qemu", "firecracker"] as const satisfies readonly VmmKind[];
 
 /** A failure as recorded on a machine, a pull or a main process. */
 export interface ErrorRef {
@@ -146,6 +150,11 @@ export interface MachineRecord {
    * until its first boot), `suspend` (its own state saved by a suspend); null: a cold boot.
    */
   restoreFrom: RestoreSource | null;
+  /**
+   * The VMM it was created under (a clone: its snapshot's). Its disk, devices and saved state are
+   * that VMM's: a daemon running another refuses to boot it (VMM_MISMATCH).
+   */
+  vmm: VmmKind;
 }
 
 export const RESTORE_SOURCES = ["snapshot", "suspend"] as const;
@@ -179,6 +188,7 @@ export type NewMachine = Pick<
   | "network"
   | "env"
   | "metadata"
+  | "vmm"
 > &
   NewMachineImage &
   Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig">>;

@@ -5,7 +5,7 @@
  * from it inherits from its source, since a restored VM must have its source's shape and devices.
  */
 import type { MachineRecord } from "./machine.js";
-import type { VmSnapshot } from "./ports/vmm-driver.js";
+import type { VmmKind, VmSnapshot } from "./ports/vmm-driver.js";
 
 /**
  * What a machine created from a snapshot takes from the snapshot's source: its shape, boot paths
@@ -20,6 +20,8 @@ export type SnapshotSource = Pick<
   network: boolean;
   /** The source's NIC MAC: the restored NIC keeps it (device state), so a clone's record shows it. */
   mac: string | null;
+  /** The VMM that wrote it (its device state is that VMM's): its clones' `vmm`. Absent in snapshots from before it was recorded: QEMU's. */
+  vmm?: VmmKind;
 };
 
 export interface SnapshotRecord {

@@ -22,7 +22,7 @@ import { MachineService } from "../machines/service.js";
 import { MainProcesses } from "../workload/main-process.js";
 import { reconcile, type ReconcileReport } from "../machines/reconcile.js";
 import { VmFactory } from "../machines/vm-factory.js";
-import { DriverRegistry, guestAssetsIn } from "../vmm/registry.js";
+import { guestAssetsIn, openDriverRegistry } from "../vmm/registry.js";
 import { VmLifecycle } from "../machines/lifecycle.js";
 import { MachineSnapshots } from "../machines/snapshots.js";
 import { WarmTemplates } from "../machines/templates.js";
@@ -71,7 +71,15 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     images = await openImages(config.oci, await imageHolders(), log);
     const opened = images;
     const assets = guestAssetsIn(config.assetsDir);
-    const registry = new DriverRegistry({ kind: "qemu", accel: config.accel, cacheDir: config.assetsDir, assets });
+    const registry = await openDriverRegistry({
+      vmm: config.vmm,
+      accel: config.accel,
+      cacheDir: config.assetsDir,
+      assets,
+      firecrackerBinary: config.firecrackerBinary,
+      log: (msg) => log.info(msg),
+    });
+    log.info({ vmm: registry.kind }, "VMM chosen");
     const vms = new VmFactory({
       dataDir: config.dataDir,
       socketDir: config.socketDir,
@@ -120,7 +128,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
-    const app = await buildApp({ service, images: catalog, snapshots, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION });
+    const app = await buildApp({ service, images: catalog, snapshots, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION, vmm: () => vms.vmmInfo() });
 
     let url: string | null = null;
     if (opts.listen !== false) {

@@ -1,6 +1,7 @@
 /**
  * The library entry point: one microVM, usable without a server. A thin facade over the pieces the
- * daemon uses too (vmm/spec.ts, the driver registry, Vm), with Result values instead of throws.
+ * daemon uses too (vmm/spec.ts, the driver registry, Vm, the image cache), with Result values
+ * instead of throws. It takes the options of the Firecracker SDK example (examples/sdk-example.ts).
  *
  * @example
  * const machine = new Machine({ vcpuCount: 1, memSizeMib: 256 });
@@ -10,6 +11,7 @@
  * (await machine.shutdown()).unwrap();
  */
 import { existsSync } from "node:fs";
+import type { CachedImage } from "../images/index.js";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { ulid } from "ulid";
@@ -24,7 +26,7 @@ import { networkedBoot } from "../network/networked-boot.js";
 import { hostTscKhz } from "../vmm/host.js";
 import { buildVmSpec, devicesFor, needsAssets, resolveBootPaths } from "../vmm/spec.js";
 import { Vm } from "../vmm/vm.js";
-import { DEFAULT_DATA_DIR, wiringFor } from "./wiring.js";
+import { DEFAULT_DATA_DIR, imagesIn, wiringFor } from "./wiring.js";
 
 export type { FileStat } from "../agent/client.js";
 export type { ExposedPort, ExposedPortRequest, MachineNetwork } from "../core/machine.js";
@@ -61,10 +63,42 @@ export interface MachineOptions {
   /** Kernel (bzImage or ELF vmlinux). Default: the vmlinux from the guest assets. */
   kernelImagePath?: string;
   initrdPath?: string;
-  /** Full kernel command line. Default: the measured fast-boot set (src/vmm/kernel-args.ts). */
+  /**
+   * Full kernel command line. Default: the measured fast-boot set (src/vmm/kernel-args.ts). As
+   * Firecracker does for a root drive, `root=/dev/vda rw` is added when it names no root; under
+   * QEMU, whose only console is the virtio one, `console=hvc0` is added when its last console is
+   * another (the example's `console=ttyS0`), so output still reaches consoleLogPath.
+   */
   kernelArgs?: string;
-  /** Base root disk (raw ext4). The VM writes to its own qcow2 overlay; the base is never modified. */
+  /** Base root disk (raw ext4). The VM writes to its own copy-on-write disk; the base is never modified. Not with imageRef. */
   rootfsPath?: string;
+  /**
+   * An OCI image (`alpine:latest`, `127.0.0.1:5000/app:v1`) as the root disk, pulled at the first
+   * start() by the daemon's image code (src/images: our agent goes in as /sbin/hf-agent) with the
+   * daemon's registry settings from the environment (HYPERFLEET_INSECURE_REGISTRIES,
+   * HYPERFLEET_REGISTRY_MIRRORS), into imageCacheDir. The image's main process is not started: this
+   * is a root disk, exec() runs what you ask.
+   */
+  imageRef?: string;
+  /** Size of the image's root disk; default: its content plus max(50 %, 64 MiB). Needs imageRef. */
+  imageSizeMib?: number;
+  /**
+   * Where pulled images are cached. Default `<dataDir>/library-images`: not the daemon's cache
+   * (`<dataDir>/images`), since one cache dir takes one process (src/images/README.md).
+   */
+  imageCacheDir?: string;
+  /**
+   * Where the VMM's control socket goes (Firecracker: its API socket; QEMU: its QMP socket).
+   * Default `<runDir>/qmp.sock`. A stale socket there is removed; a live one or another file is refused.
+   */
+  socketPath?: string;
+  /**
+   * The agent channel's host socket (`uds_path`) and the guest's vsock CID (`guest_cid`, >= 3).
+   * Firecracker: the hybrid vsock, exec() connects through it. QEMU has no vsock here (no
+   * vhost-vsock): its agent channel is a virtio-serial port whose host socket goes to uds_path
+   * instead, and guest_cid is unused. Default `<runDir>/agent.sock`.
+   */
+  vsock?: { guest_cid: number; uds_path: string };
   /** Where guest assets and per-VM state live. Default /var/lib/hyperfleet. */
   dataDir?: string;
   /** This VM's directory (sockets, pidfile, console log, disk overlay). Default <dataDir>/vms/<id>. */
@@ -113,6 +147,8 @@ export class Machine {
   /** The network claimed at the first start, kept across stop/start until shutdown, kill or destroy. */
   private net: VmNetworkSpec | null = null;
   private lib: LibraryNetwork | null = null;
+  /** The pulled imageRef, held in the cache (never evicted) from the first start until destroy. */
+  private image: CachedImage | null = null;
 
   constructor(private readonly opts: MachineOptions) {
     this.id = opts.id ?? `vm_${ulid()}`;
@@ -153,9 +189,11 @@ export class Machine {
   start(opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Result<void>> {
     return attempt(async () => {
       if (this.vm && (await this.vm.status()).state !== "exited") throw new HyperfleetError("INVALID_STATE_TRANSITION", `machine ${this.id} is already running`);
+      checkOptions(this.opts);
+      const rootfsPath = await this.imageDisk(opts.signal);
       try {
         const attached = await this.networkUp();
-        const spec = await this.buildSpec(attached);
+        const spec = await this.buildSpec(attached, rootfsPath);
         this.vm = await Vm.boot(await this.driver(), spec, opts.timeoutMs ?? this.opts.bootTimeoutMs ?? 30_000, opts.signal);
         if (this.net !== null && this.vm.pid !== null) await this.libraryNetwork().recordVmm(this.id, this.vm.pid);
       } catch (e) {
@@ -225,6 +263,17 @@ export class Machine {
     });
   }
 
+  /**
+   * Lets go of the VM without stopping it: it keeps running, with its sockets and files, and
+   * Machine.adopt (in this process or another) re-attaches to it. This Machine is done with it.
+   */
+  detach(): void {
+    this.vm?.detach();
+    this.vm = null;
+    // Its network lease goes with the VM, to whoever adopts it: this Machine must not release it.
+    this.net = null;
+  }
+
   /** SIGKILLs the VMM process (and takes its network down). */
   kill(): Promise<Result<void>> {
     return attempt(async () => {
@@ -247,6 +296,12 @@ export class Machine {
     await this.vm?.kill().catch(() => this.vm?.release());
     await this.releaseNetwork();
     await rm(this.runDir, { recursive: true, force: true });
+    // The VM's disk lay on the image's: only now may the cache evict it.
+    if (this.image !== null) {
+      const digest = this.image.digest;
+      this.image = null;
+      await (await imagesIn(this.imageCacheDir)).release(digest);
+    }
   }
 
   // --- internals ---
@@ -290,11 +345,29 @@ export class Machine {
     this.net = null;
   }
 
-  private async buildSpec(attached: AttachedNetwork | null): Promise<VmSpec> {
-    const o = this.opts;
+  private get imageCacheDir(): string {
+    return this.opts.imageCacheDir ?? join(this.dataDir, "library-images");
+  }
+
+  /** The imageRef's root disk, pulled at the first start (and held); null without an imageRef. */
+  private async imageDisk(signal?: AbortSignal): Promise<string | null> {
+    const ref = this.opts.imageRef;
+    if (ref === undefined) return null;
+    this.image ??= await (await imagesIn(this.imageCacheDir)).pull(ref, {
+      acquire: true,
+      ...(this.opts.imageSizeMib !== undefined && { imageSizeMib: this.opts.imageSizeMib }),
+      ...(signal !== undefined && { signal }),
+    });
+    return this.image.diskPath;
+  }
+
+  private async buildSpec(attached: AttachedNetwork | null, imageDisk: string | null): Promise<VmSpec> {
+    const o = { ...this.opts, ...(imageDisk !== null && { rootfsPath: imageDisk }) };
     const kind = (await this.driver()).kind;
     const nb = attached === null ? null : networkedBoot(attached, this.net?.network.dns ?? []);
-    const assets = needsAssets(o) ? await wiringFor(this.dataDir).assets() : null;
+    // Loaded even when nothing must come from them, if they exist: a kernelImagePath that is the
+    // assets' own kernel still gets our initramfs (resolveBootPaths).
+    const assets = needsAssets(o) ? await wiringFor(this.dataDir).assets() : await wiringFor(this.dataDir).assets().catch(() => null);
     // The agent channel (vsock or virtio-serial) and the NIC, if any, pick the initramfs's drivers.
     const devices = devicesFor(kind, nb?.nics);
     const boot = resolveBootPaths(o, assets, devices);
@@ -309,8 +382,30 @@ export class Machine {
       devices,
       ...(nb !== null && { guestNet: nb.guestNet }),
       runDir: this.runDir,
+      sockets: {
+        ...(o.socketPath !== undefined && { controlSocket: o.socketPath }),
+        ...(o.vsock !== undefined && { agentSocket: o.vsock.uds_path, guestCid: o.vsock.guest_cid }),
+      },
       tscKhz: hostTscKhz(),
     });
     return nb === null ? spec : { ...spec, netns: nb.netns };
   }
+}
+
+function invalid(field: string, message: string): HyperfleetError {
+  return new HyperfleetError("INVALID_ARGUMENT", `${field}: ${message}`, { details: { field } });
+}
+
+/** The option combinations no VM can have, refused before anything is pulled or spawned. */
+function checkOptions(o: MachineOptions): void {
+  if (o.imageRef !== undefined && o.rootfsPath !== undefined) throw invalid("imageRef", "give imageRef or rootfsPath, not both (both are the root disk)");
+  if (o.imageSizeMib !== undefined && o.imageRef === undefined) throw invalid("imageSizeMib", "sizes the disk of imageRef; give an imageRef too");
+  if (o.imageSizeMib !== undefined && (!Number.isInteger(o.imageSizeMib) || o.imageSizeMib < 1)) throw invalid("imageSizeMib", `must be a positive whole number of MiB, got ${o.imageSizeMib}`);
+  if (o.vsock !== undefined) {
+    const cid = o.vsock.guest_cid;
+    // 0-2 are the hypervisor, local and host addresses.
+    if (!Number.isInteger(cid) || cid < 3 || cid > 0xffffffff - 1) throw invalid("vsock.guest_cid", `must be a whole number from 3 to 4294967294, got ${cid}`);
+    if (typeof o.vsock.uds_path !== "string" || o.vsock.uds_path === "") throw invalid("vsock.uds_path", "must be a path");
+  }
+  if (o.socketPath !== undefined && o.socketPath === "") throw invalid("socketPath", "must be a path");
 }

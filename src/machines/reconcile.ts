@@ -45,8 +45,15 @@ const RUN_DIR_NAME = /^vm_[0-9A-HJKMNP-TV-Z]{26}$/;
 export async function reconcile(d: ReconcileDeps): Promise<ReconcileReport> {
   const report: ReconcileReport = { adopted: [], died: [], stopped: [], deleted: [], orphans: [], strays: [], pullsInterrupted: [], networks: { namespaces: [], links: [] } };
   const live = await d.repo.list({ status: LIVE_STATUSES });
+  const vmm = await d.vms.vmmKind();
   for (const rec of live) {
     const log = d.log.child({ machine_id: rec.id });
+    if (rec.vmm !== vmm) {
+      // Another VMM's process cannot be adopted, stopped or told dead by this one's driver: left
+      // as it was for a daemon running its VMM (its start answers 409 VMM_MISMATCH meanwhile).
+      log.warn({ status: rec.status, machine_vmm: rec.vmm, daemon_vmm: vmm }, "machine belongs to another VMM; left as it was");
+      continue;
+    }
     try {
       await reconcileOne(d, rec, report, log);
     } catch (e) {

@@ -148,6 +148,8 @@ export class MachineService implements MachineServicePort {
     if (snap?.source.imageDigest) await this.img.users.hold(id, snap.source.imageDigest);
     const rec = await this.repo.insert({
       id,
+      // A clone's is its snapshot's (below); a new machine's, this daemon's.
+      vmm: await this.vms.vmmKind(),
       name: req.name,
       vcpuCount: req.vcpuCount,
       memSizeMib: req.memSizeMib,
@@ -399,8 +401,23 @@ export class MachineService implements MachineServicePort {
 
   /** Records the boot paths and moves to `starting`, which admission control may refuse. */
   private async admitStart(rec: MachineRecord): Promise<MachineRecord> {
+    await this.checkVmm(rec);
     const paths = rec.kernelImagePath !== null && (rec.rootfsPath !== null || rec.imageRef !== null) ? {} : await this.bootPaths(rec);
     return this.move(rec, "starting", { ...paths, lastError: null, pid: null }, "start requested");
+  }
+
+  /**
+   * A machine is booted or restored only by the VMM it was created under: its disk format, devices
+   * and saved state are that VMM's. Checked before any status changes, so the machine stays as it was.
+   */
+  private async checkVmm(rec: MachineRecord): Promise<void> {
+    const current = await this.vms.vmmKind();
+    if (rec.vmm === current) return;
+    throw new HyperfleetError(
+      "VMM_MISMATCH",
+      `machine ${rec.id} was created under ${rec.vmm} and this daemon runs ${current}: it is not ${rec.restoreFrom === null ? "booted" : "restored"} with another VMM's driver; run the daemon with HYPERFLEET_VMM=${rec.vmm}, or create a new machine`,
+      { details: { machine_vmm: rec.vmm, daemon_vmm: current } },
+    );
   }
 
   private queueBoot(starting: MachineRecord, ctx: CallContext): void {

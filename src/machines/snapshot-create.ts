@@ -34,7 +34,7 @@ export function fitRequestToSnapshot(req: CreateMachineRequest, snap: SnapshotRe
 /** The record fields that come from the snapshot (boot paths for a later cold boot, image, restore). */
 export function snapshotMachineFields(snap: SnapshotRecord): Pick<
   NewMachine,
-  "kernelImagePath" | "initrdPath" | "kernelArgs" | "rootfsPath" | "imageRef" | "imageDigest" | "imageConfig" | "cmd" | "entrypoint" | "workdir" | "user" | "snapshotId" | "restoreFrom"
+  "kernelImagePath" | "initrdPath" | "kernelArgs" | "rootfsPath" | "imageRef" | "imageDigest" | "imageConfig" | "cmd" | "entrypoint" | "workdir" | "user" | "snapshotId" | "restoreFrom" | "vmm"
 > {
   const s = snap.source;
   return {
@@ -52,6 +52,7 @@ export function snapshotMachineFields(snap: SnapshotRecord): Pick<
     user: s.user,
     snapshotId: snap.id,
     restoreFrom: "snapshot",
+    vmm: s.vmm ?? "qemu",
   };
 }
 

@@ -192,6 +192,7 @@ export function snapshotSource(rec: MachineRecord): SnapshotSource {
     entrypoint: rec.entrypoint,
     workdir: rec.workdir,
     user: rec.user,
+    vmm: rec.vmm,
   };
 }
 

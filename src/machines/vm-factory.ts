@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
 import type { MachineRecord } from "../core/machine.js";
 import type { AttachedNetwork } from "../core/ports/network.js";
-import type { DiskSpec, VmSnapshot, VmSpec } from "../core/ports/vmm-driver.js";
+import type { DiskSpec, VmmKind, VmSnapshot, VmSpec } from "../core/ports/vmm-driver.js";
 import type { GuestAssets } from "../assets/index.js";
 import { networkedBoot } from "../network/networked-boot.js";
 import { hostTscKhz } from "../vmm/host.js";
@@ -103,6 +103,28 @@ export class VmFactory {
   /** Removes the machine's disk (a clone whose restore could not be completed). */
   discardDisk(rec: MachineRecord): Promise<void> {
     return this.o.registry.disks.removeDisk(rec.runDir);
+  }
+
+  /**
+   * The VMM this daemon boots with: the driver's kind once it is made (with `auto`, the choice),
+   * else the configured one (a host without guest assets can still create machines).
+   */
+  async vmmKind(): Promise<VmmKind> {
+    try {
+      return (await this.o.registry.driver()).kind;
+    } catch {
+      return this.o.registry.kind;
+    }
+  }
+
+  /** The VMM in use and how it runs guests, for GET /health; null when no driver can be made here. */
+  async vmmInfo(): Promise<{ kind: VmmKind; accel: "kvm" | "tcg" } | null> {
+    try {
+      const d = await this.o.registry.driver();
+      return { kind: d.kind, accel: d.accel };
+    } catch {
+      return null;
+    }
   }
 
   /** What saved state this host's VMM can restore: part of a warm template's key. */

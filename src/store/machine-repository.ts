@@ -8,7 +8,8 @@ import type { Demand, Usage } from "../core/capacity.js";
 import { HyperfleetError, storedErrorCode } from "../core/errors.js";
 import { isMachineStatus, LIVE_STATUSES, type MachineStatus } from "../core/machine-state.js";
 import type { Database, ExposedPortsTable, MachinesTable } from "./schema.js";
-import { RESTORE_SOURCES, type ErrorRef, type ExposedPort, type ImagePullState, type ImageRunConfig, type MachineNetwork, type MachinePatch, type MachineRecord, type NewMachine, type PortProtocol, type RestoreSource } from "../core/machine.js";
+import type { VmmKind } from "../core/ports/vmm-driver.js";
+import { RESTORE_SOURCES, VMM_KINDS, type ErrorRef, type ExposedPort, type ImagePullState, type ImageRunConfig, type MachineNetwork, type MachinePatch, type MachineRecord, type NewMachine, type PortProtocol, type RestoreSource } from "../core/machine.js";
 import { claimSlot, type SlotPicker } from "./network-slot-repository.js";
 
 export type Clock = () => Date;
@@ -223,6 +224,7 @@ function newRow(m: NewMachine, at: string): Selectable<MachinesTable> {
     user: m.user ?? null,
     snapshot_id: m.snapshotId ?? null,
     restore_from: m.restoreFrom ?? null,
+    vmm: m.vmm,
   };
 }
 
@@ -341,7 +343,14 @@ function toRecord(r: Selectable<MachinesTable>, exposedPorts: ExposedPort[]): Ma
     user: r.user,
     snapshotId: r.snapshot_id,
     restoreFrom: restoreFromOf(r.restore_from),
+    vmm: vmmOf(r.vmm),
   };
+}
+
+function vmmOf(s: string): VmmKind {
+  // Only a newer daemon's database can hold another: refuse to guess which driver boots it.
+  if (!(VMM_KINDS as readonly string[]).includes(s)) throw new HyperfleetError("INTERNAL", `unknown vmm '${s}' in the store`);
+  return s as VmmKind;
 }
 
 function restoreFromOf(s: string | null): RestoreSource | null {

@@ -45,6 +45,8 @@ export interface MachinesTable {
   /** Since 0005: the snapshot it was created from, and what its next boot restores. */
   snapshot_id: string | null;
   restore_from: string | null;
+  /** Since 0006: the VMM the machine was created under; "qemu" for older rows. */
+  vmm: string;
 }
 
 export interface MachineEventsTable {

@@ -4,6 +4,7 @@
  * in-process Machine both build their VMs here, so there is one answer to "which kernel, which
  * initramfs, which disk".
  */
+import { resolve } from "node:path";
 import { HyperfleetError } from "../core/errors.js";
 import type { DiskSpec, NicSpec, VmmKind, VmSpec } from "../core/ports/vmm-driver.js";
 import { initramfsFor, type GuestAssets } from "../assets/index.js";
@@ -53,9 +54,11 @@ export function resolveBootPaths(o: BootOverrides, assets: GuestAssets | null, d
     if (assets === null) throw new HyperfleetError("GUEST_ASSETS_MISSING", `no guest assets to take the ${what} from; run \`npm run setup\``);
     return assets;
   };
-  const kernel = o.kernelImagePath || null;
+  // The assets' own kernel named by its path (the SDK example's kernelImagePath) is still ours:
+  // its drivers are modules, so it needs our initramfs as much as the default does.
+  const kernel = o.kernelImagePath && !(assets !== null && resolve(o.kernelImagePath) === resolve(assets.vmlinux)) ? o.kernelImagePath : null;
   return {
-    kernelImagePath: kernel ?? need("kernel").vmlinux,
+    kernelImagePath: o.kernelImagePath || need("kernel").vmlinux,
     initrdPath: o.initrdPath || (kernel === null ? initramfsFor(need("initramfs"), { nics: devices.nics.length, vsock: devices.vsock }) : null),
     kernelArgs: o.kernelArgs || null,
     rootfsPath: o.rootfsPath || need("root disk").rootfs,
@@ -74,6 +77,8 @@ export interface VmSpecInput {
    * Ignored with custom kernelArgs, which replace the whole command line. */
   guestNet?: GuestNetArgs;
   runDir: string;
+  /** Sockets and vsock CID the caller named (VmSpec.controlSocket, agentSocket, guestCid); absent: the driver's defaults. */
+  sockets?: Pick<VmSpec, "controlSocket" | "agentSocket" | "guestCid">;
   /** The host's TSC rate, passed to the guest so it skips calibration; null: unknown. */
   tscKhz: number | null;
 }
@@ -97,5 +102,8 @@ export function buildVmSpec(i: VmSpecInput): VmSpec {
     rootDisk: i.rootDisk,
     ...(nics.length > 0 && { nics }),
     runDir: i.runDir,
+    ...(i.sockets?.controlSocket !== undefined && { controlSocket: i.sockets.controlSocket }),
+    ...(i.sockets?.agentSocket !== undefined && { agentSocket: i.sockets.agentSocket }),
+    ...(i.sockets?.guestCid !== undefined && { guestCid: i.sockets.guestCid }),
   };
 }

@@ -173,7 +173,7 @@ test("pulls cut short: a delete during the pull, a daemon stopping during one, a
     assert.equal(rec?.lastError?.code, "IMAGE_PULL_ABORTED");
     assert.equal(rec?.imagePull?.status, "failed");
     // As if the daemon had died mid-pull: the record still says `pulling`.
-    const died = await store.machines.insert({ id: "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M8", name: "died", vcpuCount: 1, memSizeMib: 128, imageRef: `${host}/slow/app:1`, kernelImagePath: null, initrdPath: null, kernelArgs: null, rootfsPath: null, runDir: join(t.dataDir, "machines", "x"), network: null, env: {}, metadata: {} });
+    const died = await store.machines.insert({ id: "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M8", name: "died", vcpuCount: 1, memSizeMib: 128, imageRef: `${host}/slow/app:1`, kernelImagePath: null, initrdPath: null, kernelArgs: null, rootfsPath: null, runDir: join(t.dataDir, "machines", "x"), network: null, env: {}, metadata: {}, vmm: "qemu" });
     await store.machines.update(died.id, { imagePull: { ...rec!.imagePull!, status: "pulling", error: null, finishedAt: null } });
     // ... and one whose boot was waiting for its pull (`starting`, no root disk yet).
     const booting = await store.machines.insert({ ...died, id: "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M9", name: "booting" });

@@ -2,9 +2,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { buildQemuArgv, qemuLaunchCommand, readQemuArgv } from "../../src/vmm/qemu/argv.js";
+import { buildQemuArgv, qemuKernelArgs, qemuLaunchCommand, readQemuArgv, socketsOfArgv } from "../../src/vmm/qemu/argv.js";
 import { buildKernelArgs } from "../../src/vmm/kernel-args.js";
-import { qemuPaths } from "../../src/vmm/qemu/driver.js";
+import { qemuPaths, specPaths } from "../../src/vmm/qemu/driver.js";
 import type { VmSpec } from "../../src/core/ports/vmm-driver.js";
 
 const golden = (name: string) => fileURLToPath(new URL(`./golden/${name}`, import.meta.url));
@@ -87,4 +87,26 @@ test("readQemuArgv reads back the root disk and the RAM backend the builder wrot
     memory: { kind: "file", path: "/s/memory" },
   });
   assert.deepEqual(readQemuArgv(["qemu-system-x86_64", "-m", "256M"]), { rootDisk: null, memory: null }, "an older command line without a memory backend");
+});
+
+test("a command line written for Firecracker is completed for our QEMU machine: root, TSC rate, virtio console", () => {
+  const fc = "console=ttyS0 reboot=k panic=1 pci=off";
+  assert.equal(qemuKernelArgs(fc, 2596120.4), `${fc} root=/dev/vda rw tsc_early_khz=2596120 console=hvc0`);
+  assert.equal(qemuKernelArgs(fc), `${fc} root=/dev/vda rw console=hvc0`, "no TSC rate known: none added");
+  assert.equal(qemuKernelArgs("root=/dev/vdb ro console=hvc0 tsc_early_khz=1000", 2000), "root=/dev/vdb ro console=hvc0 tsc_early_khz=1000", "what the caller gave is kept");
+  assert.equal(qemuKernelArgs("quiet"), "quiet root=/dev/vda rw console=hvc0", "no console at all: ours");
+  assert.equal(qemuKernelArgs("console=hvc0 console=ttyS0 root=/dev/vda"), "console=hvc0 console=ttyS0 root=/dev/vda console=hvc0", "the last console decides");
+  const ours = buildKernelArgs({ hostname: "vm_TEST", tscKhz: 2596132 });
+  assert.equal(qemuKernelArgs(ours, 1), ours, "our own command line is left as it is");
+});
+
+test("sockets a caller names replace ours on the command line and are read back from it", () => {
+  const named = { ...spec, controlSocket: "/tmp/x/firecracker.sock", agentSocket: "/tmp/x/hyperfleet.vsock" };
+  const paths = specPaths(named);
+  assert.equal(paths.pidFile, "/run/vm_TEST/qemu.pid", "the pidfile stays in the run dir (the /proc scan's key)");
+  const argv = buildQemuArgv({ spec: named, accel: "tcg", paths });
+  assert.ok(argv.includes("socket,id=qmp,path=/tmp/x/firecracker.sock,server=on,wait=off"));
+  assert.ok(argv.includes("socket,id=agent,path=/tmp/x/hyperfleet.vsock,server=on,wait=off"));
+  assert.deepEqual(socketsOfArgv(argv), { qmpSocket: "/tmp/x/firecracker.sock", agentSocket: "/tmp/x/hyperfleet.vsock" });
+  assert.deepEqual(socketsOfArgv(buildQemuArgv({ spec, accel: "tcg", paths: qemuPaths(spec.runDir) })), { qmpSocket: "/run/vm_TEST/qmp.sock", agentSocket: "/run/vm_TEST/agent.sock" });
 });

@@ -32,6 +32,7 @@ async function openapi(): Promise<Record<string, Record<string, Operation>>> {
     limits: { bodyBudget: 1 << 20, bodyTimeoutMs: 1000, execMaxBody: 1 << 20 },
     execOutputMax: 1024,
     version: "test",
+    vmm: () => Promise.resolve(null),
   });
   try {
     const r = await app.inject({ method: "GET", url: "/openapi.json" });

@@ -127,4 +127,6 @@ test("a create naming a snapshot takes its shape and NIC, and refuses others (SN
   assert.equal(fields.snapshotId, "snap_S");
   assert.equal(fields.restoreFrom, "snapshot");
   assert.equal(fields.rootfsPath, "/snap/snap_S/disk.qcow2", "a later cold boot keeps the clone's overlay over the frozen disk");
+  assert.equal(fields.vmm, "qemu", "a snapshot from before the VMM was recorded is QEMU's");
+  assert.equal(snapshotMachineFields(snapshot("snap_F", { source: { ...snap.source, vmm: "firecracker" } })).vmm, "firecracker", "a clone belongs to its snapshot's VMM");
 });

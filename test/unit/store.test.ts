@@ -2,14 +2,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import Database from "better-sqlite3";
+import { Kysely, Migrator, SqliteDialect } from "kysely";
 import { openStore } from "../../src/store/index.js";
+import { migrationProvider } from "../../src/store/migrations/index.js";
 import { newMachine, tempStore } from "../store-fixtures.js";
 import { statusHistory } from "../store-history.js";
 
 
 test("migrations run once; reopening keeps data", async () => {
   const { store, path } = await tempStore();
-  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots"]);
+  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots", "0006-machine-vmm"]);
   await store.machines.insert(newMachine("vm_1"));
   await store.close();
   await store.close(); // idempotent
@@ -17,6 +19,29 @@ test("migrations run once; reopening keeps data", async () => {
   assert.deepEqual(again.migrations, []);
   assert.equal((await again.machines.get("vm_1"))?.name, "vm_1");
   await again.close();
+});
+
+test("0006: machines from before it get vmm 'qemu'; the column takes only known VMMs", async () => {
+  const { store, path } = await tempStore();
+  await store.close();
+  // Back to a 0005 database holding one machine, as an older daemon left it.
+  const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: new Database(path) }) });
+  const down = await new Migrator({ db, provider: migrationProvider }).migrateTo("0005-snapshots");
+  assert.equal(down.error, undefined);
+  await db.destroy();
+  const raw = new Database(path);
+  raw.prepare(`INSERT INTO machines (id, name, status, vcpu_count, mem_size_mib, run_dir, env, metadata, created_at, updated_at, status_changed_at)
+               VALUES ('vm_old', 'old', 'stopped', 1, 256, '/run/vm_old', '{}', '{}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`).run();
+  assert.equal((raw.prepare("PRAGMA table_info(machines)").all() as { name: string }[]).some((c) => c.name === "vmm"), false);
+  raw.close();
+  const again = await openStore({ path });
+  assert.deepEqual(again.migrations, ["0006-machine-vmm"]);
+  assert.equal((await again.machines.get("vm_old"))?.vmm, "qemu");
+  assert.equal((await again.machines.insert({ ...newMachine("vm_fc"), vmm: "firecracker" })).vmm, "firecracker");
+  await again.close();
+  const check = new Database(path);
+  assert.throws(() => check.prepare("UPDATE machines SET vmm = 'bhyve' WHERE id = 'vm_old'").run(), /CHECK constraint failed/);
+  check.close();
 });
 
 test("insert, get, list with status filter, JSON fields round-trip", async () => {

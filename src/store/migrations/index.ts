@@ -8,6 +8,7 @@ import { images } from "./0002-images.js";
 import { networkSlots } from "./0003-network-slots.js";
 import { exposedPorts } from "./0004-exposed-ports.js";
 import { snapshots } from "./0005-snapshots.js";
+import { machineVmm } from "./0006-machine-vmm.js";
 
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
@@ -15,6 +16,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0003-network-slots": networkSlots,
   "0004-exposed-ports": exposedPorts,
   "0005-snapshots": snapshots,
+  "0006-machine-vmm": machineVmm,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -25,6 +25,8 @@ export interface QemuLaunch {
   memory?: GuestMemory;
   /** Waits for an incoming migration (`-incoming defer`): a restore. */
   incoming?: boolean;
+  /** The host's TSC rate, for a caller's own command line that does not give it (qemuKernelArgs). */
+  tscKhz?: number | null;
 }
 
 export const DEFAULT_TB_SIZE_MIB = 128;
@@ -60,7 +62,7 @@ export function buildQemuArgv(l: QemuLaunch): string[] {
   argv.push("-m", `${spec.memMib}M`, "-object", memoryBackend(spec.memMib, l.memory ?? { kind: "memfd" }), "-smp", String(spec.vcpus));
   argv.push("-kernel", spec.kernelPath);
   if (spec.initrdPath) argv.push("-initrd", spec.initrdPath);
-  argv.push("-append", spec.kernelArgs);
+  argv.push("-append", qemuKernelArgs(spec.kernelArgs, l.tscKhz ?? null));
 
   argv.push("-chardev", `socket,id=qmp,path=${paths.qmpSocket},server=on,wait=off`, "-mon", "chardev=qmp,mode=control");
 
@@ -88,6 +90,42 @@ export function buildQemuArgv(l: QemuLaunch): string[] {
   if (l.incoming) argv.push("-incoming", "defer");
   argv.push("-pidfile", paths.pidFile);
   return argv;
+}
+
+/**
+ * A caller's own command line, completed as the VM needs it (the default one already is).
+ * Firecracker appends `root=/dev/vda rw` for its root drive, so command lines written for it (the
+ * SDK example's `console=ttyS0 reboot=k panic=1 pci=off`) name no root: we add the same. Our
+ * machine has no PIT (`pit=off`), which the kernel would calibrate the TSC against: without
+ * `tsc_early_khz` it never finishes booting under TCG, so the host's rate is added when known.
+ * It has no UART either (`isa-serial=off`), only the virtio console: when the last `console=` is
+ * not an hvc (or none is given), `console=hvc0` goes last, which makes it /dev/console, so the
+ * guest's output still reaches console.log and hf-init finds its console. (The kernel's messages
+ * from before virtio_console loads went to the named console only: console.log starts later.)
+ */
+export function qemuKernelArgs(args: string, tscKhz: number | null = null): string {
+  const words = args.split(/\s+/).filter((w) => w !== "");
+  const extra: string[] = [];
+  if (!words.some((w) => w.startsWith("root="))) extra.push("root=/dev/vda", "rw");
+  if (tscKhz !== null && !words.some((w) => w.startsWith("tsc_early_khz="))) extra.push(`tsc_early_khz=${Math.round(tscKhz)}`);
+  const lastConsole = words.filter((w) => w.startsWith("console=")).at(-1);
+  if (lastConsole === undefined || !lastConsole.startsWith("console=hvc")) extra.push("console=hvc0");
+  return extra.length === 0 ? args : [...words, ...extra].join(" ");
+}
+
+/** The control and agent socket paths a command line of ours names (from meta.json or /proc). Pure. */
+export function socketsOfArgv(argv: readonly string[]): Partial<Pick<QemuPaths, "qmpSocket" | "agentSocket">> {
+  const out: Partial<Pick<QemuPaths, "qmpSocket" | "agentSocket">> = {};
+  for (let i = 0; i < argv.length - 1; i++) {
+    if (argv[i] !== "-chardev") continue;
+    const opts = argv[i + 1]!.split(",");
+    const id = opts.find((o) => o.startsWith("id="))?.slice(3);
+    const path = opts.find((o) => o.startsWith("path="))?.slice(5);
+    if (path === undefined) continue;
+    if (id === "qmp") out.qmpSocket = path;
+    else if (id === "agent") out.agentSocket = path;
+  }
+  return out;
 }
 
 /**

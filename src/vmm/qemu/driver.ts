@@ -6,15 +6,17 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { promisify } from "node:util";
 import { existsSync, renameSync, writeFileSync } from "node:fs";
-import { mkdir, open, readFile, rm, stat } from "node:fs/promises";
+import { lstat, mkdir, open, readFile, rm, stat } from "node:fs/promises";
+import { connect } from "node:net";
 import { join, resolve } from "node:path";
 import { HyperfleetError, toHyperfleetError } from "../../core/errors.js";
 import type { VmHandle, VmmDriver, VmSnapshot, VmSpec } from "../../core/ports/vmm-driver.js";
-import { type Accel, buildQemuArgv, type GuestMemory, qemuLaunchCommand, type QemuLaunch, type QemuPaths } from "./argv.js";
+import { type Accel, buildQemuArgv, type GuestMemory, qemuLaunchCommand, type QemuLaunch, type QemuPaths, socketsOfArgv } from "./argv.js";
 import { migrateFromFile, setIgnoreShared } from "./migration.js";
 import { QemuHandle } from "./handle.js";
 import { sleep } from "../../host/async.js";
 import { isAlive, readLogTail } from "../process.js";
+import { hostTscKhz } from "../host.js";
 import { findVmmsIn, runDirOfArgv } from "./scan.js";
 
 const execFileP = promisify(execFile);
@@ -43,6 +45,17 @@ export function qemuPaths(runDir: string): QemuPaths & { metaFile: string; stder
     pidFile: join(runDir, "qemu.pid"),
     metaFile: join(runDir, "meta.json"),
     stderrLog: join(runDir, "qemu.log"),
+  };
+}
+
+type RunPaths = ReturnType<typeof qemuPaths>;
+
+/** The run dir's paths with the sockets a caller named (VmSpec.controlSocket, agentSocket) in place of ours. */
+export function specPaths(spec: Pick<VmSpec, "runDir" | "controlSocket" | "agentSocket">): RunPaths {
+  return {
+    ...qemuPaths(spec.runDir),
+    ...(spec.controlSocket !== undefined && { qmpSocket: resolve(spec.controlSocket) }),
+    ...(spec.agentSocket !== undefined && { agentSocket: resolve(spec.agentSocket) }),
   };
 }
 
@@ -101,13 +114,15 @@ export class QemuDriver implements VmmDriver {
   }
 
   private async spawnVmm(spec: VmSpec, launch: Pick<QemuLaunch, "memory" | "incoming">, signal?: AbortSignal): Promise<QemuHandle> {
-    const paths = qemuPaths(spec.runDir);
+    const paths = specPaths(spec);
+    checkSocketPath(paths.qmpSocket, spec.controlSocket !== undefined ? "controlSocket" : "runDir");
+    checkSocketPath(paths.agentSocket, spec.agentSocket !== undefined ? "agentSocket" : "runDir");
     await mkdir(spec.runDir, { recursive: true, mode: 0o700 });
     // Sockets left by an earlier run of the same VM would make QEMU fail to bind.
-    for (const p of [paths.qmpSocket, paths.agentSocket, paths.pidFile]) await rm(p, { force: true });
-    if (paths.qmpSocket.length > 107) throw new HyperfleetError("INVALID_ARGUMENT", `runDir ${spec.runDir} is too long for UNIX sockets (max ~96 chars)`, { details: { field: "runDir" } });
+    for (const p of [paths.qmpSocket, paths.agentSocket]) await removeStaleSocket(p);
+    await rm(paths.pidFile, { force: true });
 
-    const argv = buildQemuArgv({ spec, accel: this.opts.accel, paths, tbSizeMib: this.opts.tbSizeMib, ...launch });
+    const argv = buildQemuArgv({ spec, accel: this.opts.accel, paths, tbSizeMib: this.opts.tbSizeMib, tscKhz: hostTscKhz(), ...launch });
     // Recorded before the spawn and again with the pid right after it, synchronously: a daemon
     // killed at any point of a boot leaves a run dir that says which process to end or adopt.
     // (The instants between fork and the second write are covered by the /proc scan in scan.ts.)
@@ -175,8 +190,10 @@ export class QemuDriver implements VmmDriver {
     // No pid recorded (the daemon died between recording the boot and the spawn returning, or the
     // record is gone): QEMU's own pidfile, else the process whose command line points here.
     const pid = meta?.pid ?? (await pidFromFile(paths.pidFile)) ?? (await findVmmsIn(runDir))[0]?.pid;
-    if (pid === undefined || !(await isVmmOf(pid, runDir))) return null;
-    const handle = new QemuHandle(id, pid, runDir, paths, null);
+    const argv = pid === undefined ? null : await vmmArgvOf(pid, runDir);
+    if (pid === undefined || argv === null) return null;
+    // Sockets a caller named live outside the run dir: the live command line says where.
+    const handle = new QemuHandle(id, pid, runDir, { ...paths, ...socketsOfArgv(argv) }, null);
     try {
       await handle.attachQmp(5_000);
     } catch {
@@ -226,14 +243,49 @@ export function vmmEnv(): Record<string, string> {
   return { PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" };
 }
 
-/** True when `pid` is a live QEMU whose command line points into exactly `runDir` (guards against PID reuse). */
-async function isVmmOf(pid: number, runDir: string): Promise<boolean> {
-  if (!(await isAlive(pid))) return false;
+/** The command line of `pid` if it is a live QEMU pointing into exactly `runDir` (guards against PID reuse); else null. */
+async function vmmArgvOf(pid: number, runDir: string): Promise<string[] | null> {
+  if (!(await isAlive(pid))) return null;
   try {
-    return runDirOfArgv((await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0")) === resolve(runDir);
+    const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
+    return runDirOfArgv(argv) === resolve(runDir) ? argv : null;
   } catch {
-    return false;
+    return null;
   }
+}
+
+/** UNIX socket paths hold at most 107 bytes; QEMU's option parser reads a comma as a separator. */
+function checkSocketPath(path: string, field: string): void {
+  if (path.length > 107) throw new HyperfleetError("INVALID_ARGUMENT", `${field}: socket path ${path} is too long for a UNIX socket (max 107 bytes)`, { details: { field } });
+  if (path.includes(",")) throw new HyperfleetError("INVALID_ARGUMENT", `${field}: socket path ${path} must not contain ','`, { details: { field } });
+}
+
+/**
+ * Removes what an earlier run left at a socket path so QEMU can bind there. A caller may name any
+ * path (the SDK example's /tmp/firecracker.sock): a file that is not a socket, or a socket some
+ * process still listens on (another VM's), is refused rather than removed.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st;
+  try {
+    st = await lstat(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new HyperfleetError("INVALID_ARGUMENT", `${path} exists and is not a socket; remove it or choose another path`, { details: { path } });
+  if (await listening(path)) throw new HyperfleetError("INVALID_ARGUMENT", `${path} is in use by a running process (another VM?); choose another path`, { details: { path } });
+  await rm(path, { force: true });
+}
+
+function listening(path: string): Promise<boolean> {
+  return new Promise((res) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      res(true);
+    });
+    s.once("error", () => res(false));
+  });
 }
 
 /**
