@@ -35,6 +35,7 @@ PACKAGES=(
   clang llvm libclang-rt-14-dev   # libFuzzer (+ASan/UBSan) target for the agent's frame parser
   util-linux                      # unshare: the agent's PID 1 tests run in namespaces
   strace                          # tests: WRITE with FSYNC syncs before the rename (guest/nonblock)
+  tmux                            # tests: the interactive shell driven like a terminal (test/cli/shell.test.ts)
   ca-certificates
 )
 step "host packages"

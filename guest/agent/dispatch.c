@@ -59,6 +59,10 @@ static void on_continuation(struct conn *c, const struct hf_frame *f)
 		exec_stdin(o, f);
 	else if (f->type == HF_SIGNAL && o->kind == OP_EXEC)
 		exec_signal(o, f);
+	else if (f->type == HF_RESIZE && o->kind == OP_EXEC)
+		exec_resize(o, f);
+	else if (f->type == HF_CREDIT && o->kind == OP_EXEC)
+		exec_credit(o, f);
 }
 
 /* CANCEL ends an operation early. Like the continuations it is ignored for an id with nothing
@@ -114,6 +118,8 @@ void dispatch_frame(struct conn *c, const struct hf_frame *f)
 	switch (f->type) {
 	case HF_STDIN:
 	case HF_SIGNAL:
+	case HF_RESIZE:
+	case HF_CREDIT:
 	case HF_DATA:
 		if (c->hello)
 			on_continuation(c, f);

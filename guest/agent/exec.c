@@ -2,10 +2,14 @@
 #include "exec.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "detach.h"
@@ -22,6 +26,11 @@ struct exec_op *execs;
 /* Stdin the child has not read yet, buffered per exec. */
 #define STDIN_MAX (16u * 1024u * 1024u)
 #define OUT_CHUNK OUTPUT_PIPE_SIZE
+/* What the line discipline takes as end of input at the start of a line (the default VEOF, ^D). */
+#define PTY_EOF_CHAR '\x04'
+#ifndef TIOCGPTPEER
+#define TIOCGPTPEER _IO('T', 0x41)
+#endif
 
 static void started(struct conn *c, uint32_t id, pid_t pid, int pipes[3][2], const struct exec_req *r, uint64_t t0)
 {
@@ -39,7 +48,11 @@ static void started(struct conn *c, uint32_t id, pid_t pid, int pipes[3][2], con
 	if (e->in_fd >= 0)
 		set_nonblock(e->in_fd, 1);
 	set_nonblock(e->out_fd, 1);
-	set_nonblock(e->err_fd, 1);
+	if (e->err_fd >= 0)
+		set_nonblock(e->err_fd, 1);
+	e->pty = (r->flags & HF_EXEC_PTY) != 0;
+	e->flow = (r->flags & HF_EXEC_FLOW) != 0;
+	e->credit = r->window;
 	e->start_us = t0;
 	if (r->timeout_ms)
 		e->deadline_ms = (int64_t)(t0 / 1000) + r->timeout_ms;
@@ -51,13 +64,45 @@ static void started(struct conn *c, uint32_t id, pid_t pid, int pipes[3][2], con
 	hf_end(&c->out, at);
 }
 
-/* An ordinary exec: pipes for the host's streams, and an operation on the connection. */
+/* A new PTY in the layout of spawn_pipes_open: the slave (three fds) is the child's stdin, stdout and
+ * stderr, the master is [0][1] (stdin, RESIZE) and a dup of it [1][0] (output). There is no
+ * separate stderr ([2][0] is -1). TIOCGPTPEER opens the slave without a path lookup, so it works
+ * whatever /dev/pts is mounted as; ptsname is the fallback for older kernels. */
+static int pty_open(int pipes[3][2], const struct exec_req *r)
+{
+	for (int i = 0; i < 3; i++)
+		pipes[i][0] = pipes[i][1] = -1;
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0)
+		return -1;
+	pipes[0][1] = m;
+	struct winsize ws = { .ws_row = r->rows, .ws_col = r->cols };
+	if (unlockpt(m) < 0 || ioctl(m, TIOCSWINSZ, &ws) < 0)
+		return -1;
+	int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (s < 0) {
+		char name[64];
+		if (ptsname_r(m, name, sizeof name) != 0)
+			return -1;
+		s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+		if (s < 0)
+			return -1;
+	}
+	pipes[0][0] = s;
+	pipes[1][1] = fcntl(s, F_DUPFD_CLOEXEC, 0);
+	pipes[2][1] = fcntl(s, F_DUPFD_CLOEXEC, 0);
+	pipes[1][0] = fcntl(m, F_DUPFD_CLOEXEC, 0);
+	return pipes[1][1] < 0 || pipes[2][1] < 0 || pipes[1][0] < 0 ? -1 : 0;
+}
+
+/* An ordinary exec: pipes (or a PTY) for the host's streams, and an operation on the connection. */
 static void start_attached(struct conn *c, uint32_t id, const struct exec_req *r, const struct user_info *u, char **envp)
 {
 	int pipes[3][2];
 	uint64_t t0 = now_us();
-	if (spawn_pipes_open(pipes, r->stdin_pipe, 0) < 0) {
-		conn_send_error(c, id, errno, "pipe: %s", strerror(errno));
+	int pty = (r->flags & HF_EXEC_PTY) != 0;
+	if ((pty ? pty_open(pipes, r) : spawn_pipes_open(pipes, r->stdin_pipe, 0)) < 0) {
+		conn_send_error(c, id, errno, "%s: %s", pty ? "pty" : "pipe", strerror(errno));
 	} else {
 		pid_t pid = spawn_process(c, id, r, u, envp, pipes);
 		if (pid > 0)
@@ -148,7 +193,8 @@ static void pump_stdin(struct exec_op *e)
 		close_stdin(e); /* EPIPE: nobody reads it any more */
 		return;
 	}
-	if (e->in_fd >= 0 && e->stdin_end && !buf_used(&e->stdin_q))
+	/* A PTY's master stays open: it is also the output and what RESIZE acts on. */
+	if (e->in_fd >= 0 && e->stdin_end && !buf_used(&e->stdin_q) && !e->pty)
 		close_stdin(e);
 }
 
@@ -163,6 +209,9 @@ void exec_stdin(struct op *o, const struct hf_frame *f)
 		return conn_fail_op(o, ENOBUFS, "more than %u bytes of stdin are waiting; the process was killed",
 			STDIN_MAX);
 	buf_append(&e->stdin_q, f->payload, f->len);
+	/* A terminal has no stdin to close: its end of input is the EOF character. */
+	if (e->pty && (f->flags & HF_FLAG_END))
+		buf_append(&e->stdin_q, (const uint8_t[]){ PTY_EOF_CHAR }, 1);
 	if (e->stdin_q.oom)
 		return conn_fail_op(o, ENOMEM, "out of memory for stdin; the process was killed");
 	pump_stdin(e);
@@ -180,11 +229,61 @@ void exec_signal(struct op *o, const struct hf_frame *f)
 		kill(-e->pid, (int)sig);
 }
 
+void exec_resize(struct op *o, const struct hf_frame *f)
+{
+	struct exec_op *e = (struct exec_op *)o;
+	struct hf_msg m;
+	struct winsize ws = { 0 };
+	const char *why;
+	int fd = e->in_fd >= 0 ? e->in_fd : e->out_fd;
+	/* Like SIGNAL: a bad RESIZE is ignored rather than ending the exec. */
+	if (!e->pty || fd < 0 || hf_msg_parse(&m, f->payload, f->len) < 0 || req_winsize(&m, &ws.ws_row, &ws.ws_col, &why) < 0)
+		return;
+	ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+void exec_credit(struct op *o, const struct hf_frame *f)
+{
+	struct exec_op *e = (struct exec_op *)o;
+	struct hf_msg m;
+	uint64_t n;
+	if (!e->flow || hf_msg_parse(&m, f->payload, f->len) < 0 || hf_get_u64(&m, T_SIZE, &n) != 1)
+		return;
+	/* A process that exited while we could not send its output gets its grace period afresh. */
+	if (e->credit == 0 && e->reaped)
+		e->grace_ms = now_ms() + EXIT_GRACE_MS;
+	e->credit = n > UINT64_MAX - e->credit ? UINT64_MAX : e->credit + n;
+}
+
+int exec_may_output(const struct exec_op *e)
+{
+	return !e->flow || e->credit > 0;
+}
+
+/* Bytes waiting in a pipe or PTY master; -1 when that cannot be told. */
+static int pending_bytes(int fd)
+{
+	int n;
+	return ioctl(fd, FIONREAD, &n) < 0 ? -1 : n;
+}
+
+int exec_output_events(const struct exec_op *e, int fd)
+{
+	if (exec_may_output(e))
+		return POLLIN;
+	/* Without credit, EOF must still be seen, or a stream whose last byte used up the credit
+	 * would never end. A hang-up with data still waiting is left for when credit comes. */
+	return pending_bytes(fd) == 0 ? 0 : -1;
+}
+
 void exec_cancel(struct op *o)
 {
 	struct exec_op *e = (struct exec_op *)o;
 	if (!e->reaped)
 		kill(-e->pid, SIGKILL);
+	/* A host that gives up will not grant credit any more: without this, output waiting for it
+	 * would hold the exec (its EXIT, fds and id) until the connection ends. */
+	e->flow = 0;
 }
 
 void exec_on_pipe(struct exec_op *e, int which)
@@ -196,21 +295,32 @@ void exec_on_pipe(struct exec_op *e, int which)
 	int fd = which == 1 ? e->out_fd : e->err_fd;
 	if (fd < 0)
 		return;
+	if (!exec_may_output(e)) {
+		if (pending_bytes(fd) == 0) {
+			close_stream(e, which);
+			maybe_exit(e);
+		}
+		return;
+	}
+	size_t max = e->flow && e->credit < OUT_CHUNK ? (size_t)e->credit : OUT_CHUNK;
 	struct buf *b = &e->op.conn->out;
-	uint8_t *p = buf_reserve(b, HF_HEADER_SIZE + OUT_CHUNK);
+	uint8_t *p = buf_reserve(b, HF_HEADER_SIZE + max);
 	if (!p)
 		return;
 	/* Writers often go a page at a time; take whatever else is already in the pipe into the
 	 * same frame, so bulk output costs fewer frames and fewer writes to the host. */
 	size_t got = 0;
 	ssize_t n;
-	while (got < OUT_CHUNK && (n = read(fd, p + HF_HEADER_SIZE + got, OUT_CHUNK - got)) > 0)
+	while (got < max && (n = read(fd, p + HF_HEADER_SIZE + got, max - got)) > 0)
 		got += (size_t)n;
 	if (got) {
 		hf_header(p, which == 1 ? HF_STDOUT : HF_STDERR, 0, e->op.id, (uint32_t)got);
 		buf_commit(b, HF_HEADER_SIZE + got);
+		if (e->flow)
+			e->credit -= got;
 		return; /* EOF, if that is what stopped us, shows up on the next poll */
 	}
+	/* A PTY master reads EIO once the last slave fd is closed: that is its EOF. */
 	if (n < 0 && errno == EAGAIN)
 		return;
 	close_stream(e, which);
@@ -230,6 +340,7 @@ void exec_reap(void)
 				e->reaped = 1;
 				e->status = st;
 				e->end_us = now_us();
+				e->grace_ms = (int64_t)(e->end_us / 1000) + EXIT_GRACE_MS;
 				maybe_exit(e);
 				ours = 1;
 			}
@@ -255,7 +366,10 @@ int64_t exec_timers(int64_t now)
 			}
 			due = e->deadline_ms;
 		} else if (e->reaped) {
-			due = (int64_t)(e->end_us / 1000) + EXIT_GRACE_MS;
+			/* Output the host has not made room for yet is not a grandchild's: wait for CREDIT. */
+			if (!exec_may_output(e))
+				continue;
+			due = e->grace_ms;
 			if (now >= due) {
 				send_exit(e);
 				continue;

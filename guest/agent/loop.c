@@ -80,10 +80,11 @@ static void build(struct transports *t)
 		/* Backpressure: a child writing faster than the host reads blocks on its pipe. */
 		if (buf_used(&e->op.conn->out) >= OUT_HIGH)
 			continue;
-		if (e->out_fd >= 0)
-			add(e->out_fd, POLLIN, S_STDOUT, e);
-		if (e->err_fd >= 0)
-			add(e->err_fd, POLLIN, S_STDERR, e);
+		int ev;
+		if (e->out_fd >= 0 && (ev = exec_output_events(e, e->out_fd)) >= 0)
+			add(e->out_fd, (short)ev, S_STDOUT, e);
+		if (e->err_fd >= 0 && (ev = exec_output_events(e, e->err_fd)) >= 0)
+			add(e->err_fd, (short)ev, S_STDERR, e);
 	}
 	/* Always read: their output goes to a file, never waits for a host. */
 	for (struct detached *d = detached; d; d = d->next)

@@ -34,6 +34,8 @@ enum hf_type {
 	HF_STDOUT = 0x14,
 	HF_STDERR = 0x15,
 	HF_EXIT = 0x16,
+	HF_RESIZE = 0x17, /* host→guest: ROWS, COLS of an exec's PTY */
+	HF_CREDIT = 0x18, /* host→guest: SIZE more output bytes the host takes (FLAGS FLOW) */
 	HF_WRITE = 0x20,
 	HF_DATA = 0x21,
 	HF_READ = 0x22,
@@ -84,6 +86,10 @@ enum hf_tag {
 	T_NEW_PATH = 30,
 	T_ENTRY = 31,
 	T_TARGET = 32,
+	/* 40..: exec streaming (30..39 are left to file operations). */
+	T_ROWS = 40,
+	T_COLS = 41,
+	T_WINDOW = 42,
 };
 
 #define HF_WRITE_MKDIRS 1u
@@ -104,6 +110,10 @@ enum hf_tag {
 #define HF_DIRENTS_MAX (64u * 1024u)
 /* EXEC FLAGS bit 0: run as a detached process (the machine's main process), output to LOG_PATH. */
 #define HF_EXEC_DETACHED 1u
+/* EXEC FLAGS bit 1: the child gets a new PTY (ROWS, COLS) as stdin, stdout and stderr, and as its
+ * controlling terminal. Bit 2: flow control, output only within WINDOW + CREDITs (per exec). */
+#define HF_EXEC_PTY 2u
+#define HF_EXEC_FLOW 4u
 #define HF_DEFAULT_LOG_PATH "/var/log/hyperfleet/main.log"
 /* IDENTITY: ENTROPY is 16..512 bytes, HOSTNAME 1..64 of [A-Za-z0-9-_.]. */
 #define HF_ENTROPY_MIN 16u

@@ -154,19 +154,62 @@ static const char *copy_one(const struct hf_msg *m, uint8_t tag, char **heap, in
 	return s;
 }
 
+/* A window size field: absent leaves *v, else a u32 of 1..65535 (what struct winsize holds). */
+static int get_dim(const struct hf_msg *m, uint8_t tag, uint16_t *v)
+{
+	uint32_t x;
+	int r = hf_get_u32(m, tag, &x);
+	if (r < 0 || (r == 1 && (x == 0 || x > 65535)))
+		return -EINVAL;
+	if (r == 1)
+		*v = (uint16_t)x;
+	return r;
+}
+
+/* PTY's window size and FLOW's window; their fields without the flag are refused (a host that
+ * sends them expects their effect). */
+static int check_stream(const struct hf_msg *m, struct exec_req *r, const char **why)
+{
+	r->rows = 24;
+	r->cols = 80;
+	if (get_dim(m, T_ROWS, &r->rows) < 0 || get_dim(m, T_COLS, &r->cols) < 0)
+		return bad(why, "ROWS and COLS must be u32 values of 1..65535", -EINVAL);
+	if (!(r->flags & HF_EXEC_PTY) && (m->count[T_ROWS] || m->count[T_COLS]))
+		return bad(why, "ROWS and COLS need FLAGS PTY", -EINVAL);
+	int w = hf_get_u32(m, T_WINDOW, &r->window);
+	if (w < 0)
+		return bad(why, "WINDOW must be a u32", -EINVAL);
+	if (r->flags & HF_EXEC_FLOW) {
+		if (w == 0 || r->window == 0)
+			return bad(why, "FLOW needs a WINDOW of at least 1 byte", -EINVAL);
+	} else if (w == 1) {
+		return bad(why, "WINDOW needs FLAGS FLOW", -EINVAL);
+	}
+	return 0;
+}
+
+int req_winsize(const struct hf_msg *m, uint16_t *rows, uint16_t *cols, const char **why)
+{
+	if (get_dim(m, T_ROWS, rows) != 1 || get_dim(m, T_COLS, cols) != 1)
+		return bad(why, "RESIZE needs ROWS and COLS, u32 values of 1..65535", -EINVAL);
+	return 0;
+}
+
 /* What a detached exec cannot have: nobody is connected to stream stdin to it or to report a timeout. */
 static int check_detached(const struct hf_msg *m, struct exec_req *r, const char **why)
 {
 	if (hf_get_u32(m, T_FLAGS, &r->flags) < 0)
 		return bad(why, "FLAGS must be a u32", -EINVAL);
 	/* Refused rather than ignored: a flag this agent does not know changes what EXEC means. */
-	if (r->flags & ~HF_EXEC_DETACHED)
+	if (r->flags & ~(HF_EXEC_DETACHED | HF_EXEC_PTY | HF_EXEC_FLOW))
 		return bad(why, "FLAGS has bits this agent does not know", -EINVAL);
 	if (!(r->flags & HF_EXEC_DETACHED)) {
 		if (m->count[T_LOG_PATH])
 			return bad(why, "LOG_PATH needs FLAGS DETACHED", -EINVAL);
-		return 0;
+		return check_stream(m, r, why);
 	}
+	if (r->flags & (HF_EXEC_PTY | HF_EXEC_FLOW))
+		return bad(why, "PTY and FLOW cannot be used with DETACHED (nobody streams its terminal)", -EINVAL);
 	if (r->timeout_ms)
 		return bad(why, "TIMEOUT_MS cannot be used with DETACHED", -EINVAL);
 	if (r->stdin_pipe)

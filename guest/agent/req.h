@@ -21,7 +21,9 @@ struct exec_req {
 	const char *user; /* NULL: run as the agent's user */
 	uint32_t timeout_ms;
 	uint8_t stdin_pipe;
-	uint32_t flags;       /* HF_EXEC_DETACHED or 0 */
+	uint32_t flags;       /* HF_EXEC_DETACHED, or HF_EXEC_PTY and/or HF_EXEC_FLOW */
+	uint16_t rows, cols;  /* PTY: the initial window size (default 24x80) */
+	uint32_t window;      /* FLOW: output bytes the guest may send before the first CREDIT */
 	const char *log_path; /* detached only: absolute, never NULL then (the default filled in) */
 	void *mem;
 };
@@ -56,6 +58,8 @@ int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why);
 void req_exec_free(struct exec_req *r);
 /* PATH plus the numeric fields of WRITE, READ, STAT, DELETE and MKDIR; default_mode fills MODE. */
 int req_path(const struct hf_msg *m, uint32_t default_mode, struct path_req *r, const char **why);
+/* RESIZE: ROWS and COLS, both required, 1..65535. */
+int req_winsize(const struct hf_msg *m, uint16_t *rows, uint16_t *cols, const char **why);
 int req_flags(const struct hf_msg *m, uint32_t *flags, const char **why);
 int req_rename(const struct hf_msg *m, struct rename_req *r, const char **why);
 int req_symlink(const struct hf_msg *m, struct rename_req *r, const char **why);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -46,6 +47,9 @@ static __attribute__((noreturn)) void child(const struct spawn *s)
 {
 	sig_child_reset();
 	if (setsid() < 0 || dup2(s->in, 0) < 0 || dup2(s->out, 1) < 0 || dup2(s->err, 2) < 0)
+		child_fail(s->report, STAGE_SETUP);
+	/* The new session's controlling terminal: ^C, ^Z and SIGWINCH reach its foreground group. */
+	if ((s->req->flags & HF_EXEC_PTY) && ioctl(0, TIOCSCTTY, 0) < 0)
 		child_fail(s->report, STAGE_SETUP);
 	umask(022);
 	const struct user_info *u = s->user;

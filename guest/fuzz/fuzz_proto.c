@@ -102,7 +102,12 @@ static void decode_requests(const struct hf_msg *m)
 		for (char **e = er.env; *e; e++)
 			CHECK(strchr(*e, '='));
 		/* A detached exec always has an absolute log path that fits; an ordinary one none. */
-		CHECK((er.flags & ~HF_EXEC_DETACHED) == 0);
+		CHECK((er.flags & ~(HF_EXEC_DETACHED | HF_EXEC_PTY | HF_EXEC_FLOW)) == 0);
+		if (er.flags & HF_EXEC_DETACHED)
+			CHECK(!(er.flags & (HF_EXEC_PTY | HF_EXEC_FLOW)));
+		else
+			CHECK(er.rows >= 1 && er.cols >= 1);
+		CHECK(!(er.flags & HF_EXEC_FLOW) || er.window >= 1);
 		if (er.flags & HF_EXEC_DETACHED)
 			CHECK(er.log_path && er.log_path[0] == '/' && strlen(er.log_path) < HF_LOG_PATH_MAX &&
 			      !er.timeout_ms && !er.stdin_pipe);
@@ -110,6 +115,11 @@ static void decode_requests(const struct hf_msg *m)
 			CHECK(!er.log_path && m->count[T_LOG_PATH] == 0);
 		req_exec_free(&er);
 	}
+	uint16_t rows = 0, cols = 0;
+	if (req_winsize(m, &rows, &cols, &why))
+		CHECK(why);
+	else
+		CHECK(rows >= 1 && cols >= 1);
 	decode_identity(m);
 }
 

@@ -91,6 +91,54 @@ export interface ReaddirOptions {
   signal?: AbortSignal;
 }
 
+export interface ExecStreamOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  /** Guest-enforced timeout; the process group is SIGKILLed when it expires (EXIT says timedOut). */
+  timeoutMs?: number;
+  /** Whether the caller streams stdin (write/end); false gives the child /dev/null. Default true. */
+  stdin?: boolean;
+  /** A PTY of this size as the child's terminal (stdout carries everything; no stderr). */
+  tty?: { rows: number; cols: number };
+  /**
+   * Output bytes the guest may send before the caller acknowledges them with ack() (the agent's
+   * FLOW window). What the host holds per exec is bounded by it. Default 1 MiB (EXEC_STREAM_WINDOW).
+   */
+  window?: number;
+  onStdout: (chunk: Buffer) => void;
+  onStderr: (chunk: Buffer) => void;
+}
+
+/** The end of a streamed exec. */
+export interface ExecExit {
+  exitCode: number | null;
+  signal: number | null;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+/** A running streamed exec (AgentClient.execStream). */
+export interface ExecStream {
+  readonly pid: number;
+  /** Resolves with the EXIT; rejects when the agent ends the exec with an ERROR or goes away. */
+  readonly done: Promise<ExecExit>;
+  /** Sends stdin; resolves when the agent connection took it (backpressure). */
+  write(data: Buffer): Promise<void>;
+  /** Ends stdin (for a PTY: one ^D). */
+  end(): void;
+  signal(sig: number): void;
+  /** Window size of the PTY; ignored without one. */
+  resize(rows: number, cols: number): void;
+  /** The caller has passed on `bytes` of output: the guest may send that many more. */
+  ack(bytes: number): void;
+  /** SIGKILLs the process group; `done` still resolves with the EXIT. */
+  kill(): void;
+}
+
+/** Default per-exec output window of execStream: 1 MiB moved 64 MiB in 7.4 s under TCG, 256 KiB in 10.8 s. */
+export const EXEC_STREAM_WINDOW = 1024 * 1024;
+
 /** What STAT answers: the same shape the service ports hand to the API. */
 export type FileStat = FileStatView;
 
@@ -245,6 +293,106 @@ export class AgentClient {
       this.send(MsgType.EXEC, 0, id, encodeFields(fields));
       // Sent after the EXEC, so the guest has the process by then.
       if (opts.signal?.aborted) onAbort();
+    });
+  }
+
+  /**
+   * Starts a command whose stdin, stdout and stderr are streamed (optionally on a PTY), with
+   * per-exec flow control: the guest sends at most `window` bytes of output beyond what ack()
+   * released, so a consumer that is slow holds up this exec only, and the host never buffers more
+   * than the window for it. Resolves once the program runs (EXEC_STARTED); failures to start
+   * reject as exec() does. An agent without PTY/FLOW support rejects with AGENT_UNSUPPORTED_VERSION.
+   * @example const x = await agent.execStream(["sh"], { tty: { rows: 24, cols: 80 }, onStdout: (b) => { out.write(b); x.ack(b.length); }, onStderr: () => {} });
+   */
+  execStream(argv: readonly string[], opts: ExecStreamOptions): Promise<ExecStream> {
+    if (argv.length === 0) throw new HyperfleetError("INVALID_ARGUMENT", "command must have at least one element", { details: { field: "command" } });
+    const window = opts.window ?? EXEC_STREAM_WINDOW;
+    const fields: Array<[number, FieldValue]> = argv.map((a) => [Tag.ARG, a]);
+    for (const [k, v] of Object.entries(opts.env ?? {})) fields.push([Tag.ENV, `${k}=${v}`]);
+    if (opts.cwd !== undefined) fields.push([Tag.CWD, opts.cwd]);
+    if (opts.user !== undefined) fields.push([Tag.USER, opts.user]);
+    if (opts.timeoutMs) fields.push([Tag.TIMEOUT_MS, { u32: Math.ceil(opts.timeoutMs) }]);
+    fields.push([Tag.STDIN, { u8: opts.stdin === false ? 0 : 1 }]);
+    fields.push([Tag.FLAGS, { u32: ExecFlags.FLOW | (opts.tty ? ExecFlags.PTY : 0) }], [Tag.WINDOW, { u32: window }]);
+    if (opts.tty) fields.push([Tag.ROWS, { u32: opts.tty.rows }], [Tag.COLS, { u32: opts.tty.cols }]);
+    if (this.closedError) return Promise.reject(this.closedError);
+    const id = this.allocId();
+    const started = Date.now();
+    let running = true;
+    let stdinEnded = false;
+    let resolveDone!: (x: ExecExit) => void;
+    let rejectDone!: (e: HyperfleetError) => void;
+    const done = new Promise<ExecExit>((res, rej) => {
+      resolveDone = res;
+      rejectDone = rej;
+    });
+    // Nobody may be waiting for `done` yet when it fails before the start.
+    done.catch(() => undefined);
+    const control = (type: number, payload: Buffer) => {
+      if (running && !this.closedError) this.send(type, 0, id, payload);
+    };
+    return new Promise<ExecStream>((resolve, reject) => {
+      const end = (fn: () => void) => {
+        running = false;
+        this.ops.delete(id);
+        fn();
+      };
+      this.ops.set(id, {
+        onClose: (err) => end(() => (reject(err), rejectDone(err))),
+        onFrame: (f) => {
+          switch (f.type) {
+            case MsgType.EXEC_STARTED: {
+              const pid = decodeFields(f.payload).u32(Tag.PID) ?? 0;
+              return resolve({
+                pid,
+                done,
+                write: async (data) => {
+                  if (!running || stdinEnded) return;
+                  for (let off = 0; off < data.length && running; off += DATA_CHUNK) await this.sendData(MsgType.STDIN, 0, id, data.subarray(off, off + DATA_CHUNK));
+                },
+                // Callers await write() before end(): END must not overtake stdin still being sent.
+                end: () => {
+                  if (stdinEnded) return;
+                  stdinEnded = true;
+                  if (running && !this.closedError) this.send(MsgType.STDIN, FLAG_END, id, Buffer.alloc(0));
+                },
+                signal: (sig) => control(MsgType.SIGNAL, encodeFields([[Tag.SIGNAL, { u32: sig }]])),
+                resize: (rows, cols) => control(MsgType.RESIZE, encodeFields([[Tag.ROWS, { u32: rows }], [Tag.COLS, { u32: cols }]])),
+                ack: (bytes) => {
+                  if (bytes > 0) control(MsgType.CREDIT, encodeFields([[Tag.SIZE, { u64: bytes }]]));
+                },
+                kill: () => control(MsgType.CANCEL, Buffer.alloc(0)),
+              });
+            }
+            case MsgType.STDOUT:
+              if (f.payload.length) opts.onStdout(f.payload);
+              return;
+            case MsgType.STDERR:
+              if (f.payload.length) opts.onStderr(f.payload);
+              return;
+            case MsgType.EXIT: {
+              const x = decodeFields(f.payload);
+              const sig = x.u32(Tag.SIGNAL) ?? 0;
+              const exit: ExecExit = {
+                exitCode: sig ? null : (x.i32(Tag.EXIT_CODE) ?? -1),
+                signal: sig || null,
+                timedOut: (x.u8(Tag.TIMED_OUT) ?? 0) === 1,
+                durationMs: Number(x.u64(Tag.DURATION_US) ?? BigInt((Date.now() - started) * 1000)) / 1000,
+              };
+              return end(() => resolveDone(exit));
+            }
+            case MsgType.ERROR: {
+              const e = streamError(f, argv[0] ?? "");
+              return end(() => (reject(e), rejectDone(e)));
+            }
+            default: {
+              const e = protocolError(f, "exec");
+              return end(() => (reject(e), rejectDone(e)));
+            }
+          }
+        },
+      });
+      this.send(MsgType.EXEC, 0, id, encodeFields(fields));
     });
   }
 
@@ -716,6 +864,15 @@ function errorFromFrame(f: Frame, op: string, subject: string): HyperfleetError 
     return protocolError(f, op);
   }
   return errnoError(x.u32(Tag.ERRNO) ?? 0, x.str(Tag.MESSAGE) ?? "", op, subject);
+}
+
+/** An agent that predates PTY/FLOW refuses their FLAGS bits: say that, not "invalid argument". */
+function streamError(f: Frame, program: string): HyperfleetError {
+  const e = errorFromFrame(f, "exec", program);
+  if (/FLAGS has bits this agent does not know/.test(e.message)) {
+    return new HyperfleetError("AGENT_UNSUPPORTED_VERSION", "the guest agent does not support streamed execs (PTY, flow control); rebuild the guest image", { cause: e });
+  }
+  return e;
 }
 
 function protocolError(f: Frame, op: string): HyperfleetError {

@@ -25,6 +25,10 @@ export const MsgType = {
   STDOUT: 0x14,
   STDERR: 0x15,
   EXIT: 0x16,
+  /** host→guest: ROWS, COLS: TIOCSWINSZ on an exec's PTY (its foreground group gets SIGWINCH). */
+  RESIZE: 0x17,
+  /** host→guest: SIZE more bytes of output the host takes from an exec started with FLAGS FLOW. */
+  CREDIT: 0x18,
   WRITE: 0x20,
   DATA: 0x21,
   READ: 0x22,
@@ -89,6 +93,12 @@ export const Tag = {
   ENTRY: 31,
   /** SYMLINK: what the link points to, stored as given. */
   TARGET: 32,
+  /** EXEC with FLAGS PTY, RESIZE: the terminal's rows (u32 1..65535; default 24). */
+  ROWS: 40,
+  /** EXEC with FLAGS PTY, RESIZE: the terminal's columns (u32 1..65535; default 80). */
+  COLS: 41,
+  /** EXEC with FLAGS FLOW: output bytes the guest may send before the first CREDIT (u32 >= 1). */
+  WINDOW: 42,
 } as const;
 export type Tag = (typeof Tag)[keyof typeof Tag];
 
@@ -104,7 +114,13 @@ export const RenameFlags = { NOREPLACE: 1 } as const;
 /** Fixed part of an ENTRY field before the name. */
 export const ENTRY_HEADER = 30;
 /** EXEC FLAGS. DETACHED: the machine's main process, not tied to the connection (docs/agent-protocol.md, "detached exec"). */
-export const ExecFlags = { DETACHED: 1 } as const;
+export const ExecFlags = {
+  DETACHED: 1,
+  /** A new PTY is the child's stdin, stdout and stderr and its controlling terminal; no STDERR frames. */
+  PTY: 2,
+  /** Per-exec flow control: at most WINDOW + CREDITs bytes of output (docs/agent-protocol.md, "flow control"). */
+  FLOW: 4,
+} as const;
 /** Log of a detached EXEC without LOG_PATH. Its state is in `<log>.status`, the previous part after rotation in `<log>.1`. */
 export const DEFAULT_LOG_PATH = "/var/log/hyperfleet/main.log";
 /** IDENTITY field limits: ENTROPY 16..512 bytes, HOSTNAME 1..64 characters of [A-Za-z0-9-_.]. */

@@ -7,6 +7,7 @@ import type { Socket } from "node:net";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
+import websocket from "@fastify/websocket";
 import { ulid } from "ulid";
 import { HyperfleetError } from "../core/errors.js";
 import { registerAuth, type ApiKeyVerifier } from "./auth.js";
@@ -14,6 +15,9 @@ import { errorBody, handleError, handleNotFound } from "./errors.js";
 import { httpStatus } from "./http-status.js";
 import { BodyBudget, registerBodyBudget, serverTimeouts, type HttpLimits } from "./limits.js";
 import { execRoutes } from "./routes/exec.js";
+import { execWsRoutes } from "./routes/exec-ws.js";
+import { processRoutes } from "./routes/processes.js";
+import { EXEC_WS_MAX_MESSAGE, EXEC_WS_PROTOCOL } from "../contract/exec.js";
 import { fileRoutes } from "./routes/files.js";
 import { healthRoutes, type VmmInfoSource } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
@@ -92,11 +96,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: "/docs" });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
+  // Before every route, so it sees upgrades first. A client offering our subprotocol gets it
+  // (a browser requires one of those it offered back); a bearer.<key> one is never echoed.
+  await app.register(websocket, {
+    options: { maxPayload: EXEC_WS_MAX_MESSAGE, handleProtocols: (offered: Set<string>) => (offered.has(EXEC_WS_PROTOCOL) ? EXEC_WS_PROTOCOL : false) },
+  });
   registerAuth(app, opts.auth);
   registerBodyBudget(app, new BodyBudget(opts.limits.bodyBudget));
   healthRoutes(app, { version: opts.version, startedAt: Date.now(), vmm: opts.vmm });
   await app.register(async (scope) => machineRoutes(scope, opts.service));
   await app.register(async (scope) => execRoutes(scope, opts.service, { bodyLimit: opts.limits.execMaxBody, outputMax: opts.execOutputMax }));
+  await app.register(async (scope) => execWsRoutes(scope, opts.service));
+  await app.register(async (scope) => processRoutes(scope, opts.service));
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => fileTreeRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => logRoutes(scope, opts.service));

@@ -39,6 +39,21 @@ export class ApiKeyVerifier {
   }
 }
 
+/**
+ * A browser cannot set Authorization on a WebSocket: it may offer the key as a subprotocol
+ * `bearer.<key>` instead (beside `hyperfleet.v1`, which the server selects; the key is never echoed).
+ */
+function subprotocolKey(req: FastifyRequest): string | undefined {
+  if (String(req.headers.upgrade).toLowerCase() !== "websocket") return undefined;
+  const offered = req.headers["sec-websocket-protocol"];
+  if (typeof offered !== "string") return undefined;
+  for (const p of offered.split(",")) {
+    const t = p.trim();
+    if (t.startsWith("bearer.")) return t.slice("bearer.".length);
+  }
+  return undefined;
+}
+
 /** Paths that answer without a key: liveness and the API description. */
 export function isPublicPath(url: string): boolean {
   const path = url.split("?")[0] ?? "";
@@ -56,6 +71,8 @@ export function registerAuth(app: FastifyInstance, verifier: ApiKeyVerifier | nu
     const header = req.headers.authorization;
     const m = typeof header === "string" ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (m?.[1] !== undefined && verifier.verify(m[1])) return done();
+    const wsKey = header === undefined ? subprotocolKey(req) : undefined;
+    if (wsKey !== undefined && verifier.verify(wsKey)) return done();
     const why = header === undefined ? "missing Authorization header" : "invalid API key";
     const e = new HyperfleetError("UNAUTHENTICATED", `${why}: send 'Authorization: Bearer <key>'`);
     void reply.code(httpStatus(e.code)).header("www-authenticate", 'Bearer realm="hyperfleet"').send(errorBody(e));

@@ -54,3 +54,58 @@ export const ExecResponse = Type.Object({
   stderr_truncated: Type.Boolean({ description: "The command wrote more to stderr than `max_output_bytes`; the rest was dropped" }),
 });
 export type ExecResponse = Static<typeof ExecResponse>;
+
+// --- Streaming exec over a WebSocket (GET /machines/:id/exec/ws; docs/exec-stream.md) ---
+
+/** Longest `timeout_ms` of a streamed exec (24 h): interactive sessions run long. */
+export const MAX_EXEC_STREAM_TIMEOUT_MS = 86_400_000;
+/** Largest WebSocket message the server takes (stdin chunks and control messages). */
+export const EXEC_WS_MAX_MESSAGE = 1024 * 1024;
+/** The first byte of every binary message the server sends: which stream the rest is from. */
+export const ExecWsStream = { STDOUT: 1, STDERR: 2 } as const;
+/** Subprotocol a client offers (a browser cannot set Authorization on a WebSocket). */
+export const EXEC_WS_PROTOCOL = "hyperfleet.v1";
+/** Prefix of the subprotocol that carries the API key: `bearer.<key>`. */
+export const WS_BEARER_PREFIX = "bearer.";
+/** Close code for an error: 4000 + the HTTP status of its code (4400 INVALID_ARGUMENT, 4409 MACHINE_NOT_RUNNING, ...). */
+export const WS_ERROR_CLOSE_BASE = 4000;
+
+const dimension = (what: string) => Type.Integer({ minimum: 1, maximum: 65535, description: what });
+
+export const ExecWsStart = Type.Object(
+  {
+    command: argv("argv; argv[0] is looked up in PATH"),
+    env: Type.Optional(EnvMap),
+    cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, pattern: "^/[^\\u0000]*$" })),
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: "^[A-Za-z0-9_.:-]+$", description: "name, uid or uid:gid" })),
+    stdin: Type.Optional(Type.Boolean({ default: true, description: "false: the command reads /dev/null (binary messages are then ignored)" })),
+    tty: Type.Optional(
+      Type.Object(
+        { rows: dimension("terminal rows"), cols: dimension("terminal columns") },
+        { additionalProperties: false, description: "Run on a new terminal (PTY) of this size: its output is all stdout" },
+      ),
+    ),
+    timeout_ms: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: MAX_EXEC_STREAM_TIMEOUT_MS, description: "Kill the command (SIGKILL to its group) after this long; default none" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ExecWsStart = Static<typeof ExecWsStart>;
+
+/** The control messages by `type`, so a bad one is reported by its own fields. */
+export const ExecWsControls = {
+  resize: Type.Object({ type: Type.Literal("resize"), rows: dimension("terminal rows"), cols: dimension("terminal columns") }, { additionalProperties: false }),
+  signal: Type.Object(
+    {
+      type: Type.Literal("signal"),
+      signal: Type.Union([Type.Integer({ minimum: 1, maximum: 64 }), Type.String({ pattern: "^SIG[A-Z0-9]+$", maxLength: 16 })], {
+        description: "a number or a name such as SIGINT",
+      }),
+    },
+    { additionalProperties: false },
+  ),
+  eof: Type.Object({ type: Type.Literal("eof") }, { additionalProperties: false }),
+};
+export const ExecWsControl = Type.Union([ExecWsControls.resize, ExecWsControls.signal, ExecWsControls.eof]);
+export type ExecWsControl = Static<typeof ExecWsControl>;

@@ -105,6 +105,9 @@ export const ERROR_CODES = {
   API_UNREACHABLE: "unavailable",
   API_TIMEOUT: "timeout",
   API_RESPONSE_INVALID: "internal",
+  // Background processes (POST /machines/:id/processes): no such pid in this boot; signalling one that exited.
+  PROCESS_NOT_FOUND: "not_found",
+  PROCESS_NOT_RUNNING: "conflict",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -10,7 +10,8 @@
 import type { AgentClient } from "../agent/client.js";
 import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
 import type { Vm } from "../vmm/vm.js";
-import type { ExecEncoding, ExecOutput, ExecRequest, FileStatView, LogsRequest } from "../core/ports/services.js";
+import type { ExecEncoding, ExecOutput, ExecRequest, ExecStreamHandle, ExecStreamRequest, FileStatView, LogsRequest, ProcessStartRequest, ProcessView } from "../core/ports/services.js";
+import { findProcess, listProcesses, signalProcess, startProcess } from "./processes.js";
 import type { MachineRecord } from "../core/machine.js";
 import { followMainLog, readMainLog } from "../workload/main-log.js";
 import { execDefaults } from "../workload/run-spec.js";
@@ -69,6 +70,28 @@ export class MachineIo {
     return out;
   }
 
+  /**
+   * A streamed exec with the image's defaults, as exec(). Not bounded in time by the host: it
+   * lasts as long as its process (or its timeoutMs) and ends when the agent connection does.
+   */
+  async execStream(id: string, req: ExecStreamRequest): Promise<ExecStreamHandle> {
+    const { rec, machine } = await this.resolve(id);
+    const agent = requireAgent(id, machine);
+    const d = execDefaults(rec);
+    const cwd = req.cwd ?? d.cwd;
+    const user = req.user ?? d.user;
+    return agent.execStream(req.command, {
+      env: { ...d.env, ...req.env },
+      stdin: req.stdin,
+      onStdout: req.onStdout,
+      onStderr: req.onStderr,
+      ...(req.timeoutMs !== undefined && { timeoutMs: req.timeoutMs }),
+      ...(req.tty !== undefined && { tty: req.tty }),
+      ...(cwd !== undefined && { cwd }),
+      ...(user !== undefined && { user }),
+    });
+  }
+
   async writeFile(id: string, path: string, data: Buffer, mode: number | undefined, signal?: AbortSignal): Promise<{ size: number }> {
     const { machine } = await this.resolve(id);
     // fsync: "uploaded" means on the guest's disk, not only in its page cache.
@@ -116,6 +139,36 @@ export class MachineIo {
     if (!req.follow) return within(readMainLog(agent, req.tail), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", "reading the main process log");
     const live = () => (this.current(id) === machine ? machine.agent : null);
     return within(followMainLog({ agent: live, signal, ...(req.tail !== undefined && { tail: req.tail }) }), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", "reading the main process log");
+  }
+
+  /** A background process, with the image's defaults as exec(). */
+  async startProcess(id: string, req: ProcessStartRequest): Promise<ProcessView> {
+    const { rec, machine } = await this.resolve(id);
+    const d = execDefaults(rec);
+    const cwd = req.cwd ?? d.cwd;
+    const user = req.user ?? d.user;
+    const full: ProcessStartRequest = { command: req.command, env: { ...d.env, ...req.env }, ...(cwd !== undefined && { cwd }), ...(user !== undefined && { user }) };
+    return within(startProcess(requireAgent(id, machine), full), this.fileTimeoutMs, "AGENT_TIMEOUT", "starting a background process");
+  }
+
+  async listProcesses(id: string): Promise<ProcessView[]> {
+    const { machine } = await this.resolve(id);
+    return within(listProcesses(requireAgent(id, machine)), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", "listing background processes");
+  }
+
+  async signalProcess(id: string, pid: number, signal: number): Promise<ProcessView> {
+    const { machine } = await this.resolve(id);
+    return within(signalProcess(requireAgent(id, machine), id, pid, signal), this.fileTimeoutMs, "AGENT_TIMEOUT", `signalling process ${pid}`);
+  }
+
+  /** A background process's output, like logs() for the main process. */
+  async processOutput(id: string, pid: number, req: LogsRequest, signal: AbortSignal): Promise<Buffer | AsyncIterable<Buffer>> {
+    const { machine } = await this.resolve(id);
+    const agent = requireAgent(id, machine);
+    const { logPath } = await within(findProcess(agent, id, pid), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `finding process ${pid}`);
+    if (!req.follow) return within(readMainLog(agent, req.tail, logPath), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `reading the output of process ${pid}`);
+    const live = () => (this.current(id) === machine ? machine.agent : null);
+    return within(followMainLog({ agent: live, signal, logPath, ...(req.tail !== undefined && { tail: req.tail }) }), this.fileTimeoutMs, "FILE_TRANSFER_TIMEOUT", `reading the output of process ${pid}`);
   }
 
   private statOf(id: string, machine: Vm, path: string): Promise<FileStatView> {

@@ -12,7 +12,7 @@ import { HyperfleetError, isHyperfleetError } from "../core/errors.js";
 import { checkAction, checkTransition, type MachineStatus } from "../core/machine-state.js";
 import type { Vm } from "../vmm/vm.js";
 import { parseImageRef } from "../images/index.js";
-import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, DirEntryView, FileStatView, LogsRequest, MachineServicePort, MachineView, UnpackView } from "../core/ports/services.js";
+import type { CallContext, CreateMachineRequest, ExecOutput, ExecRequest, ExecStreamHandle, ExecStreamRequest, DirEntryView, FileStatView, ProcessStartRequest, ProcessView, LogsRequest, MachineServicePort, MachineView, UnpackView } from "../core/ports/services.js";
 import type { MachinePatch, MachineRecord } from "../core/machine.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 import { imagesUnavailable } from "../images/catalog.js";
@@ -337,6 +337,21 @@ export class MachineService implements MachineServicePort {
     const out = await this.io.exec(id, req, this.callSignal(ctx));
     await this.img.main.refresh(id);
     return out;
+  }
+  execStream(id: string, req: ExecStreamRequest): Promise<ExecStreamHandle> {
+    return this.io.execStream(id, req);
+  }
+  startProcess(id: string, req: ProcessStartRequest): Promise<ProcessView> {
+    return this.io.startProcess(id, req);
+  }
+  listProcesses(id: string): Promise<ProcessView[]> {
+    return this.io.listProcesses(id);
+  }
+  signalProcess(id: string, pid: number, signal: number): Promise<ProcessView> {
+    return this.io.signalProcess(id, pid, signal);
+  }
+  processOutput(id: string, pid: number, req: LogsRequest, ctx: CallContext = {}): Promise<Buffer | AsyncIterable<Buffer>> {
+    return this.io.processOutput(id, pid, req, this.callSignal(ctx));
   }
   writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx: CallContext = {}): Promise<{ size: number }> {
     return this.io.writeFile(id, path, data, mode, this.callSignal(ctx));

@@ -18,8 +18,6 @@ const READ_CHUNK = 1 << 20;
 export const MAX_LOG_READ = 32 << 20;
 /** A status line is a few dozen bytes; a guest could point the file at something endless. */
 const STATUS_MAX_BYTES = 4096;
-const STATUS_PATH = `${MAIN_LOG_PATH}.status`;
-const ROTATED_PATH = `${MAIN_LOG_PATH}.1`;
 
 /** Size of a guest file, or null when it does not exist. */
 async function sizeOf(agent: AgentClient, path: string): Promise<number | null> {
@@ -41,12 +39,12 @@ async function* readRange(agent: AgentClient, path: string, from: number, to: nu
 }
 
 /** Where output starts for `tail` lines: reads backwards in growing pieces until it has them. */
-async function tailStart(agent: AgentClient, size: number, tail: number | undefined): Promise<number> {
+async function tailStart(agent: AgentClient, size: number, tail: number | undefined, logPath = MAIN_LOG_PATH): Promise<number> {
   if (tail === undefined) return 0;
   const floor = Math.max(0, size - MAX_LOG_READ);
   for (let want = 64 * 1024; ; want *= 4) {
     const from = Math.max(floor, size - want);
-    const chunk = await collect(readRange(agent, MAIN_LOG_PATH, from, size));
+    const chunk = await collect(readRange(agent, logPath, from, size));
     const at = tailOffset(chunk, tail);
     if (at > 0 || from === floor) return from + at;
   }
@@ -58,10 +56,10 @@ async function collect(parts: AsyncIterable<Buffer>): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
-/** True while the status file says the main process runs (none at all: nothing more will come). */
-async function mainRunning(agent: AgentClient): Promise<boolean> {
+/** True while the status file says the process runs (none at all: nothing more will come). */
+async function mainRunning(agent: AgentClient, logPath: string): Promise<boolean> {
   try {
-    return parseMainStatus((await agent.readFile(STATUS_PATH, { maxBytes: STATUS_MAX_BYTES })).toString("utf8"))?.status === "running";
+    return parseMainStatus((await agent.readFile(`${logPath}.status`, { maxBytes: STATUS_MAX_BYTES })).toString("utf8"))?.status === "running";
   } catch (e) {
     if (isHyperfleetError(e, "FILE_NOT_FOUND")) return false;
     throw e;
@@ -73,10 +71,10 @@ async function mainRunning(agent: AgentClient): Promise<boolean> {
  * (the guest rotates at 32 MiB; of a log made longer inside the guest, its last MAX_LOG_READ bytes)
  * so that a failure is still an HTTP error.
  */
-export async function readMainLog(agent: AgentClient, tail?: number): Promise<Buffer> {
-  const size = (await sizeOf(agent, MAIN_LOG_PATH)) ?? 0;
-  const from = Math.max(await tailStart(agent, size, tail), size - MAX_LOG_READ);
-  return collect(readRange(agent, MAIN_LOG_PATH, from, size));
+export async function readMainLog(agent: AgentClient, tail?: number, logPath = MAIN_LOG_PATH): Promise<Buffer> {
+  const size = (await sizeOf(agent, logPath)) ?? 0;
+  const from = Math.max(await tailStart(agent, size, tail, logPath), size - MAX_LOG_READ);
+  return collect(readRange(agent, logPath, from, size));
 }
 
 export interface FollowOptions {
@@ -84,6 +82,8 @@ export interface FollowOptions {
   agent: () => AgentClient | null;
   tail?: number;
   signal: AbortSignal;
+  /** Another detached process's log (a background process); default the main process's. */
+  logPath?: string;
   intervalMs?: number;
 }
 
@@ -94,28 +94,30 @@ export interface FollowOptions {
 export async function followMainLog(o: FollowOptions): Promise<AsyncIterable<Buffer>> {
   const agent = o.agent();
   if (!agent) return follow(null, 0, o);
-  const offset = await tailStart(agent, (await sizeOf(agent, MAIN_LOG_PATH)) ?? 0, o.tail);
+  const logPath = o.logPath ?? MAIN_LOG_PATH;
+  const offset = await tailStart(agent, (await sizeOf(agent, logPath)) ?? 0, o.tail, logPath);
   return follow(agent, offset, o);
 }
 
 async function* follow(first: AgentClient | null, from: number, o: FollowOptions): AsyncGenerator<Buffer> {
   if (!first) return;
   let offset = from;
+  const logPath = o.logPath ?? MAIN_LOG_PATH;
   try {
     while (!o.signal.aborted) {
       const agent = o.agent();
       if (!agent || agent.closed || agent !== first) return;
       // Status before size: the guest records `exited` only after the last output is in the log.
       // No status file: the machine has no main process (no command, or it could not start).
-      const running = await mainRunning(agent);
-      const size = (await sizeOf(agent, MAIN_LOG_PATH)) ?? 0;
+      const running = await mainRunning(agent, logPath);
+      const size = (await sizeOf(agent, logPath)) ?? 0;
       if (size < offset) {
         // Rotated at 32 MiB: what we had not read yet is at the end of <log>.1.
-        const old = (await sizeOf(agent, ROTATED_PATH)) ?? 0;
-        yield* readRange(agent, ROTATED_PATH, offset, old);
+        const old = (await sizeOf(agent, `${logPath}.1`)) ?? 0;
+        yield* readRange(agent, `${logPath}.1`, offset, old);
         offset = 0;
       }
-      for await (const b of readRange(agent, MAIN_LOG_PATH, offset, size)) {
+      for await (const b of readRange(agent, logPath, offset, size)) {
         offset += b.length;
         yield b;
       }

@@ -97,6 +97,45 @@ export interface ExecRequest {
 
 export type ExecEncoding = "utf8" | "base64";
 
+/** A streamed exec (GET /machines/:id/exec/ws): its output goes to the callbacks as it comes. */
+export interface ExecStreamRequest {
+  command: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+  /** Killed (SIGKILL to the group) after this long; absent: no limit. */
+  timeoutMs?: number;
+  /** false: the process reads /dev/null. */
+  stdin: boolean;
+  /** A PTY of this size; its output is all stdout. */
+  tty?: { rows: number; cols: number };
+  onStdout: (chunk: Buffer) => void;
+  onStderr: (chunk: Buffer) => void;
+}
+
+export interface ExecStreamExit {
+  exitCode: number | null;
+  signal: number | null;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+/**
+ * A running streamed exec. Output is flow-controlled per exec: after a bounded window the guest
+ * sends more only as ack() releases it, so whoever consumes the output sets the pace.
+ */
+export interface ExecStreamHandle {
+  readonly pid: number;
+  readonly done: Promise<ExecStreamExit>;
+  /** Resolves when the agent connection took the bytes. */
+  write(data: Buffer): Promise<void>;
+  end(): void;
+  signal(sig: number): void;
+  resize(rows: number, cols: number): void;
+  ack(bytes: number): void;
+  kill(): void;
+}
+
 /** An exec's result; EXEC_TIMEOUT carries the same output fields in its details (snake_case). */
 export interface ExecOutput {
   exitCode: number | null;
@@ -108,6 +147,25 @@ export interface ExecOutput {
   stdoutTruncated: boolean;
   stderrTruncated: boolean;
   durationMs: number;
+}
+
+/** A background process to start: it outlives the request, its output goes to a log in the guest. */
+export interface ProcessStartRequest {
+  command: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  user?: string;
+}
+
+/** A background process of the machine's current boot. */
+export interface ProcessView {
+  pid: number;
+  command: string[];
+  status: "running" | "exited";
+  exitCode: number | null;
+  signal: number | null;
+  startedAt: string;
+  exitedAt: string | null;
 }
 
 export interface FileStatView {
@@ -179,6 +237,14 @@ export interface MachineServicePort extends FileTreePort {
   /** Resolves when the machine is in `status`; WAIT_TIMEOUT after timeoutMs. */
   wait(id: string, status: MachineStatus, timeoutMs: number, ctx?: CallContext): Promise<MachineView>;
   exec(id: string, req: ExecRequest, ctx?: CallContext): Promise<ExecOutput>;
+  /** Starts a streamed exec; resolves once it runs. MACHINE_PAUSED / MACHINE_NOT_RUNNING as exec. */
+  execStream(id: string, req: ExecStreamRequest, ctx?: CallContext): Promise<ExecStreamHandle>;
+  startProcess(id: string, req: ProcessStartRequest, ctx?: CallContext): Promise<ProcessView>;
+  listProcesses(id: string, ctx?: CallContext): Promise<ProcessView[]>;
+  /** PROCESS_NOT_FOUND, PROCESS_NOT_RUNNING. */
+  signalProcess(id: string, pid: number, signal: number, ctx?: CallContext): Promise<ProcessView>;
+  /** Its output (stdout and stderr interleaved); with `follow` it ends when the process exited, the machine stops, or ctx.signal fires. */
+  processOutput(id: string, pid: number, req: LogsRequest, ctx?: CallContext): Promise<Buffer | AsyncIterable<Buffer>>;
   writeFile(id: string, path: string, data: Buffer, mode: number | undefined, ctx?: CallContext): Promise<{ size: number }>;
   /** FILE_TOO_LARGE when the file is bigger than `maxSize` bytes, whatever its stat says. */
   readFile(id: string, path: string, maxSize: number, ctx?: CallContext): Promise<Buffer>;
