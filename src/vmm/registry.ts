@@ -20,9 +20,10 @@ import { hostTscKhz } from "./host.js";
 import { buildKernelArgs } from "./kernel-args.js";
 import { probeAccel } from "./qemu/accel.js";
 import { QemuDriver } from "./qemu/driver.js";
-import { findVmmsUnder, killFoundVmm, killVmmsIn, type FoundVmm } from "./qemu/scan.js";
+import { findVmmsUnder, killFoundVmm, killVmmsIn } from "./qemu/scan.js";
+import type { FoundVmm } from "./process-scan.js";
 
-export type { FoundVmm } from "./qemu/scan.js";
+export type { FoundVmm } from "./process-scan.js";
 
 export interface VmmChoice {
   kind: VmmKind;
