@@ -2,7 +2,11 @@
  * Exec and file transfer benchmark (issue 13, `npm run bench:exec`), each through the HTTP API
  * (real socket on loopback) against the agent channel alone (the daemon's own AgentClient of the
  * same VM), measured in the same run, alternating which goes first so drift hits both:
- * 1. exec round trip, sync and WebSocket: SLOT, to be added with streaming exec (see below).
+ * 1. exec round trip of `true`: POST /exec (sync, one keep-alive connection) and GET /exec/ws
+ *    (WebSocket: upgrade, start, `exit`, close: one exec is one connection, as a client has it)
+ *    vs AgentClient.exec, p50/p99 of BENCH_EXEC_ROUNDS each. These clients run in the daemon's
+ *    process (a child's process start would dwarf a round trip): their own CPU counts against the
+ *    API, so the ratios are an upper bound of its cost.
  * 2. upload and download MiB/s: PUT /files (raw body) and GET /files (Accept:
  *    application/octet-stream, streamed) with curl, a client in its own process as users have
  *    (an in-process fetch would compete with the daemon for its event loop), vs
@@ -10,7 +14,7 @@
  *    the agent channel. The host is shared: medians of alternating runs.
  * Human table first, then one JSON line with every figure last.
  *
- * Env: BENCH_EXEC_RUNS (default 5), BENCH_EXEC_MIB (64), HYPERFLEET_ASSETS_DIR (default
+ * Env: BENCH_EXEC_ROUNDS (default 50), BENCH_EXEC_RUNS (default 5), BENCH_EXEC_MIB (64), HYPERFLEET_ASSETS_DIR (default
  * /var/lib/hyperfleet), HYPERFLEET_ACCEL (auto).
  */
 import { execFile } from "node:child_process";
@@ -19,11 +23,13 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
+import WebSocket from "ws";
 import type { AgentClient } from "../src/agent/client.js";
 import { loadConfig } from "../src/config/config.js";
 import { startDaemon } from "../src/daemon/daemon.js";
-import { median, round } from "./stats.js";
+import { median, pct, round } from "./stats.js";
 
+const ROUNDS = Number(process.env.BENCH_EXEC_ROUNDS ?? 50);
 const RUNS = Number(process.env.BENCH_EXEC_RUNS ?? 5);
 const MIB = Number(process.env.BENCH_EXEC_MIB ?? 64);
 const KEY = "bench-key-0123456789abcdef";
@@ -65,6 +71,23 @@ function curl(args: string[]): Promise<string> {
   );
 }
 
+/** One exec over the WebSocket protocol (docs/exec-stream.md): resolves on `exit` and the close after it. */
+function wsExec(url: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, undefined, { headers: auth });
+    let exit: { exit_code?: number } | undefined;
+    ws.once("open", () => ws.send(JSON.stringify({ command: ["true"], stdin: false })));
+    ws.on("message", (data: Buffer, binary: boolean) => {
+      if (binary) return;
+      const m = JSON.parse(data.toString()) as { type: string; exit_code?: number };
+      if (m.type === "exit") exit = m;
+      else if (m.type === "error") reject(new Error(`exec/ws: ${data.toString()}`));
+    });
+    ws.once("close", () => (exit?.exit_code === 0 ? resolve() : reject(new Error(`exec/ws closed without exit 0: ${JSON.stringify(exit)}`))));
+    ws.once("error", reject);
+  });
+}
+
 const mibps = (bytes: number, ms: number) => bytes / 1024 / 1024 / (ms / 1000);
 
 async function timed(fn: () => Promise<void>): Promise<number> {
@@ -82,7 +105,29 @@ try {
   const local = join(dataDir, "bench.bin");
   await writeFile(local, data);
 
-  // --- 1. exec round trip (sync + WebSocket vs agent channel): slot for the exec-stream work. ---
+  // --- 1. exec round trip (sync + WebSocket vs agent channel) ---
+  const execApi = async () => {
+    const r = await api("POST", `/machines/${id}/exec`, { command: ["true"] });
+    if (r.exit_code !== 0) throw new Error(`exec via API: ${JSON.stringify(r)}`);
+  };
+  const execWs = () => wsExec(`${base.replace(/^http/, "ws")}/machines/${id}/exec/ws`);
+  const execAgent = async () => {
+    const r = await agent.exec(["true"]);
+    if (r.exitCode !== 0) throw new Error(`exec via agent: ${JSON.stringify(r)}`);
+  };
+  const e = { sync: [] as number[], ws: [] as number[], agent: [] as number[] };
+  const execs: Array<[keyof typeof e, () => Promise<void>]> = [["agent", execAgent], ["sync", execApi], ["ws", execWs]];
+  // Warm-up (JIT, the connection, the guest's page cache of `true`). Not measured.
+  for (let i = 0; i < 5; i++) for (const [, fn] of execs) await fn();
+  for (let i = 0; i < ROUNDS; i++) {
+    // Rotate the order each round, so drift and any after-effect of one kind hit all three.
+    for (let j = 0; j < execs.length; j++) {
+      const [k, fn] = execs[(i + j) % execs.length]!;
+      e[k].push(await timed(fn));
+    }
+  }
+  const ex = (xs: number[]) => ({ p50: round(pct(xs, 50)), p99: round(pct(xs, 99)) });
+  const exec = { sync: ex(e.sync), ws: ex(e.ws), agent: ex(e.agent) };
 
   // --- 2. upload / download ---
   const upApi = async () => {
@@ -116,6 +161,15 @@ try {
   }
 
   const r = {
+    exec_rounds: ROUNDS,
+    exec_api_sync_ms_p50: exec.sync.p50,
+    exec_api_sync_ms_p99: exec.sync.p99,
+    exec_api_ws_ms_p50: exec.ws.p50,
+    exec_api_ws_ms_p99: exec.ws.p99,
+    exec_agent_ms_p50: exec.agent.p50,
+    exec_agent_ms_p99: exec.agent.p99,
+    exec_sync_over_agent_p50: round(exec.sync.p50 / exec.agent.p50, 3),
+    exec_ws_over_agent_p50: round(exec.ws.p50 / exec.agent.p50, 3),
     runs: RUNS,
     size_mib: MIB,
     upload_api_mibps: round(median(s.upApi), 1),
@@ -132,7 +186,12 @@ try {
     accel: ACCEL,
   };
   const ok = (x: number) => (x >= TARGET ? "meets" : "BELOW") + ` the ${TARGET * 100} % target`;
+  const ms = (x: { p50: number; p99: number }) => `p50 ${x.p50} ms, p99 ${x.p99} ms`;
   const rows: Array<[string, string]> = [
+    [`exec \`true\`, API POST /exec (${ROUNDS} rounds)`, ms(exec.sync)],
+    [`exec \`true\`, API WebSocket /exec/ws (${ROUNDS} rounds)`, ms(exec.ws)],
+    [`exec \`true\`, agent channel (${ROUNDS} rounds)`, ms(exec.agent)],
+    ["exec API sync / agent, WebSocket / agent (p50)", `${r.exec_sync_over_agent_p50}x, ${r.exec_ws_over_agent_p50}x`],
     [`upload ${MIB} MiB, API PUT raw, curl (median of ${RUNS})`, `${r.upload_api_mibps} MiB/s`],
     [`upload ${MIB} MiB, agent channel (median of ${RUNS})`, `${r.upload_agent_mibps} MiB/s`],
     ["upload API / agent", `${r.upload_api_over_agent}x (${ok(r.upload_api_over_agent)})`],

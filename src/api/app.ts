@@ -23,6 +23,8 @@ import { healthRoutes, type VmmInfoSource } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
 import { logRoutes } from "./routes/logs.js";
 import { machineRoutes } from "./routes/machines.js";
+import { spawnRoutes } from "./routes/spawn.js";
+import { SPAWN_TAG, SPAWN_TAG_DESCRIPTION } from "../contract/spawn.js";
 import { ErrorSchema } from "../contract/common.js";
 import { ImageSchema } from "../contract/images.js";
 import { MachineSchema } from "../contract/machine.js";
@@ -88,6 +90,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
         version: opts.version,
         description: "MicroVMs driven over REST. Errors: `{ error: { code, message, field? } }`, codes in docs/errors.md.",
       },
+      tags: [{ name: SPAWN_TAG, description: SPAWN_TAG_DESCRIPTION }],
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: opts.auth ? [{ bearer: [] }] : [],
     },
@@ -113,6 +116,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => logRoutes(scope, opts.service));
   await app.register(async (scope) => imageRoutes(scope, opts.images));
   await app.register(async (scope) => snapshotRoutes(scope, opts.snapshots));
+  await app.register(async (scope) => spawnRoutes(scope, opts.service));
   return app;
 }
 

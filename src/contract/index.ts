@@ -10,3 +10,4 @@ export * from "./file-tree.js";
 export * from "./images.js";
 export * from "./machine.js";
 export * from "./snapshot.js";
+export * from "./spawn.js";

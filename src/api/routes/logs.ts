@@ -8,7 +8,7 @@ import type { MachineServicePort } from "../../core/ports/services.js";
 import { bindMachineId, callContext } from "./context.js";
 
 // The log is a file in the guest, read over the agent.
-const LOGS = routeErrors(ANY_ROUTE, GUEST_CALL, ["FILE_OPERATION_FAILED", "FILE_TRANSFER_TIMEOUT"]);
+export const LOGS = routeErrors(ANY_ROUTE, GUEST_CALL, ["FILE_OPERATION_FAILED", "FILE_TRANSFER_TIMEOUT"]);
 
 export function logRoutes(app: FastifyInstance, service: MachineServicePort): void {
   app.addHook("preHandler", bindMachineId);

@@ -12,14 +12,14 @@ import { bindMachineId, callContext, MACHINE_REF } from "./context.js";
 
 const tags = ["machines"];
 
-const LIST = routeErrors(ANY_ROUTE);
+export const LIST = routeErrors(ANY_ROUTE);
 // A create with `start: true` is also a start; an image is only pulled later (its errors land in
 // last_error). NOT_SUPPORTED_YET: a VMM kind that is not there yet. INSUFFICIENT_CAPACITY also
 // when HYPERFLEET_SUBNET has no address left; the PORT_ codes are the exposed ports' (docs/adr/0008).
 // VMM_MISMATCH: a machine (or a clone's snapshot) of another VMM than the daemon's is never booted by it.
-const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["MACHINE_ALREADY_EXISTS", "NOT_SUPPORTED_YET", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN", "PORT_UNAVAILABLE", "PORT_RANGE_EXHAUSTED", "SNAPSHOT_NOT_FOUND", "SNAPSHOT_INCOMPATIBLE", "IMAGE_NOT_CACHED", "VMM_MISMATCH"]);
+export const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["MACHINE_ALREADY_EXISTS", "NOT_SUPPORTED_YET", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN", "PORT_UNAVAILABLE", "PORT_RANGE_EXHAUSTED", "SNAPSHOT_NOT_FOUND", "SNAPSHOT_INCOMPATIBLE", "IMAGE_NOT_CACHED", "VMM_MISMATCH"]);
 const GET = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND"]);
-const DELETE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]);
+export const DELETE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]);
 const ACTION = {
   start: routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN", "VMM_MISMATCH"]),
   stop: routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]),
