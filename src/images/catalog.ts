@@ -61,6 +61,7 @@ export class ImageCatalog implements ImageServicePort {
       ...(req.registryAuth !== undefined && { auth: req.registryAuth }),
       ...(req.imageSizeMib !== undefined && { imageSizeMib: req.imageSizeMib }),
       signal: this.shutdown,
+      ...(req.onProgress !== undefined && { onProgress: req.onProgress }),
     });
     ctx.log?.info({ image: req.image, digest: img.digest }, "image cached");
     return imageView(img);

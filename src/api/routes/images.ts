@@ -7,6 +7,9 @@ import { ImageRefParams, PullImageBody, type ImageJson } from "../../contract/im
 import { imageJson } from "../serialize.js";
 import type { ImageServicePort } from "../../core/ports/services.js";
 import { callContext } from "./context.js";
+import { errorBody, toApiError } from "../errors.js";
+import { httpStatus } from "../http-status.js";
+import { pullStream, wantsNdjson } from "./pull-stream.js";
 
 const tags = ["images"];
 const IMAGE_REF = Type.Unsafe<ImageJson>({ $ref: "Image#" });
@@ -32,7 +35,12 @@ export function imageRoutes(app: FastifyInstance, images: ImageServicePort): voi
         summary: "Pull an image ahead of time",
         description:
           "Pulls and converts the image (at once if cached) and answers with it when done. The pull goes on if the client disconnects, " +
-          "so a later `POST /machines` finds it cached.",
+          "so a later `POST /machines` finds it cached.\n\n" +
+          "With `Accept: application/x-ndjson` the answer is a stream of JSON lines instead: progress lines " +
+          "`{\"phase\", \"layers_done\", \"layers_total\", \"bytes_done\", \"bytes_total\"}` (at most 10 a second; byte counts are " +
+          "of the compressed download and never go down), then one last line, `{\"image\": Image}` or " +
+          "`{\"error\": {\"code\", \"message\"}}` with the same codes as below. A pull that fails before its first progress line " +
+          "(a bad reference) gets the plain error with its status; once the stream has started the status is 200, so the last line is the outcome.",
         body: PullImageBody,
         response: { 200: IMAGE_REF, ...PULL.responses },
       },
@@ -40,11 +48,18 @@ export function imageRoutes(app: FastifyInstance, images: ImageServicePort): voi
     async (req, reply) => {
       const b = req.body;
       const registryAuth = registryAuthInput(b.registry_auth);
-      const img = await images.pull(
-        { image: b.image, ...(registryAuth !== undefined && { registryAuth }), ...(b.image_size_mib !== undefined && { imageSizeMib: b.image_size_mib }) },
-        callContext(req, reply),
-      );
-      return imageJson(img);
+      const pullReq = { image: b.image, ...(registryAuth !== undefined && { registryAuth }), ...(b.image_size_mib !== undefined && { imageSizeMib: b.image_size_mib }) };
+      if (!wantsNdjson(req.headers.accept)) return imageJson(await images.pull(pullReq, callContext(req, reply)));
+      reply.hijack();
+      const stream = pullStream(reply.raw);
+      try {
+        const img = await images.pull({ ...pullReq, onProgress: (p) => stream.progress(p) }, callContext(req, reply));
+        stream.end({ image: imageJson(img) });
+      } catch (e) {
+        const he = toApiError(e);
+        req.log.info({ code: he.code }, he.message);
+        stream.end(errorBody(he), httpStatus(he.code));
+      }
     },
   );
 

@@ -67,10 +67,21 @@ export interface ImageView {
   config: ImageRunConfig;
 }
 
+/** Where a pull is (the download's layer and byte counts). */
+export interface PullProgressView {
+  phase: string;
+  layersDone: number;
+  layersTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
 export interface PullImageRequest {
   image: string;
   registryAuth?: RegistryAuthInput;
   imageSizeMib?: number;
+  /** Called as the (possibly shared) pull moves on; a cached image reports `done` at once. */
+  onProgress?: (p: PullProgressView) => void;
 }
 
 /** The image cache (GET/DELETE /images, POST /images/pull). */
