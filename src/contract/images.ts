@@ -59,3 +59,12 @@ export const ImageSchema = Type.Object(
   { $id: "Image" },
 );
 export type ImageJson = Static<typeof ImageSchema>;
+
+/** One progress line of `POST /images/pull` with `Accept: application/x-ndjson`. */
+export interface PullProgressJson {
+  phase: string;
+  layers_done: number;
+  layers_total: number;
+  bytes_done: number;
+  bytes_total: number;
+}

@@ -1,6 +1,8 @@
 import { parse, usageError } from "../args.js";
 import { showHelp, type Command } from "../command.js";
 import { ago, json, size, table } from "../output.js";
+import { progressBar, progressText, rate } from "../pull-progress.js";
+import type { PullProgressJson } from "../../contract/images.js";
 
 export const images: Command = {
   name: "images",
@@ -30,36 +32,42 @@ List the daemon's cached images, most recently used first.
   },
 };
 
-const SPINNER = ["|", "/", "-", "\\"];
-
 export const pull: Command = {
   name: "pull",
   summary: "pull an image into the daemon's cache",
-  help: `usage: hyperfleet pull [--json] IMAGE
+  help: `usage: hyperfleet pull [-q] [--json] IMAGE
 
-Pull and convert IMAGE so that machines boot from it at once. On a terminal, shows that the pull
-is under way and for how long (the API answers when it is done). Prints the image's digest.
+Pull and convert IMAGE so that machines boot from it at once, showing progress on stderr: a bar
+(phase, layers and MiB downloaded of the total, rate) on a terminal, one plain line per update
+otherwise (at most 10 a second). Prints the image's digest.
 
+  -q, --quiet  no progress
       --json   the image as the API returns it
 `,
   async run(args, ctx) {
-    const p = parse(args, { json: { type: "boolean" } });
+    const p = parse(args, { quiet: { type: "boolean", short: "q" }, json: { type: "boolean" } });
     if (p.help) return showHelp(pull, ctx);
     if (p.positionals.length !== 1) throw usageError("pull needs exactly one image reference");
     const ref = p.positionals[0]!;
     const t0 = Date.now();
-    let frame = 0;
     const tty = ctx.err.isTTY === true;
-    const tick = tty ? setInterval(() => ctx.err.write(`\r${SPINNER[frame++ % SPINNER.length]} pulling ${ref} (${Math.round((Date.now() - t0) / 1000)} s)`), 250) : null;
+    let prev: { t: number; bytes: number } | null = null;
+    let speed: number | null = null;
+    const onProgress = (pr: PullProgressJson) => {
+      if (!tty) return void ctx.err.write(progressText(pr));
+      const now = { t: Date.now(), bytes: pr.bytes_done };
+      speed = rate(prev, now) ?? speed;
+      prev = now;
+      ctx.err.write(`\r\x1b[K${progressBar(pr, speed)}`);
+    };
     try {
-      const img = (await ctx.client().images.pull(ref)).unwrap();
-      if (tty) ctx.err.write(`\r\x1b[Kpulled ${ref} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      const img = (await ctx.client().images.pull(ref, p.values.quiet === true ? {} : { onProgress })).unwrap();
+      if (tty && p.values.quiet !== true) ctx.err.write(`\r\x1b[Kpulled ${ref} in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       if (p.values.json === true) json(ctx.out, img);
       else ctx.out.write(`${img.digest}\n`);
       return 0;
     } finally {
-      if (tick !== null) clearInterval(tick);
-      if (tty) ctx.err.write("\r\x1b[K");
+      if (tty && p.values.quiet !== true) ctx.err.write("\r\x1b[K");
     }
   },
 };
