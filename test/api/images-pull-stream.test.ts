@@ -8,7 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { rm } from "node:fs/promises";
-import { buildBusyboxLayout, push, workDir } from "../images/fixtures.js";
+import { addLabelVariants, buildBusyboxLayout, push, workDir } from "../images/fixtures.js";
 import { startRegistry, type TestRegistry } from "../images/registry.js";
 import { AUTH } from "./helpers.js";
 import { startImageDaemon, type ImageDaemon, type ImageJson } from "./images-helpers.js";
@@ -17,6 +17,7 @@ let registry: TestRegistry;
 let fixtures: string;
 let d: ImageDaemon | undefined;
 let image = "";
+let shared = "";
 
 before(async () => {
   registry = await startRegistry();
@@ -24,6 +25,9 @@ before(async () => {
   const layout = await buildBusyboxLayout(fixtures);
   image = `${registry.host}/test/stream:1`;
   await push(layout, "bb", image);
+  const [tag] = await addLabelVariants(layout, 1);
+  shared = `${registry.host}/test/stream:${tag}`;
+  await push(layout, tag!, shared);
   d = await startImageDaemon({ HYPERFLEET_INSECURE_REGISTRIES: registry.host });
 });
 
@@ -94,6 +98,25 @@ test("an unknown image ends the stream with an error line with the API's code", 
   assert.equal(end.error.code, "IMAGE_NOT_FOUND", JSON.stringify(r.lines));
   assert.ok(end.error.message.length > 0);
   for (const l of r.lines.slice(0, -1)) assert.ok("phase" in l, JSON.stringify(l));
+});
+
+test("a client leaving the stream does not cancel the pull another request shares", async () => {
+  const ac = new AbortController();
+  const leaver = await fetch(`${d!.url}/images/pull`, {
+    method: "POST",
+    headers: { ...AUTH, "content-type": "application/json", accept: "application/x-ndjson" },
+    body: JSON.stringify({ image: shared }),
+    signal: ac.signal,
+  });
+  const staying = pullLines(shared);
+  const reader = leaver.body!.getReader();
+  const first = new TextDecoder().decode((await reader.read()).value);
+  assert.match(first, /"phase":"resolving"/);
+  ac.abort();
+  await reader.cancel().catch(() => undefined);
+  const r = await staying;
+  checkProgress(r.lines);
+  assert.deepEqual((r.lines.at(-1) as { image: ImageJson }).image.refs, [shared]);
 });
 
 test("request validation still answers 400 before any stream", async () => {
