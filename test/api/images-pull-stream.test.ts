@@ -40,7 +40,7 @@ after(async () => {
 interface Progress { phase: string; layers_done: number; layers_total: number; bytes_done: number; bytes_total: number }
 type Line = Progress | { image: ImageJson } | { error: { code: string; message: string } };
 
-async function pullLines(ref: string): Promise<{ status: number; type: string | null; lines: Line[] }> {
+async function pullLines(ref: string): Promise<{ status: number; type: string | null; requestId: string | null; lines: Line[] }> {
   const r = await fetch(`${d!.url}/images/pull`, {
     method: "POST",
     headers: { ...AUTH, "content-type": "application/json", accept: "application/x-ndjson" },
@@ -48,7 +48,7 @@ async function pullLines(ref: string): Promise<{ status: number; type: string | 
   });
   const text = await r.text();
   assert.ok(text.endsWith("\n"), text);
-  return { status: r.status, type: r.headers.get("content-type"), lines: text.trimEnd().split("\n").map((l) => JSON.parse(l) as Line) };
+  return { status: r.status, type: r.headers.get("content-type"), requestId: r.headers.get("x-request-id"), lines: text.trimEnd().split("\n").map((l) => JSON.parse(l) as Line) };
 }
 
 function checkProgress(lines: Line[]): Progress[] {
@@ -73,6 +73,7 @@ test("a cold pull streams non-decreasing progress ending at the total, then the 
   const r = await pullLines(image);
   assert.equal(r.status, 200);
   assert.equal(r.type, "application/x-ndjson");
+  assert.ok(r.requestId, "x-request-id set as on every answer");
   const progress = checkProgress(r.lines);
   assert.ok(progress.some((p) => p.phase === "downloading"), JSON.stringify(progress));
   const end = r.lines.at(-1) as { image: ImageJson };

@@ -51,7 +51,7 @@ export function imageRoutes(app: FastifyInstance, images: ImageServicePort): voi
       const pullReq = { image: b.image, ...(registryAuth !== undefined && { registryAuth }), ...(b.image_size_mib !== undefined && { imageSizeMib: b.image_size_mib }) };
       if (!wantsNdjson(req.headers.accept)) return imageJson(await images.pull(pullReq, callContext(req, reply)));
       reply.hijack();
-      const stream = pullStream(reply.raw);
+      const stream = pullStream(reply.raw, { "x-request-id": req.id });
       try {
         const img = await images.pull({ ...pullReq, onProgress: (p) => stream.progress(p) }, callContext(req, reply));
         stream.end({ image: imageJson(img) });

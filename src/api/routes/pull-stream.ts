@@ -8,7 +8,7 @@
  * most once per THROTTLE_MS (the newest win), and nothing while the socket's buffer is full. A
  * client going away only stops the writes: the pull is shared and goes on.
  */
-import type { ServerResponse } from "node:http";
+import type { OutgoingHttpHeaders, ServerResponse } from "node:http";
 import type { PullProgressView } from "../../core/ports/services.js";
 
 export const NDJSON = "application/x-ndjson";
@@ -25,8 +25,8 @@ export function wantsNdjson(accept: string | string[] | undefined): boolean {
   return v.split(",").some((t) => t.split(";")[0]?.trim().toLowerCase() === NDJSON);
 }
 
-/** A throttled writer of progress lines onto `res`; end() writes the last line (or, before any line, answers `status`) and closes. */
-export function pullStream(res: ServerResponse): { progress(p: PullProgressView): void; end(last: object, status?: number): void } {
+/** A throttled writer (`base`: headers every answer carries, as x-request-id, which a hijacked reply does not add) of progress lines onto `res`; end() writes the last line (or, before any line, answers `status`) and closes. */
+export function pullStream(res: ServerResponse, base: OutgoingHttpHeaders = {}): { progress(p: PullProgressView): void; end(last: object, status?: number): void } {
   let pending: PullProgressView | null = null;
   let lastSent = "";
   let lastPhase = "";
@@ -38,7 +38,7 @@ export function pullStream(res: ServerResponse): { progress(p: PullProgressView)
     pending = null;
     if (line === lastSent) return;
     lastSent = line;
-    if (!res.headersSent) res.writeHead(200, { "content-type": NDJSON, "cache-control": "no-store", "x-content-type-options": "nosniff" });
+    if (!res.headersSent) res.writeHead(200, { ...base, "content-type": NDJSON, "cache-control": "no-store", "x-content-type-options": "nosniff" });
     res.write(line);
   };
   const timer = setInterval(flush, THROTTLE_MS);
@@ -52,7 +52,7 @@ export function pullStream(res: ServerResponse): { progress(p: PullProgressView)
       clearInterval(timer);
       flush();
       if (!open()) return;
-      if (!res.headersSent) res.writeHead(status, { "content-type": status === 200 ? NDJSON : "application/json; charset=utf-8" });
+      if (!res.headersSent) res.writeHead(status, { ...base, "content-type": status === 200 ? NDJSON : "application/json; charset=utf-8" });
       res.end(`${JSON.stringify(last)}\n`);
     },
   };
