@@ -5,7 +5,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type AddressInfo } from "node:http";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { pullStream, THROTTLE_MS, wantsNdjson } from "../../src/api/routes/pull-stream.js";
 
 test("a burst of progress is throttled; phase changes and the newest counts get through", async () => {
