@@ -22,9 +22,13 @@ export interface ExecExit {
   duration_ms: number;
 }
 
+/**
+ * Read both stdout and stderr (or pipe them): one left unread fills to its highWaterMark and then
+ * holds the socket, and with it the command and the `exit` message, as a child process's pipe would.
+ */
 export class ExecStream {
-  readonly stdout = new Readable({ read: () => this.ws.resume() });
-  readonly stderr = new Readable({ read: () => this.ws.resume() });
+  readonly stdout: Readable = new Readable({ read: () => this.resumeIfRoom() });
+  readonly stderr: Readable = new Readable({ read: () => this.resumeIfRoom() });
   /** The guest pid once the command runs; an Err when it could not start. */
   readonly started: Promise<Result<number>>;
   /** The exit; an Err (HyperfleetApiError) when the session failed or the connection went. */
@@ -71,6 +75,11 @@ export class ExecStream {
       else if (m.type === "error" && m.error) finish(err(errorFromBody(0, null, JSON.stringify({ error: m.error }))));
     });
     ws.on("close", (code: number) => finish(err(new HyperfleetApiError("API_UNREACHABLE", `exec stream: the connection closed (${code}) before the command ended`))));
+  }
+
+  /** Reading resumes only when neither stream is full: an unread one must not grow without bound. */
+  private resumeIfRoom(): void {
+    if (this.stdout.readableLength < this.stdout.readableHighWaterMark && this.stderr.readableLength < this.stderr.readableHighWaterMark) this.ws.resume();
   }
 
   /** Stdin bytes (needs `stdin: true`, the default). Resolves once handed to the socket. */
