@@ -31,4 +31,9 @@ export {
   type SnapshotJson,
   type StatResponse,
   type MachineStatus,
+  type ExecStream,
+  type ExecStreamOptions,
+  type ExecExit,
+  type UploadSource,
+  type ProcessOutputOptions,
 } from "./sdk/index.js";

@@ -1,18 +1,15 @@
 /**
- * The client end of GET /machines/:id/exec/ws (docs/exec-stream.md) for `hyperfleet exec -it` and
- * `hyperfleet shell`: the local terminal in raw mode (Ctrl-C, Ctrl-D and the rest go to the guest
+ * The interactive client of GET /machines/:id/exec/ws (docs/exec-stream.md), through the SDK's
+ * execStream, for `hyperfleet exec -t`, `run -it` and `hyperfleet shell`: the local terminal in raw mode (Ctrl-C, Ctrl-D and the rest go to the guest
  * as bytes, the guest's terminal turns them into signals and EOF), its size followed through
  * SIGWINCH, stdout backpressure (the socket is not read while the local terminal lags), and the
  * guest's exit code as ours. Without a terminal, stdin is piped and ends with an `eof` message.
  */
-import WebSocket from "ws";
-import type { IncomingMessage } from "node:http";
-import { ExecWsStream } from "../contract/exec.js";
+import type { HyperfleetError } from "../core/errors.js";
+import type { HyperfleetClient } from "../sdk/index.js";
 
 export interface ExecSessionOptions {
-  /** The API's base URL (http://host:port). */
-  url: string;
-  apiKey?: string;
+  client: HyperfleetClient;
   machineId: string;
   command: string[];
   /** Run on a PTY sized like `output` (which must then be a TTY). */
@@ -41,94 +38,50 @@ export function errorStatus(code: string): number {
 }
 
 /** Runs the command; resolves with the exit status to exit with (errors are printed to `errors`). */
-export function runExecSession(o: ExecSessionOptions): Promise<number> {
-  const wsUrl = `${o.url.replace(/^http/, "ws").replace(/\/$/, "")}/machines/${encodeURIComponent(o.machineId)}/exec/ws`;
-  const ws = new WebSocket(wsUrl, undefined, { headers: o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {} });
+export async function runExecSession(o: ExecSessionOptions): Promise<number> {
   const size = () => ({ rows: o.output.rows || 24, cols: o.output.columns || 80 });
   const raw = o.tty && o.input.isTTY === true && typeof o.input.setRawMode === "function";
   const say = (msg: string) => o.errors.write(`${raw ? "\r\n" : ""}hyperfleet: ${msg}\n`);
+  const failed = (e: HyperfleetError) => {
+    say(`${e.code}: ${e.message}`);
+    return errorStatus(e.code);
+  };
 
-  return new Promise<number>((resolve) => {
-    let status: number | null = null;
-    const onInput = (b: Buffer) => ws.send(b, { binary: true });
-    const onEnd = () => ws.send(JSON.stringify({ type: "eof" }));
-    const onResize = () => {
-      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "resize", ...size() }));
-    };
-    const cleanup = () => {
-      o.input.off("data", onInput);
-      o.input.off("end", onEnd);
-      o.output.off("resize", onResize);
-      if (raw) o.input.setRawMode!(false);
-      o.input.pause();
-    };
-    const finish = (s: number) => {
-      if (status !== null) return;
-      status = s;
-      cleanup();
-      resolve(s);
-    };
-
-    ws.on("unexpected-response", (_req: unknown, res: IncomingMessage) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => {
-        let code = `HTTP ${res.statusCode}`;
-        let message = body;
-        try {
-          const e = (JSON.parse(body) as { error: { code: string; message: string } }).error;
-          code = e.code;
-          message = e.message;
-        } catch {
-          // not our error body (a proxy's page): show it as it is
-        }
-        say(`${code}: ${message}`);
-        finish(errorStatus(code));
-      });
-    });
-    ws.on("error", (e: Error) => {
-      say(`cannot reach ${o.url}: ${e.message}`);
-      finish(1);
-    });
-    ws.on("open", () => {
-      ws.send(
-        JSON.stringify({
-          command: o.command,
-          stdin: o.interactive,
-          ...(o.tty && { tty: size() }),
-          ...(o.env !== undefined && { env: o.env }),
-          ...(o.cwd !== undefined && { cwd: o.cwd }),
-          ...(o.user !== undefined && { user: o.user }),
-        }),
-      );
-      if (raw) o.input.setRawMode!(true);
-      if (o.tty) o.output.on("resize", onResize);
-      if (o.interactive) {
-        o.input.on("data", onInput);
-        o.input.on("end", onEnd);
-        o.input.resume();
-      }
-    });
-    ws.on("message", (data: Buffer, isBinary: boolean) => {
-      if (isBinary) {
-        const out = data[0] === ExecWsStream.STDERR ? o.errors : o.output;
-        // A local terminal slower than the guest: stop reading the socket, the guest then waits.
-        if (!out.write(data.subarray(1))) {
-          ws.pause();
-          out.once("drain", () => ws.resume());
-        }
-        return;
-      }
-      const m = JSON.parse(data.toString()) as { type: string; exit_code: number | null; signal: number | null; error?: { code: string; message: string } };
-      if (m.type === "exit") finish(exitStatus(m));
-      else if (m.type === "error" && m.error) {
-        say(`${m.error.code}: ${m.error.message}`);
-        finish(errorStatus(m.error.code));
-      }
-    });
-    ws.on("close", () => {
-      if (status === null) say("the connection closed before the command ended");
-      finish(1);
-    });
+  const opened = await o.client.machines.execStream(o.machineId, o.command, {
+    stdin: o.interactive,
+    ...(o.tty && { tty: size() }),
+    ...(o.env !== undefined && { env: o.env }),
+    ...(o.cwd !== undefined && { cwd: o.cwd }),
+    ...(o.user !== undefined && { user: o.user }),
   });
+  if (!opened.ok) return failed(opened.error);
+  const s = opened.value;
+  const onInput = (b: Buffer) => void s.write(b).catch(() => undefined);
+  const onEnd = () => s.end();
+  const onResize = () => s.resize(size().rows, size().cols);
+  if (raw) o.input.setRawMode!(true);
+  if (o.tty) o.output.on("resize", onResize);
+  if (o.interactive) {
+    o.input.on("data", onInput);
+    o.input.on("end", onEnd);
+    o.input.resume();
+  }
+  // pipe: a local terminal slower than the guest stops the reads, and the guest then waits.
+  s.stdout.pipe(o.output as NodeJS.WritableStream, { end: false });
+  s.stderr.pipe(o.errors as NodeJS.WritableStream, { end: false });
+  const done = await s.done;
+  await Promise.all([drained(s.stdout), drained(s.stderr)]);
+  o.input.off("data", onInput);
+  o.input.off("end", onEnd);
+  o.output.off("resize", onResize);
+  if (raw) o.input.setRawMode!(false);
+  o.input.pause();
+  if (!done.ok) return failed(done.error);
+  return exitStatus(done.value);
+}
+
+/** Resolves once everything the stream held was handed on. */
+function drained(r: NodeJS.ReadableStream & { readableEnded?: boolean }): Promise<void> {
+  if (r.readableEnded === true) return Promise.resolve();
+  return new Promise((resolve) => r.once("end", () => resolve()));
 }

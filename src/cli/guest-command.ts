@@ -72,12 +72,3 @@ function writeB64(ctx: Ctx, stdout: unknown, stderr: unknown): void {
   if (typeof stdout === "string" && stdout !== "") ctx.out.write(Buffer.from(stdout, "base64"));
   if (typeof stderr === "string" && stderr !== "") ctx.err.write(Buffer.from(stderr, "base64"));
 }
-
-/** `-t` and `shell` need a PTY over a streaming exec, which the API does not have yet. */
-export function noTtyYet(what: string): HyperfleetError {
-  return new HyperfleetError(
-    "NOT_SUPPORTED_YET",
-    `${what} needs an interactive terminal (streaming exec with a PTY), which this version does not support yet; ` +
-      "run a command without -t instead (hyperfleet exec ID CMD...)",
-  );
-}

@@ -14,6 +14,7 @@ import { clientEnvironment, DEFAULT_URL } from "./env.js";
 import { Files } from "./files.js";
 import { Images } from "./images.js";
 import { Machines } from "./machines.js";
+import { Processes } from "./processes.js";
 import { Snapshots } from "./snapshots.js";
 import { Transport } from "./transport.js";
 
@@ -36,6 +37,7 @@ export class HyperfleetClient {
   readonly files: Files;
   readonly images: Images;
   readonly snapshots: Snapshots;
+  readonly processes: Processes;
 
   constructor(opts: HyperfleetClientOptions = {}) {
     const env = opts.url === undefined || opts.apiKey === undefined ? clientEnvironment() : {};
@@ -51,5 +53,6 @@ export class HyperfleetClient {
     this.files = new Files(t);
     this.images = new Images(t);
     this.snapshots = new Snapshots(t);
+    this.processes = new Processes(t);
   }
 }

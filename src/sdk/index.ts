@@ -5,7 +5,9 @@ export { clientEnvironment, DEFAULT_URL, type ClientEnvironment } from "./env.js
 export type { CallOptions } from "./transport.js";
 export type { ExecOptions as RemoteExecOptions, LogsOptions, WaitOptions } from "./machines.js";
 export type { Machines } from "./machines.js";
-export type { Files } from "./files.js";
+export type { Files, UploadSource } from "./files.js";
+export type { Processes, ProcessOutputOptions } from "./processes.js";
+export type { ExecStream, ExecStreamOptions, ExecExit } from "./exec-stream.js";
 export type { Images } from "./images.js";
 export type { Snapshots } from "./snapshots.js";
 export type { CreateMachineBody, MachineJson, ExecBody, ExecResponse, ImageJson, RegistryAuth, SnapshotJson, StatResponse, UploadResponse } from "../contract/index.js";

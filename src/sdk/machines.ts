@@ -5,6 +5,7 @@ import type { CreateMachineBody, MachineJson } from "../contract/machine.js";
 import type { MachineStatus } from "../core/machine-state.js";
 import { attempt, type Result } from "../core/result.js";
 import { HyperfleetApiError } from "./errors.js";
+import { openExecStream, type ExecStream, type ExecStreamOptions } from "./exec-stream.js";
 import type { CallOptions, Transport } from "./transport.js";
 
 /** Exec options as the API takes them (`timeout` in seconds, `max_output_bytes`, `encoding`, ...). */
@@ -148,6 +149,11 @@ export class Machines {
   followLogs(id: string, opts: LogsOptions = {}): Promise<Result<AsyncIterableIterator<Buffer>>> {
     const { tail, ...o } = opts;
     return attempt(async () => (await this.t.open({ ...o, method: "GET", path: machinePath(id, "/logs"), query: { follow: true, tail }, accept: "text/plain" })).chunks);
+  }
+
+  /** A command with its stdin, stdout and stderr streamed, optionally on a PTY (`tty: {rows, cols}`). */
+  execStream(id: string, command: string[], opts: ExecStreamOptions = {}): Promise<Result<ExecStream>> {
+    return openExecStream(this.t, id, command, opts);
   }
 
   private action(id: string, action: string, o: CallOptions): Promise<Result<MachineJson>> {

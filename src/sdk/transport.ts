@@ -20,11 +20,13 @@ export interface TransportOptions {
 }
 
 export interface RequestSpec extends CallOptions {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   path: string;
   query?: Record<string, string | number | boolean | undefined>;
   /** Sent as JSON. */
   body?: unknown;
+  /** Sent as it is, streamed (never read whole): bytes or a web stream, with its content type. */
+  raw?: { data: Uint8Array | ReadableStream<Uint8Array>; contentType: string };
   accept?: string;
   /** Larger answers fail with API_RESPONSE_INVALID. Default: the client's maxResponseBytes. */
   maxBytes?: number;
@@ -170,12 +172,17 @@ export class Transport {
     if (spec.signal?.aborted) throw call.failure(new Error("aborted before it was sent"));
     const headers: Record<string, string> = { accept: spec.accept ?? "application/json" };
     if (this.opts.apiKey !== undefined) headers.authorization = `Bearer ${this.opts.apiKey}`;
-    let body: string | undefined;
-    if (spec.body !== undefined) {
+    let body: string | Uint8Array | ReadableStream<Uint8Array> | undefined;
+    if (spec.raw !== undefined) {
+      headers["content-type"] = spec.raw.contentType;
+      body = spec.raw.data;
+    } else if (spec.body !== undefined) {
       headers["content-type"] = "application/json";
       body = JSON.stringify(spec.body);
     }
-    const res = await this.opts.fetch(this.url(spec), { method: spec.method, headers, ...(body !== undefined && { body }), signal: call.ac.signal });
+    // A stream body needs half duplex (undici); the answer comes after the whole body was sent.
+    const init = { method: spec.method, headers, ...(body !== undefined && { body }), ...(body instanceof ReadableStream && { duplex: "half" }), signal: call.ac.signal };
+    const res = await this.opts.fetch(this.url(spec), init as RequestInit);
     if (res.status >= 200 && res.status < 300) return res;
     const text = (await readBounded(res, ERROR_BODY_MAX, call, true)).toString("utf8");
     throw errorFromBody(res.status, res.headers.get("x-request-id"), text);

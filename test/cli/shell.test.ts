@@ -1,6 +1,6 @@
 /**
  * The interactive shell end to end, driven through tmux like a person at a terminal: the client
- * (src/cli/exec-session.ts, through test/cli/exec-session-entry.ts) in a tmux pane on its own tmux
+ * (the real `hyperfleet shell` executable, bin/hyperfleet.js, on src/cli/exec-session.ts) in a tmux pane on its own tmux
  * server (-L hft-<random>), a real daemon process and a real VM. A prompt appears, arithmetic
  * works, Ctrl-C interrupts a guest `sleep` (status 130), a resize of the pane changes `stty size` in
  * the guest, and Ctrl-D ends the session with the shell's exit status. Cleanup: our tmux server,
@@ -75,7 +75,7 @@ after(async () => {
 });
 
 test("the interactive shell: prompt, 6*7, Ctrl-C (130), resize, Ctrl-D with the shell's status", { skip: skip ?? false, timeout: 180_000 }, async () => {
-  const client = `cd ${REPO} && HYPERFLEET_API_KEY=${KEY} node --import tsx test/cli/exec-session-entry.ts ${d!.url} ${id} /bin/sh; echo STATUS=$?; sleep 600`;
+  const client = `cd ${REPO} && HYPERFLEET_API_KEY=${KEY} HYPERFLEET_URL=${d!.url} node bin/hyperfleet.js shell ${id}; echo STATUS=$?; sleep 600`;
   tmux("-f", "/dev/null", "new-session", "-d", "-s", "s", "-x", "100", "-y", "30", client);
   tmuxStarted = true;
   tmux("set-option", "-t", "s", "status", "off");

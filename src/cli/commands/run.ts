@@ -3,7 +3,8 @@ import type { CreateMachineBody } from "../../sdk/index.js";
 import { envPairs, intOption, parse, secondsOption, str, strs, usageError } from "../args.js";
 import { showHelp, type Command } from "../command.js";
 import type { Ctx } from "../context.js";
-import { noTtyYet, runInGuest } from "../guest-command.js";
+import { runInGuest } from "../guest-command.js";
+import { interactive } from "./exec.js";
 import { json } from "../output.js";
 
 const DEFAULT_MEMORY_MIB = 256;
@@ -57,7 +58,8 @@ then replaces the image's command as the machine's main process (see 'hyperfleet
       --no-image         the built-in root disk; every positional is CMD
       --timeout SECONDS  CMD's timeout (default 60)
       --json             print the machine (JSON) instead of its id (without CMD)
-  -i, -t                 not supported yet (needs streaming exec)
+  -i, --interactive      pass this process's stdin to CMD
+  -t, --tty              run CMD (default /bin/sh) on a terminal sized like this one, streamed
 
 Exit status: CMD's; 125 when hyperfleet itself failed (the message names the error code),
 124/126/127 as for 'exec'.
@@ -82,10 +84,13 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
       { stopAtCommand: args.includes("--no-image") ? 0 : 1 },
     );
     if (p.help) return showHelp(run, ctx);
-    if (p.values.tty === true || p.values.interactive === true) throw noTtyYet("run -i/-t");
+    const tty = p.values.tty === true;
+    const stdin = p.values.interactive === true;
+    if ((tty || stdin) && p.values.detach === true) throw usageError("-i/-t run in the foreground: leave out -d");
     const noImage = p.values["no-image"] === true;
     const image = noImage ? undefined : p.positionals[0];
-    const command = noImage ? p.positionals : p.positionals.slice(1);
+    const given = noImage ? p.positionals : p.positionals.slice(1);
+    const command = tty && given.length === 0 ? ["/bin/sh"] : given;
     const detach = p.values.detach === true;
     if (detach && command.length > 0 && image === undefined) throw usageError("-d with a command needs an IMAGE: a machine without one has no main process");
     if (p.values.rm === true && (detach || command.length === 0)) throw usageError("--rm needs a command run in the foreground (no -d)");
@@ -108,7 +113,8 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
     try {
       const up = (await hf.machines.wait(created.id, { timeoutMs: BOOT_TIMEOUT_S * 1000 })).unwrap();
       if (command.length === 0) return done(ctx, p.values.json === true, up);
-      return await runInGuest(hf, created.id, { command, stdin: false, ...(env !== undefined && { env }), ...(timeout !== undefined && { timeout }) }, ctx);
+      if (tty) return await interactive(ctx, created.id, command, stdin, { ...(env !== undefined && { env }) });
+      return await runInGuest(hf, created.id, { command, stdin, ...(env !== undefined && { env }), ...(timeout !== undefined && { timeout }) }, ctx);
     } finally {
       if (p.values.rm === true) (await hf.machines.delete(created.id)).unwrap();
     }
