@@ -5,7 +5,7 @@
  */
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../core/errors.js";
-import type { FileStatView } from "../core/ports/services.js";
+import type { ExecStreamExit, ExecStreamHandle, FileStatView } from "../core/ports/services.js";
 import { abortError } from "../host/async.js";
 import { randomBytes } from "node:crypto";
 import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
@@ -110,31 +110,9 @@ export interface ExecStreamOptions {
   onStderr: (chunk: Buffer) => void;
 }
 
-/** The end of a streamed exec. */
-export interface ExecExit {
-  exitCode: number | null;
-  signal: number | null;
-  timedOut: boolean;
-  durationMs: number;
-}
-
-/** A running streamed exec (AgentClient.execStream). */
-export interface ExecStream {
-  readonly pid: number;
-  /** Resolves with the EXIT; rejects when the agent ends the exec with an ERROR or goes away. */
-  readonly done: Promise<ExecExit>;
-  /** Sends stdin; resolves when the agent connection took it (backpressure). */
-  write(data: Buffer): Promise<void>;
-  /** Ends stdin (for a PTY: one ^D). */
-  end(): void;
-  signal(sig: number): void;
-  /** Window size of the PTY; ignored without one. */
-  resize(rows: number, cols: number): void;
-  /** The caller has passed on `bytes` of output: the guest may send that many more. */
-  ack(bytes: number): void;
-  /** SIGKILLs the process group; `done` still resolves with the EXIT. */
-  kill(): void;
-}
+/** The end of a streamed exec, and a running one (AgentClient.execStream): the service port's shapes. */
+export type ExecExit = ExecStreamExit;
+export type ExecStream = ExecStreamHandle;
 
 /** Default per-exec output window of execStream: 1 MiB moved 64 MiB in 7.4 s under TCG, 256 KiB in 10.8 s. */
 export const EXEC_STREAM_WINDOW = 1024 * 1024;

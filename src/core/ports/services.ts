@@ -137,13 +137,18 @@ export interface ExecStreamExit {
  */
 export interface ExecStreamHandle {
   readonly pid: number;
+  /** Resolves with the exit; rejects when the agent ends the exec with an error or goes away. */
   readonly done: Promise<ExecStreamExit>;
-  /** Resolves when the agent connection took the bytes. */
+  /** Sends stdin; resolves when the agent connection took the bytes (backpressure). */
   write(data: Buffer): Promise<void>;
+  /** Ends stdin (for a PTY: one ^D). */
   end(): void;
   signal(sig: number): void;
+  /** Window size of the PTY; ignored without one. */
   resize(rows: number, cols: number): void;
+  /** The caller has passed on `bytes` of output: the guest may send that many more. */
   ack(bytes: number): void;
+  /** SIGKILLs the process group; `done` still resolves with the exit. */
   kill(): void;
 }
 
