@@ -5,120 +5,16 @@
  */
 import type { Duplex } from "node:stream";
 import { HyperfleetError } from "../core/errors.js";
-import type { ExecStreamExit, ExecStreamHandle, FileStatView } from "../core/ports/services.js";
 import { abortError } from "../host/async.js";
 import { randomBytes } from "node:crypto";
-import { decodeFields, encodeFields, encodeFrame, type FieldValue, type Fields, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
-import { errnoError } from "./errno.js";
-import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, IdentityLimits, MkdirFlags, MsgType, PROTOCOL_VERSION, ReaddirFlags, RenameFlags, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
+import { decodeFields, encodeFields, encodeFrame, type FieldValue, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
+import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, MkdirFlags, MsgType, PROTOCOL_VERSION, ReaddirFlags, RenameFlags, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
 import { decodeEntries, type DirEntry } from "./dirents.js";
-
-export interface ExecOptions {
-  env?: Record<string, string>;
-  cwd?: string;
-  user?: string;
-  /** Guest-enforced timeout; the process group is SIGKILLed when it expires. */
-  timeoutMs?: number;
-  stdin?: string | Buffer;
-  /** Kills the process group (SIGKILL); the EXIT still comes back and resolves the call. */
-  signal?: AbortSignal;
-  onStdout?: (chunk: Buffer) => void;
-  onStderr?: (chunk: Buffer) => void;
-  /**
-   * Most bytes of stdout, and separately of stderr, to collect; the rest is dropped (the process
-   * runs on) and `stdoutTruncated`/`stderrTruncated` say so. Default: no limit. Not applied to
-   * what onStdout/onStderr receive.
-   */
-  maxOutputBytes?: number;
-}
-
-export interface ExecOutcome {
-  pid: number;
-  exitCode: number | null;
-  /** Signal number that ended the process, or null. */
-  signal: number | null;
-  timedOut: boolean;
-  stdout: Buffer;
-  stderr: Buffer;
-  /** Output beyond maxOutputBytes was dropped. */
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  durationMs: number;
-}
-
-export interface ReadFileOptions {
-  offset?: number;
-  length?: number;
-  /** Streams the data instead of collecting it (the result is then empty). */
-  onChunk?: (b: Buffer) => void;
-  /**
-   * Refuse a file with more than this many bytes (from `offset`, within `length`) with
-   * FILE_TOO_LARGE (details.limit). The guest is asked for at most maxBytes + 1 and the READ is
-   * cancelled, so at most one chunk beyond the limit is ever buffered. Counts onChunk data too.
-   */
-  maxBytes?: number;
-  /** Cancels the READ in the guest and rejects at once (see abortError). */
-  signal?: AbortSignal;
-}
-
-export interface WriteFileOptions {
-  mode?: number;
-  mkdirs?: boolean;
-  append?: boolean;
-  /** The data and the rename are on disk (fsync of the file and its directory) before this resolves. */
-  fsync?: boolean;
-  /** Stops streaming, cancels the WRITE in the guest (its temp file is removed) and rejects at once. */
-  signal?: AbortSignal;
-}
-
-/** What IDENTITY sets in the guest; every part is optional (docs/agent-protocol.md, "identity"). */
-export interface GuestIdentity {
-  /** Wall clock, ns since the epoch, e.g. `BigInt(Date.now()) * 1_000_000n`. */
-  timeNs?: bigint;
-  /** 16..512 random bytes, mixed into the guest kernel's pool (credited); its CRNG is reseeded at once. */
-  entropy?: Buffer;
-  /** 1..64 characters of [A-Za-z0-9-_.]; also written to /etc/hostname and /etc/hosts. */
-  hostname?: string;
-}
+import { EXEC_STREAM_WINDOW, type ExecExit, type ExecOptions, type ExecOutcome, type ExecStream, type ExecStreamOptions, type FileStat, type GuestIdentity, type ReadFileOptions, type ReaddirOptions, type WriteFileOptions } from "./client-types.js";
+import { Truncated, checkLimit, isLastFrame, Collector, identityFields, okOnly, toBuffer, fileType, errorFromFrame, streamError, protocolError } from "./client-frames.js";
 
 export type { DirEntry } from "./dirents.js";
-
-export interface ReaddirOptions {
-  /** PATH itself must not be a symlink (FILE_PATH_INVALID): a tree walk never leaves its root. */
-  nofollow?: boolean;
-  /** Stop after this many entries (the READDIR is cancelled) and report `truncated`. */
-  maxEntries?: number;
-  signal?: AbortSignal;
-}
-
-export interface ExecStreamOptions {
-  env?: Record<string, string>;
-  cwd?: string;
-  user?: string;
-  /** Guest-enforced timeout; the process group is SIGKILLed when it expires (EXIT says timedOut). */
-  timeoutMs?: number;
-  /** Whether the caller streams stdin (write/end); false gives the child /dev/null. Default true. */
-  stdin?: boolean;
-  /** A PTY of this size as the child's terminal (stdout carries everything; no stderr). */
-  tty?: { rows: number; cols: number };
-  /**
-   * Output bytes the guest may send before the caller acknowledges them with ack() (the agent's
-   * FLOW window). What the host holds per exec is bounded by it. Default 1 MiB (EXEC_STREAM_WINDOW).
-   */
-  window?: number;
-  onStdout: (chunk: Buffer) => void;
-  onStderr: (chunk: Buffer) => void;
-}
-
-/** The end of a streamed exec, and a running one (AgentClient.execStream): the service port's shapes. */
-export type ExecExit = ExecStreamExit;
-export type ExecStream = ExecStreamHandle;
-
-/** Default per-exec output window of execStream: 1 MiB moved 64 MiB in 7.4 s under TCG, 256 KiB in 10.8 s. */
-export const EXEC_STREAM_WINDOW = 1024 * 1024;
-
-/** What STAT answers: the same shape the service ports hand to the API. */
-export type FileStat = FileStatView;
+export * from "./client-types.js";
 
 type FrameHandler = (frame: Frame) => void;
 
@@ -131,8 +27,6 @@ interface PendingOp {
 const HOST_GRACE_MS = 5_000;
 /** IDENTITY is a few syscalls in the guest: an answer later than this means a stuck agent. */
 const IDENTITY_TIMEOUT_MS = 5_000;
-const HOSTNAME_RE = /^[A-Za-z0-9_.-]+$/;
-const I64_MAX = 2n ** 63n - 1n;
 
 export class AgentClient {
   private readonly decoder = new FrameDecoder();
@@ -749,110 +643,4 @@ export class AgentClient {
       signal?.removeEventListener("abort", onAbort);
     }
   }
-}
-
-/** Thrown inside a READDIR's frame handler to stop at maxEntries: the operation is cancelled, not failed. */
-class Truncated extends HyperfleetError {
-  constructor() {
-    super("FILE_TOO_LARGE", "directory listing truncated");
-  }
-}
-
-function checkLimit(n: number | undefined, field: string): void {
-  if (n !== undefined && !(Number.isSafeInteger(n) && n >= 0)) throw new HyperfleetError("INVALID_ARGUMENT", `${field} must be a non-negative integer, got ${n}`, { details: { field } });
-}
-
-/** The frame after which the guest has nothing more for its operation. */
-function isLastFrame(f: Frame): boolean {
-  if (f.type === MsgType.ERROR || f.type === MsgType.EXIT || f.type === MsgType.OK) return true;
-  return f.type === MsgType.DATA && (f.flags & FLAG_END) !== 0;
-}
-
-/** Output kept up to a limit; what goes beyond it is counted as dropped, never buffered. */
-class Collector {
-  private readonly parts: Buffer[] = [];
-  private size = 0;
-  truncated = false;
-
-  constructor(private readonly limit = Infinity) {}
-
-  add(b: Buffer): void {
-    const room = this.limit - this.size;
-    if (b.length > room) this.truncated = true;
-    if (room <= 0) return;
-    const kept = b.length > room ? Buffer.from(b.subarray(0, room)) : b;
-    this.parts.push(kept);
-    this.size += kept.length;
-  }
-
-  buffer(): Buffer {
-    return Buffer.concat(this.parts, this.size);
-  }
-}
-
-/** The IDENTITY fields, checked as the guest checks them, so bad input is refused with its field named. */
-function identityFields(x: GuestIdentity): Array<[number, FieldValue]> {
-  const bad = (field: string, msg: string) => new HyperfleetError("INVALID_ARGUMENT", `${field} ${msg}`, { details: { field } });
-  const fields: Array<[number, FieldValue]> = [];
-  if (x.entropy !== undefined) {
-    if (x.entropy.length < IdentityLimits.ENTROPY_MIN || x.entropy.length > IdentityLimits.ENTROPY_MAX) {
-      throw bad("entropy", `must be ${IdentityLimits.ENTROPY_MIN} to ${IdentityLimits.ENTROPY_MAX} bytes, got ${x.entropy.length}`);
-    }
-    fields.push([Tag.ENTROPY, x.entropy]);
-  }
-  if (x.timeNs !== undefined) {
-    if (x.timeNs < 0n || x.timeNs > I64_MAX) throw bad("timeNs", `must be ns since the epoch (0 to 2^63-1), got ${x.timeNs}`);
-    fields.push([Tag.TIME_NS, { i64: x.timeNs }]);
-  }
-  if (x.hostname !== undefined) {
-    if (x.hostname.length > IdentityLimits.HOSTNAME_MAX || !HOSTNAME_RE.test(x.hostname)) {
-      throw bad("hostname", `must be 1 to ${IdentityLimits.HOSTNAME_MAX} characters of A-Z a-z 0-9 - _ ., got ${JSON.stringify(x.hostname.slice(0, 80))}`);
-    }
-    fields.push([Tag.HOSTNAME, x.hostname]);
-  }
-  return fields;
-}
-
-function okOnly(f: Frame): true | undefined {
-  return f.type === MsgType.OK ? true : undefined;
-}
-
-function toBuffer(v: string | Buffer): Buffer {
-  return typeof v === "string" ? Buffer.from(v, "utf8") : v;
-}
-
-function fileType(mode: number): FileStat["type"] {
-  switch (mode & 0o170000) {
-    case 0o100000:
-      return "file";
-    case 0o040000:
-      return "directory";
-    case 0o120000:
-      return "symlink";
-    default:
-      return "other";
-  }
-}
-
-function errorFromFrame(f: Frame, op: string, subject: string): HyperfleetError {
-  let x: Fields;
-  try {
-    x = decodeFields(f.payload);
-  } catch {
-    return protocolError(f, op);
-  }
-  return errnoError(x.u32(Tag.ERRNO) ?? 0, x.str(Tag.MESSAGE) ?? "", op, subject);
-}
-
-/** An agent that predates PTY/FLOW refuses their FLAGS bits: say that, not "invalid argument". */
-function streamError(f: Frame, program: string): HyperfleetError {
-  const e = errorFromFrame(f, "exec", program);
-  if (/FLAGS has bits this agent does not know/.test(e.message)) {
-    return new HyperfleetError("AGENT_UNSUPPORTED_VERSION", "the guest agent does not support streamed execs (PTY, flow control); rebuild the guest image", { cause: e });
-  }
-  return e;
-}
-
-function protocolError(f: Frame, op: string): HyperfleetError {
-  return new HyperfleetError("AGENT_PROTOCOL_ERROR", `unexpected frame type 0x${f.type.toString(16)} in ${op}`);
 }
