@@ -6,7 +6,7 @@ import { HyperfleetError } from "../core/errors.js";
 import { decodeFields, type FieldValue, type Fields, type Frame } from "./codec.js";
 import { errnoError } from "./errno.js";
 import { FLAG_END, IdentityLimits, MsgType, Tag } from "./protocol.js";
-import type { FileStat, GuestIdentity } from "./client-types.js";
+import type { GuestIdentity } from "./client-types.js";
 
 const HOSTNAME_RE = /^[A-Za-z0-9_.-]+$/;
 const I64_MAX = 2n ** 63n - 1n;
@@ -79,19 +79,6 @@ export function okOnly(f: Frame): true | undefined {
 
 export function toBuffer(v: string | Buffer): Buffer {
   return typeof v === "string" ? Buffer.from(v, "utf8") : v;
-}
-
-export function fileType(mode: number): FileStat["type"] {
-  switch (mode & 0o170000) {
-    case 0o100000:
-      return "file";
-    case 0o040000:
-      return "directory";
-    case 0o120000:
-      return "symlink";
-    default:
-      return "other";
-  }
 }
 
 export function errorFromFrame(f: Frame, op: string, subject: string): HyperfleetError {

@@ -9,9 +9,9 @@ import { abortError } from "../host/async.js";
 import { randomBytes } from "node:crypto";
 import { decodeFields, encodeFields, encodeFrame, type FieldValue, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
 import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, MkdirFlags, MsgType, PROTOCOL_VERSION, ReaddirFlags, RenameFlags, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
-import { decodeEntries, type DirEntry } from "./dirents.js";
+import { decodeEntries, fileType, type DirEntry } from "./dirents.js";
 import { EXEC_STREAM_WINDOW, type ExecExit, type ExecOptions, type ExecOutcome, type ExecStream, type ExecStreamOptions, type FileStat, type GuestIdentity, type ReadFileOptions, type ReaddirOptions, type WriteFileOptions } from "./client-types.js";
-import { Truncated, checkLimit, isLastFrame, Collector, identityFields, okOnly, toBuffer, fileType, errorFromFrame, streamError, protocolError } from "./client-frames.js";
+import { Truncated, checkLimit, isLastFrame, Collector, identityFields, okOnly, toBuffer, errorFromFrame, streamError, protocolError } from "./client-frames.js";
 
 export type { DirEntry } from "./dirents.js";
 export * from "./client-types.js";
