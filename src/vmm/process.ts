@@ -1,9 +1,16 @@
 /**
- * Process helpers shared by VMM drivers: liveness checks that survive PID reuse and waiting for a
- * process we may not be the parent of (an adopted VMM).
+ * Process helpers shared by VMM drivers: liveness checks that survive PID reuse, waiting for a
+ * process we may not be the parent of (an adopted VMM), and what both drivers do alike around a
+ * spawn (the VMM's environment, its version line, its pidfile, meta.json written atomically).
  */
+import { execFile } from "node:child_process";
+import { renameSync, writeFileSync } from "node:fs";
 import { open, readFile, type FileHandle } from "node:fs/promises";
+import { promisify } from "node:util";
+import { HyperfleetError } from "../core/errors.js";
 import { sleep } from "../host/async.js";
+
+const execFileP = promisify(execFile);
 
 /** True while `pid` exists and is not a zombie. */
 export async function isAlive(pid: number): Promise<boolean> {
@@ -72,4 +79,32 @@ export async function readLogTail(path: string, maxBytes = 2048, maxLines = 10):
   } finally {
     await fh?.close();
   }
+}
+
+/** The whole environment a VMM gets: enough to run, nothing of the daemon's (secrets included). */
+export function vmmEnv(): Record<string, string> {
+  // eslint-disable-next-line no-restricted-properties -- the VMM inherits the host PATH and nothing else; not configuration
+  return { PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" };
+}
+
+/** The first line of `<bin> --version` ("QEMU emulator version 7.2.x ...", "Firecracker v1.16.1"); `installHint` ends the error when it cannot run. */
+export async function vmmVersionLine(bin: string, installHint: string): Promise<string> {
+  try {
+    const { stdout } = await execFileP(bin, ["--version"], { timeout: 10_000, env: vmmEnv() });
+    return stdout.split("\n")[0]?.trim() ?? "";
+  } catch (e) {
+    throw new HyperfleetError("HOST_TOOL_MISSING", `cannot run ${bin} --version: ${(e as Error).message}; ${installHint}`, { cause: e });
+  }
+}
+
+/** The pid a VMM's pidfile names, if it names one (> 1). */
+export async function pidFromFile(file: string): Promise<number | undefined> {
+  const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+}
+
+/** Writes a run dir's meta.json whole or not at all (a temp file renamed over it). */
+export function writeJsonSync(file: string, value: unknown): void {
+  writeFileSync(file + ".tmp", JSON.stringify(value, null, 2));
+  renameSync(file + ".tmp", file);
 }

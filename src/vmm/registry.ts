@@ -14,7 +14,7 @@ import { FirecrackerDriver } from "./firecracker/driver.js";
 import { findBinary, probeFirecracker } from "./firecracker/probe.js";
 import { resolveJailerSettings, type JailerChoice } from "./firecracker/jailer.js";
 import { findFirecrackersUnder, killFirecrackersIn, killFoundFirecracker } from "./firecracker/scan.js";
-import { vmmEnv } from "./qemu/driver.js";
+import { vmmEnv } from "./process.js";
 import { devicesFor } from "./spec.js";
 import { hostTscKhz } from "./host.js";
 import { buildKernelArgs } from "./kernel-args.js";

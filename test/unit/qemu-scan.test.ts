@@ -2,7 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { buildQemuArgv } from "../../src/vmm/qemu/argv.js";
-import { qemuPaths, vmmEnv } from "../../src/vmm/qemu/driver.js";
+import { qemuPaths } from "../../src/vmm/qemu/driver.js";
+import { vmmEnv } from "../../src/vmm/process.js";
 import { runDirOfArgv } from "../../src/vmm/qemu/scan.js";
 import type { VmSpec } from "../../src/core/ports/vmm-driver.js";
 

@@ -11,17 +11,15 @@
  * opens `path_on_host` with a plain open(2), which resolves it against the cwd, so the same recorded
  * `rootfs.ext4` is the source's disk in the source and the clone's own in each clone's run dir.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { renameSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { mkdir, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { basename, dirname, join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { HyperfleetError, toHyperfleetError, type ErrorCode } from "../../core/errors.js";
 import type { DiskSpec, VmHandle, VmmDriver, VmSnapshot, VmSpec } from "../../core/ports/vmm-driver.js";
 import { sleep } from "../../host/async.js";
-import { vmmEnv } from "../qemu/driver.js";
-import { isAlive } from "../process.js";
+import { isAlive, pidFromFile, vmmEnv, vmmVersionLine, writeJsonSync } from "../process.js";
 import { describeRequest } from "./api.js";
 import { buildConfigureRequests, buildRestoreRequests, firecrackerPaths, type FcPaths, type FcRequest } from "./config.js";
 import { FirecrackerHandle, type FcHostPaths } from "./handle.js";
@@ -30,7 +28,6 @@ import type { JailerSettings, JailPlan } from "./jailer-layout.js";
 import { plainLaunch, type FcLauncher } from "./launch.js";
 import { findFirecrackersIn, firecrackerRunDir, isFirecrackerInJail } from "./scan.js";
 
-const execFileP = promisify(execFile);
 const MIB = 1024 * 1024;
 /** sun_path is 108 bytes with its NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -181,7 +178,7 @@ export class FirecrackerDriver implements VmmDriver {
     // killed at any point leaves a run dir that says which process to end or adopt (the instants
     // between fork and the second write are covered by the /proc scan in scan.ts).
     const meta: Meta = { id: spec.id, pid: null, startedAt: new Date().toISOString(), argv: [launch.file, ...launch.args], apiSocket: paths.apiSocket, vsockUds: paths.vsockUds, rootDisk: spec.rootDisk, ...(jail ? { jail } : {}) };
-    writeMetaSync(paths.metaFile, meta);
+    writeJsonSync(paths.metaFile, meta);
     const out = await open(paths.outLog, "w");
     const stdout = plan.serialOnStdout ? await open(paths.console, "a") : null;
     let child: ChildProcess;
@@ -189,7 +186,7 @@ export class FirecrackerDriver implements VmmDriver {
       // Firecracker gets no share of our environment: it holds HYPERFLEET_API_KEY.
       child = spawn(launch.file, launch.args, { cwd: launch.cwd, detached: true, stdio: ["ignore", (stdout ?? out).fd, out.fd], env: vmmEnv() });
       if (child.pid !== undefined) {
-        writeMetaSync(paths.metaFile, { ...meta, pid: child.pid });
+        writeJsonSync(paths.metaFile, { ...meta, pid: child.pid });
         writeFileSync(paths.pidFile, `${child.pid}\n`);
       }
     } catch (e) {
@@ -264,7 +261,7 @@ export class FirecrackerDriver implements VmmDriver {
 
   /** `firecracker:<Firecracker's version line>`; asked once per driver. Always KVM, so no accel part. */
   fingerprint(): Promise<string> {
-    this.fingerprintP ??= firecrackerVersion(this.bin).then((v) => `firecracker:${v}`);
+    this.fingerprintP ??= vmmVersionLine(this.bin, "install Firecracker (docs/firecracker.md)").then((v) => `firecracker:${v}`);
     return this.fingerprintP;
   }
 
@@ -310,22 +307,3 @@ async function canConnect(path: string): Promise<boolean> {
   });
 }
 
-/** The first line of `firecracker --version` ("Firecracker v1.16.1"). */
-async function firecrackerVersion(bin: string): Promise<string> {
-  try {
-    const { stdout } = await execFileP(bin, ["--version"], { timeout: 10_000, env: vmmEnv() });
-    return stdout.split("\n")[0]?.trim() ?? "";
-  } catch (e) {
-    throw new HyperfleetError("HOST_TOOL_MISSING", `cannot run ${bin} --version: ${(e as Error).message}; install Firecracker (docs/firecracker.md)`, { cause: e });
-  }
-}
-
-async function pidFromFile(file: string): Promise<number | undefined> {
-  const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
-  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-}
-
-function writeMetaSync(file: string, meta: Meta): void {
-  writeFileSync(file + ".tmp", JSON.stringify(meta, null, 2));
-  renameSync(file + ".tmp", file);
-}

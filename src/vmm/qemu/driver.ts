@@ -3,9 +3,8 @@
  * the daemon, records what is needed to adopt them later (meta.json + pidfile), and controls them
  * over QMP. The command line comes from the pure builder in argv.ts.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { promisify } from "node:util";
-import { existsSync, renameSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { lstat, mkdir, open, readFile, rm, stat } from "node:fs/promises";
 import { connect } from "node:net";
 import { join, resolve } from "node:path";
@@ -15,11 +14,10 @@ import { type Accel, buildQemuArgv, type GuestMemory, qemuLaunchCommand, type Qe
 import { migrateFromFile, setIgnoreShared } from "./migration.js";
 import { QemuHandle } from "./handle.js";
 import { sleep } from "../../host/async.js";
-import { isAlive, readLogTail } from "../process.js";
+import { isAlive, pidFromFile, readLogTail, vmmEnv, vmmVersionLine, writeJsonSync } from "../process.js";
 import { hostTscKhz } from "../host.js";
 import { findVmmsIn, runDirOfArgv } from "./scan.js";
 
-const execFileP = promisify(execFile);
 const MIB = 1024 * 1024;
 
 export interface QemuDriverOptions {
@@ -127,14 +125,14 @@ export class QemuDriver implements VmmDriver {
     // killed at any point of a boot leaves a run dir that says which process to end or adopt.
     // (The instants between fork and the second write are covered by the /proc scan in scan.ts.)
     const meta: Meta = { id: spec.id, pid: null, accel: this.opts.accel, startedAt: new Date().toISOString(), argv: [this.bin, ...argv] };
-    writeMetaSync(paths.metaFile, meta);
+    writeJsonSync(paths.metaFile, meta);
     const log = await open(paths.stderrLog, "w");
     let child: ChildProcess;
     try {
       // QEMU gets no share of our environment: it holds HYPERFLEET_API_KEY.
       const launch = qemuLaunchCommand(this.bin, argv, spec.netns);
       child = spawn(launch.file, launch.args, { detached: true, stdio: ["ignore", log.fd, log.fd], env: vmmEnv() });
-      if (child.pid !== undefined) writeMetaSync(paths.metaFile, { ...meta, pid: child.pid });
+      if (child.pid !== undefined) writeJsonSync(paths.metaFile, { ...meta, pid: child.pid });
     } catch (e) {
       await log.close();
       await rm(paths.metaFile, { force: true });
@@ -176,7 +174,7 @@ export class QemuDriver implements VmmDriver {
 
   /** `qemu:<accel>:<QEMU's version line>`; asked once per driver. */
   fingerprint(): Promise<string> {
-    this.fingerprintP ??= qemuVersion(this.bin).then((v) => `qemu:${this.opts.accel}:${v}`);
+    this.fingerprintP ??= vmmVersionLine(this.bin, "run `npm run setup`").then((v) => `qemu:${this.opts.accel}:${v}`);
     return this.fingerprintP;
   }
 
@@ -217,32 +215,6 @@ export class QemuDriver implements VmmDriver {
       await sleep(2);
     }
   }
-}
-
-/** The first line of `qemu --version` ("QEMU emulator version 7.2.x (Debian ...)"). */
-async function qemuVersion(bin: string): Promise<string> {
-  try {
-    const { stdout } = await execFileP(bin, ["--version"], { timeout: 10_000, env: vmmEnv() });
-    return stdout.split("\n")[0]?.trim() ?? "";
-  } catch (e) {
-    throw new HyperfleetError("HOST_TOOL_MISSING", `cannot run ${bin} --version: ${(e as Error).message}; run \`npm run setup\``, { cause: e });
-  }
-}
-
-async function pidFromFile(file: string): Promise<number | undefined> {
-  const pid = Number((await readFile(file, "utf8").catch(() => "")).trim());
-  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-}
-
-function writeMetaSync(file: string, meta: Meta): void {
-  writeFileSync(file + ".tmp", JSON.stringify(meta, null, 2));
-  renameSync(file + ".tmp", file);
-}
-
-/** The whole environment QEMU gets: enough to run, nothing of the daemon's (secrets included). */
-export function vmmEnv(): Record<string, string> {
-  // eslint-disable-next-line no-restricted-properties -- QEMU inherits the host PATH and nothing else; not configuration
-  return { PATH: process.env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" };
 }
 
 /** The command line of `pid` if it is a live QEMU pointing into exactly `runDir` (guards against PID reuse); else null. */
