@@ -19,6 +19,7 @@ import { startDaemon } from "../src/daemon/daemon.js";
 import { Machine } from "../src/embed/machine.js";
 import { QemuDriver } from "../src/vmm/qemu/driver.js";
 import { median, pct, round } from "./stats.js";
+import { printReport } from "./report.js";
 
 const RUNS = Number(process.env.BENCH_API_RUNS ?? 5);
 const MACHINES = Number(process.env.BENCH_API_MACHINES ?? 1000);
@@ -140,10 +141,7 @@ try {
     [`GET /machines?status=running (p50 / p99 of 100)`, `${r.list_running_ms_p50} / ${r.list_running_ms_p99} ms`],
     [`POST /machines, record only (p50 / p99 of ${MACHINES})`, `${r.create_record_ms_p50} / ${r.create_record_ms_p99} ms`],
   ];
-  const w = Math.max(...rows.map(([k]) => k.length));
-  console.log("Hyperfleet API benchmark");
-  for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
-  console.log(JSON.stringify(r));
+  printReport("Hyperfleet API benchmark", rows, r);
 } finally {
   await daemon.service.live.idle();
   for (const m of await daemon.store.machines.list({ status: ["starting", "running", "stopping"] })) await daemon.service.delete(m.id).catch(() => undefined);

@@ -26,6 +26,7 @@ import { QemuDriver } from "../src/vmm/qemu/driver.js";
 import { DEFAULT_TB_SIZE_MIB } from "../src/vmm/qemu/argv.js";
 import { sleep } from "../src/host/async.js";
 import { median } from "./stats.js";
+import { printReport } from "./report.js";
 
 /**
  * Boots of each kind. Single boots on these machines vary by +-15% (the host's own CPU comes and
@@ -208,9 +209,7 @@ async function main() {
       [`download ${XFER_MIB} MiB`, `${figures.download_mib_s} MiB/s`],
       [`idle VM RSS (-m ${BOOT_MEM_MIB}, ${BOOT_VCPUS} vCPU, tb-size ${DEFAULT_TB_SIZE_MIB} MiB)`, `${figures.idle_vm_rss_mib} MiB`],
     ];
-    const w = Math.max(...rows.map((r) => r[0].length));
-    for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
-    console.log(JSON.stringify(figures));
+    printReport(null, rows, figures, "");
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -28,6 +28,7 @@ import type { AgentClient } from "../src/agent/client.js";
 import { loadConfig } from "../src/config/config.js";
 import { startDaemon } from "../src/daemon/daemon.js";
 import { median, pct, round } from "./stats.js";
+import { printReport } from "./report.js";
 
 const ROUNDS = Number(process.env.BENCH_EXEC_ROUNDS ?? 50);
 const RUNS = Number(process.env.BENCH_EXEC_RUNS ?? 5);
@@ -199,10 +200,7 @@ try {
     [`download ${MIB} MiB, agent channel (median of ${RUNS})`, `${r.download_agent_mibps} MiB/s`],
     ["download API / agent", `${r.download_api_over_agent}x (${ok(r.download_api_over_agent)})`],
   ];
-  const w = Math.max(...rows.map(([k]) => k.length));
-  console.log("Hyperfleet exec and file transfer benchmark");
-  for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
-  console.log(JSON.stringify(r));
+  printReport("Hyperfleet exec and file transfer benchmark", rows, r);
 } finally {
   await daemon.service.live.idle();
   for (const m of await daemon.store.machines.list({ status: ["starting", "running", "stopping"] })) await daemon.service.delete(m.id).catch(() => undefined);

@@ -18,6 +18,7 @@ import { buildBusyboxLayout, buildDebianLayout, push, sh, workDir } from "../tes
 import { AGENT } from "../test/images/harness.js";
 import { startRegistry } from "../test/images/registry.js";
 import { median } from "./stats.js";
+import { printReport } from "./report.js";
 
 const RUNS = Number(process.env.BENCH_IMAGES_RUNS ?? 3);
 const WARM_CALLS = 2000;
@@ -133,10 +134,7 @@ async function main(): Promise<void> {
       ["ten VMs: disk + 10 overlays", `${((diskAlloc + overlays) / MiB).toFixed(1)} MiB (overlays ${(overlays / 1024).toFixed(0)} KiB total)`],
       ["ten VMs with private copies", `${(r.ten_copies_bytes / MiB).toFixed(1)} MiB (x${(1 / r.ten_vms_ratio_vs_copies).toFixed(1)} more)`],
     ];
-    const w = Math.max(...rows.map(([k]) => k.length));
-    console.log("\nImage benchmark");
-    for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
-    console.log(JSON.stringify(r));
+    printReport("\nImage benchmark", rows, r);
   } finally {
     await registry.stop();
     await rm(fixtures, { recursive: true, force: true });

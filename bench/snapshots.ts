@@ -35,6 +35,7 @@ import { existsSync } from "node:fs";
 import { buildBusyboxLayout, push, workDir } from "../test/images/fixtures.js";
 import { startRegistry } from "../test/images/registry.js";
 import { pct, round } from "./stats.js";
+import { printReport } from "./report.js";
 
 const CLONES = Number(process.env.BENCH_SNAP_CLONES ?? 50);
 const COLD = Number(process.env.BENCH_SNAP_COLD ?? 3);
@@ -246,10 +247,7 @@ try {
     ["suspend / resume from disk (API, p50 of 5)", `${out.suspend_ms_p50} / ${out.resume_suspended_ms_p50} ms`],
     ["image machine: cold first boot vs warm template (p50 of 5)", `${out.image_cold_first_boot_ms} vs ${out.image_warm_template_ms_p50} ms (${out.image_cold_over_warm_ratio}x)`],
   ];
-  const w = Math.max(...rows.map(([k]) => k.length));
-  console.log("Hyperfleet snapshot benchmark");
-  for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
-  console.log(JSON.stringify(out));
+  printReport("Hyperfleet snapshot benchmark", rows, out);
 } finally {
   await daemon.service.live.idle();
   for (const m of await daemon.store.machines.list()) if (m.status !== "destroying") await daemon.service.delete(m.id).catch(() => undefined);
