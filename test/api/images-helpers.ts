@@ -14,6 +14,8 @@ import { loadConfig } from "../../src/config/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon/daemon.js";
 import { createLogger } from "../../src/daemon/logger.js";
 import { assertAllCodesDeclared, AUTH, json, killLeftoverVmms, testEnv, until } from "./helpers.js";
+import { buildBusyboxLayout, push, workDir } from "../images/fixtures.js";
+import { startRegistry, type TestRegistry } from "../images/registry.js";
 
 export interface ImageDaemon {
   daemon: Daemon;
@@ -120,4 +122,41 @@ export async function filesContaining(dir: string, needles: readonly string[]): 
     }
   }
   return hits;
+}
+
+/** A loopback registry holding the busybox test image, and an image daemon allowed to pull from it. */
+export interface BusyboxDaemon {
+  d: ImageDaemon;
+  registry: TestRegistry;
+  /** The test image's reference (`<registry>/test/busybox:1`). */
+  busybox: string;
+  /** Ends the daemon, the registry and the image's build dir. */
+  close(): Promise<void>;
+}
+
+/** What several API, SDK and CLI tests start with; `extra` is more daemon environment. */
+export async function startBusyboxDaemon(extra: Record<string, string> = {}): Promise<BusyboxDaemon> {
+  const registry = await startRegistry();
+  const fixtures = await workDir();
+  const dropFixtures = async () => {
+    await registry.stop();
+    await rm(fixtures, { recursive: true, force: true });
+  };
+  try {
+    const busybox = `${registry.host}/test/busybox:1`;
+    await push(await buildBusyboxLayout(fixtures), "bb", busybox);
+    const d = await startImageDaemon({ HYPERFLEET_INSECURE_REGISTRIES: registry.host, ...extra });
+    return {
+      d,
+      registry,
+      busybox,
+      close: async () => {
+        await d.close();
+        await dropFixtures();
+      },
+    };
+  } catch (e) {
+    await dropFixtures();
+    throw e;
+  }
 }

@@ -6,32 +6,23 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { rm } from "node:fs/promises";
 import { createServer } from "node:net";
-import { buildBusyboxLayout, push, workDir } from "../images/fixtures.js";
-import { startRegistry, type TestRegistry } from "../images/registry.js";
 import { vmSkipReason } from "./helpers.js";
-import { body, exec, machineWhen, startImageDaemon, waitStatus, type ImageDaemon } from "./images-helpers.js";
+import { body, exec, machineWhen, waitStatus, type ImageDaemon, startBusyboxDaemon, type BusyboxDaemon } from "./images-helpers.js";
 
 const skip = vmSkipReason();
-let registry: TestRegistry;
-let fixtures: string;
+let fx: BusyboxDaemon | undefined;
 let d: ImageDaemon;
 let busybox = "";
 
 before(async () => {
   if (skip) return;
-  registry = await startRegistry();
-  fixtures = await workDir();
-  busybox = `${registry.host}/test/busybox:1`;
-  await push(await buildBusyboxLayout(fixtures), "bb", busybox);
-  d = await startImageDaemon({ HYPERFLEET_INSECURE_REGISTRIES: registry.host });
+  fx = await startBusyboxDaemon();
+  ({ d, busybox } = fx);
 });
 
 after(async () => {
-  await d?.close();
-  await registry?.stop();
-  if (fixtures) await rm(fixtures, { recursive: true, force: true });
+  await fx?.close();
 });
 
 const code = (r: Parameters<typeof body>[0]) => body<{ error: { code: string; field?: string } }>(r).error;

@@ -13,15 +13,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { COMMANDS } from "../../src/cli/main.js";
-import { buildBusyboxLayout, push, workDir } from "../images/fixtures.js";
-import { freePort, startRegistry, type TestRegistry } from "../images/registry.js";
+import { freePort } from "../images/registry.js";
 import { KEY, vmSkipReason } from "../api/helpers.js";
-import { startImageDaemon, type ImageDaemon } from "../api/images-helpers.js";
+import { type ImageDaemon, startBusyboxDaemon, type BusyboxDaemon } from "../api/images-helpers.js";
 
 const BIN = fileURLToPath(new URL("../../bin/hyperfleet.js", import.meta.url));
 const skip = vmSkipReason();
-let registry: TestRegistry;
-let fixtures: string;
+let fx: BusyboxDaemon | undefined;
 let d: ImageDaemon;
 let home: string;
 let busybox = "";
@@ -29,17 +27,12 @@ let busybox = "";
 before(async () => {
   home = await mkdtemp(join(tmpdir(), "hf-cli-home-"));
   if (skip) return;
-  registry = await startRegistry();
-  fixtures = await workDir();
-  busybox = `${registry.host}/test/busybox:1`;
-  await push(await buildBusyboxLayout(fixtures), "bb", busybox);
-  d = await startImageDaemon({ HYPERFLEET_INSECURE_REGISTRIES: registry.host, HYPERFLEET_WARM_TEMPLATES: "off" });
+  fx = await startBusyboxDaemon({ HYPERFLEET_WARM_TEMPLATES: "off" });
+  ({ d, busybox } = fx);
 });
 
 after(async () => {
-  await d?.close();
-  await registry?.stop();
-  if (fixtures) await rm(fixtures, { recursive: true, force: true });
+  await fx?.close();
   if (home) await rm(home, { recursive: true, force: true });
 });
 

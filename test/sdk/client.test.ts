@@ -7,35 +7,27 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type Server, type Socket } from "node:net";
-import { rm } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import { HyperfleetClient, HyperfleetApiError, HyperfleetError, type Result } from "../../src/index.js";
-import { buildBusyboxLayout, push, workDir } from "../images/fixtures.js";
-import { freePort, startRegistry, type TestRegistry } from "../images/registry.js";
+import { freePort } from "../images/registry.js";
 import { KEY, vmSkipReason } from "../api/helpers.js";
-import { startImageDaemon, type ImageDaemon } from "../api/images-helpers.js";
+import { type ImageDaemon, startBusyboxDaemon, type BusyboxDaemon } from "../api/images-helpers.js";
 
 const skip = vmSkipReason();
-let registry: TestRegistry;
-let fixtures: string;
+let fx: BusyboxDaemon | undefined;
 let d: ImageDaemon;
 let hf: HyperfleetClient;
 let busybox = "";
 
 before(async () => {
   if (skip) return;
-  registry = await startRegistry();
-  fixtures = await workDir();
-  busybox = `${registry.host}/test/busybox:1`;
-  await push(await buildBusyboxLayout(fixtures), "bb", busybox);
-  d = await startImageDaemon({ HYPERFLEET_INSECURE_REGISTRIES: registry.host, HYPERFLEET_WARM_TEMPLATES: "off" });
+  fx = await startBusyboxDaemon({ HYPERFLEET_WARM_TEMPLATES: "off" });
+  ({ d, busybox } = fx);
   hf = new HyperfleetClient({ url: d.url, apiKey: KEY });
 });
 
 after(async () => {
-  await d?.close();
-  await registry?.stop();
-  if (fixtures) await rm(fixtures, { recursive: true, force: true });
+  await fx?.close();
 });
 
 /** The error of a failed Result, checked to be a HyperfleetError with `code` (and `status`). */
