@@ -127,6 +127,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       network: config.network,
       snapshots,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
+      tokens: store.proxyTargets,
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
     const app = await buildApp({ service, images: catalog, snapshots, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION, vmm: () => vms.vmmInfo() });
