@@ -35,7 +35,12 @@ export interface UpstreamRequest {
   agent: Agent;
 }
 
-/** Sends the head; the caller pipes the body. Errors (ConnectTimeout included) go to `onError` once. */
+/**
+ * Sends the head; the caller pipes the body. The guest's answer is parsed leniently (LF-only line
+ * ends, as busybox httpd's CGI headers have; nginx takes them too): a sloppy header only affects
+ * that guest's own connection, while the client side keeps Node's strict parser.
+ * Errors (ConnectTimeout included) go to `onError` once.
+ */
 export function httpUpstream(u: UpstreamRequest, onResponse: (res: IncomingMessage) => void, onError: (e: Error) => void): ClientRequest {
   let failed = false;
   const fail = (e: Error) => {
@@ -44,7 +49,7 @@ export function httpUpstream(u: UpstreamRequest, onResponse: (res: IncomingMessa
     onError(e);
     req.destroy();
   };
-  const req = request({ host: u.host, port: u.port, method: u.method, path: u.path, headers: u.headers as unknown as OutgoingHttpHeaders, agent: u.agent, setHost: false }, onResponse);
+  const req = request({ host: u.host, port: u.port, method: u.method, path: u.path, headers: u.headers as unknown as OutgoingHttpHeaders, agent: u.agent, setHost: false, insecureHTTPParser: true }, onResponse);
   req.on("socket", (s) => boundConnect(s, CONNECT_TIMEOUT_MS, fail));
   req.on("error", fail);
   return req;
