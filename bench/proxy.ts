@@ -9,8 +9,10 @@
  *    the pairs' ratios. Target: proxy >= 0.8x exposed port.
  * Human table first, then one JSON line.
  *
+ * The daemon is a child process (as `hyperfleet serve` runs), so the proxy has its own event loop.
  * Env: BENCH_PROXY_MIB (default 32), BENCH_PROXY_RUNS (throughput pairs, 10), BENCH_PROXY_REQUESTS
- * (per path, 300), BENCH_PROXY_PACE_MS (gap between requests, 20), HYPERFLEET_ASSETS_DIR, HYPERFLEET_ACCEL.
+ * (per path, 300), BENCH_PROXY_PACE_MS (gap between requests, 20), BENCH_PROXY_TLS (`off`: the proxy
+ * speaks plain HTTP, HYPERFLEET_PROXY_TLS=off, to tell TLS's share of the overhead), HYPERFLEET_ASSETS_DIR, HYPERFLEET_ACCEL.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
@@ -18,10 +20,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { pino } from "pino";
 import { inTestNetns, netnsSkipReason } from "../test/network/netns.js";
-import { loadConfig } from "../src/config/config.js";
-import { startDaemon } from "../src/daemon/daemon.js";
+import { killLeftoverVmms, spawnDaemon } from "../test/api/helpers.js";
 import { printReport } from "./report.js";
 import { pct, round } from "./stats.js";
 
@@ -35,30 +35,18 @@ const MIB = Number(process.env.BENCH_PROXY_MIB ?? 32);
 const RUNS = Number(process.env.BENCH_PROXY_RUNS ?? 10);
 const REQUESTS = Number(process.env.BENCH_PROXY_REQUESTS ?? 300);
 const PACE_MS = Number(process.env.BENCH_PROXY_PACE_MS ?? 20);
-const KEY = "bench-key-0123456789abcdef";
 const DOMAIN = "hf.localhost";
 const median = (xs: number[]) => pct(xs, 50);
 
 const dataDir = await mkdtemp(join(tmpdir(), "hf-bench-proxy-"));
-const config = loadConfig({
-  HYPERFLEET_DATA_DIR: dataDir,
-  HYPERFLEET_ASSETS_DIR: process.env.HYPERFLEET_ASSETS_DIR ?? "/var/lib/hyperfleet",
-  HYPERFLEET_API_KEY: KEY,
-  HYPERFLEET_ACCEL: process.env.HYPERFLEET_ACCEL ?? "auto",
-  HYPERFLEET_NETWORK_DEFAULT: "on",
-  HYPERFLEET_PROXY_ADDR: "127.0.0.1:0",
-  HYPERFLEET_DOMAIN: DOMAIN,
-  PORT: "0",
-  LOG_LEVEL: "silent",
-}).unwrap();
-const daemon = await startDaemon(config, { logger: pino({ level: "silent" }) });
-const headers = { authorization: `Bearer ${KEY}`, "content-type": "application/json" };
+// A daemon process of its own, as in production: the proxy does not share this client's event loop.
+const TLS = process.env.BENCH_PROXY_TLS !== "off";
+const daemon = await spawnDaemon(dataDir, { HYPERFLEET_NETWORK_DEFAULT: "on", HYPERFLEET_PROXY_ADDR: "127.0.0.1:0", HYPERFLEET_DOMAIN: DOMAIN, HYPERFLEET_PROXY_TLS: TLS ? "on" : "off" });
 
 async function api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${daemon.url}${path}`, { method, headers, ...(body !== undefined && { body: JSON.stringify(body) }) });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${path} -> ${res.status} ${text}`);
-  return (text ? JSON.parse(text) : {}) as T;
+  const r = await daemon.fetch(method, path, body);
+  if (r.status >= 300) throw new Error(`${method} ${path} -> ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body as T;
 }
 
 interface MachineJson {
@@ -107,12 +95,15 @@ try {
 
   const exposed = m.exposed_ports[0]!;
   const url = new URL(created.urls[0]!.url);
-  const ca = await readFile(join(dataDir, "proxy", "ca.crt"));
+  const ca = TLS ? await readFile(join(dataDir, "proxy", "ca.crt")) : undefined;
   const httpAgent = new HttpAgent({ keepAlive: true });
   const httpsAgent = new HttpsAgent({ keepAlive: true, ca });
   const viaExposed: Path = (path) => timed((cb) => httpRequest({ host: exposed.host_ip, port: exposed.host_port, path, agent: httpAgent }, cb));
+  const proxyPort = Number(url.port);
   const viaProxy: Path = (path) =>
-    timed((cb) => httpsRequest({ host: "127.0.0.1", port: Number(url.port), path, servername: url.hostname, headers: { host: url.host }, agent: httpsAgent }, cb));
+    TLS
+      ? timed((cb) => httpsRequest({ host: "127.0.0.1", port: proxyPort, path, servername: url.hostname, headers: { host: url.host }, agent: httpsAgent }, cb))
+      : timed((cb) => httpRequest({ host: "127.0.0.1", port: proxyPort, path, headers: { host: url.host }, agent: httpAgent }, cb));
 
   // Warm both paths (TLS session, conntrack, the guest's page cache).
   for (const p of [viaExposed, viaProxy]) {
@@ -164,20 +155,22 @@ try {
   };
   const ok = { latency: f.p50_overhead_ms <= 1, throughput: f.throughput_ratio >= 0.8 };
   printReport(
-    `bench:proxy  (TLS proxy vs exposed port, same VM and run; ${REQUESTS} requests per path ${PACE_MS} ms apart, ${RUNS} pairs of ${MIB} MiB downloads)`,
+    `bench:proxy  (${TLS ? "TLS" : "plain HTTP"} proxy vs exposed port, same VM and run; ${REQUESTS} requests per path ${PACE_MS} ms apart, ${RUNS} pairs of ${MIB} MiB downloads)`,
     [
       ["request p50 (ms)", `proxy ${f.proxy_p50_ms}  exposed ${f.exposed_p50_ms}  overhead ${f.p50_overhead_ms >= 0 ? "+" : ""}${f.p50_overhead_ms}  (target <= +1) ${ok.latency ? "ok" : "MISS"}`],
       ["request p99 (ms)", `proxy ${f.proxy_p99_ms}  exposed ${f.exposed_p99_ms}`],
       ["throughput (MiB/s)", `proxy ${f.proxy_mib_s}  exposed ${f.exposed_mib_s}  ratio ${f.throughput_ratio}x  (target >= 0.8x) ${ok.throughput ? "ok" : "MISS"}`],
     ],
-    { bench: "proxy", ...f, targets_met: ok },
+    { bench: "proxy", tls: TLS, ...f, targets_met: ok },
   );
 } catch (e) {
   console.error(`bench:proxy failed: ${(e as Error).stack ?? String(e)}`);
   exitCode = 1;
 } finally {
   for (const id of ids) await api("DELETE", `/machines/${id}`).catch(() => undefined);
-  await daemon.close();
+  daemon.proc.kill("SIGTERM");
+  await daemon.exited;
+  killLeftoverVmms(dataDir);
   await rm(dataDir, { recursive: true, force: true });
 }
 process.exit(exitCode);
