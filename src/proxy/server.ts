@@ -45,9 +45,10 @@ export class ProxyServer {
     this.server.maxConnections = o.maxConnections;
     this.server.on("request", (req: IncomingMessage, res: ServerResponse) => void this.onRequest(req, res));
     this.server.on("upgrade", (req: IncomingMessage, sock: Duplex, head: Buffer) => void this.onUpgrade(req, sock, head));
-    this.server.on("clientError", (_e, sock: Duplex) => {
-      if (sock.writable) sock.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n");
-      else sock.destroy();
+    this.server.on("clientError", (e: NodeJS.ErrnoException, sock: Duplex) => {
+      if (!sock.writable) return void sock.destroy();
+      const status = e.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      sock.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     });
   }
 

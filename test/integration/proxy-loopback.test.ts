@@ -18,6 +18,8 @@ import { ProxyServer } from "../../src/proxy/server.js";
 import { viaProxy, type ProxyAt } from "../network/proxy-client.js";
 import { Op, WsClient } from "../network/ws-client.js";
 import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
+import { connect as tcpConnect } from "node:net";
 
 const D = "hf.localhost";
 const ID = "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M8";
@@ -193,5 +195,37 @@ test("a WebSocket upgrade is piped raw; a private one needs the token; the token
     assert.equal(seen.at(-1)!.upgrade, "websocket");
   } finally {
     ws.destroy();
+  }
+});
+
+test("a request head over the bound is 431; the connection closes", async () => {
+  const r = await viaProxy(at, host("pub"), "/", { "x-big": "a".repeat(20_000) }).catch((e: Error) => e);
+  assert.ok(!(r instanceof Error), String(r));
+  assert.equal(r.status, 431);
+});
+
+test("a guest that never accepts: 504 after the 5 s connect bound, not a hang", { timeout: 30_000 }, async () => {
+  // A listener that never accepts, its backlog filled: the kernel drops further SYNs, as a guest
+  // whose service is wedged does (python: Node always accepts).
+  const py = spawn("python3", ["-c", "import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      py.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+      py.once("exit", (c) => reject(new Error(`python3 exited ${c}`)));
+    });
+    const fillers = [0, 1, 2].map(() => tcpConnect(port, "127.0.0.1").on("error", () => undefined));
+    await new Promise((r) => setTimeout(r, 300));
+    const id = "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9MB";
+    machines.set(id, { id, name: "wedged", status: "running", ip: "127.0.0.1", token: null, services: [{ port, visibility: "public" }] });
+    const t0 = Date.now();
+    const r = await viaProxy(at, host("wedged"), "/", {}, 20_000);
+    const took = Date.now() - t0;
+    assert.deepEqual([r.status, r.headers["x-hyperfleet-error"]], [504, "PROXY_UPSTREAM_TIMEOUT"]);
+    assert.ok(took >= 4500 && took < 15_000, `answered after ${took} ms`);
+    for (const f of fillers) f.destroy();
+  } finally {
+    py.kill("SIGKILL");
   }
 });
