@@ -24,9 +24,11 @@ export const LAYER_RULES = {
     may: ["core", "host", "agent", "assets", "vmm", "store", "images", "workload", "network"],
     why: "machines drives the adapters; it never imports api, config, daemon, embed or cli",
   },
+  // The per-VM URL proxy (issue 14): machines come through its ProxyDirectory port, never the store.
+  proxy: { may: ["core", "host"], why: "proxy imports only core and host (machines come through its ProxyDirectory port)" },
   api: { may: ["core", "contract"], why: "api imports only core and contract (it calls the service ports)" },
   daemon: {
-    may: ["core", "contract", "host", "config", "agent", "assets", "store", "images", "vmm", "workload", "machines", "api", "network"],
+    may: ["core", "contract", "host", "config", "agent", "assets", "store", "images", "vmm", "workload", "machines", "api", "network", "proxy"],
     why: "daemon is the composition root; it does not import embed or cli",
   },
   // Library machines bring their own network up (docs/adr/0008, "Library machines").

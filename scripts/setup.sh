@@ -37,6 +37,7 @@ PACKAGES=(
   strace                          # tests: WRITE with FSYNC syncs before the rename (guest/nonblock)
   tmux                            # tests: the interactive shell driven like a terminal (test/cli/shell.test.ts)
   ca-certificates
+  openssl                         # the per-VM URL proxy's local CA and wildcard certificate
 )
 step "host packages"
 missing=()

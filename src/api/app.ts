@@ -3,6 +3,7 @@
  * at /docs generated from those same schemas, bearer auth, and one error shape for every failure.
  * The app does not listen; the daemon does (and tests use `inject()`).
  */
+import { tokenRoutes } from "./routes/tokens.js";
 import type { Socket } from "node:net";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
@@ -117,6 +118,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => imageRoutes(scope, opts.images));
   await app.register(async (scope) => snapshotRoutes(scope, opts.snapshots));
   await app.register(async (scope) => spawnRoutes(scope, opts.service));
+  await app.register(async (scope) => tokenRoutes(scope, opts.service));
   return app;
 }
 

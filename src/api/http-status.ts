@@ -31,6 +31,8 @@ const CODE_STATUS: Partial<Record<ErrorCode, number>> = {
   // gateway, not this daemon being unavailable, and not the client's input either.
   IMAGE_REGISTRY_UNREACHABLE: 502,
   IMAGE_PULL_FAILED: 502,
+  // The per-VM URL proxy's upstream, the guest's service (src/proxy answers it with this status).
+  PROXY_UPSTREAM_UNREACHABLE: 502,
   // The client went away or cancelled (nginx's 499): nobody reads the answer, but logs and
   // metrics must not count it as a server fault.
   OPERATION_CANCELLED: 499,

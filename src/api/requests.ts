@@ -49,6 +49,7 @@ export function createMachineRequest(b: CreateMachineBody): CreateMachineRequest
     ...(b.user !== undefined && { user: b.user }),
     ...(b.network !== undefined && { network: networkRequest(b.network) }),
     ...(b.exposed_ports !== undefined && { exposedPorts: b.exposed_ports.map(exposedPortRequest) }),
+    ...(b.services !== undefined && { services: b.services.map((x) => ({ port: x.port, visibility: x.visibility ?? "private" })) }),
   };
 }
 

@@ -46,6 +46,7 @@ export function machineJson(m: MachineView): MachineJson {
     main_process: m.mainProcess && mainProcessJson(m.mainProcess),
     snapshot_id: m.snapshotId,
     vmm: m.vmm,
+    urls: m.urls.map((u) => ({ port: u.port, url: u.url, visibility: u.visibility })),
   };
 }
 

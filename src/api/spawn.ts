@@ -45,15 +45,20 @@ export function spawnRequest(b: SpawnBody, name: string): CreateMachineRequest {
     image: b.image_ref,
     // Forwarded ports need the machine's network; without ports HYPERFLEET_NETWORK_DEFAULT decides.
     ...(ports.length > 0 && { network: {}, exposedPorts: ports }),
+    // Hypercore's agents are reached at their URL by anyone who has it, as the forwarded ports already are.
+    ...(ports.length > 0 && { services: [...new Set(ports.map((p) => p.guestPort))].map((port) => ({ port, visibility: "public" as const })) }),
   };
 }
 
 /**
  * Where the workload is reached: the first forwarded TCP port on its host address (a wildcard
- * bind is reached on the name the client used for us), else the machine's own address. Hypercore
- * answers `<id>.<domain>` behind its TLS proxy; there is no such proxy here.
+ * bind is reached on the name the client used for us), else the machine's own address. With the
+ * daemon's proxy on, its URL instead, as Hypercore answers `<id>.<domain>` behind its TLS proxy.
  */
 export function spawnUrl(m: MachineView, clientHost: string): string | null {
+  // With the proxy on (HYPERFLEET_PROXY_ADDR), Hypercore's own shape: the first service's URL.
+  const proxied = m.urls[0];
+  if (proxied) return proxied.url;
   const p = m.exposedPorts.find((x) => x.protocol === "tcp");
   if (p) return `http://${p.hostIp === "0.0.0.0" ? clientHost : p.hostIp}:${p.hostPort}`;
   return m.network ? `http://${m.network.ip}` : null;

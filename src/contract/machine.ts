@@ -60,6 +60,21 @@ const ExposedPort = Type.Object(
   { additionalProperties: false },
 );
 
+/** At most this many proxied services per machine (each is a route the proxy answers). */
+export const MAX_SERVICES = 16;
+const Service = Type.Object(
+  {
+    port: Type.Integer({ minimum: 1, maximum: 65535, description: "Guest port served at `https://<port>-<id>.<domain>`" }),
+    visibility: Type.Optional(
+      Type.Union([Type.Literal("public"), Type.Literal("private")], {
+        default: "private",
+        description: "`private` (default): a request needs the machine's access token (header `X-Hyperfleet-Token` or cookie `hf_token`); `public`: anyone reaching the proxy",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 /** An argv override; empty is allowed (`entrypoint: []` clears the image's, as `--entrypoint ""`). */
 const ArgvOverride = (description: string) =>
   Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 4096, description, examples: [["/bin/sh", "-c", "echo hi"]] });
@@ -102,6 +117,14 @@ export const CreateMachineBody = Type.Object(
       Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 4096 }), {
         maxProperties: 64,
         description: "Free-form labels, returned as given",
+      }),
+    ),
+    services: Type.Optional(
+      Type.Array(Service, {
+        maxItems: MAX_SERVICES,
+        description:
+          "Guest ports served by the daemon's proxy (HYPERFLEET_PROXY_ADDR) at `https://<port>-<id>.<domain>`; the first also at `https://<name>.<domain>`. " +
+          "Needs a network (400 SERVICE_NEEDS_NETWORK). Each port once; at most 16",
       }),
     ),
     start: Type.Optional(Type.Boolean({ default: false, description: "Start the machine right after creating it" })),
@@ -171,6 +194,18 @@ const ExposedPortSchema = Type.Object({
   protocol: Type.Union([Type.Literal("tcp"), Type.Literal("udp")]),
 });
 
+const ServiceUrlSchema = Type.Object({
+  port: Type.Integer(),
+  url: Type.String({ examples: ["https://8080-vm_01j9z6y8w2v4t0s5r3q1p7n9m8.hf.localhost"] }),
+  visibility: Type.Union([Type.Literal("public"), Type.Literal("private")]),
+});
+
+/** `GET /machines/{id}/token` and its rotation. */
+export const AccessTokenSchema = Type.Object({
+  token: Type.String({ description: "Send as header `X-Hyperfleet-Token`, cookie `hf_token`, or once as `?hf_token=` (sets the cookie)" }),
+});
+export type AccessTokenJson = Static<typeof AccessTokenSchema>;
+
 const ImagePullSchema = Type.Object(
   {
     status: Type.Union(PULL_STATUSES.map((s) => Type.Literal(s))),
@@ -234,6 +269,8 @@ export const MachineSchema = Type.Object(
     vmm: Type.Union([Type.Literal("qemu"), Type.Literal("firecracker")], {
       description: "The VMM the machine was created under (a clone: its snapshot's). Only a daemon running that VMM boots or restores it (else 409 VMM_MISMATCH); GET /health names the daemon's.",
     }),
+    urls: Type.Array(ServiceUrlSchema, { description: "Its services' proxy URLs, in `services` order; empty when the daemon's proxy is off" }),
+    access_token: Type.Optional(Type.String({ description: "Only in the create response: the token private services need (also GET /machines/{id}/token)" })),
   },
   { $id: "Machine" },
 );

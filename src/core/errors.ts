@@ -108,6 +108,12 @@ export const ERROR_CODES = {
   // Background processes (POST /machines/:id/processes): no such pid in this boot; signalling one that exited.
   PROCESS_NOT_FOUND: "not_found",
   PROCESS_NOT_RUNNING: "conflict",
+  // Per-VM URLs (issue 14): a create's `services` on a machine without a network (the proxy
+  // reaches guests by their network address).
+  SERVICE_NEEDS_NETWORK: "invalid_argument",
+  // The proxy's own pages (src/proxy): the guest refused or reset the connection, or took over 5 s to accept it.
+  PROXY_UPSTREAM_UNREACHABLE: "unavailable",
+  PROXY_UPSTREAM_TIMEOUT: "timeout",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -155,6 +155,24 @@ export interface MachineRecord {
    * that VMM's: a daemon running another refuses to boot it (VMM_MISMATCH).
    */
   vmm: VmmKind;
+  /** Guest ports served through the proxy (issue 14, "Per-VM URLs"); the first is `<name>.<domain>`'s. */
+  services: ProxiedService[];
+}
+
+export const SERVICE_VISIBILITIES = ["public", "private"] as const;
+export type ServiceVisibility = (typeof SERVICE_VISIBILITIES)[number];
+
+/** A guest port the proxy serves; a private one needs the machine's access token. */
+export interface ProxiedService {
+  port: number;
+  visibility: ServiceVisibility;
+}
+
+/** Where the proxy serves a machine's service (empty when the proxy is off). */
+export interface ServiceUrl {
+  port: number;
+  url: string;
+  visibility: ServiceVisibility;
 }
 
 export const RESTORE_SOURCES = ["snapshot", "suspend"] as const;
@@ -167,6 +185,9 @@ export type RestoreSource = (typeof RESTORE_SOURCES)[number];
 export type MachineView = Omit<MachineRecord, "runDir" | "imageConfig"> & {
   /** Only for a running machine that has one; null otherwise. */
   mainProcess: MainProcessState | null;
+} & {
+  /** Its services' proxy URLs (src/proxy); empty when the proxy is off. */
+  urls: ServiceUrl[];
 };
 
 /** Image fields of a new machine; all default to null. */
@@ -191,7 +212,11 @@ export type NewMachine = Pick<
   | "vmm"
 > &
   NewMachineImage &
-  Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig">>;
+  Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig">> &
+  Partial<Pick<MachineRecord, "services">> & {
+    /** The proxy's per-machine access token (never part of the record: only its own reads return it). */
+    accessToken?: string;
+  };
 
 /** Fields that may change together with a status transition. */
 export type MachinePatch = Partial<

@@ -30,6 +30,7 @@ import type { VmSnapshot } from "../core/ports/vmm-driver.js";
 import { MachineNetworks } from "../machines/networks.js";
 import { addressPlan, instanceTag } from "../network/address-plan.js";
 import { LinuxNetworkFabric } from "../network/fabric.js";
+import { startProxy, type RunningProxy } from "./proxy.js";
 
 export interface Daemon {
   readonly app: FastifyInstance;
@@ -61,6 +62,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
   const log = opts.logger ?? createLogger(config.logLevel);
   const store = await openStore({ path: join(config.dataDir, "hyperfleet.db") });
   let images: Awaited<ReturnType<typeof openImages>> | null = null;
+  let proxy: RunningProxy | null = null;
   try {
     const keys = await setupApiKeys(config.auth, store.apiKeys, opts.print ?? ((t) => process.stderr.write(`${t}\n`)));
     if (keys.verifier === null) log.warn("authentication is OFF (HYPERFLEET_AUTH=off); only loopback clients can reach the API");
@@ -112,6 +114,8 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     });
     const snapshots = new MachineSnapshots({ machines: store.machines, snapshots: store.snapshots, live: lifecycle.live, imageUsers: opened.users, dir: snapshotDir, log });
     const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, networks, log });
+    // Before the service: machine views carry the proxy's URLs (its port is known once it listens).
+    if (config.proxy) proxy = await startProxy(config.proxy, store.proxyTargets, log);
     const cap = config.capacity;
     log.info({ max_memory_mib: cap.maxMemoryMib, vm_overhead_mib: cap.vmOverheadMib, max_vcpus: cap.maxVcpus, max_vcpus_per_machine: cap.maxVcpusPerMachine }, "admission limits");
     await snapshots.sweep(log);
@@ -127,6 +131,8 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       network: config.network,
       snapshots,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
+      tokens: store.proxyTargets,
+      ...(proxy && { serviceUrls: proxy.urls }),
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
     const app = await buildApp({ service, images: catalog, snapshots, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION, vmm: () => vms.vmmInfo() });
@@ -143,6 +149,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     const close = () =>
       (closing ??= (async () => {
         log.info({ stop_vms: config.stopVmsOnExit, live_vms: service.live.all().length }, "shutting down");
+        await proxy?.close();
         await service.close({ stopVms: config.stopVmsOnExit });
         await app.close();
         await opened.service?.close();
@@ -150,6 +157,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       })());
     return { app, service, images: opened.service, store, log, reconciled, url, close };
   } catch (e) {
+    await proxy?.close();
     await images?.service?.close();
     await store.close();
     throw e;

@@ -21,7 +21,7 @@ import type { ImageUsers } from "./image-users.js";
 import type { LiveVms } from "./live-vms.js";
 import { MachineIo } from "./io.js";
 import { MachineFileIo } from "./file-io.js";
-import { MachineViews } from "./views.js";
+import { MachineViews, type ServiceUrls } from "./views.js";
 import type { MainProcesses } from "../workload/main-process.js";
 import type { BootPaths, VmFactory } from "./vm-factory.js";
 import type { VmLifecycle } from "./lifecycle.js";
@@ -30,6 +30,7 @@ import { networkClaim, type CreateNetworkOptions } from "./create-network.js";
 import type { MachineSnapshots } from "./snapshots.js";
 import { fitRequestToSnapshot, forkName, policyOf, sameMac, snapshotMachineFields } from "./snapshot-create.js";
 import { removeSuspended } from "./suspend-files.js";
+import { checkServices, newAccessToken, type AccessTokenStore } from "./proxied-services.js";
 
 /** How long resuming a suspended machine waits for it to run (its restore queues behind other boots). */
 const RESTORE_WAIT_MS = 60_000;
@@ -60,6 +61,10 @@ export interface MachineServiceOptions {
     users: ImageUsers;
     main: MainProcesses;
   };
+  /** The proxy's URLs of a machine's services (issue 14); absent: the proxy is off. */
+  serviceUrls?: ServiceUrls;
+  /** Machines' proxy access tokens (issue 14). */
+  tokens: AccessTokenStore;
 }
 
 export function machineNotFound(id: string): HyperfleetError {
@@ -78,6 +83,7 @@ export class MachineService implements MachineServicePort {
   private readonly capacity: Capacity | undefined;
   private readonly network: CreateNetworkOptions;
   private readonly snaps: MachineSnapshots;
+  private readonly tokens: AccessTokenStore;
   private readonly shutdown = new AbortController();
   /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
   private readonly stopping = new AbortController();
@@ -91,9 +97,10 @@ export class MachineService implements MachineServicePort {
     this.capacity = o.capacity;
     this.network = o.network;
     this.snaps = o.snapshots;
+    this.tokens = o.tokens;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.files = new MachineFileIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs);
-    this.views = new MachineViews(o.images.pulls, o.images.main);
+    this.views = new MachineViews(o.images.pulls, o.images.main, o.serviceUrls);
     this.shutdown.signal.addEventListener("abort", () => this.stopping.abort(new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back")), { once: true });
   }
 
@@ -123,6 +130,21 @@ export class MachineService implements MachineServicePort {
     return this.views.plain(rec);
   }
 
+  // --- proxy access tokens ---
+
+  async accessToken(id: string): Promise<string> {
+    const t = await this.tokens.token(id);
+    if (t === undefined) throw machineNotFound(id);
+    // Rows migrated from before 0007 got one; null only if someone cleared it by hand.
+    return t ?? this.rotateAccessToken(id);
+  }
+
+  async rotateAccessToken(id: string): Promise<string> {
+    const t = newAccessToken();
+    if (!(await this.tokens.setToken(id, t))) throw machineNotFound(id);
+    return t;
+  }
+
   // --- lifecycle ---
 
   async create(request: CreateMachineRequest, ctx: CallContext = {}): Promise<MachineView> {
@@ -137,6 +159,7 @@ export class MachineService implements MachineServicePort {
     const bound = { ...ctx, log: (ctx.log ?? this.log).child({ machine_id: id }) };
     // Checked before anything is written; the slot and ports are claimed with the insert.
     const claim = sameMac(networkClaim(req, id, this.network, bound.log), snap);
+    const services = checkServices(req.services, claim !== null);
     // Resolved now so the record shows what it boots. Without guest assets a machine can still be
     // created (start then says what is missing), unless it is meant to start right away.
     let paths: BootPaths | null = null;
@@ -172,6 +195,8 @@ export class MachineService implements MachineServicePort {
       workdir: req.workdir ?? null,
       user: req.user ?? null,
       ...(snap !== null && snapshotMachineFields(snap)),
+      services,
+      accessToken: newAccessToken(),
     }, claim ?? undefined).catch(async (e: unknown) => {
       await this.img.users.forget(id);
       throw e;
@@ -269,7 +294,7 @@ export class MachineService implements MachineServicePort {
     const made: MachineView[] = [];
     try {
       for (let i = 1; i <= count; i++) {
-        made.push(await this.create({ name: forkName(src.name, snap.id, i), snapshot: snap.id, env: src.env, metadata: src.metadata, start: true, ...(src.network && { network: policyOf(src.network) }) }, ctx));
+        made.push(await this.create({ name: forkName(src.name, snap.id, i), snapshot: snap.id, env: src.env, metadata: src.metadata, start: true, ...(src.network && { network: policyOf(src.network) }), services: src.services }, ctx));
       }
     } catch (e) {
       for (const m of made) await this.delete(m.id, ctx).catch((d: unknown) => log.warn({ err: d, clone: m.id }, "could not delete a clone of a failed fork"));

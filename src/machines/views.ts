@@ -3,19 +3,23 @@
  * (a pull's live byte counts, the main process's last known state).
  */
 import type { MachineView } from "../core/ports/services.js";
-import type { MachineRecord } from "../core/machine.js";
+import type { MachineRecord, ServiceUrl } from "../core/machine.js";
 import type { ImagePulls } from "./image-pulls.js";
 import type { MainProcesses } from "../workload/main-process.js";
+
+/** A machine's proxy URLs (the daemon's proxy configuration decides them; none when it is off). */
+export type ServiceUrls = (m: Pick<MachineRecord, "id" | "name" | "services">) => ServiceUrl[];
 
 export class MachineViews {
   constructor(
     private readonly pulls: ImagePulls | null,
     private readonly main: MainProcesses,
+    private readonly urls: ServiceUrls = () => [],
   ) {}
 
   /** Without the main process (answers of lifecycle calls: the machine is not running yet, or any more). */
   plain(rec: MachineRecord): MachineView {
-    return { ...rec, imagePull: this.pulls?.view(rec.id) ?? rec.imagePull, mainProcess: null };
+    return { ...rec, imagePull: this.pulls?.view(rec.id) ?? rec.imagePull, mainProcess: null, urls: this.urls(rec) };
   }
 
   /** With the main process's state as last seen (cached: no guest is read here). */

@@ -1,7 +1,7 @@
 /** Machines over HTTP: create, read, lifecycle, wait, exec and logs. */
 import { MACHINE_ID_PATTERN } from "../contract/common.js";
 import type { ExecBody, ExecResponse } from "../contract/exec.js";
-import type { CreateMachineBody, MachineJson } from "../contract/machine.js";
+import type { AccessTokenJson, CreateMachineBody, MachineJson } from "../contract/machine.js";
 import type { MachineStatus } from "../core/machine-state.js";
 import { attempt, type Result } from "../core/result.js";
 import { HyperfleetApiError } from "./errors.js";
@@ -84,6 +84,15 @@ export class Machines {
   /** Answers once the machine is `suspended` (memory saved to disk, VMM gone). */
   suspend(id: string, o: CallOptions = {}): Promise<Result<MachineJson>> {
     return this.action(id, "suspend", { timeoutMs: 120_000, ...o });
+  }
+
+  /** The machine's proxy access token (its private services need it); `rotate`: a new one replaces it. */
+  token(id: string, opts: { rotate?: boolean } & CallOptions = {}): Promise<Result<string>> {
+    const { rotate, ...o } = opts;
+    return attempt(async () => {
+      const r = await this.t.json<AccessTokenJson>({ ...o, method: rotate === true ? "POST" : "GET", path: machinePath(id, rotate === true ? "/token/rotate" : "/token") });
+      return r.token;
+    });
   }
 
   /** Kills the VM if it runs and removes the machine. */

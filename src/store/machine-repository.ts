@@ -9,7 +9,7 @@ import { HyperfleetError, storedErrorCode } from "../core/errors.js";
 import { isMachineStatus, LIVE_STATUSES, type MachineStatus } from "../core/machine-state.js";
 import type { Database, ExposedPortsTable, MachinesTable } from "./schema.js";
 import type { VmmKind } from "../core/ports/vmm-driver.js";
-import { RESTORE_SOURCES, VMM_KINDS, type ErrorRef, type ExposedPort, type ImagePullState, type ImageRunConfig, type MachineNetwork, type MachinePatch, type MachineRecord, type NewMachine, type PortProtocol, type RestoreSource } from "../core/machine.js";
+import { RESTORE_SOURCES, VMM_KINDS, type ErrorRef, type ExposedPort, type ImagePullState, type ImageRunConfig, type MachineNetwork, type MachinePatch, type MachineRecord, type NewMachine, type PortProtocol, type ProxiedService, type RestoreSource } from "../core/machine.js";
 import { claimSlot, type SlotPicker } from "./network-slot-repository.js";
 
 export type Clock = () => Date;
@@ -225,6 +225,8 @@ function newRow(m: NewMachine, at: string): Selectable<MachinesTable> {
     snapshot_id: m.snapshotId ?? null,
     restore_from: m.restoreFrom ?? null,
     vmm: m.vmm,
+    services: JSON.stringify(m.services ?? []),
+    access_token: m.accessToken ?? null,
   };
 }
 
@@ -344,6 +346,7 @@ function toRecord(r: Selectable<MachinesTable>, exposedPorts: ExposedPort[]): Ma
     snapshotId: r.snapshot_id,
     restoreFrom: restoreFromOf(r.restore_from),
     vmm: vmmOf(r.vmm),
+    services: JSON.parse(r.services) as ProxiedService[],
   };
 }
 

@@ -47,6 +47,10 @@ export interface MachinesTable {
   restore_from: string | null;
   /** Since 0006: the VMM the machine was created under; "qemu" for older rows. */
   vmm: string;
+  /** Since 0007: JSON ProxiedService[] (issue 14, per-VM URLs). */
+  services: string;
+  /** Since 0007: the proxy's access token; read only by its own queries, never into a record. */
+  access_token: string | null;
 }
 
 export interface MachineEventsTable {

@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { connect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 
 export const Op = { continuation: 0, text: 1, binary: 2, close: 8, ping: 9, pong: 10 } as const;
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -16,6 +17,14 @@ export interface Frame {
   fin: boolean;
   opcode: number;
   payload: Buffer;
+}
+
+/** A handshake through a proxy: TLS verified against `ca` for `servername`, another Host, extra headers. */
+export interface WsConnectOptions {
+  tls?: { ca: Buffer; servername: string };
+  hostHeader?: string;
+  headers?: Record<string, string>;
+  path?: string;
 }
 
 export class WsClient {
@@ -31,9 +40,12 @@ export class WsClient {
   }
 
   /** Connects and upgrades; rejects after `timeoutMs` or on a bad handshake. */
-  static async connect(host: string, port: number, timeoutMs: number): Promise<WsClient> {
+  static async connect(host: string, port: number, timeoutMs: number, opts: WsConnectOptions = {}): Promise<WsClient> {
     const key = randomBytes(16).toString("base64");
-    const sock = connect({ host, port });
+    const sock: Socket = opts.tls ? tlsConnect({ host, port, ca: opts.tls.ca, servername: opts.tls.servername }) : connect({ host, port });
+    const extra = Object.entries(opts.headers ?? {})
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join("");
     const timer = setTimeout(() => sock.destroy(new Error(`WebSocket handshake with ${host}:${port} took over ${timeoutMs} ms`)), timeoutMs);
     try {
       const rest = await new Promise<Buffer>((resolve, reject) => {
@@ -51,8 +63,10 @@ export class WsClient {
           else resolve(head.subarray(end + 4));
         };
         sock.on("data", onData).once("error", reject).once("close", () => reject(new Error("closed during the handshake")));
-        sock.once("connect", () =>
-          sock.write(`GET / HTTP/1.1\r\nHost: ${host}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`),
+        sock.once(opts.tls ? "secureConnect" : "connect", () =>
+          sock.write(
+            `GET ${opts.path ?? "/"} HTTP/1.1\r\nHost: ${opts.hostHeader ?? `${host}:${port}`}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+          ),
         );
       });
       sock.removeAllListeners("error").removeAllListeners("close");

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parse } from "../../src/cli/args.js";
-import { memoryMib, portSpec } from "../../src/cli/commands/run.js";
+import { memoryMib, portSpec, serviceSpec } from "../../src/cli/commands/run.js";
 import { remoteSpec } from "../../src/cli/commands/cp.js";
 import { isHyperfleetError } from "../../src/core/errors.js";
 
@@ -48,4 +48,10 @@ test("cp: ID:/path or NAME:/path is the machine's side; local paths are not", ()
   assert.equal(remoteSpec("/abs/a:b"), null);
   assert.equal(remoteSpec("plain.txt"), null);
   usage(() => remoteSpec("web:relative"));
+});
+
+test("--service PORT[:public|private]: private by default; bad ports and visibilities are usage errors", () => {
+  assert.deepEqual(serviceSpec("8080"), { port: 8080, visibility: "private" });
+  assert.deepEqual(serviceSpec("80:public"), { port: 80, visibility: "public" });
+  for (const bad of ["0", "65536", "80:open", "x", "80:", ":80"]) assert.throws(() => serviceSpec(bad), /--service/, bad);
 });

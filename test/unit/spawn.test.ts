@@ -35,7 +35,7 @@ test("request: started at once, defaults, ports give a network and map host -> g
 });
 
 const view = (over: Partial<MachineView>) =>
-  ({ id: "vm_X", imageRef: "a", vcpuCount: 1, memSizeMib: 256, status: "running", exposedPorts: [], network: null, ...over }) as MachineView;
+  ({ id: "vm_X", imageRef: "a", vcpuCount: 1, memSizeMib: 256, status: "running", exposedPorts: [], network: null, urls: [], ...over }) as MachineView;
 
 test("url: first TCP forward (wildcard bind: the client's host name), else the machine's ip, else null", () => {
   const tcp = { guestPort: 8080, hostPort: 9000, hostIp: "127.0.0.1", protocol: "tcp" as const };
@@ -54,4 +54,12 @@ test("url: first TCP forward (wildcard bind: the client's host name), else the m
     url: "http://127.0.0.1:9000",
     status: "running",
   });
+});
+
+test("with the proxy on, the url is the first service's proxy URL, and ports become public services", () => {
+  const net = { ip: "10.0.0.5" } as MachineView["network"];
+  const urls = [{ port: 8080, url: "https://8080-vm_x.hf.localhost:8443", visibility: "public" as const }];
+  assert.equal(spawnUrl(view({ network: net, urls }), "h"), "https://8080-vm_x.hf.localhost:8443");
+  const r = spawnRequest({ image_ref: "a", ports: { "443": 8080, "444": 8080, "80": 81 } }, "n");
+  assert.deepEqual(r.services, [{ port: 81, visibility: "public" }, { port: 8080, visibility: "public" }]);
 });

@@ -11,7 +11,7 @@ import { statusHistory } from "../store-history.js";
 
 test("migrations run once; reopening keeps data", async () => {
   const { store, path } = await tempStore();
-  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots", "0006-machine-vmm"]);
+  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots", "0006-machine-vmm", "0007-proxy"]);
   await store.machines.insert(newMachine("vm_1"));
   await store.close();
   await store.close(); // idempotent
@@ -35,7 +35,7 @@ test("0006: machines from before it get vmm 'qemu'; the column takes only known 
   assert.equal((raw.prepare("PRAGMA table_info(machines)").all() as { name: string }[]).some((c) => c.name === "vmm"), false);
   raw.close();
   const again = await openStore({ path });
-  assert.deepEqual(again.migrations, ["0006-machine-vmm"]);
+  assert.equal(again.migrations[0], "0006-machine-vmm");
   assert.equal((await again.machines.get("vm_old"))?.vmm, "qemu");
   assert.equal((await again.machines.insert({ ...newMachine("vm_fc"), vmm: "firecracker" })).vmm, "firecracker");
   await again.close();
@@ -146,5 +146,34 @@ test("an error code the store holds but this daemon does not know reads back as 
   assert.deepEqual(rec?.lastError, { code: "INTERNAL", message: "known" });
   assert.deepEqual(rec?.imagePull?.error, { code: "INTERNAL", message: "known" });
   assert.equal(rec?.imagePull?.status, "failed");
+  await again.close();
+});
+
+test("0007: machines from before it get no services and each its own access token; new ones keep theirs", async () => {
+  const { store, path } = await tempStore();
+  await store.close();
+  const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: new Database(path) }) });
+  assert.equal((await new Migrator({ db, provider: migrationProvider }).migrateTo("0006-machine-vmm")).error, undefined);
+  await db.destroy();
+  const raw = new Database(path);
+  for (const id of ["vm_a", "vm_b"]) {
+    raw.prepare(`INSERT INTO machines (id, name, status, vcpu_count, mem_size_mib, run_dir, env, metadata, created_at, updated_at, status_changed_at)
+                 VALUES (?, ?, 'stopped', 1, 256, '/run/x', '{}', '{}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')`).run(id, id);
+  }
+  raw.close();
+  const again = await openStore({ path });
+  assert.equal(again.migrations[0], "0007-proxy");
+  assert.deepEqual((await again.machines.get("vm_a"))?.services, []);
+  const [a, b] = [await again.proxyTargets.token("vm_a"), await again.proxyTargets.token("vm_b")];
+  assert.match(a ?? "", /^[0-9a-f]{64}$/);
+  assert.notEqual(a, b);
+  const rec = await again.machines.insert({ ...newMachine("vm_new"), services: [{ port: 8080, visibility: "private" }], accessToken: "tok-1" });
+  assert.deepEqual(rec.services, [{ port: 8080, visibility: "private" }]);
+  assert.ok(!("accessToken" in rec), "the record never carries the token");
+  assert.equal(await again.proxyTargets.token("vm_new"), "tok-1");
+  assert.equal(await again.proxyTargets.setToken("vm_new", "tok-2"), true);
+  assert.equal(await again.proxyTargets.setToken("vm_gone", "x"), false);
+  assert.equal(await again.proxyTargets.token("vm_gone"), undefined);
+  assert.deepEqual((await again.proxyTargets.byName("VM_NEW")).map((t) => [t.id, t.token, t.ip]), [["vm_new", "tok-2", null]]);
   await again.close();
 });

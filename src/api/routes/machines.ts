@@ -17,7 +17,7 @@ export const LIST = routeErrors(ANY_ROUTE);
 // last_error). NOT_SUPPORTED_YET: a VMM kind that is not there yet. INSUFFICIENT_CAPACITY also
 // when HYPERFLEET_SUBNET has no address left; the PORT_ codes are the exposed ports' (docs/adr/0008).
 // VMM_MISMATCH: a machine (or a clone's snapshot) of another VMM than the daemon's is never booted by it.
-export const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["MACHINE_ALREADY_EXISTS", "NOT_SUPPORTED_YET", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN", "PORT_UNAVAILABLE", "PORT_RANGE_EXHAUSTED", "SNAPSHOT_NOT_FOUND", "SNAPSHOT_INCOMPATIBLE", "IMAGE_NOT_CACHED", "VMM_MISMATCH"]);
+export const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["SERVICE_NEEDS_NETWORK", "MACHINE_ALREADY_EXISTS", "NOT_SUPPORTED_YET", "INSUFFICIENT_CAPACITY", "GUEST_ASSETS_MISSING", "SHUTTING_DOWN", "PORT_UNAVAILABLE", "PORT_RANGE_EXHAUSTED", "SNAPSHOT_NOT_FOUND", "SNAPSHOT_INCOMPATIBLE", "IMAGE_NOT_CACHED", "VMM_MISMATCH"]);
 const GET = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND"]);
 export const DELETE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "INVALID_STATE_TRANSITION", "SHUTTING_DOWN"]);
 const ACTION = {
@@ -69,8 +69,9 @@ export function machineRoutes(app: FastifyInstance, service: MachineServicePort)
       },
     },
     async (req, reply) => {
-      const m = await service.create(createMachineRequest(req.body), callContext(req, reply));
-      return reply.code(201).send(machineJson(m));
+      const ctx = callContext(req, reply);
+      const m = await service.create(createMachineRequest(req.body), ctx);
+      return reply.code(201).send({ ...machineJson(m), access_token: await service.accessToken(m.id, ctx) });
     },
   );
 

@@ -34,12 +34,20 @@ export function portSpec(text: string): NonNullable<CreateMachineBody["exposed_p
   };
 }
 
+/** `--service PORT[:public|private]` (default private): a guest port served by the daemon's proxy. */
+export function serviceSpec(text: string): NonNullable<CreateMachineBody["services"]>[number] {
+  const m = /^(\d{1,5})(?::(public|private))?$/.exec(text);
+  const port = Number(m?.[1]);
+  if (!m || port < 1 || port > 65535) throw usageError(`--service ${text}: expected PORT[:public|private] with PORT 1-65535, e.g. 8080:public`);
+  return { port, visibility: (m[2] as "public" | "private" | undefined) ?? "private" };
+}
+
 export const run: Command = {
   name: "run",
   summary: "create and start a machine, and run a command in it",
   errorStatus: 125,
   help: `usage: hyperfleet run [-d] [--name NAME] [--cpus N] [--memory SIZE] [-p [IP:]HOST:GUEST[/udp]]...
-                      [-e NAME=VALUE]... [--rm] [--no-image] [IMAGE] [CMD [ARG...]]
+                      [--service PORT[:public|private]]... [-e NAME=VALUE]... [--rm] [--no-image] [IMAGE] [CMD [ARG...]]
 
 Create a machine from IMAGE (an OCI reference; without one, or with --no-image, the built-in
 busybox root disk), start it and wait until it runs. Then:
@@ -53,6 +61,10 @@ then replaces the image's command as the machine's main process (see 'hyperfleet
       --cpus N           vCPUs (default 1)
       --memory SIZE      memory: 512m, 1g, or MiB (default ${DEFAULT_MEMORY_MIB})
   -p, --publish SPEC     forward a host port to a guest port (gives the machine a network)
+      --service PORT[:public|private]
+                         serve a guest port at the daemon's proxy URL (https://PORT-<id>.<domain>;
+                         the first also at https://NAME.<domain>); private (default) needs the
+                         machine's token ('hyperfleet token'); gives the machine a network
   -e, --env NAME=VALUE   environment of the main process and of CMD (repeatable)
       --rm               delete the machine once CMD has finished
       --no-image         the built-in root disk; every positional is CMD
@@ -73,6 +85,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
         cpus: { type: "string" },
         memory: { type: "string", short: "m" },
         publish: { type: "string", short: "p", multiple: true },
+        service: { type: "string", multiple: true },
         env: { type: "string", short: "e", multiple: true },
         rm: { type: "boolean" },
         "no-image": { type: "boolean" },
@@ -95,6 +108,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
     if (detach && command.length > 0 && image === undefined) throw usageError("-d with a command needs an IMAGE: a machine without one has no main process");
     if (p.values.rm === true && (detach || command.length === 0)) throw usageError("--rm needs a command run in the foreground (no -d)");
     const ports = strs(p.values.publish).map(portSpec);
+    const services = strs(p.values.service).map(serviceSpec);
     const env = envPairs(strs(p.values.env));
     const timeout = secondsOption("timeout", str(p.values.timeout));
     const body: CreateMachineBody = {
@@ -106,6 +120,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
       ...(detach && command.length > 0 && { cmd: command }),
       ...(env !== undefined && { env }),
       ...(ports.length > 0 && { network: true, exposed_ports: ports }),
+      ...(services.length > 0 && { network: true, services }),
     };
     const hf = ctx.client();
     const created = (await hf.machines.create(body)).unwrap();

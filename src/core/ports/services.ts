@@ -5,7 +5,7 @@
  * Methods throw HyperfleetError; the API maps codes to HTTP status (src/api/http-status.ts).
  */
 import type { MachineStatus } from "../machine-state.js";
-import type { ExposedPortRequest, ImageRunConfig, MachineView, NetworkPolicy } from "../machine.js";
+import type { ExposedPortRequest, ImageRunConfig, MachineView, NetworkPolicy, ProxiedService } from "../machine.js";
 import type { Logger } from "./logger.js";
 import type { SnapshotRecord } from "../snapshot.js";
 
@@ -44,6 +44,8 @@ export interface CreateMachineRequest {
   network?: Partial<NetworkPolicy> | false;
   /** Needs a network. */
   exposedPorts?: ExposedPortRequest[];
+  /** Guest ports the proxy serves (issue 14); need a network. */
+  services?: ProxiedService[];
 }
 
 export interface LogsRequest {
@@ -268,6 +270,10 @@ export interface MachineServicePort extends FileTreePort {
   removeFile(id: string, path: string, recursive: boolean, ctx?: CallContext): Promise<void>;
   /** The main process's output; with `follow` it ends when the process exited, the machine stops, or ctx.signal fires. */
   logs(id: string, req: LogsRequest, ctx?: CallContext): Promise<Buffer | AsyncIterable<Buffer>>;
+  /** The machine's proxy access token (private services need it). MACHINE_NOT_FOUND. */
+  accessToken(id: string, ctx?: CallContext): Promise<string>;
+  /** Replaces it: the old one stops working at once. MACHINE_NOT_FOUND. */
+  rotateAccessToken(id: string, ctx?: CallContext): Promise<string>;
 }
 
 /** A snapshot as the API shows it. */

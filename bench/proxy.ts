@@ -1,0 +1,176 @@
+/**
+ * Per-VM URL proxy benchmark (issue 14), against a baseline measured in the same run, inside
+ * network namespaces this script creates (test/network/netns.ts): one machine runs busybox httpd
+ * on port 80, reached both through its exposed port (127.0.0.1:<host_port>, nft DNAT: the
+ * baseline) and through the daemon's proxy (`https://80-<id>.<domain>`, TLS from the generated CA,
+ * the client's connection kept alive as a browser's would be).
+ * 1. Request latency: a small GET, paced, alternating paths; p50 and p99. Target: p50 overhead <= 1 ms.
+ * 2. Throughput: a BENCH_PROXY_MIB file, in pairs of alternating order; the ratio is the median of
+ *    the pairs' ratios. Target: proxy >= 0.8x exposed port.
+ * Human table first, then one JSON line.
+ *
+ * The daemon is a child process (as `hyperfleet serve` runs), so the proxy has its own event loop.
+ * Env: BENCH_PROXY_MIB (default 32), BENCH_PROXY_RUNS (throughput pairs, 10), BENCH_PROXY_REQUESTS
+ * (per path, 300), BENCH_PROXY_PACE_MS (gap between requests, 20), BENCH_PROXY_TLS (`off`: the proxy
+ * speaks plain HTTP, HYPERFLEET_PROXY_TLS=off, to tell TLS's share of the overhead), HYPERFLEET_ASSETS_DIR, HYPERFLEET_ACCEL.
+ */
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { inTestNetns, netnsSkipReason } from "../test/network/netns.js";
+import { killLeftoverVmms, spawnDaemon } from "../test/api/helpers.js";
+import { printReport } from "./report.js";
+import { pct, round } from "./stats.js";
+
+const net = await inTestNetns(import.meta.url);
+if (net === null) {
+  console.error(`bench:proxy needs network namespaces: ${netnsSkipReason()}`);
+  process.exit(1);
+}
+
+const MIB = Number(process.env.BENCH_PROXY_MIB ?? 32);
+const RUNS = Number(process.env.BENCH_PROXY_RUNS ?? 10);
+const REQUESTS = Number(process.env.BENCH_PROXY_REQUESTS ?? 300);
+const PACE_MS = Number(process.env.BENCH_PROXY_PACE_MS ?? 20);
+const DOMAIN = "hf.localhost";
+const median = (xs: number[]) => pct(xs, 50);
+
+const dataDir = await mkdtemp(join(tmpdir(), "hf-bench-proxy-"));
+// A daemon process of its own, as in production: the proxy does not share this client's event loop.
+const TLS = process.env.BENCH_PROXY_TLS !== "off";
+const daemon = await spawnDaemon(dataDir, { HYPERFLEET_NETWORK_DEFAULT: "on", HYPERFLEET_PROXY_ADDR: "127.0.0.1:0", HYPERFLEET_DOMAIN: DOMAIN, HYPERFLEET_PROXY_TLS: TLS ? "on" : "off" });
+
+async function api<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
+  const r = await daemon.fetch(method, path, body);
+  if (r.status >= 300) throw new Error(`${method} ${path} -> ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body as T;
+}
+
+interface MachineJson {
+  id: string;
+  status: string;
+  exposed_ports: Array<{ host_port: number; host_ip: string }>;
+  urls: Array<{ port: number; url: string }>;
+}
+
+/** One way to reach the guest's port 80: GET `path`, resolve with the bytes and the ms it took. */
+type Path = (path: string) => Promise<{ bytes: number; ms: number }>;
+
+function timed(start: (onRes: (res: IncomingMessage) => void) => { on(e: "error", f: (e: Error) => void): unknown; end(): void }): Promise<{ bytes: number; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let bytes = 0;
+    const req = start((res) => {
+      res.on("data", (c: Buffer) => (bytes += c.length));
+      res.on("end", () => (res.statusCode === 200 ? resolve({ bytes, ms: performance.now() - t0 }) : reject(new Error(`status ${res.statusCode}`))));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+const ids: string[] = [];
+let exitCode = 0;
+try {
+  const created = await api<MachineJson>("POST", "/machines", {
+    name: "bench-proxy",
+    vcpu_count: 1,
+    mem_size_mib: 256,
+    start: true,
+    exposed_ports: [{ guest_port: 80 }],
+    services: [{ port: 80, visibility: "public" }],
+  });
+  ids.push(created.id);
+  const m = await api<MachineJson>("GET", `/machines/${created.id}/wait?status=running&timeout=30`);
+  if (m.status !== "running") throw new Error(`bench-proxy is ${m.status}`);
+  const ex = await api<{ exit_code: number; stderr: string }>("POST", `/machines/${m.id}/exec`, {
+    command: ["sh", "-c", `mkdir -p /www && echo ok > /www/small && dd if=/dev/zero of=/www/big bs=1M count=${MIB} 2>/dev/null && httpd -h /www -p 80`],
+    timeout: 120,
+  });
+  if (ex.exit_code !== 0) throw new Error(`httpd: ${ex.stderr}`);
+
+  const exposed = m.exposed_ports[0]!;
+  const url = new URL(created.urls[0]!.url);
+  const ca = TLS ? await readFile(join(dataDir, "proxy", "ca.crt")) : undefined;
+  const httpAgent = new HttpAgent({ keepAlive: true });
+  const httpsAgent = new HttpsAgent({ keepAlive: true, ca });
+  const viaExposed: Path = (path) => timed((cb) => httpRequest({ host: exposed.host_ip, port: exposed.host_port, path, agent: httpAgent }, cb));
+  const proxyPort = Number(url.port);
+  const viaProxy: Path = (path) =>
+    TLS
+      ? timed((cb) => httpsRequest({ host: "127.0.0.1", port: proxyPort, path, servername: url.hostname, headers: { host: url.host }, agent: httpsAgent }, cb))
+      : timed((cb) => httpRequest({ host: "127.0.0.1", port: proxyPort, path, headers: { host: url.host }, agent: httpAgent }, cb));
+
+  // Warm both paths (TLS session, conntrack, the guest's page cache).
+  for (const p of [viaExposed, viaProxy]) {
+    await p("/big");
+    for (let i = 0; i < 5; i++) await p("/small");
+  }
+
+  // Paced, alternating: busybox httpd forks per connection (slowly under TCG) and accepts with a
+  // backlog of 9; back to back would measure the guest's fork rate, not the path.
+  const lat = { proxy: [] as number[], exposed: [] as number[] };
+  for (let i = 0; i < REQUESTS; i++) {
+    const order = i % 2 === 0 ? (["proxy", "exposed"] as const) : (["exposed", "proxy"] as const);
+    for (const k of order) {
+      lat[k].push((await (k === "proxy" ? viaProxy : viaExposed)("/small")).ms);
+      await sleep(PACE_MS);
+    }
+  }
+
+  const tput = { proxy: [] as number[], exposed: [] as number[], ratios: [] as number[] };
+  const mibs = async (p: Path) => {
+    const r = await p("/big");
+    if (r.bytes !== MIB * 1024 * 1024) throw new Error(`got ${r.bytes} bytes`);
+    return MIB / (r.ms / 1000);
+  };
+  for (let i = 0; i < RUNS; i++) {
+    const x = await mibs(i % 2 === 0 ? viaProxy : viaExposed);
+    const y = await mibs(i % 2 === 0 ? viaExposed : viaProxy);
+    const [p, e] = i % 2 === 0 ? [x, y] : [y, x];
+    tput.proxy.push(p);
+    tput.exposed.push(e);
+    tput.ratios.push(p / e);
+  }
+  httpAgent.destroy();
+  httpsAgent.destroy();
+
+  const f = {
+    file_mib: MIB,
+    runs: RUNS,
+    requests: REQUESTS,
+    pace_ms: PACE_MS,
+    proxy_p50_ms: round(pct(lat.proxy, 50), 3),
+    proxy_p99_ms: round(pct(lat.proxy, 99), 3),
+    exposed_p50_ms: round(pct(lat.exposed, 50), 3),
+    exposed_p99_ms: round(pct(lat.exposed, 99), 3),
+    p50_overhead_ms: round(pct(lat.proxy, 50) - pct(lat.exposed, 50), 3),
+    proxy_mib_s: round(median(tput.proxy), 1),
+    exposed_mib_s: round(median(tput.exposed), 1),
+    throughput_ratio: round(median(tput.ratios), 3),
+  };
+  const ok = { latency: f.p50_overhead_ms <= 1, throughput: f.throughput_ratio >= 0.8 };
+  printReport(
+    `bench:proxy  (${TLS ? "TLS" : "plain HTTP"} proxy vs exposed port, same VM and run; ${REQUESTS} requests per path ${PACE_MS} ms apart, ${RUNS} pairs of ${MIB} MiB downloads)`,
+    [
+      ["request p50 (ms)", `proxy ${f.proxy_p50_ms}  exposed ${f.exposed_p50_ms}  overhead ${f.p50_overhead_ms >= 0 ? "+" : ""}${f.p50_overhead_ms}  (target <= +1) ${ok.latency ? "ok" : "MISS"}`],
+      ["request p99 (ms)", `proxy ${f.proxy_p99_ms}  exposed ${f.exposed_p99_ms}`],
+      ["throughput (MiB/s)", `proxy ${f.proxy_mib_s}  exposed ${f.exposed_mib_s}  ratio ${f.throughput_ratio}x  (target >= 0.8x) ${ok.throughput ? "ok" : "MISS"}`],
+    ],
+    { bench: "proxy", tls: TLS, ...f, targets_met: ok },
+  );
+} catch (e) {
+  console.error(`bench:proxy failed: ${(e as Error).stack ?? String(e)}`);
+  exitCode = 1;
+} finally {
+  for (const id of ids) await api("DELETE", `/machines/${id}`).catch(() => undefined);
+  daemon.proc.kill("SIGTERM");
+  await daemon.exited;
+  killLeftoverVmms(dataDir);
+  await rm(dataDir, { recursive: true, force: true });
+}
+process.exit(exitCode);

@@ -1,0 +1,188 @@
+/**
+ * The per-VM URL proxy (issue 14): HTTP/1.1 over TLS (or plain, behind another terminator) from
+ * `<port>-<id>.<domain>` and `<name>.<domain>` to the guest's `network.ip:port`. Bodies stream
+ * both ways (piped, never buffered), upstream sockets are kept alive, a WebSocket upgrade becomes
+ * two raw sockets piped together with no idle timeout. Refusals are small pages (pages.ts).
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import type { Logger } from "../core/ports/logger.js";
+import { checkToken, TOKEN_HEADER, withoutTokenQuery } from "./auth.js";
+import { route, type ProxyDirectory, type Refusal } from "./directory.js";
+import { downstreamResponseHeaders, requestHead, upstreamRequestHeaders } from "./headers.js";
+import { parseHost } from "./host.js";
+import { pageHeaders, pageHtml, rawPage, TIMED_OUT, UNAUTHORIZED, UNREACHABLE } from "./pages.js";
+import { ConnectTimeout, httpUpstream, rawUpstream, upstreamAgent } from "./upstream.js";
+
+export interface ProxyServerOptions {
+  host: string;
+  port: number;
+  domain: string;
+  /** PEM; null: plain HTTP. */
+  tls: { cert: Buffer; key: Buffer } | null;
+  maxConnections: number;
+  maxHeaderBytes: number;
+  directory: ProxyDirectory;
+  log: Logger;
+}
+
+/** A head (request line and headers) must arrive within this; bodies and WebSockets have no limit. */
+const HEADERS_TIMEOUT_MS = 30_000;
+
+export class ProxyServer {
+  private readonly server: Server;
+  private readonly agent = upstreamAgent();
+  /** Upgraded pairs, ended on close (the server's own close leaves them open). */
+  private readonly tunnels = new Set<Duplex>();
+  private readonly proto: "http" | "https";
+
+  private constructor(private readonly o: ProxyServerOptions) {
+    this.proto = o.tls ? "https" : "http";
+    const common = { maxHeaderSize: o.maxHeaderBytes, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: 30_000 };
+    this.server = o.tls ? createHttpsServer({ ...common, cert: o.tls.cert, key: o.tls.key }) : createHttpServer(common);
+    this.server.maxConnections = o.maxConnections;
+    this.server.on("request", (req: IncomingMessage, res: ServerResponse) => void this.onRequest(req, res));
+    this.server.on("upgrade", (req: IncomingMessage, sock: Duplex, head: Buffer) => void this.onUpgrade(req, sock, head));
+    this.server.on("clientError", (e: NodeJS.ErrnoException, sock: Duplex) => {
+      if (!sock.writable) return void sock.destroy();
+      const status = e.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      sock.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    });
+  }
+
+  static async listen(o: ProxyServerOptions): Promise<ProxyServer> {
+    const p = new ProxyServer(o);
+    await new Promise<void>((resolve, reject) => {
+      p.server.once("error", reject);
+      p.server.listen(o.port, o.host, () => {
+        p.server.off("error", reject);
+        resolve();
+      });
+    });
+    return p;
+  }
+
+  /** The bound port (the configured one, or the kernel's pick for port 0). */
+  get port(): number {
+    const a = this.server.address();
+    return typeof a === "object" && a !== null ? a.port : this.o.port;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    this.server.closeAllConnections();
+    for (const t of this.tunnels) t.destroy();
+    this.agent.destroy();
+    await closed;
+  }
+
+  private async onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const r = await this.resolve(req, false).catch((e: unknown) => this.internal(e));
+    if ("refusal" in r) return this.refuse(res, r.refusal);
+    if ("redirect" in r) {
+      res.writeHead(302, { location: r.redirect, "set-cookie": r.setCookie, "cache-control": "no-store", "content-length": "0" });
+      res.end();
+      return;
+    }
+    const headers = upstreamRequestHeaders(req.rawHeaders, this.forwarding(req, false));
+    const who = `${r.name} (${r.id})`;
+    const up = httpUpstream(
+      { host: r.host, port: r.port, method: req.method ?? "GET", path: r.path, headers, agent: this.agent },
+      (ures) => {
+        res.writeHead(ures.statusCode ?? 502, ures.statusMessage, downstreamResponseHeaders(ures.rawHeaders));
+        ures.pipe(res);
+        ures.on("error", () => res.destroy());
+      },
+      (e) => {
+        if (res.headersSent) return void res.destroy();
+        this.refuse(res, e instanceof ConnectTimeout ? TIMED_OUT(who, r.port, e.ms) : UNREACHABLE(who, r.port, (e as NodeJS.ErrnoException).code ?? e.message));
+      },
+    );
+    req.pipe(up);
+    // The client went away: stop the upstream request too (its socket is not reused half-read).
+    res.on("close", () => {
+      if (!res.writableFinished) up.destroy();
+    });
+  }
+
+  private async onUpgrade(req: IncomingMessage, sock: Duplex, head: Buffer): Promise<void> {
+    sock.on("error", () => sock.destroy());
+    const r = await this.resolve(req, true).catch((e: unknown) => this.internal(e));
+    if ("refusal" in r) return void sock.end(rawPage(r.refusal));
+    if ("redirect" in r) return void sock.end(rawPage(UNAUTHORIZED("a WebSocket cannot follow a redirect")));
+    const who = `${r.name} (${r.id})`;
+    let up: Socket;
+    try {
+      up = await rawUpstream(r.host, r.port);
+    } catch (e) {
+      return void sock.end(rawPage(e instanceof ConnectTimeout ? TIMED_OUT(who, r.port, e.ms) : UNREACHABLE(who, r.port, (e as NodeJS.ErrnoException).code ?? String(e))));
+    }
+    if (sock.destroyed) return void up.destroy();
+    const headers = upstreamRequestHeaders(req.rawHeaders, this.forwarding(req, true));
+    up.write(requestHead(req.method ?? "GET", r.path, headers));
+    if (head.length > 0) up.write(head);
+    // Long-lived: no idle timeout on either side; TCP keepalive notices a vanished peer.
+    const client = sock as Socket;
+    client.setTimeout?.(0);
+    client.setKeepAlive?.(true, 60_000);
+    client.setNoDelay?.(true);
+    up.setKeepAlive(true, 60_000);
+    this.tunnels.add(sock).add(up);
+    const end = () => {
+      this.tunnels.delete(sock);
+      this.tunnels.delete(up);
+      sock.destroy();
+      up.destroy();
+    };
+    up.on("error", end).on("close", end);
+    sock.on("close", end);
+    sock.pipe(up);
+    up.pipe(sock);
+  }
+
+  /** Route, then the token of a private service; what to do with the request. */
+  private async resolve(req: IncomingMessage, upgrade: boolean): Promise<
+    | { refusal: Refusal }
+    | { redirect: string; setCookie: string }
+    | { host: string; port: number; path: string; id: string; name: string }
+  > {
+    const hostHeader = req.headers.host ?? "";
+    const rt = await route(parseHost(hostHeader, this.o.domain), this.o.directory, hostHeader);
+    if (!rt.ok) return { refusal: rt.refusal };
+    let path = req.url ?? "/";
+    if (rt.service.visibility === "private") {
+      const a = checkToken({ header: headerOf(req, TOKEN_HEADER), cookie: req.headers.cookie, url: path, secure: this.proto === "https" }, rt.target.token, upgrade);
+      if (a.ok === false) return { refusal: UNAUTHORIZED(a.reason) };
+      if (a.ok === "redirect") return { redirect: a.location, setCookie: a.setCookie };
+    }
+    path = stripTokenQuery(path);
+    return { host: rt.upstream.host, port: rt.upstream.port, path, id: rt.target.id, name: rt.target.name };
+  }
+
+  private internal(e: unknown): { refusal: Refusal } {
+    this.o.log.error({ err: e }, "proxy: looking a machine up failed");
+    return { refusal: { status: 502, code: "PROXY_UPSTREAM_UNREACHABLE", title: "Bad gateway", message: "the proxy could not look the machine up; retry" } };
+  }
+
+  private refuse(res: ServerResponse, r: Refusal): void {
+    const body = pageHtml(r);
+    res.writeHead(r.status, pageHeaders(r, body));
+    res.end(body);
+  }
+
+  private forwarding(req: IncomingMessage, upgrade: boolean) {
+    return { clientIp: req.socket.remoteAddress ?? "", proto: this.proto, host: req.headers.host ?? "", upgrade };
+  }
+}
+
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(", ") : v;
+}
+
+/** A public service never sees the token either: whoever sent one sent it to the proxy. */
+function stripTokenQuery(path: string): string {
+  return path.includes("hf_token") ? withoutTokenQuery(path) : path;
+}

@@ -1,0 +1,169 @@
+/** The per-VM URL proxy's pure parts (src/proxy): hosts, routing, tokens, headers, URLs, openssl argv. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { checkToken, cookieValues, tokenMatches, withoutCookie, withoutTokenQuery } from "../../src/proxy/auth.js";
+import { route, routeTo, type ProxyDirectory, type ProxyTarget } from "../../src/proxy/directory.js";
+import { downstreamResponseHeaders, requestHead, upstreamRequestHeaders } from "../../src/proxy/headers.js";
+import { hostName, parseHost } from "../../src/proxy/host.js";
+import { caArgv, caFiles, leafExtensions, leafRequestArgv, leafSignArgv } from "../../src/proxy/openssl.js";
+import { rawPage } from "../../src/proxy/pages.js";
+import { serviceUrls } from "../../src/proxy/urls.js";
+import { checkServices } from "../../src/machines/proxied-services.js";
+import { HyperfleetError } from "../../src/core/errors.js";
+
+const ID = "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M8";
+const D = "hf.localhost";
+
+test("host: <port>-<id>, <id>, <name>, <port>-<name>; any case; the proxy's port and a trailing dot ignored", () => {
+  assert.deepEqual(parseHost(`8080-${ID.toLowerCase()}.${D}:8443`, D), { kind: "id", id: ID, port: 8080 });
+  assert.deepEqual(parseHost(`8080-${ID}.HF.LOCALHOST`, D), { kind: "id", id: ID, port: 8080 });
+  assert.deepEqual(parseHost(`${ID.toLowerCase()}.${D}`, D), { kind: "id", id: ID, port: null });
+  assert.deepEqual(parseHost(`My-Agent.${D}.`, D), { kind: "name", name: "my-agent", port: null });
+  assert.deepEqual(parseHost(`3000-my-agent.${D}`, D), { kind: "name", name: "my-agent", port: 3000 });
+  assert.equal(hostName("[::1]:8443"), "[::1]");
+});
+
+test("host: other domains, nested labels, the bare domain and ports outside 1-65535 are not ours", () => {
+  for (const h of [undefined, "", D, `x.other.test`, `a.b.${D}`, `0-x.${D}`, `65536-x.${D}`, `x.${D}.evil.test`, `evil${D}`]) {
+    assert.equal(parseHost(h, D), undefined, String(h));
+  }
+});
+
+const target = (over: Partial<ProxyTarget> = {}): ProxyTarget => ({
+  id: ID,
+  name: "agent",
+  status: "running",
+  ip: "10.210.0.3",
+  services: [{ port: 8080, visibility: "private" }, { port: 9000, visibility: "public" }],
+  token: "t0k",
+  ...over,
+});
+
+test("route: the named port or the first service, upstream = network.ip:port", () => {
+  const a = routeTo(target(), 9000);
+  assert.ok(a.ok);
+  assert.deepEqual([a.upstream, a.service.visibility], [{ host: "10.210.0.3", port: 9000 }, "public"]);
+  const b = routeTo(target(), null);
+  assert.ok(b.ok);
+  assert.deepEqual(b.upstream, { host: "10.210.0.3", port: 8080 });
+});
+
+test("route: an unserved port or no services is 404; a machine not running is 502 naming it and its status", () => {
+  const r = routeTo(target(), 1234);
+  assert.ok(!r.ok);
+  assert.deepEqual([r.refusal.status, r.refusal.code], [404, "MACHINE_NOT_FOUND"]);
+  const none = routeTo(target({ services: [] }), null);
+  assert.ok(!none.ok && none.refusal.status === 404);
+  const stopped = routeTo(target({ status: "stopped" }), 8080);
+  assert.ok(!stopped.ok);
+  assert.deepEqual([stopped.refusal.status, stopped.refusal.code], [502, "MACHINE_NOT_RUNNING"]);
+  assert.match(stopped.refusal.message, new RegExp(`agent \\(${ID}\\) is stopped`));
+});
+
+test("route: lookups by id and by name (case-insensitive), unknown and ambiguous names are 404", async () => {
+  const seen: string[] = [];
+  const dir = (byName: ProxyTarget[]): ProxyDirectory => ({
+    byId: async (id) => (seen.push(`id:${id}`), id === ID ? target() : undefined),
+    byName: async (n) => (seen.push(`name:${n}`), byName),
+  });
+  assert.ok((await route(parseHost(`8080-${ID.toLowerCase()}.${D}`, D), dir([]), "h")).ok);
+  assert.ok((await route(parseHost(`AGENT.${D}`, D), dir([target()]), "h")).ok);
+  assert.deepEqual(seen, [`id:${ID}`, "name:agent"]);
+  const unknown = await route(parseHost(`nope.${D}`, D), dir([]), "h");
+  assert.ok(!unknown.ok && unknown.refusal.status === 404);
+  const twice = await route(parseHost(`agent.${D}`, D), dir([target(), target({ name: "Agent" })]), "h");
+  assert.ok(!twice.ok && /more than one/.test(twice.refusal.message));
+  const foreign = await route(parseHost("example.com", D), dir([]), "example.com");
+  assert.ok(!foreign.ok && foreign.refusal.status === 404);
+});
+
+const auth = (over: Partial<Parameters<typeof checkToken>[0]> = {}) => ({ header: undefined, cookie: undefined, url: "/", secure: true, ...over });
+
+test("token: header, cookie (among others), wrong or missing refused, none set refuses everything", () => {
+  assert.deepEqual(checkToken(auth({ header: "t0k" }), "t0k"), { ok: true });
+  assert.deepEqual(checkToken(auth({ cookie: "a=1; hf_token=t0k; b=2" }), "t0k"), { ok: true });
+  assert.equal(checkToken(auth({ header: "t0K" }), "t0k").ok, false);
+  assert.equal(checkToken(auth({ cookie: "hf_token=nope" }), "t0k").ok, false);
+  assert.equal(checkToken(auth(), "t0k").ok, false);
+  assert.equal(checkToken(auth({ header: "t0k" }), null).ok, false);
+  assert.equal(tokenMatches("abc", "abc"), true);
+  assert.equal(tokenMatches("abc", "abcd"), false);
+});
+
+test("token: ?hf_token= sets a Secure HttpOnly cookie and redirects without it; a WebSocket just passes", () => {
+  assert.deepEqual(checkToken(auth({ url: "/app?x=1&hf_token=t0k&y=2" }), "t0k"), {
+    ok: "redirect",
+    location: "/app?x=1&y=2",
+    setCookie: "hf_token=t0k; Path=/; HttpOnly; SameSite=Lax; Secure",
+  });
+  const plain = checkToken(auth({ url: "/?hf_token=t0k", secure: false }), "t0k");
+  assert.ok(plain.ok === "redirect" && plain.location === "/" && !plain.setCookie.includes("Secure"));
+  assert.equal(checkToken(auth({ url: "/?hf_token=bad" }), "t0k").ok, false);
+  assert.deepEqual(checkToken(auth({ url: "/ws?hf_token=t0k" }), "t0k", true), { ok: true });
+  assert.equal(withoutTokenQuery("/a?hf_token=1"), "/a");
+  assert.equal(withoutTokenQuery("/a?b=hf_token"), "/a?b=hf_token");
+});
+
+test("cookies: values by name, the token's removed and the rest kept", () => {
+  assert.deepEqual(cookieValues("a=1; hf_token=x; hf_token=y", "hf_token"), ["x", "y"]);
+  assert.equal(withoutCookie("a=1; hf_token=x;b=2", "hf_token"), "a=1; b=2");
+  assert.equal(withoutCookie("hf_token=x", "hf_token"), undefined);
+});
+
+test("headers upstream: no token header or cookie, no hop-by-hop, client X-Forwarded-* replaced, cookies merged", () => {
+  const raw = [
+    "Host", "h", "X-Hyperfleet-Token", "secret", "Cookie", "hf_token=secret; a=1", "cookie", "b=2", "Connection", "keep-alive, X-Drop",
+    "X-Drop", "1", "Keep-Alive", "5", "X-Forwarded-For", "6.6.6.6", "Content-Length", "3", "Upgrade", "websocket",
+  ];
+  const out = upstreamRequestHeaders(raw, { clientIp: "127.0.0.1", proto: "https", host: "h", upgrade: false });
+  assert.deepEqual(out, ["Host", "h", "Content-Length", "3", "Cookie", "a=1; b=2", "X-Forwarded-For", "127.0.0.1", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "h"]);
+  const ws = upstreamRequestHeaders(["Host", "h", "Connection", "Upgrade", "Upgrade", "websocket", "Cookie", "hf_token=s"], { clientIp: "::1", proto: "http", host: "h", upgrade: true });
+  assert.deepEqual(ws, ["Host", "h", "Connection", "Upgrade", "Upgrade", "websocket", "X-Forwarded-For", "::1", "X-Forwarded-Proto", "http", "X-Forwarded-Host", "h"]);
+  assert.equal(requestHead("GET", "/x", ["A", "1"]), "GET /x HTTP/1.1\r\nA: 1\r\n\r\n");
+  assert.deepEqual(downstreamResponseHeaders(["Transfer-Encoding", "chunked", "Set-Cookie", "s=1", "Connection", "close"]), ["Set-Cookie", "s=1"]);
+});
+
+test("pages: a raw refusal is a complete HTTP answer naming the code; the message is HTML-escaped", () => {
+  const p = rawPage({ status: 502, code: "MACHINE_NOT_RUNNING", title: "Machine not running", message: "machine <b> is stopped" });
+  assert.match(p, /^HTTP\/1\.1 502 Machine not running\r\n/);
+  assert.match(p, /x-hyperfleet-error: MACHINE_NOT_RUNNING\r\n/);
+  assert.ok(p.includes("machine &#60;b&#62; is stopped"));
+  const [head, body] = p.split("\r\n\r\n");
+  assert.equal(Number(/content-length: (\d+)/.exec(head!)?.[1]), Buffer.byteLength(body!));
+});
+
+test("urls: one per service, id lowercase, the proxy's port unless the scheme's default", () => {
+  const m = { id: ID, services: [{ port: 8080, visibility: "private" as const }, { port: 22, visibility: "public" as const }] };
+  assert.deepEqual(serviceUrls({ scheme: "https", domain: D, port: 8443 }, m), [
+    { port: 8080, visibility: "private", url: `https://8080-${ID.toLowerCase()}.${D}:8443` },
+    { port: 22, visibility: "public", url: `https://22-${ID.toLowerCase()}.${D}:8443` },
+  ]);
+  assert.equal(serviceUrls({ scheme: "https", domain: D, port: 443 }, m)[0]!.url, `https://8080-${ID.toLowerCase()}.${D}`);
+  assert.equal(serviceUrls({ scheme: "http", domain: D, port: 80 }, m)[1]!.url, `http://22-${ID.toLowerCase()}.${D}`);
+});
+
+test("openssl argv (golden): an EC CA, a *.<domain> request, a leaf signed with a given serial", () => {
+  const f = caFiles("/d/proxy");
+  assert.deepEqual(caArgv(f), [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "/d/proxy/ca.key", "-out", "/d/proxy/ca.crt",
+    "-days", "3650", "-sha256", "-subj", "/O=Hyperfleet/CN=Hyperfleet local CA",
+    "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+  ]);
+  assert.deepEqual(leafRequestArgv(f, D), [
+    "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "/d/proxy/proxy.key", "-out", "/d/proxy/proxy.csr", "-subj", "/O=Hyperfleet/CN=*.hf.localhost",
+  ]);
+  assert.deepEqual(leafSignArgv(f, "ab12"), [
+    "x509", "-req", "-in", "/d/proxy/proxy.csr", "-CA", "/d/proxy/ca.crt", "-CAkey", "/d/proxy/ca.key", "-set_serial", "0xab12", "-days", "397", "-sha256", "-extfile", "/d/proxy/proxy.ext", "-out", "/d/proxy/proxy.crt",
+  ]);
+  assert.equal(leafExtensions(D), "subjectAltName=DNS:*.hf.localhost,DNS:hf.localhost\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n");
+});
+
+test("services on create: need a network (SERVICE_NEEDS_NETWORK), each port once, none is fine", () => {
+  assert.deepEqual(checkServices(undefined, false), []);
+  assert.deepEqual(checkServices([{ port: 80, visibility: "public" }], true), [{ port: 80, visibility: "public" }]);
+  assert.throws(() => checkServices([{ port: 80, visibility: "public" }], false), (e) => e instanceof HyperfleetError && e.code === "SERVICE_NEEDS_NETWORK");
+  assert.throws(
+    () => checkServices([{ port: 80, visibility: "public" }, { port: 80, visibility: "private" }], true),
+    (e) => e instanceof HyperfleetError && e.code === "INVALID_ARGUMENT" && (e.details as { field: string }).field === "services[1].port",
+  );
+});
