@@ -46,6 +46,7 @@ export function machineJson(m: MachineView): MachineJson {
     main_process: m.mainProcess && mainProcessJson(m.mainProcess),
     snapshot_id: m.snapshotId,
     vmm: m.vmm,
+    secret_names: m.secretNames,
   };
 }
 

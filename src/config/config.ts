@@ -14,6 +14,7 @@ import { defaultCapacity, hostFacts, type HostFacts } from "./capacity.js";
 import { defaultAgentBinary, readMirrors, readRegistryHosts } from "./registries.js";
 import { readNetwork, type NetworkConfig } from "./network.js";
 import { readJailer, type JailerConfig } from "./jailer.js";
+import { readSecretKey } from "./secrets.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -92,6 +93,8 @@ export interface Config {
   };
   /** Firecracker's jailer (src/config/jailer.ts). */
   readonly jailer: JailerConfig;
+  /** HYPERFLEET_SECRET_KEY as 64 hex digits (src/config/secrets.ts); null: `<dataDir>/secret.key`. */
+  readonly secretKey: string | null;
 }
 
 /** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
@@ -183,6 +186,7 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
       maxSize: r.int("HYPERFLEET_TEMPLATE_CACHE_MAX", 4_294_967_296, 0, Number.MAX_SAFE_INTEGER, "bytes"),
     },
     jailer: readJailer(r),
+    secretKey: readSecretKey(r),
   };
 
   if (config.oci.cacheDir.includes(":")) {

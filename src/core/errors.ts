@@ -108,6 +108,10 @@ export const ERROR_CODES = {
   // Background processes (POST /machines/:id/processes): no such pid in this boot; signalling one that exited.
   PROCESS_NOT_FOUND: "not_found",
   PROCESS_NOT_RUNNING: "conflict",
+  // Machine secrets (docs/agents.md, "Secrets"): a stored value that does not decrypt with this
+  // daemon's key (the key changed); a create or rotation whose values exceed the total bound.
+  SECRETS_UNREADABLE: "conflict",
+  SECRETS_TOO_LARGE: "too_large",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

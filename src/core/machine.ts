@@ -155,6 +155,8 @@ export interface MachineRecord {
    * that VMM's: a daemon running another refuses to boot it (VMM_MISMATCH).
    */
   vmm: VmmKind;
+  /** Names of the machine's secrets, sorted; their sealed values stay in the store (never in a record). */
+  secretNames: string[];
 }
 
 export const RESTORE_SOURCES = ["snapshot", "suspend"] as const;
@@ -191,7 +193,10 @@ export type NewMachine = Pick<
   | "vmm"
 > &
   NewMachineImage &
-  Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig">>;
+  Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig">> & {
+    /** Secret name -> sealed value (src/host/secret-box.ts), written with the machine. */
+    sealedSecrets?: Record<string, string>;
+  };
 
 /** Fields that may change together with a status transition. */
 export type MachinePatch = Partial<

@@ -178,6 +178,23 @@ export class MachineRepository {
     return row && toRecord(row, await portsOf(this.db, id));
   }
 
+  /** The machine's secrets as sealed in the store (name -> sealed value); undefined: no such machine. */
+  async sealedSecrets(id: string): Promise<Record<string, string> | undefined> {
+    const row = await this.db.selectFrom("machines").select("secrets").where("id", "=", id).executeTakeFirst();
+    return row && (JSON.parse(row.secrets) as Record<string, string>);
+  }
+
+  /** Replaces the machine's sealed secrets (a rotation); undefined: no such machine. */
+  async setSecrets(id: string, sealed: Record<string, string>): Promise<MachineRecord | undefined> {
+    const row = await this.db
+      .updateTable("machines")
+      .set({ secrets: JSON.stringify(sealed), updated_at: this.now().toISOString() })
+      .where("id", "=", id)
+      .returningAll()
+      .executeTakeFirst();
+    return row && toRecord(row, await portsOf(this.db, id));
+  }
+
   /**
    * Removes the machine and its history. The row held the machine's env (users' API keys): with
    * `secure_delete` (set by the store) SQLite zeroes the freed bytes, and the checkpoint copies the
@@ -225,6 +242,7 @@ function newRow(m: NewMachine, at: string): Selectable<MachinesTable> {
     snapshot_id: m.snapshotId ?? null,
     restore_from: m.restoreFrom ?? null,
     vmm: m.vmm,
+    secrets: JSON.stringify(m.sealedSecrets ?? {}),
   };
 }
 
@@ -344,6 +362,7 @@ function toRecord(r: Selectable<MachinesTable>, exposedPorts: ExposedPort[]): Ma
     snapshotId: r.snapshot_id,
     restoreFrom: restoreFromOf(r.restore_from),
     vmm: vmmOf(r.vmm),
+    secretNames: Object.keys(JSON.parse(r.secrets) as Record<string, string>).sort(),
   };
 }
 

@@ -47,6 +47,8 @@ export interface MachinesTable {
   restore_from: string | null;
   /** Since 0006: the VMM the machine was created under; "qemu" for older rows. */
   vmm: string;
+  /** Since 0008: JSON object secret name -> sealed value (src/host/secret-box.ts); "{}": none. */
+  secrets: string;
 }
 
 export interface MachineEventsTable {
