@@ -6,6 +6,7 @@ import type { Ctx } from "../context.js";
 import { runInGuest } from "../guest-command.js";
 import { interactive } from "./exec.js";
 import { json } from "../output.js";
+import { secretPairs } from "../secret-args.js";
 
 const DEFAULT_MEMORY_MIB = 256;
 const BOOT_TIMEOUT_S = 300;
@@ -39,7 +40,7 @@ export const run: Command = {
   summary: "create and start a machine, and run a command in it",
   errorStatus: 125,
   help: `usage: hyperfleet run [-d] [--name NAME] [--cpus N] [--memory SIZE] [-p [IP:]HOST:GUEST[/udp]]...
-                      [-e NAME=VALUE]... [--rm] [--no-image] [IMAGE] [CMD [ARG...]]
+                      [-e NAME=VALUE]... [--secret NAME[=VALUE]]... [--secret-file NAME=PATH]... [--rm] [--no-image] [IMAGE] [CMD [ARG...]]
 
 Create a machine from IMAGE (an OCI reference; without one, or with --no-image, the built-in
 busybox root disk), start it and wait until it runs. Then:
@@ -54,6 +55,10 @@ then replaces the image's command as the machine's main process (see 'hyperfleet
       --memory SIZE      memory: 512m, 1g, or MiB (default ${DEFAULT_MEMORY_MIB})
   -p, --publish SPEC     forward a host port to a guest port (gives the machine a network)
   -e, --env NAME=VALUE   environment of the main process and of CMD (repeatable)
+      --secret NAME[=VALUE]  a secret: in the main process's environment and /run/secrets/NAME,
+                         never in CMD's environment (read it from the file); NAME alone takes
+                         the value from this shell's environment, off the process list (repeatable)
+      --secret-file NAME=PATH  a secret read from a file (repeatable)
       --rm               delete the machine once CMD has finished
       --no-image         the built-in root disk; every positional is CMD
       --timeout SECONDS  CMD's timeout (default 60)
@@ -74,6 +79,8 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
         memory: { type: "string", short: "m" },
         publish: { type: "string", short: "p", multiple: true },
         env: { type: "string", short: "e", multiple: true },
+        secret: { type: "string", multiple: true },
+        "secret-file": { type: "string", multiple: true },
         rm: { type: "boolean" },
         "no-image": { type: "boolean" },
         timeout: { type: "string" },
@@ -96,6 +103,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
     if (p.values.rm === true && (detach || command.length === 0)) throw usageError("--rm needs a command run in the foreground (no -d)");
     const ports = strs(p.values.publish).map(portSpec);
     const env = envPairs(strs(p.values.env));
+    const secrets = secretPairs({ inline: strs(p.values.secret), files: strs(p.values["secret-file"]) });
     const timeout = secondsOption("timeout", str(p.values.timeout));
     const body: CreateMachineBody = {
       name: str(p.values.name) ?? `run-${randomBytes(4).toString("hex")}`,
@@ -105,6 +113,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
       ...(image !== undefined && { image }),
       ...(detach && command.length > 0 && { cmd: command }),
       ...(env !== undefined && { env }),
+      ...(secrets !== undefined && { secrets }),
       ...(ports.length > 0 && { network: true, exposed_ports: ports }),
     };
     const hf = ctx.client();
