@@ -49,6 +49,7 @@ enum hf_type {
 	HF_SYMLINK = 0x37,
 	HF_SHUTDOWN = 0x40,
 	HF_IDENTITY = 0x41,
+	HF_SECRETS = 0x43, /* host→guest: USER?, ENV* (`NAME=value`): /run/secrets replaced */
 	HF_OK = 0x7e,
 	HF_ERROR = 0x7f,
 };
@@ -119,6 +120,9 @@ enum hf_tag {
 #define HF_ENTROPY_MIN 16u
 #define HF_ENTROPY_MAX 512u
 #define HF_HOSTNAME_MAX 64u
+/* SECRETS: at most this many entries, names 1..128 of [A-Za-z_][A-Za-z0-9_]*. */
+#define HF_SECRETS_MAX 256u
+#define HF_SECRET_NAME_MAX 128u
 /* A HELLO reply must stay small enough for the host's resync scan (at most 4096 bytes). */
 #define HF_NONCE_MAX 64u
 

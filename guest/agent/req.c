@@ -350,3 +350,44 @@ int req_identity(const struct hf_msg *m, struct identity_req *r, const char **wh
 	}
 	return 0;
 }
+
+uint32_t secret_name_len(const struct hf_field *f)
+{
+	const uint8_t *eq = memchr(f->p, '=', f->len);
+	return eq ? (uint32_t)(eq - f->p) : f->len;
+}
+
+/* Env-name characters only: the name becomes a file name under /run/secrets, so no '/', no
+ * leading '.' (the agent's temp files start with one) and nothing a shell would read specially. */
+static int secret_name_ok(const uint8_t *p, uint32_t n)
+{
+	if (n == 0 || n > HF_SECRET_NAME_MAX || (p[0] >= '0' && p[0] <= '9'))
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t c = p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+int req_secrets(const struct hf_msg *m, struct secrets_req *r, const char **why)
+{
+	memset(r, 0, sizeof *r);
+	if (m->count[T_USER]) {
+		int e = cstr(&m->first[T_USER], r->user, sizeof r->user);
+		if (e)
+			return bad(why, e == -EINVAL ? "USER contains a NUL byte" : "USER is too long", e);
+	}
+	if (m->count[T_ENV] > HF_SECRETS_MAX)
+		return bad(why, "more than 256 ENV entries", -E2BIG);
+	size_t pos = 0;
+	struct hf_field f;
+	while (hf_msg_next(m, T_ENV, &pos, &f)) {
+		uint32_t n = secret_name_len(&f);
+		if (n == f.len || !secret_name_ok(f.p, n))
+			return bad(why, "an ENV entry is not NAME=value with NAME of [A-Za-z_][A-Za-z0-9_]* (1-128)", -EINVAL);
+		r->count++;
+	}
+	return 0;
+}

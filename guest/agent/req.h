@@ -52,6 +52,12 @@ struct identity_req {
 	char hostname[HF_HOSTNAME_MAX + 1]; /* "": absent */
 };
 
+/* SECRETS: the files' owner (USER, as EXEC's; "" = root) and how many ENV entries, all checked. */
+struct secrets_req {
+	char user[256];
+	uint32_t count;
+};
+
 /* VERSION, and the NONCE to echo (len 0 when absent). */
 int req_hello(const struct hf_msg *m, uint32_t *version, struct hf_field *nonce, const char **why);
 int req_exec(const struct hf_msg *m, struct exec_req *r, const char **why);
@@ -65,5 +71,9 @@ int req_rename(const struct hf_msg *m, struct rename_req *r, const char **why);
 int req_symlink(const struct hf_msg *m, struct rename_req *r, const char **why);
 /* TIME_NS, ENTROPY and HOSTNAME, all checked before anything is applied. */
 int req_identity(const struct hf_msg *m, struct identity_req *r, const char **why);
+/* USER and every ENV entry (`NAME=value`, NAME a valid secret name, no duplicate check). */
+int req_secrets(const struct hf_msg *m, struct secrets_req *r, const char **why);
+/* Length of the NAME part of a SECRETS entry checked by req_secrets. */
+uint32_t secret_name_len(const struct hf_field *f);
 
 #endif

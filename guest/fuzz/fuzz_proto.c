@@ -29,6 +29,24 @@ static int hostname_char(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
 }
 
+/* An accepted SECRETS names each file with env-name characters only, never '.' or '/'. */
+static void decode_secrets(const struct hf_msg *m)
+{
+	const char *why = NULL;
+	struct secrets_req sr;
+	if (req_secrets(m, &sr, &why)) {
+		CHECK(why);
+		return;
+	}
+	CHECK(sr.count == m->count[T_ENV] && sr.count <= HF_SECRETS_MAX);
+	size_t pos = 0;
+	struct hf_field f;
+	while (hf_msg_next(m, T_ENV, &pos, &f)) {
+		uint32_t n = secret_name_len(&f);
+		CHECK(n > 0 && n < f.len && n <= HF_SECRET_NAME_MAX && !memchr(f.p, '/', n) && !memchr(f.p, '.', n));
+	}
+}
+
 /* An accepted IDENTITY is within its limits; its hostname then renames itself in a hosts file. */
 static void decode_identity(const struct hf_msg *m)
 {
@@ -121,6 +139,7 @@ static void decode_requests(const struct hf_msg *m)
 	else
 		CHECK(rows >= 1 && cols >= 1);
 	decode_identity(m);
+	decode_secrets(m);
 }
 
 /* Re-encodes the fields of m and checks that they parse back identically. */

@@ -474,6 +474,29 @@ export class AgentClient {
     }
   }
 
+  /**
+   * Replaces the guest's /run/secrets (its own tmpfs, mounted on first use) with one file per
+   * entry, mode 0400 and owned by `user` (as EXEC's USER; default root), the directory 0500; files
+   * of names not given are removed. Values travel only in this frame, never on a command line.
+   * docs/agent-protocol.md, "secrets".
+   */
+  async setSecrets(secrets: Readonly<Record<string, string>>, opts: { user?: string; timeoutMs?: number } = {}): Promise<void> {
+    const fields: Array<[number, FieldValue]> = Object.entries(secrets).map(([k, v]) => [Tag.ENV, `${k}=${v}`]);
+    if (opts.user !== undefined) fields.push([Tag.USER, opts.user]);
+    const timeoutMs = opts.timeoutMs ?? IDENTITY_TIMEOUT_MS;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new HyperfleetError("AGENT_TIMEOUT", `the guest agent did not answer SECRETS within ${timeoutMs} ms`)), timeoutMs);
+    try {
+      if (this.closedError) throw this.closedError;
+      const id = this.allocId();
+      const result = this.awaitOp(id, "secrets", "", okOnly, deadline.signal);
+      this.send(MsgType.SECRETS, 0, id, encodeFields(fields));
+      await result;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   // --- internals ---
 
   private async handshake(): Promise<void> {

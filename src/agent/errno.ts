@@ -57,9 +57,9 @@ export function errnoCode(errno: number, op: string): ErrorCode {
     if (errno === ENOMEM || errno === EAGAIN || errno === EMFILE || errno === ENFILE) return "GUEST_RESOURCE_EXHAUSTED";
     return "AGENT_PROTOCOL_ERROR";
   }
-  if (op === "identity") {
+  if (op === "identity" || op === "secrets") {
     if (errno === EINVAL) return "INVALID_ARGUMENT";
-    // A guest agent older than IDENTITY.
+    // A guest agent older than IDENTITY (or SECRETS).
     if (errno === ENOSYS) return "AGENT_UNSUPPORTED_VERSION";
     if (errno === ENOMEM) return "GUEST_RESOURCE_EXHAUSTED";
     // The guest refused its own clock, pool or /etc (EPERM, ENODATA, EROFS, ...): not the caller's doing.

@@ -47,6 +47,8 @@ export const MsgType = {
   SHUTDOWN: 0x40,
   /** host→guest: TIME_NS?, ENTROPY?, HOSTNAME?; answered OK or ERROR (docs/agent-protocol.md, "identity"). */
   IDENTITY: 0x41,
+  /** host→guest: USER?, ENV* (`NAME=value`); /run/secrets replaced, answered OK (docs/agent-protocol.md, "secrets"). */
+  SECRETS: 0x43,
   OK: 0x7e,
   ERROR: 0x7f,
 } as const;

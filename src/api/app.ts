@@ -18,6 +18,7 @@ import { BodyBudget, registerBodyBudget, serverTimeouts, type HttpLimits } from 
 import { execRoutes } from "./routes/exec.js";
 import { execWsRoutes } from "./routes/exec-ws.js";
 import { processRoutes } from "./routes/processes.js";
+import { secretRoutes } from "./routes/secrets.js";
 import { EXEC_WS_MAX_MESSAGE, EXEC_WS_PROTOCOL } from "../contract/exec.js";
 import { fileRoutes } from "./routes/files.js";
 import { healthRoutes, type VmmInfoSource } from "./routes/health.js";
@@ -119,6 +120,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => snapshotRoutes(scope, opts.snapshots));
   await app.register(async (scope) => spawnRoutes(scope, opts.service));
   await app.register(async (scope) => tokenRoutes(scope, opts.service));
+  await app.register(async (scope) => secretRoutes(scope, opts.service));
   return app;
 }
 

@@ -38,6 +38,7 @@ export function createMachineRequest(b: CreateMachineBody): CreateMachineRequest
     ...(b.mem_size_mib !== undefined && { memSizeMib: b.mem_size_mib }),
     ...(b.snapshot !== undefined && { snapshot: b.snapshot }),
     env: b.env ?? {},
+    ...(b.secrets !== undefined && { secrets: b.secrets }),
     metadata: b.metadata ?? {},
     start: b.start ?? false,
     ...(b.image !== undefined && { image: b.image }),

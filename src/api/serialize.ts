@@ -47,6 +47,7 @@ export function machineJson(m: MachineView): MachineJson {
     snapshot_id: m.snapshotId,
     vmm: m.vmm,
     urls: m.urls.map((u) => ({ port: u.port, url: u.url, visibility: u.visibility })),
+    secret_names: m.secretNames,
   };
 }
 

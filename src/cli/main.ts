@@ -16,6 +16,7 @@ import { ps } from "./commands/ps.js";
 import { rm } from "./commands/rm.js";
 import { run } from "./commands/run.js";
 import { token } from "./commands/token.js";
+import { secrets } from "./commands/secrets.js";
 
 const serve: Command = {
   name: "serve",
@@ -35,7 +36,7 @@ Run the API daemon in the foreground, configured by environment variables (src/c
   },
 };
 
-export const COMMANDS: readonly Command[] = [run, ps, inspect, start, stop, restart, wait, rm, exec, shell, logs, cp, images, pull, rmi, token, serve];
+export const COMMANDS: readonly Command[] = [run, ps, inspect, start, stop, restart, wait, rm, exec, shell, logs, cp, images, pull, rmi, token, secrets, serve];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => [c.name, ...(c.aliases ?? [])].join(", ").length));

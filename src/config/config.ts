@@ -15,6 +15,7 @@ import { defaultAgentBinary, readMirrors, readRegistryHosts } from "./registries
 import { readNetwork, type NetworkConfig } from "./network.js";
 import { readJailer, type JailerConfig } from "./jailer.js";
 import { readProxy, type ProxyConfig } from "./proxy.js";
+import { readSecretKey } from "./secrets.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -95,6 +96,8 @@ export interface Config {
   readonly jailer: JailerConfig;
   /** The per-VM URL proxy (src/config/proxy.ts); null: off (HYPERFLEET_PROXY_ADDR unset). */
   readonly proxy: ProxyConfig | null;
+  /** HYPERFLEET_SECRET_KEY as 64 hex digits (src/config/secrets.ts); null: `<dataDir>/secret.key`. */
+  readonly secretKey: string | null;
 }
 
 /** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
@@ -187,6 +190,7 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
     },
     jailer: readJailer(r),
     proxy: readProxy(r, dataDir),
+    secretKey: readSecretKey(r),
   };
 
   if (config.oci.cacheDir.includes(":")) {

@@ -80,6 +80,27 @@ const ArgvOverride = (description: string) =>
   Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 4096, description, examples: [["/bin/sh", "-c", "echo hi"]] });
 
 
+/** Bounds of a machine's secrets (the total, 256 KiB, is checked by the service: SECRETS_TOO_LARGE). */
+export const SECRETS_MAX_COUNT = 64;
+export const SECRET_VALUE_MAX = 65536;
+export const SECRETS_TOTAL_MAX = 262144;
+export const SECRET_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
+export const SecretsMap = Type.Record(
+  Type.String({ pattern: SECRET_NAME_PATTERN }),
+  Type.String({ maxLength: SECRET_VALUE_MAX, pattern: "^[^\\u0000]*$", errorMessage: "must be a string of at most 65536 characters without NUL" }),
+  {
+    additionalProperties: false,
+    maxProperties: SECRETS_MAX_COUNT,
+    description:
+      "Secrets (NAME -> value; names like env names, up to 128 characters; at most 64, each value at most 64 KiB, 256 KiB in all). " +
+      "Encrypted at rest and never returned (the machine shows `secret_names`); the main process gets them in its environment " +
+      "(over `env` of the same name) and every process can read them as /run/secrets/NAME (tmpfs, 0400, owned by the main process's user)",
+  },
+);
+
+export const SetSecretsBody = Type.Object({ secrets: SecretsMap }, { additionalProperties: false });
+export type SetSecretsBody = Static<typeof SetSecretsBody>;
+
 export const CreateMachineBody = Type.Object(
   {
     name: Type.String({ pattern: NAME_PATTERN, errorMessage: "must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", description: "Unique name: letters, digits, `.`, `_`, `-`; up to 63 characters", examples: ["my-vm"] }),
@@ -113,6 +134,7 @@ export const CreateMachineBody = Type.Object(
       }),
     ),
     env: Type.Optional(EnvMap),
+    secrets: Type.Optional(SecretsMap),
     metadata: Type.Optional(
       Type.Record(Type.String({ minLength: 1, maxLength: 128 }), Type.String({ maxLength: 4096 }), {
         maxProperties: 64,
@@ -271,6 +293,7 @@ export const MachineSchema = Type.Object(
     }),
     urls: Type.Array(ServiceUrlSchema, { description: "Its services' proxy URLs, in `services` order; empty when the daemon's proxy is off" }),
     access_token: Type.Optional(Type.String({ description: "Only in the create response: the token private services need (also GET /machines/{id}/token)" })),
+    secret_names: Type.Array(Type.String(), { description: "Names of the machine's secrets, sorted; their values are never returned" }),
   },
   { $id: "Machine" },
 );

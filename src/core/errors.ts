@@ -114,6 +114,10 @@ export const ERROR_CODES = {
   // The proxy's own pages (src/proxy): the guest refused or reset the connection, or took over 5 s to accept it.
   PROXY_UPSTREAM_UNREACHABLE: "unavailable",
   PROXY_UPSTREAM_TIMEOUT: "timeout",
+  // Machine secrets (docs/agents.md, "Secrets"): a stored value that does not decrypt with this
+  // daemon's key (the key changed); a create or rotation whose values exceed the total bound.
+  SECRETS_UNREADABLE: "conflict",
+  SECRETS_TOO_LARGE: "too_large",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

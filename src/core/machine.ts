@@ -157,6 +157,8 @@ export interface MachineRecord {
   vmm: VmmKind;
   /** Guest ports served through the proxy (issue 14, "Per-VM URLs"); the first is `<name>.<domain>`'s. */
   services: ProxiedService[];
+  /** Names of the machine's secrets, sorted; their sealed values stay in the store (never in a record). */
+  secretNames: string[];
 }
 
 export const SERVICE_VISIBILITIES = ["public", "private"] as const;
@@ -216,6 +218,8 @@ export type NewMachine = Pick<
   Partial<Pick<MachineRecord, "services">> & {
     /** The proxy's per-machine access token (never part of the record: only its own reads return it). */
     accessToken?: string;
+    /** Secret name -> sealed value (src/host/secret-box.ts), written with the machine. */
+    sealedSecrets?: Record<string, string>;
   };
 
 /** Fields that may change together with a status transition. */

@@ -31,6 +31,8 @@ import { MachineNetworks } from "../machines/networks.js";
 import { addressPlan, instanceTag } from "../network/address-plan.js";
 import { LinuxNetworkFabric } from "../network/fabric.js";
 import { startProxy, type RunningProxy } from "./proxy.js";
+import { loadSecretKey } from "../host/secret-key.js";
+import { MachineSecrets } from "../machines/secrets.js";
 
 export interface Daemon {
   readonly app: FastifyInstance;
@@ -68,6 +70,9 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     if (keys.verifier === null) log.warn("authentication is OFF (HYPERFLEET_AUTH=off); only loopback clients can reach the API");
     else log.info({ source: keys.source, keys: keys.verifier.size }, "API keys loaded");
 
+    const secretKey = loadSecretKey(config.secretKey, config.dataDir);
+    log.info({ source: secretKey.source }, "secret key loaded");
+    const secrets = new MachineSecrets(secretKey.key, store.machines);
     // Snapshots hold their images like machines do (a snapshot's frozen disk lies on its image's).
     const imageHolders = async () => [...(await store.machines.list()), ...(await store.snapshots.list({ auto: true })).map((s) => ({ id: s.id, imageDigest: s.source.imageDigest }))];
     images = await openImages(config.oci, await imageHolders(), log);
@@ -108,7 +113,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       networks,
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
-      hooks: imageBootHooks(pulls, opened.unavailable, main),
+      hooks: imageBootHooks(pulls, opened.unavailable, main, secrets),
       snapshotOf: async (id): Promise<VmSnapshot> => (await snapshots.record(id)).vm,
       ...(templates && { templates }),
     });
@@ -130,6 +135,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       capacity: config.capacity,
       network: config.network,
       snapshots,
+      secrets,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
       tokens: store.proxyTargets,
       ...(proxy && { serviceUrls: proxy.urls }),

@@ -31,6 +31,8 @@ import type { MachineSnapshots } from "./snapshots.js";
 import { fitRequestToSnapshot, forkName, policyOf, sameMac, snapshotMachineFields } from "./snapshot-create.js";
 import { removeSuspended } from "./suspend-files.js";
 import { checkServices, newAccessToken, type AccessTokenStore } from "./proxied-services.js";
+import type { MachineSecrets } from "./secrets.js";
+import { deliverSecretFiles } from "../workload/secret-files.js";
 
 /** How long resuming a suspended machine waits for it to run (its restore queues behind other boots). */
 const RESTORE_WAIT_MS = 60_000;
@@ -54,6 +56,8 @@ export interface MachineServiceOptions {
   /** VM networking (HYPERFLEET_NETWORK_DEFAULT, _SUBNET, _DNS, _PORTS_BIND, _PORT_RANGE). */
   network: CreateNetworkOptions;
   snapshots: MachineSnapshots;
+  /** Seals secrets for the store (docs/agents.md, "Secrets"). */
+  secrets: MachineSecrets;
   images: {
     /** null when images are off on this host; `unavailable` says why. */
     pulls: ImagePulls | null;
@@ -84,6 +88,7 @@ export class MachineService implements MachineServicePort {
   private readonly network: CreateNetworkOptions;
   private readonly snaps: MachineSnapshots;
   private readonly tokens: AccessTokenStore;
+  private readonly secrets: MachineSecrets;
   private readonly shutdown = new AbortController();
   /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
   private readonly stopping = new AbortController();
@@ -98,6 +103,7 @@ export class MachineService implements MachineServicePort {
     this.network = o.network;
     this.snaps = o.snapshots;
     this.tokens = o.tokens;
+    this.secrets = o.secrets;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.files = new MachineFileIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs);
     this.views = new MachineViews(o.images.pulls, o.images.main, o.serviceUrls);
@@ -154,6 +160,7 @@ export class MachineService implements MachineServicePort {
     const tooBig = this.capacity && checkFitsHost({ vcpuCount: req.vcpuCount, memSizeMib: req.memSizeMib }, this.capacity);
     if (tooBig) throw tooBig;
     const id = `vm_${ulid()}`;
+    const sealedSecrets = this.secrets.seal(id, req.secrets ?? {});
     const pulls = req.image === undefined ? null : this.imagePulls(req.image);
     // The request's logger has no machine id yet (POST /machines has no :id): bind it here.
     const bound = { ...ctx, log: (ctx.log ?? this.log).child({ machine_id: id }) };
@@ -194,6 +201,7 @@ export class MachineService implements MachineServicePort {
       entrypoint: req.entrypoint ?? null,
       workdir: req.workdir ?? null,
       user: req.user ?? null,
+      sealedSecrets,
       ...(snap !== null && snapshotMachineFields(snap)),
       services,
       accessToken: newAccessToken(),
@@ -218,6 +226,30 @@ export class MachineService implements MachineServicePort {
     if (starting === null) return this.views.plain(rec);
     this.queueBoot(starting, bound);
     return this.views.plain(starting);
+  }
+
+  async setSecrets(id: string, secrets: Record<string, string>, ctx: CallContext = {}): Promise<MachineView> {
+    this.assertOpen();
+    await this.record(id);
+    const sealed = this.secrets.seal(id, secrets);
+    const log = this.logFor(id, ctx);
+    let updated: MachineRecord | undefined;
+    // In the machine's queue: a boot in progress reads the secrets it starts the main process
+    // with before this replaces them, and the live files are rewritten after it.
+    await this.live.enqueue(id, async () => {
+      const rec = await this.record(id);
+      // Its agent cannot answer, and files left stale until a resume would be a silent half-rotation.
+      if (rec.status === "paused") {
+        throw new HyperfleetError("MACHINE_PAUSED", `machine ${id} is paused; POST /machines/${id}/resume first, then set its secrets`, { details: { current_status: rec.status } });
+      }
+      updated = (await this.repo.setSecrets(id, sealed)) ?? rec;
+      const vm = this.live.get(id);
+      if (rec.status !== "running" || vm === undefined) return;
+      const failed = await deliverSecretFiles(vm, updated, secrets, log, true);
+      if (failed) throw failed;
+    });
+    log.info({ secrets: Object.keys(secrets).length }, "secrets replaced");
+    return this.views.full(updated!);
   }
 
   async start(id: string, ctx: CallContext = {}): Promise<MachineView> {

@@ -102,6 +102,14 @@ export class Machines {
     });
   }
 
+  /**
+   * Replaces the machine's secrets (names left out are removed): a running machine's /run/secrets
+   * at once, its main process's environment at its next start. The answer names them, never a value.
+   */
+  setSecrets(id: string, secrets: Record<string, string>, o: CallOptions = {}): Promise<Result<MachineJson>> {
+    return attempt(() => this.t.json<MachineJson>({ ...o, method: "PUT", path: machinePath(id, "/secrets"), body: { secrets } }));
+  }
+
   /** `count` clones of a running machine from one snapshot of it, `starting`. */
   fork(id: string, opts: { count?: number } & CallOptions = {}): Promise<Result<MachineJson[]>> {
     const { count, ...o } = opts;

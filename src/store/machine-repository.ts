@@ -178,6 +178,23 @@ export class MachineRepository {
     return row && toRecord(row, await portsOf(this.db, id));
   }
 
+  /** The machine's secrets as sealed in the store (name -> sealed value); undefined: no such machine. */
+  async sealedSecrets(id: string): Promise<Record<string, string> | undefined> {
+    const row = await this.db.selectFrom("machines").select("secrets").where("id", "=", id).executeTakeFirst();
+    return row && (JSON.parse(row.secrets) as Record<string, string>);
+  }
+
+  /** Replaces the machine's sealed secrets (a rotation); undefined: no such machine. */
+  async setSecrets(id: string, sealed: Record<string, string>): Promise<MachineRecord | undefined> {
+    const row = await this.db
+      .updateTable("machines")
+      .set({ secrets: JSON.stringify(sealed), updated_at: this.now().toISOString() })
+      .where("id", "=", id)
+      .returningAll()
+      .executeTakeFirst();
+    return row && toRecord(row, await portsOf(this.db, id));
+  }
+
   /**
    * Removes the machine and its history. The row held the machine's env (users' API keys): with
    * `secure_delete` (set by the store) SQLite zeroes the freed bytes, and the checkpoint copies the
@@ -227,6 +244,7 @@ function newRow(m: NewMachine, at: string): Selectable<MachinesTable> {
     vmm: m.vmm,
     services: JSON.stringify(m.services ?? []),
     access_token: m.accessToken ?? null,
+    secrets: JSON.stringify(m.sealedSecrets ?? {}),
   };
 }
 
@@ -347,6 +365,7 @@ function toRecord(r: Selectable<MachinesTable>, exposedPorts: ExposedPort[]): Ma
     restoreFrom: restoreFromOf(r.restore_from),
     vmm: vmmOf(r.vmm),
     services: JSON.parse(r.services) as ProxiedService[],
+    secretNames: Object.keys(JSON.parse(r.secrets) as Record<string, string>).sort(),
   };
 }
 

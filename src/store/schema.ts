@@ -51,6 +51,8 @@ export interface MachinesTable {
   services: string;
   /** Since 0007: the proxy's access token; read only by its own queries, never into a record. */
   access_token: string | null;
+  /** Since 0008: JSON object secret name -> sealed value (src/host/secret-box.ts); "{}": none. */
+  secrets: string;
 }
 
 export interface MachineEventsTable {

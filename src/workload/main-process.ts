@@ -13,6 +13,7 @@ import type { MainProcessState } from "../core/ports/services.js";
 import type { MachineRecord } from "../core/machine.js";
 import { execDefaults, MAIN_LOG_PATH, mainProcessSpec, parseMainStatus } from "./run-spec.js";
 import { sleep, within } from "../host/async.js";
+import { deliverSecretFiles } from "./secret-files.js";
 
 /** Longest we wait for the guest to start the process or to return its status file. */
 const AGENT_CALL_TIMEOUT_MS = 10_000;
@@ -36,9 +37,15 @@ export class MainProcesses {
   /** The main process of each machine whose VM we hold, as last seen. */
   private readonly entries = new Map<string, Entry>();
 
-  /** Starts the machine's main process, if its image (or its overrides) name one. Never throws. */
-  async start(rec: MachineRecord, vm: Vm, log: Logger): Promise<void> {
+  /**
+   * Starts the machine's main process, if its image (or its overrides) name one. Never throws.
+   * `secrets` go first to /run/secrets, then into the process's environment (over env of the same
+   * name); exec'd commands never get them in theirs. A main process whose secrets could not be
+   * written is not started (it would run without what it needs): it shows as failed.
+   */
+  async start(rec: MachineRecord, vm: Vm, log: Logger, secrets: Readonly<Record<string, string>> = {}): Promise<void> {
     this.forget(rec.id);
+    const undelivered = await deliverSecretFiles(vm, rec, secrets, log);
     if (rec.imageRef === null) return;
     const spec = mainProcessSpec(rec);
     const agent = vm.agent;
@@ -49,7 +56,8 @@ export class MainProcesses {
     const entry = this.track(rec.id, vm);
     try {
       if (!agent) throw new HyperfleetError("AGENT_DISCONNECTED", "the guest agent connection closed right after the boot");
-      const { pid } = await within(agent.execDetached(spec.argv, { env: spec.env, cwd: spec.cwd, user: spec.user, logPath: MAIN_LOG_PATH }), AGENT_CALL_TIMEOUT_MS, "AGENT_TIMEOUT", "starting the main process");
+      if (undelivered) throw undelivered;
+      const { pid } = await within(agent.execDetached(spec.argv, { env: { ...spec.env, ...secrets }, cwd: spec.cwd, user: spec.user, logPath: MAIN_LOG_PATH }), AGENT_CALL_TIMEOUT_MS, "AGENT_TIMEOUT", "starting the main process");
       log.info({ pid, argv0: spec.argv[0], args: spec.argv.length }, "main process started");
       entry.state = { status: "running", pid, exitCode: null, signal: null, startedAt: new Date().toISOString(), exitedAt: null, error: null };
       // The guest's own record (its start time) replaces ours; then a watcher notices the exit.

@@ -132,3 +132,62 @@ describe("skopeo", () => {
     }
   });
 });
+
+describe("machine secrets in requests (no VM)", () => {
+  async function open(): Promise<Daemon> {
+    if (daemon) return daemon;
+    const config = loadConfig(testEnv(dataDir)).unwrap();
+    daemon = await startDaemon(config, { listen: false, logger: createLogger("info", { write: (line: string) => void logLines.push(line) }) });
+    return daemon;
+  }
+  async function send(method: "POST" | "PUT" | "GET", url: string, payload?: unknown) {
+    const d = await open();
+    return d.app.inject({ method, url, headers: { ...AUTH, "content-type": "application/json" }, ...(payload !== undefined && { payload: JSON.stringify(payload) }) });
+  }
+  function refused(r: { statusCode: number; body: string }, status: number, code: string, values: readonly string[]) {
+    assert.equal(r.statusCode, status, r.body);
+    assert.equal((JSON.parse(r.body) as { error: { code: string } }).error.code, code, r.body);
+    for (const v of values) assert.ok(!r.body.includes(v), "the error echoes a secret");
+  }
+  const marker = () => `sv-${randomBytes(12).toString("hex")}`;
+
+  test("bounds and names: 400 (count, value size, names, NUL) or 413 SECRETS_TOO_LARGE (total), never echoing a value", async () => {
+    const m = marker();
+    const base = { name: "sec-bad", vcpu_count: 1, mem_size_mib: 128 };
+    const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`S${i}`, m]));
+    refused(await send("POST", "/machines", { ...base, secrets: many }), 400, "INVALID_ARGUMENT", [m]);
+    refused(await send("POST", "/machines", { ...base, secrets: { BIG: m + "x".repeat(65_536) } }), 400, "INVALID_ARGUMENT", [m]);
+    for (const name of ["1ABC", "A-B", "a.b", "", "x".repeat(129)]) refused(await send("POST", "/machines", { ...base, secrets: { [name]: m } }), 400, "INVALID_ARGUMENT", [m]);
+    refused(await send("POST", "/machines", { ...base, secrets: { NUL: `${m}\u0000` } }), 400, "INVALID_ARGUMENT", [m]);
+    const total = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`T${i}`, m + "y".repeat(60_000)]));
+    refused(await send("POST", "/machines", { ...base, secrets: total }), 413, "SECRETS_TOO_LARGE", [m]);
+    assert.equal((await send("GET", "/machines")).body.includes("sec-bad"), false, "a refused create left a machine");
+    const id = (JSON.parse((await send("POST", "/machines", { ...base, name: "sec-put" })).body) as { id: string }).id;
+    refused(await send("PUT", `/machines/${id}/secrets`, { secrets: total }), 413, "SECRETS_TOO_LARGE", [m]);
+    refused(await send("PUT", `/machines/${id}/secrets`, { secrets: { OK: m }, extra: 1 }), 400, "INVALID_ARGUMENT", [m]);
+    refused(await send("PUT", "/machines/vm_nope/secrets", { secrets: { OK: m } }), 404, "MACHINE_NOT_FOUND", [m]);
+    assert.ok(!logLines.join("").includes(m), "a refused secret was logged");
+  });
+
+  test("stored sealed: names shown, values in no answer, log or store byte; a rotation replaces them", async () => {
+    const [a, b, c] = [marker(), marker(), marker()];
+    const env = marker();
+    const r = await send("POST", "/machines", { name: "sec-store", vcpu_count: 1, mem_size_mib: 128, env: { E: env }, secrets: { B_NAME: b, A_NAME: a } });
+    assert.equal(r.statusCode, 201, r.body);
+    const id = (JSON.parse(r.body) as { id: string }).id;
+    assert.deepEqual((JSON.parse(r.body) as { secret_names: string[] }).secret_names, ["A_NAME", "B_NAME"]);
+    const put = await send("PUT", `/machines/${id}/secrets`, { secrets: { C_NAME: c } });
+    assert.equal(put.statusCode, 200, put.body);
+    assert.deepEqual((JSON.parse(put.body) as { secret_names: string[] }).secret_names, ["C_NAME"]);
+    const got = await send("GET", `/machines/${id}`);
+    assert.deepEqual((JSON.parse(got.body) as { secret_names: string[] }).secret_names, ["C_NAME"]);
+    const bodies = [r.body, put.body, got.body, (await send("GET", "/machines")).body, (await send("GET", `/machines/${id}/logs`)).body];
+    for (const v of [a, b, c]) {
+      assert.ok(!bodies.some((x) => x.includes(v)), "an answer holds a secret");
+      assert.ok(!logLines.join("").includes(v), "the log holds a secret");
+    }
+    const bytes = storeBytes();
+    assert.ok(bytes.includes(env), "the scan sees the machine's plain env");
+    for (const v of [a, b, c]) assert.ok(!bytes.includes(v), "a secret is in the store's bytes");
+  });
+});

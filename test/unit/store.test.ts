@@ -11,7 +11,7 @@ import { statusHistory } from "../store-history.js";
 
 test("migrations run once; reopening keeps data", async () => {
   const { store, path } = await tempStore();
-  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots", "0006-machine-vmm", "0007-proxy"]);
+  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots", "0006-machine-vmm", "0007-proxy", "0008-secrets"]);
   await store.machines.insert(newMachine("vm_1"));
   await store.close();
   await store.close(); // idempotent
@@ -36,6 +36,7 @@ test("0006: machines from before it get vmm 'qemu'; the column takes only known 
   raw.close();
   const again = await openStore({ path });
   assert.equal(again.migrations[0], "0006-machine-vmm");
+  assert.deepEqual((await again.machines.get("vm_old"))?.secretNames, [], "0008: older machines have no secrets");
   assert.equal((await again.machines.get("vm_old"))?.vmm, "qemu");
   assert.equal((await again.machines.insert({ ...newMachine("vm_fc"), vmm: "firecracker" })).vmm, "firecracker");
   await again.close();

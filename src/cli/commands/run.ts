@@ -6,6 +6,7 @@ import type { Ctx } from "../context.js";
 import { runInGuest } from "../guest-command.js";
 import { interactive } from "./exec.js";
 import { json } from "../output.js";
+import { secretPairs } from "../secret-args.js";
 
 const DEFAULT_MEMORY_MIB = 256;
 const BOOT_TIMEOUT_S = 300;
@@ -47,7 +48,7 @@ export const run: Command = {
   summary: "create and start a machine, and run a command in it",
   errorStatus: 125,
   help: `usage: hyperfleet run [-d] [--name NAME] [--cpus N] [--memory SIZE] [-p [IP:]HOST:GUEST[/udp]]...
-                      [--service PORT[:public|private]]... [-e NAME=VALUE]... [--rm] [--no-image] [IMAGE] [CMD [ARG...]]
+                      [--service PORT[:public|private]]... [-e NAME=VALUE]... [--secret NAME[=VALUE]]... [--secret-file NAME=PATH]... [--rm] [--no-image] [IMAGE] [CMD [ARG...]]
 
 Create a machine from IMAGE (an OCI reference; without one, or with --no-image, the built-in
 busybox root disk), start it and wait until it runs. Then:
@@ -66,6 +67,10 @@ then replaces the image's command as the machine's main process (see 'hyperfleet
                          the first also at https://NAME.<domain>); private (default) needs the
                          machine's token ('hyperfleet token'); gives the machine a network
   -e, --env NAME=VALUE   environment of the main process and of CMD (repeatable)
+      --secret NAME[=VALUE]  a secret: in the main process's environment and /run/secrets/NAME,
+                         never in CMD's environment (read it from the file); NAME alone takes
+                         the value from this shell's environment, off the process list (repeatable)
+      --secret-file NAME=PATH  a secret read from a file (repeatable)
       --rm               delete the machine once CMD has finished
       --no-image         the built-in root disk; every positional is CMD
       --timeout SECONDS  CMD's timeout (default 60)
@@ -87,6 +92,8 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
         publish: { type: "string", short: "p", multiple: true },
         service: { type: "string", multiple: true },
         env: { type: "string", short: "e", multiple: true },
+        secret: { type: "string", multiple: true },
+        "secret-file": { type: "string", multiple: true },
         rm: { type: "boolean" },
         "no-image": { type: "boolean" },
         timeout: { type: "string" },
@@ -110,6 +117,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
     const ports = strs(p.values.publish).map(portSpec);
     const services = strs(p.values.service).map(serviceSpec);
     const env = envPairs(strs(p.values.env));
+    const secrets = secretPairs({ inline: strs(p.values.secret), files: strs(p.values["secret-file"]) });
     const timeout = secondsOption("timeout", str(p.values.timeout));
     const body: CreateMachineBody = {
       name: str(p.values.name) ?? `run-${randomBytes(4).toString("hex")}`,
@@ -119,6 +127,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
       ...(image !== undefined && { image }),
       ...(detach && command.length > 0 && { cmd: command }),
       ...(env !== undefined && { env }),
+      ...(secrets !== undefined && { secrets }),
       ...(ports.length > 0 && { network: true, exposed_ports: ports }),
       ...(services.length > 0 && { network: true, services }),
     };

@@ -28,6 +28,8 @@ export interface CreateMachineRequest {
   /** `snap_...`: start from this snapshot instead of booting (SNAPSHOT_NOT_FOUND, SNAPSHOT_INCOMPATIBLE). */
   snapshot?: string;
   env: Record<string, string>;
+  /** Sealed at rest, never returned; the main process's env and /run/secrets in the guest. */
+  secrets?: Record<string, string>;
   metadata: Record<string, string>;
   /** Boot right away (the call still returns before the guest is up). */
   start: boolean;
@@ -252,6 +254,11 @@ export interface MachineServicePort extends FileTreePort {
   fork(id: string, count: number, ctx?: CallContext): Promise<MachineView[]>;
   /** Kills the VM if needed and removes the machine and its disk. */
   delete(id: string, ctx?: CallContext): Promise<void>;
+  /**
+   * Replaces the machine's secrets (a rotation). A running machine's /run/secrets files are
+   * rewritten at once; its main process's environment changes at its next start.
+   */
+  setSecrets(id: string, secrets: Record<string, string>, ctx?: CallContext): Promise<MachineView>;
   /** Resolves when the machine is in `status`; WAIT_TIMEOUT after timeoutMs. */
   wait(id: string, status: MachineStatus, timeoutMs: number, ctx?: CallContext): Promise<MachineView>;
   exec(id: string, req: ExecRequest, ctx?: CallContext): Promise<ExecOutput>;

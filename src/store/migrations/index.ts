@@ -10,6 +10,7 @@ import { exposedPorts } from "./0004-exposed-ports.js";
 import { snapshots } from "./0005-snapshots.js";
 import { machineVmm } from "./0006-machine-vmm.js";
 import { proxy } from "./0007-proxy.js";
+import { secrets } from "./0008-secrets.js";
 
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
@@ -19,6 +20,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0005-snapshots": snapshots,
   "0006-machine-vmm": machineVmm,
   "0007-proxy": proxy,
+  "0008-secrets": secrets,
 };
 
 export const migrationProvider: MigrationProvider = {
