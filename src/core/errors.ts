@@ -108,6 +108,8 @@ export const ERROR_CODES = {
   // Background processes (POST /machines/:id/processes): no such pid in this boot; signalling one that exited.
   PROCESS_NOT_FOUND: "not_found",
   PROCESS_NOT_RUNNING: "conflict",
+  // An HTTP health check on a machine without a network: the daemon reaches it at network.ip.
+  HEALTH_CHECK_NEEDS_NETWORK: "invalid_argument",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

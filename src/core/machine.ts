@@ -6,6 +6,7 @@
 import type { ErrorCode } from "./errors.js";
 import type { MachineStatus } from "./machine-state.js";
 import type { VmmKind } from "./ports/vmm-driver.js";
+import type { SupervisionView } from "./health.js";
 
 /** The VMMs a machine can be created under (VmmDriver.kind). */
 export const VMM_KINDS = ["qemu", "firecracker"] as const satisfies readonly VmmKind[];
@@ -167,6 +168,8 @@ export type RestoreSource = (typeof RESTORE_SOURCES)[number];
 export type MachineView = Omit<MachineRecord, "runDir" | "imageConfig"> & {
   /** Only for a running machine that has one; null otherwise. */
   mainProcess: MainProcessState | null;
+  /** Health check, restart policy and their state (src/workload/supervisor.ts); absent: none. */
+  supervision?: SupervisionView;
 };
 
 /** Image fields of a new machine; all default to null. */

@@ -30,6 +30,9 @@ import { networkClaim, type CreateNetworkOptions } from "./create-network.js";
 import type { MachineSnapshots } from "./snapshots.js";
 import { fitRequestToSnapshot, forkName, policyOf, sameMac, snapshotMachineFields } from "./snapshot-create.js";
 import { removeSuspended } from "./suspend-files.js";
+import type { Supervisor } from "./supervisor.js";
+import { healthCheckSpec, restartPolicyOf } from "../workload/health-policy.js";
+import type { WorkloadEvent } from "../core/health.js";
 
 /** How long resuming a suspended machine waits for it to run (its restore queues behind other boots). */
 const RESTORE_WAIT_MS = 60_000;
@@ -53,6 +56,8 @@ export interface MachineServiceOptions {
   /** VM networking (HYPERFLEET_NETWORK_DEFAULT, _SUBNET, _DNS, _PORTS_BIND, _PORT_RANGE). */
   network: CreateNetworkOptions;
   snapshots: MachineSnapshots;
+  /** Health checks and restart policies. */
+  supervisor: Supervisor;
   images: {
     /** null when images are off on this host; `unavailable` says why. */
     pulls: ImagePulls | null;
@@ -78,6 +83,7 @@ export class MachineService implements MachineServicePort {
   private readonly capacity: Capacity | undefined;
   private readonly network: CreateNetworkOptions;
   private readonly snaps: MachineSnapshots;
+  private readonly supervisor: Supervisor;
   private readonly shutdown = new AbortController();
   /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
   private readonly stopping = new AbortController();
@@ -91,9 +97,10 @@ export class MachineService implements MachineServicePort {
     this.capacity = o.capacity;
     this.network = o.network;
     this.snaps = o.snapshots;
+    this.supervisor = o.supervisor;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.files = new MachineFileIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs);
-    this.views = new MachineViews(o.images.pulls, o.images.main);
+    this.views = new MachineViews(o.images.pulls, o.images.main, o.supervisor);
     this.shutdown.signal.addEventListener("abort", () => this.stopping.abort(new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back")), { once: true });
   }
 
@@ -117,6 +124,12 @@ export class MachineService implements MachineServicePort {
     return this.views.full(await this.record(id));
   }
 
+  /** Restart and health events, oldest first (the last 200). */
+  async events(id: string): Promise<WorkloadEvent[]> {
+    await this.record(id);
+    return this.supervisor.events(id);
+  }
+
   async wait(id: string, status: MachineStatus, timeoutMs: number, ctx: CallContext = {}): Promise<MachineView> {
     const signals = [this.shutdown.signal, ...(ctx.signal ? [ctx.signal] : [])];
     const rec = await waitForStatus({ bus: this.lc.bus, get: (i) => this.record(i), id, status, timeoutMs, signal: AbortSignal.any(signals) });
@@ -137,6 +150,8 @@ export class MachineService implements MachineServicePort {
     const bound = { ...ctx, log: (ctx.log ?? this.log).child({ machine_id: id }) };
     // Checked before anything is written; the slot and ports are claimed with the insert.
     const claim = sameMac(networkClaim(req, id, this.network, bound.log), snap);
+    const healthCheck = req.healthCheck === undefined ? null : healthCheckSpec(req.healthCheck, claim !== null);
+    const restartPolicy = restartPolicyOf(req.restartPolicy);
     // Resolved now so the record shows what it boots. Without guest assets a machine can still be
     // created (start then says what is missing), unless it is meant to start right away.
     let paths: BootPaths | null = null;
@@ -173,6 +188,12 @@ export class MachineService implements MachineServicePort {
       user: req.user ?? null,
       ...(snap !== null && snapshotMachineFields(snap)),
     }, claim ?? undefined).catch(async (e: unknown) => {
+      await this.img.users.forget(id);
+      throw e;
+    });
+    // Before any start: the first `running` already has its check and policy.
+    await this.supervisor.register(id, healthCheck, restartPolicy).catch(async (e: unknown) => {
+      await this.repo.delete(id);
       await this.img.users.forget(id);
       throw e;
     });

@@ -4,6 +4,7 @@
  */
 import type { MachineView } from "../core/ports/services.js";
 import type { MachineRecord } from "../core/machine.js";
+import type { SupervisionView } from "../core/health.js";
 import type { ImagePulls } from "./image-pulls.js";
 import type { MainProcesses } from "../workload/main-process.js";
 
@@ -11,11 +12,12 @@ export class MachineViews {
   constructor(
     private readonly pulls: ImagePulls | null,
     private readonly main: MainProcesses,
+    private readonly supervision?: { view(rec: MachineRecord): SupervisionView },
   ) {}
 
   /** Without the main process (answers of lifecycle calls: the machine is not running yet, or any more). */
   plain(rec: MachineRecord): MachineView {
-    return { ...rec, imagePull: this.pulls?.view(rec.id) ?? rec.imagePull, mainProcess: null };
+    return { ...rec, imagePull: this.pulls?.view(rec.id) ?? rec.imagePull, mainProcess: null, ...(this.supervision && { supervision: this.supervision.view(rec) }) };
   }
 
   /** With the main process's state as last seen (cached: no guest is read here). */

@@ -5,6 +5,7 @@
  * Methods throw HyperfleetError; the API maps codes to HTTP status (src/api/http-status.ts).
  */
 import type { MachineStatus } from "../machine-state.js";
+import type { HealthCheckInput, RestartPolicyInput, WorkloadEvent } from "../health.js";
 import type { ExposedPortRequest, ImageRunConfig, MachineView, NetworkPolicy } from "../machine.js";
 import type { Logger } from "./logger.js";
 import type { SnapshotRecord } from "../snapshot.js";
@@ -44,6 +45,9 @@ export interface CreateMachineRequest {
   network?: Partial<NetworkPolicy> | false;
   /** Needs a network. */
   exposedPorts?: ExposedPortRequest[];
+  /** An `http` check needs a network (HEALTH_CHECK_NEEDS_NETWORK). */
+  healthCheck?: HealthCheckInput;
+  restartPolicy?: RestartPolicyInput;
 }
 
 export interface LogsRequest {
@@ -250,6 +254,8 @@ export interface MachineServicePort extends FileTreePort {
   fork(id: string, count: number, ctx?: CallContext): Promise<MachineView[]>;
   /** Kills the VM if needed and removes the machine and its disk. */
   delete(id: string, ctx?: CallContext): Promise<void>;
+  /** The machine's restart and health events, oldest first (bounded). */
+  events(id: string, ctx?: CallContext): Promise<WorkloadEvent[]>;
   /** Resolves when the machine is in `status`; WAIT_TIMEOUT after timeoutMs. */
   wait(id: string, status: MachineStatus, timeoutMs: number, ctx?: CallContext): Promise<MachineView>;
   exec(id: string, req: ExecRequest, ctx?: CallContext): Promise<ExecOutput>;
