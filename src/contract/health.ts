@@ -73,9 +73,9 @@ export const MachineEventSchema = Type.Object({
   kind: Type.Union(WORKLOAD_EVENT_KINDS.map((k) => Type.Literal(k)), { description: "`restart`: the policy restarted something; `restart_limit`: it did not (limit reached, no capacity); `health`: the health status changed" }),
   at: Type.String(),
   message: Type.String(),
-  target: Nullable(Type.Union([Type.Literal("main_process"), Type.Literal("vm")])),
+  target: Nullable(Type.String({ enum: ["main_process", "vm"], description: "restart: what was restarted" })),
   attempt: Nullable(Type.Integer()),
   backoff_ms: Nullable(Type.Integer()),
-  health: Nullable(Type.Union(HEALTH_STATUSES.map((s) => Type.Literal(s)))),
+  health: Nullable(Type.String({ enum: [...HEALTH_STATUSES], description: "health: the new status" })),
 });
 export type MachineEventJson = Static<typeof MachineEventSchema>;

@@ -23,6 +23,7 @@ import { CheckScheduler } from "../workload/check-scheduler.js";
 import { runProbe } from "../workload/health-probe.js";
 import { initialHealth, nextHealth, restartDecision, streakAfterUptime, type Failure } from "../workload/health-policy.js";
 import { sleep } from "../host/async.js";
+import type { Vm } from "../vmm/vm.js";
 
 /** At most this many checks run at once, across all machines. */
 const MAX_CONCURRENT_CHECKS = 8;
@@ -243,7 +244,11 @@ export class Supervisor {
     if (starting) await lc.boot(starting, log);
   }
 
-  /** Starts the main process again; one still running (unhealthy) is killed first. */
+  /**
+   * Starts the main process again; one still running (unhealthy) is killed first. The guest agent
+   * has no kill of its own for a detached process: `kill`, else the shell's builtin; an image with
+   * neither (or a process that will not die) gets its whole VM restarted instead.
+   */
   private async restartMain(expect: MachineRecord, log: Logger): Promise<void> {
     const id = expect.id;
     const vm = this.o.lifecycle.live.get(id);
@@ -252,15 +257,16 @@ export class Supervisor {
     const st = this.o.main.state(rec);
     if (st?.status === "running" && st.pid !== null) {
       this.busy.add(id);
+      let gone: boolean;
       try {
-        await vm.agent.exec(["kill", "-9", `-${st.pid}`], { timeoutMs: 5_000, maxOutputBytes: 1024 }).catch(() => undefined);
-        // Its exit must land in the status file before the new process writes there.
-        for (let waited = 0; waited < MAIN_KILL_WAIT_MS && this.o.main.state(rec)?.status === "running"; waited += 250) {
-          await sleep(250);
-          await this.o.main.refresh(id);
-        }
+        gone = await this.killMain(rec, vm.agent, st.pid);
       } finally {
         this.busy.delete(id);
+      }
+      if (!gone) {
+        log.warn({ pid: st.pid }, "the unhealthy main process could not be killed; restarting the VM");
+        await this.restartVm(rec, log);
+        return;
       }
     }
     await this.o.main.start(rec, vm, log);
@@ -270,6 +276,21 @@ export class Supervisor {
       this.health.set(id, initialHealth(spec));
       this.scheduler.schedule(id, spec.intervalS * 1000);
     }
+  }
+
+  /** SIGKILLs the main process's group; true once the guest recorded its exit (the new one may then use the log). */
+  private async killMain(rec: MachineRecord, agent: NonNullable<Vm["agent"]>, pid: number): Promise<boolean> {
+    const opts = { timeoutMs: 5_000, maxOutputBytes: 1024 };
+    for (const argv of [["kill", "-9", `-${pid}`], ["/bin/sh", "-c", `kill -9 -${pid}`]]) {
+      const r = await agent.exec(argv, opts).catch(() => null);
+      if (r?.exitCode === 0) break;
+    }
+    for (let waited = 0; waited < MAIN_KILL_WAIT_MS; waited += 250) {
+      await this.o.main.refresh(rec.id);
+      if (this.o.main.state(rec)?.status !== "running") return true;
+      await sleep(250);
+    }
+    return false;
   }
 
   private async event(id: string, e: Omit<WorkloadEvent, "at">): Promise<void> {
