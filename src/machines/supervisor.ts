@@ -48,8 +48,8 @@ export class Supervisor {
   private readonly lastStatus = new Map<string, MachineStatus>();
   /** When what the policy guards last (re)started: the run of failures ends after 10 min up. */
   private readonly upSince = new Map<string, number>();
-  /** Pending restarts (their backoff timers); one per machine at most. */
-  private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** Pending restarts (their backoff timers; null while being decided); one per machine at most. */
+  private readonly pending = new Map<string, NodeJS.Timeout | null>();
   /** Machines whose unhealthy main process is being killed: its exit is ours, not a new failure. */
   private readonly busy = new Set<string>();
   private readonly scheduler: CheckScheduler;
@@ -86,8 +86,8 @@ export class Supervisor {
 
   view(rec: MachineRecord): SupervisionView {
     const s = this.settings.get(rec.id) ?? NO_POLICY;
-    const live = rec.status === "running" ? this.health.get(rec.id) : undefined;
-    return { healthCheck: s.healthCheck, restartPolicy: s.restartPolicy, restartCount: s.restartCount, health: live ?? initialHealth(null) };
+    const health = rec.status === "running" ? (this.health.get(rec.id) ?? initialHealth(s.healthCheck)) : initialHealth(null);
+    return { healthCheck: s.healthCheck, restartPolicy: s.restartPolicy, restartCount: s.restartCount, health };
   }
 
   events(id: string): Promise<WorkloadEvent[]> {
@@ -99,13 +99,14 @@ export class Supervisor {
     this.closed = true;
     this.unsubscribe?.();
     this.scheduler.close();
-    for (const t of this.pending.values()) clearTimeout(t);
+    for (const t of this.pending.values()) if (t) clearTimeout(t);
     this.pending.clear();
   }
 
   /** The main process was seen exited (MainProcesses' onExit). */
   mainExited(id: string, st: MainProcessState): void {
-    if (this.closed) return;
+    // A stop or restart in progress ends the process too: that exit is not a failure.
+    if (this.closed || this.lastStatus.get(id) !== "running") return;
     void this.onFailure(id, { kind: "main-exit", exitCode: st.exitCode, signal: st.signal }, "main_process");
   }
 
@@ -196,13 +197,21 @@ export class Supervisor {
       }
       return;
     }
+    // Taken before the first await: a second failure reported meanwhile (the check and the exit
+    // watcher seeing the same death) finds the restart already decided.
+    this.pending.set(id, null);
     s.restartStreak = d.attempt;
     s.restartCount++;
     await this.o.repo.setCounters(id, s.restartCount, s.restartStreak).catch((e: unknown) => log.warn({ err: e }, "could not record the restart count"));
     const expect = await this.o.machines.get(id);
-    if (!expect) return;
+    // Gone, or a user's stop or delete came first (cancelPending dropped the reservation).
+    if (!expect || !this.pending.has(id) || this.closed) {
+      this.pending.delete(id);
+      return;
+    }
     log.warn({ why: d.why, attempt: d.attempt, backoff_ms: d.delayMs, target }, "restarting by policy");
     await this.event(id, { kind: "restart", message: `${d.why}; restarting the ${target === "vm" ? "VM" : "main process"} (attempt ${d.attempt}, after ${d.delayMs} ms)`, target, attempt: d.attempt, backoffMs: d.delayMs, health: null });
+    if (!this.pending.has(id) || this.closed) return;
     const timer = setTimeout(() => {
       this.pending.delete(id);
       if (this.closed) return;

@@ -27,7 +27,6 @@ before(async () => {
 });
 
 after(async () => {
-  if (process.env.HF_DUMP_LOG) console.log(d.logs().split("\n").filter((l) => /health|restart|main process|policy/.test(l)).join("\n"));
   await fx?.close();
 });
 
