@@ -23,6 +23,7 @@ import { EXEC_WS_MAX_MESSAGE, EXEC_WS_PROTOCOL } from "../contract/exec.js";
 import { fileRoutes } from "./routes/files.js";
 import { healthRoutes, type VmmInfoSource } from "./routes/health.js";
 import { imageRoutes } from "./routes/images.js";
+import { eventRoutes } from "./routes/events.js";
 import { logRoutes } from "./routes/logs.js";
 import { machineRoutes } from "./routes/machines.js";
 import { spawnRoutes } from "./routes/spawn.js";
@@ -116,6 +117,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => fileRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => fileTreeRoutes(scope, opts.service, { fileMaxSize: opts.fileMaxSize }));
   await app.register(async (scope) => logRoutes(scope, opts.service));
+  await app.register(async (scope) => eventRoutes(scope, opts.service));
   await app.register(async (scope) => imageRoutes(scope, opts.images));
   await app.register(async (scope) => snapshotRoutes(scope, opts.snapshots));
   await app.register(async (scope) => spawnRoutes(scope, opts.service));

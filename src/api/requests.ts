@@ -9,6 +9,7 @@ import type { RegistryAuth } from "../contract/images.js";
 import { IMAGE_ONLY_FIELDS, type CreateMachineBody } from "../contract/machine.js";
 import type { CreateMachineRequest, RegistryAuthInput } from "../core/ports/services.js";
 import type { ExposedPortRequest } from "../core/machine.js";
+import type { HealthCheckInput } from "../core/health.js";
 
 function invalid(field: string, message: string): HyperfleetError {
   return new HyperfleetError("INVALID_ARGUMENT", `${field}: ${message}`, { details: { field } });
@@ -51,6 +52,19 @@ export function createMachineRequest(b: CreateMachineBody): CreateMachineRequest
     ...(b.network !== undefined && { network: networkRequest(b.network) }),
     ...(b.exposed_ports !== undefined && { exposedPorts: b.exposed_ports.map(exposedPortRequest) }),
     ...(b.services !== undefined && { services: b.services.map((x) => ({ port: x.port, visibility: x.visibility ?? "private" })) }),
+    ...(b.health_check !== undefined && { healthCheck: healthCheckInput(b.health_check) }),
+    ...(b.restart_policy !== undefined && { restartPolicy: typeof b.restart_policy === "string" ? b.restart_policy : { policy: b.restart_policy.policy, ...(b.restart_policy.max_restarts !== undefined && { maxRestarts: b.restart_policy.max_restarts }) } }),
+  };
+}
+
+function healthCheckInput(h: NonNullable<CreateMachineBody["health_check"]>): HealthCheckInput {
+  return {
+    ...(h.http !== undefined && { http: { port: h.http.port, ...(h.http.path !== undefined && { path: h.http.path }) } }),
+    ...(h.exec !== undefined && { exec: h.exec }),
+    ...(h.interval_s !== undefined && { intervalS: h.interval_s }),
+    ...(h.timeout_s !== undefined && { timeoutS: h.timeout_s }),
+    ...(h.retries !== undefined && { retries: h.retries }),
+    ...(h.start_period_s !== undefined && { startPeriodS: h.start_period_s }),
   };
 }
 

@@ -2,6 +2,8 @@
 import type { ImageJson } from "../contract/images.js";
 import type { MachineJson } from "../contract/machine.js";
 import type { SnapshotJson } from "../contract/snapshot.js";
+import type { MachineEventJson } from "../contract/health.js";
+import type { SupervisionView, WorkloadEvent } from "../core/health.js";
 import type { FileStatView, ImagePullState, ImageView, MachineView, MainProcessState, SnapshotView } from "../core/ports/services.js";
 
 export function machineJson(m: MachineView): MachineJson {
@@ -48,7 +50,31 @@ export function machineJson(m: MachineView): MachineJson {
     vmm: m.vmm,
     urls: m.urls.map((u) => ({ port: u.port, url: u.url, visibility: u.visibility })),
     secret_names: m.secretNames,
+    ...supervisionJson(m.supervision),
   };
+}
+
+/** Health check, health, restart policy and count; a view without them has none. */
+function supervisionJson(s: SupervisionView | undefined) {
+  const hc = s?.healthCheck ?? null;
+  const health = s?.health ?? { status: "none" as const, failingStreak: 0, lastCheckAt: null, lastError: null };
+  return {
+    health_check: hc && {
+      http: hc.probe.kind === "http" ? { port: hc.probe.port, path: hc.probe.path } : null,
+      exec: hc.probe.kind === "exec" ? hc.probe.argv : null,
+      interval_s: hc.intervalS,
+      timeout_s: hc.timeoutS,
+      retries: hc.retries,
+      start_period_s: hc.startPeriodS,
+    },
+    health: { status: health.status, failing_streak: health.failingStreak, last_check_at: health.lastCheckAt, last_error: health.lastError },
+    restart_policy: { policy: s?.restartPolicy.policy ?? "no", max_restarts: s?.restartPolicy.maxRestarts ?? null },
+    restart_count: s?.restartCount ?? 0,
+  };
+}
+
+export function machineEventJson(e: WorkloadEvent): MachineEventJson {
+  return { kind: e.kind, at: e.at, message: e.message, target: e.target, attempt: e.attempt, backoff_ms: e.backoffMs, health: e.health };
 }
 
 export function snapshotJson(s: SnapshotView): SnapshotJson {

@@ -12,6 +12,7 @@ import { images, pull, rmi } from "./commands/images.js";
 import { inspect } from "./commands/inspect.js";
 import { restart, start, stop, wait } from "./commands/lifecycle.js";
 import { logs } from "./commands/logs.js";
+import { events } from "./commands/events.js";
 import { ps } from "./commands/ps.js";
 import { rm } from "./commands/rm.js";
 import { run } from "./commands/run.js";
@@ -36,7 +37,7 @@ Run the API daemon in the foreground, configured by environment variables (src/c
   },
 };
 
-export const COMMANDS: readonly Command[] = [run, ps, inspect, start, stop, restart, wait, rm, exec, shell, logs, cp, images, pull, rmi, token, secrets, serve];
+export const COMMANDS: readonly Command[] = [run, ps, inspect, start, stop, restart, wait, rm, exec, shell, logs, events, cp, images, pull, rmi, token, secrets, serve];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => [c.name, ...(c.aliases ?? [])].join(", ").length));

@@ -4,6 +4,7 @@ import { MAIN_PROCESS_STATUSES, PULL_PHASES, PULL_STATUSES } from "../core/machi
 import { MACHINE_STATUSES } from "../core/machine-state.js";
 import { EnvMap, MachineStatusSchema, Nullable } from "./common.js";
 import { imageRefString, RegistryAuth } from "./images.js";
+import { HealthCheckBody, HealthCheckSchema, HealthSchema, RestartPolicyBody, RestartPolicySchema } from "./health.js";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
 const STATUS_LIST_PATTERN = `^(${MACHINE_STATUSES.join("|")})(,(${MACHINE_STATUSES.join("|")}))*$`;
@@ -150,6 +151,8 @@ export const CreateMachineBody = Type.Object(
       }),
     ),
     start: Type.Optional(Type.Boolean({ default: false, description: "Start the machine right after creating it" })),
+    health_check: Type.Optional(HealthCheckBody),
+    restart_policy: Type.Optional(RestartPolicyBody),
   },
   { additionalProperties: false },
 );
@@ -294,6 +297,10 @@ export const MachineSchema = Type.Object(
     urls: Type.Array(ServiceUrlSchema, { description: "Its services' proxy URLs, in `services` order; empty when the daemon's proxy is off" }),
     access_token: Type.Optional(Type.String({ description: "Only in the create response: the token private services need (also GET /machines/{id}/token)" })),
     secret_names: Type.Array(Type.String(), { description: "Names of the machine's secrets, sorted; their values are never returned" }),
+    health_check: Nullable(HealthCheckSchema),
+    health: HealthSchema,
+    restart_policy: RestartPolicySchema,
+    restart_count: Type.Integer({ description: "Restarts the restart policy made since the machine was created (main process or VM)" }),
   },
   { $id: "Machine" },
 );

@@ -118,6 +118,8 @@ export const ERROR_CODES = {
   // daemon's key (the key changed); a create or rotation whose values exceed the total bound.
   SECRETS_UNREADABLE: "conflict",
   SECRETS_TOO_LARGE: "too_large",
+  // An HTTP health check on a machine without a network: the daemon reaches it at network.ip.
+  HEALTH_CHECK_NEEDS_NETWORK: "invalid_argument",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -6,6 +6,7 @@
 import type { ErrorCode } from "./errors.js";
 import type { MachineStatus } from "./machine-state.js";
 import type { VmmKind } from "./ports/vmm-driver.js";
+import type { SupervisionView } from "./health.js";
 
 /** The VMMs a machine can be created under (VmmDriver.kind). */
 export const VMM_KINDS = ["qemu", "firecracker"] as const satisfies readonly VmmKind[];
@@ -190,6 +191,8 @@ export type MachineView = Omit<MachineRecord, "runDir" | "imageConfig"> & {
 } & {
   /** Its services' proxy URLs (src/proxy); empty when the proxy is off. */
   urls: ServiceUrl[];
+  /** Health check, restart policy and their state (src/workload/supervisor.ts); absent: none. */
+  supervision?: SupervisionView;
 };
 
 /** Image fields of a new machine; all default to null. */

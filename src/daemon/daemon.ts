@@ -20,6 +20,7 @@ import { MachineStatuses } from "../machines/statuses.js";
 import { createLogger } from "./logger.js";
 import { MachineService } from "../machines/service.js";
 import { MainProcesses } from "../workload/main-process.js";
+import { Supervisor } from "../machines/supervisor.js";
 import { reconcile, type ReconcileReport } from "../machines/reconcile.js";
 import { VmFactory } from "../machines/vm-factory.js";
 import { guestAssetsIn, openDriverRegistry } from "../vmm/registry.js";
@@ -96,9 +97,12 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       registry,
       startTimeoutMs: config.startTimeoutMs,
     });
-    const main = new MainProcesses();
+    // The supervisor restarts a main process seen exited; it is built after the lifecycle it drives.
+    let supervisor: Supervisor | null = null;
+    const main = new MainProcesses((id, st) => supervisor?.mainExited(id, st));
     const statuses = new MachineStatuses(store.machines, config.capacity);
     const pulls = opened.service ? new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, statuses }) : null;
+    const hooks = imageBootHooks(pulls, opened.unavailable, main, secrets);
     // Namespaces carry a tag of this data dir, so two daemons on one host never sweep each other's.
     const fabric = new LinuxNetworkFabric({ plan: addressPlan(config.network.subnet), tag: instanceTag(config.dataDir), hostNetns: null });
     const networks = new MachineNetworks(fabric, store.machines);
@@ -113,14 +117,19 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       networks,
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
-      hooks: imageBootHooks(pulls, opened.unavailable, main, secrets),
+      hooks,
       snapshotOf: async (id): Promise<VmSnapshot> => (await snapshots.record(id)).vm,
       ...(templates && { templates }),
     });
     const snapshots = new MachineSnapshots({ machines: store.machines, snapshots: store.snapshots, live: lifecycle.live, imageUsers: opened.users, dir: snapshotDir, log });
+    const sup = new Supervisor({ repo: store.supervision, machines: store.machines, lifecycle, main, startMain: (rec, vm, l) => hooks.booted(rec, vm, l), log });
+    supervisor = sup;
+    // Opened before reconciliation: a machine found dead there is restarted by its policy.
+    await sup.open();
     const reconciled = await reconcile({ repo: store.machines, vms, lifecycle, networks, log });
     // Before the service: machine views carry the proxy's URLs (its port is known once it listens).
     if (config.proxy) proxy = await startProxy(config.proxy, store.proxyTargets, log);
+    await sup.started();
     const cap = config.capacity;
     log.info({ max_memory_mib: cap.maxMemoryMib, vm_overhead_mib: cap.vmOverheadMib, max_vcpus: cap.maxVcpus, max_vcpus_per_machine: cap.maxVcpusPerMachine }, "admission limits");
     await snapshots.sweep(log);
@@ -136,6 +145,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       network: config.network,
       snapshots,
       secrets,
+      supervisor: sup,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
       tokens: store.proxyTargets,
       ...(proxy && { serviceUrls: proxy.urls }),
@@ -156,6 +166,8 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       (closing ??= (async () => {
         log.info({ stop_vms: config.stopVmsOnExit, live_vms: service.live.all().length }, "shutting down");
         await proxy?.close();
+        // First: no check or policy restart may act on VMs that are being let go of or stopped.
+        sup.close();
         await service.close({ stopVms: config.stopVmsOnExit });
         await app.close();
         await opened.service?.close();

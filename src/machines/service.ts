@@ -33,6 +33,9 @@ import { removeSuspended } from "./suspend-files.js";
 import { checkServices, newAccessToken, type AccessTokenStore } from "./proxied-services.js";
 import type { MachineSecrets } from "./secrets.js";
 import { deliverSecretFiles } from "../workload/secret-files.js";
+import type { Supervisor } from "./supervisor.js";
+import { healthCheckSpec, restartPolicyOf } from "../workload/health-policy.js";
+import type { WorkloadEvent } from "../core/health.js";
 
 /** How long resuming a suspended machine waits for it to run (its restore queues behind other boots). */
 const RESTORE_WAIT_MS = 60_000;
@@ -58,6 +61,8 @@ export interface MachineServiceOptions {
   snapshots: MachineSnapshots;
   /** Seals secrets for the store (docs/agents.md, "Secrets"). */
   secrets: MachineSecrets;
+  /** Health checks and restart policies. */
+  supervisor: Supervisor;
   images: {
     /** null when images are off on this host; `unavailable` says why. */
     pulls: ImagePulls | null;
@@ -89,6 +94,7 @@ export class MachineService implements MachineServicePort {
   private readonly snaps: MachineSnapshots;
   private readonly tokens: AccessTokenStore;
   private readonly secrets: MachineSecrets;
+  private readonly supervisor: Supervisor;
   private readonly shutdown = new AbortController();
   /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
   private readonly stopping = new AbortController();
@@ -106,7 +112,8 @@ export class MachineService implements MachineServicePort {
     this.secrets = o.secrets;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.files = new MachineFileIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs);
-    this.views = new MachineViews(o.images.pulls, o.images.main, o.serviceUrls);
+    this.supervisor = o.supervisor;
+    this.views = new MachineViews(o.images.pulls, o.images.main, o.serviceUrls, o.supervisor);
     this.shutdown.signal.addEventListener("abort", () => this.stopping.abort(new HyperfleetError("SHUTTING_DOWN", "the daemon is shutting down; retry when it is back")), { once: true });
   }
 
@@ -128,6 +135,12 @@ export class MachineService implements MachineServicePort {
 
   async get(id: string): Promise<MachineView> {
     return this.views.full(await this.record(id));
+  }
+
+  /** Restart and health events, oldest first (the last 200). */
+  async events(id: string): Promise<WorkloadEvent[]> {
+    await this.record(id);
+    return this.supervisor.events(id);
   }
 
   async wait(id: string, status: MachineStatus, timeoutMs: number, ctx: CallContext = {}): Promise<MachineView> {
@@ -167,6 +180,8 @@ export class MachineService implements MachineServicePort {
     // Checked before anything is written; the slot and ports are claimed with the insert.
     const claim = sameMac(networkClaim(req, id, this.network, bound.log), snap);
     const services = checkServices(req.services, claim !== null);
+    const healthCheck = req.healthCheck === undefined ? null : healthCheckSpec(req.healthCheck, claim !== null);
+    const restartPolicy = restartPolicyOf(req.restartPolicy);
     // Resolved now so the record shows what it boots. Without guest assets a machine can still be
     // created (start then says what is missing), unless it is meant to start right away.
     let paths: BootPaths | null = null;
@@ -206,6 +221,12 @@ export class MachineService implements MachineServicePort {
       services,
       accessToken: newAccessToken(),
     }, claim ?? undefined).catch(async (e: unknown) => {
+      await this.img.users.forget(id);
+      throw e;
+    });
+    // Before any start: the first `running` already has its check and policy.
+    await this.supervisor.register(id, healthCheck, restartPolicy).catch(async (e: unknown) => {
+      await this.repo.delete(id);
       await this.img.users.forget(id);
       throw e;
     });

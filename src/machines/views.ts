@@ -4,6 +4,7 @@
  */
 import type { MachineView } from "../core/ports/services.js";
 import type { MachineRecord, ServiceUrl } from "../core/machine.js";
+import type { SupervisionView } from "../core/health.js";
 import type { ImagePulls } from "./image-pulls.js";
 import type { MainProcesses } from "../workload/main-process.js";
 
@@ -15,11 +16,12 @@ export class MachineViews {
     private readonly pulls: ImagePulls | null,
     private readonly main: MainProcesses,
     private readonly urls: ServiceUrls = () => [],
+    private readonly supervision?: { view(rec: MachineRecord): SupervisionView },
   ) {}
 
   /** Without the main process (answers of lifecycle calls: the machine is not running yet, or any more). */
   plain(rec: MachineRecord): MachineView {
-    return { ...rec, imagePull: this.pulls?.view(rec.id) ?? rec.imagePull, mainProcess: null, urls: this.urls(rec) };
+    return { ...rec, imagePull: this.pulls?.view(rec.id) ?? rec.imagePull, mainProcess: null, urls: this.urls(rec), ...(this.supervision && { supervision: this.supervision.view(rec) }) };
   }
 
   /** With the main process's state as last seen (cached: no guest is read here). */

@@ -2,6 +2,7 @@
 import { MACHINE_ID_PATTERN } from "../contract/common.js";
 import type { ExecBody, ExecResponse } from "../contract/exec.js";
 import type { AccessTokenJson, CreateMachineBody, MachineJson } from "../contract/machine.js";
+import type { MachineEventJson } from "../contract/health.js";
 import type { MachineStatus } from "../core/machine-state.js";
 import { attempt, type Result } from "../core/result.js";
 import { HyperfleetApiError } from "./errors.js";
@@ -149,6 +150,11 @@ export class Machines {
     return attempt(() =>
       this.t.json<ExecResponse>({ method: "POST", path: machinePath(id, "/exec"), body: { ...body, command }, timeoutMs: httpTimeout, ...(signal !== undefined && { signal }) }),
     );
+  }
+
+  /** Restart and health events (the last 200), oldest first. */
+  events(id: string, o: CallOptions = {}): Promise<Result<MachineEventJson[]>> {
+    return attempt(() => this.t.json<MachineEventJson[]>({ ...o, method: "GET", path: machinePath(id, "/events") }));
   }
 
   /** The main process's output so far (stdout and stderr interleaved). */

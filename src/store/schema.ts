@@ -103,6 +103,26 @@ export interface SnapshotsTable {
   last_used_at: string;
 }
 
+/** Since 0009: a machine's health check, restart policy and restart counters (src/core/health.ts). */
+export interface MachineSupervisionTable {
+  machine_id: string;
+  /** JSON HealthCheckSpec, or null. */
+  health_check: string | null;
+  /** JSON RestartPolicy. */
+  restart_policy: string;
+  restart_count: number;
+  restart_streak: number;
+}
+
+/** Since 0009: restart and health events, the last 200 per machine. */
+export interface WorkloadEventsTable {
+  id: Generated<number>;
+  machine_id: string;
+  /** JSON WorkloadEvent without `at`. */
+  event: string;
+  at: string;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_events: MachineEventsTable;
@@ -110,4 +130,6 @@ export interface Database {
   network_slots: NetworkSlotsTable;
   exposed_ports: ExposedPortsTable;
   snapshots: SnapshotsTable;
+  machine_supervision: MachineSupervisionTable;
+  workload_events: WorkloadEventsTable;
 }

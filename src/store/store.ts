@@ -13,6 +13,7 @@ import { migrationProvider } from "./migrations/index.js";
 import { NetworkSlotRepository } from "./network-slot-repository.js";
 import { SnapshotRepository } from "./snapshot-repository.js";
 import { ProxyTargetRepository } from "./proxy-targets.js";
+import { SupervisionRepository } from "./supervision-repository.js";
 import type { Database } from "./schema.js";
 
 export interface StoreOptions {
@@ -30,6 +31,8 @@ export interface Store {
   readonly snapshots: SnapshotRepository;
   /** What the proxy reads of machines, and their access tokens (issue 14, per-VM URLs). */
   readonly proxyTargets: ProxyTargetRepository;
+  /** Health checks, restart policies and their events (since 0009). */
+  readonly supervision: SupervisionRepository;
   /** Applied migration names, oldest first (for logs and tests). */
   readonly migrations: readonly string[];
   /** Closes the database; later calls are no-ops. */
@@ -73,6 +76,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     networkSlots: new NetworkSlotRepository(db, opts.clock),
     snapshots: new SnapshotRepository(db),
     proxyTargets: new ProxyTargetRepository(db),
+    supervision: new SupervisionRepository(db),
     migrations: applied,
     async close() {
       if (closed) return;

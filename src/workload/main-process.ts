@@ -38,6 +38,12 @@ export class MainProcesses {
   private readonly entries = new Map<string, Entry>();
 
   /**
+   * @param onExit told once per process when it is first seen exited (the restart policy's cue;
+   *   src/workload/supervisor.ts). Never throws.
+   */
+  constructor(private readonly onExit: (id: string, state: MainProcessState) => void = () => undefined) {}
+
+  /**
    * Starts the machine's main process, if its image (or its overrides) name one. Never throws.
    * `secrets` go first to /run/secrets, then into the process's environment (over env of the same
    * name); exec'd commands never get them in theirs. A main process whose secrets could not be
@@ -107,7 +113,10 @@ export class MainProcesses {
       if (isHyperfleetError(err, "AGENT_TIMEOUT") || isHyperfleetError(err, "AGENT_DISCONNECTED")) return;
       seen = null;
     }
-    if (this.entries.get(id) === e) e.state = seen;
+    if (this.entries.get(id) !== e) return;
+    const before = e.state;
+    e.state = seen;
+    if (seen?.status === "exited" && before?.status !== "exited") this.onExit(id, seen);
   }
 
   forget(id: string): void {

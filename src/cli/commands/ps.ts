@@ -40,7 +40,8 @@ List running machines (all of them with -a).
         list.map((m) => [
           m.id,
           m.name,
-          m.status,
+          // Docker's "running (healthy)".
+          m.health.status === "none" ? m.status : `${m.status} (${m.health.status})`,
           m.image_ref ?? "-",
           String(m.vcpu_count),
           `${m.mem_size_mib} MiB`,

@@ -7,6 +7,7 @@ import { runInGuest } from "../guest-command.js";
 import { interactive } from "./exec.js";
 import { json } from "../output.js";
 import { secretPairs } from "../secret-args.js";
+import { HEALTH_HELP, HEALTH_OPTIONS, healthFields } from "./run-health.js";
 
 const DEFAULT_MEMORY_MIB = 256;
 const BOOT_TIMEOUT_S = 300;
@@ -48,7 +49,8 @@ export const run: Command = {
   summary: "create and start a machine, and run a command in it",
   errorStatus: 125,
   help: `usage: hyperfleet run [-d] [--name NAME] [--cpus N] [--memory SIZE] [-p [IP:]HOST:GUEST[/udp]]...
-                      [--service PORT[:public|private]]... [-e NAME=VALUE]... [--secret NAME[=VALUE]]... [--secret-file NAME=PATH]... [--rm] [--no-image] [IMAGE] [CMD [ARG...]]
+                      [--service PORT[:public|private]]... [-e NAME=VALUE]... [--secret NAME[=VALUE]]... [--secret-file NAME=PATH]... [--rm] [--no-image] [--restart POLICY]
+                      [--health-cmd CMD | --health-http PORT/PATH] [IMAGE] [CMD [ARG...]]
 
 Create a machine from IMAGE (an OCI reference; without one, or with --no-image, the built-in
 busybox root disk), start it and wait until it runs. Then:
@@ -77,7 +79,7 @@ then replaces the image's command as the machine's main process (see 'hyperfleet
       --json             print the machine (JSON) instead of its id (without CMD)
   -i, --interactive      pass this process's stdin to CMD
   -t, --tty              run CMD (default /bin/sh) on a terminal sized like this one, streamed
-
+${HEALTH_HELP}
 Exit status: CMD's; 125 when hyperfleet itself failed (the message names the error code),
 124/126/127 as for 'exec'.
 `,
@@ -100,6 +102,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
         json: { type: "boolean" },
         interactive: { type: "boolean", short: "i" },
         tty: { type: "boolean", short: "t" },
+        ...HEALTH_OPTIONS,
       },
       { stopAtCommand: args.includes("--no-image") ? 0 : 1 },
     );
@@ -130,6 +133,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
       ...(secrets !== undefined && { secrets }),
       ...(ports.length > 0 && { network: true, exposed_ports: ports }),
       ...(services.length > 0 && { network: true, services }),
+      ...healthFields(p.values),
     };
     const hf = ctx.client();
     const created = (await hf.machines.create(body)).unwrap();

@@ -5,6 +5,7 @@
  * Methods throw HyperfleetError; the API maps codes to HTTP status (src/api/http-status.ts).
  */
 import type { MachineStatus } from "../machine-state.js";
+import type { HealthCheckInput, RestartPolicyInput, WorkloadEvent } from "../health.js";
 import type { ExposedPortRequest, ImageRunConfig, MachineView, NetworkPolicy, ProxiedService } from "../machine.js";
 import type { Logger } from "./logger.js";
 import type { SnapshotRecord } from "../snapshot.js";
@@ -48,6 +49,9 @@ export interface CreateMachineRequest {
   exposedPorts?: ExposedPortRequest[];
   /** Guest ports the proxy serves (issue 14); need a network. */
   services?: ProxiedService[];
+  /** An `http` check needs a network (HEALTH_CHECK_NEEDS_NETWORK). */
+  healthCheck?: HealthCheckInput;
+  restartPolicy?: RestartPolicyInput;
 }
 
 export interface LogsRequest {
@@ -259,6 +263,8 @@ export interface MachineServicePort extends FileTreePort {
    * rewritten at once; its main process's environment changes at its next start.
    */
   setSecrets(id: string, secrets: Record<string, string>, ctx?: CallContext): Promise<MachineView>;
+  /** The machine's restart and health events, oldest first (bounded). */
+  events(id: string, ctx?: CallContext): Promise<WorkloadEvent[]>;
   /** Resolves when the machine is in `status`; WAIT_TIMEOUT after timeoutMs. */
   wait(id: string, status: MachineStatus, timeoutMs: number, ctx?: CallContext): Promise<MachineView>;
   exec(id: string, req: ExecRequest, ctx?: CallContext): Promise<ExecOutput>;

@@ -11,6 +11,7 @@ import { snapshots } from "./0005-snapshots.js";
 import { machineVmm } from "./0006-machine-vmm.js";
 import { proxy } from "./0007-proxy.js";
 import { secrets } from "./0008-secrets.js";
+import { health } from "./0009-health.js";
 
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
@@ -21,6 +22,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0006-machine-vmm": machineVmm,
   "0007-proxy": proxy,
   "0008-secrets": secrets,
+  "0009-health": health,
 };
 
 export const migrationProvider: MigrationProvider = {
