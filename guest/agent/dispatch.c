@@ -7,6 +7,7 @@
 #include "files.h"
 #include "identity.h"
 #include "loop.h"
+#include "mount.h"
 #include "pathops.h"
 #include "req.h"
 #include "trace.h"
@@ -108,6 +109,8 @@ static void on_request(struct conn *c, const struct hf_frame *f, const struct hf
 		return path_op_start(c, f->id, f->type, m);
 	case HF_IDENTITY:
 		return identity_apply(c, f->id, m);
+	case HF_MOUNT:
+		return mount_start(c, f->id, m);
 	default:
 		return on_shutdown(c, f->id, m);
 	}
@@ -144,7 +147,8 @@ void dispatch_frame(struct conn *c, const struct hf_frame *f)
 	case HF_RENAME:
 	case HF_SYMLINK:
 	case HF_SHUTDOWN:
-	case HF_IDENTITY: {
+	case HF_IDENTITY:
+	case HF_MOUNT: {
 		if (!c->hello && f->type != HF_HELLO)
 			break;
 		struct hf_msg m;
