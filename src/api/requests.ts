@@ -49,6 +49,7 @@ export function createMachineRequest(b: CreateMachineBody): CreateMachineRequest
     ...(b.user !== undefined && { user: b.user }),
     ...(b.network !== undefined && { network: networkRequest(b.network) }),
     ...(b.exposed_ports !== undefined && { exposedPorts: b.exposed_ports.map(exposedPortRequest) }),
+    ...(b.volumes !== undefined && { volumes: b.volumes.map((v) => ({ name: v.name, mount: v.mount, ...(v.read_only !== undefined && { readOnly: v.read_only }) })) }),
   };
 }
 

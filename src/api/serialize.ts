@@ -2,6 +2,8 @@
 import type { ImageJson } from "../contract/images.js";
 import type { MachineJson } from "../contract/machine.js";
 import type { SnapshotJson } from "../contract/snapshot.js";
+import type { VolumeJson } from "../contract/volume.js";
+import type { VolumeRecord } from "../core/volume.js";
 import type { FileStatView, ImagePullState, ImageView, MachineView, MainProcessState, SnapshotView } from "../core/ports/services.js";
 
 export function machineJson(m: MachineView): MachineJson {
@@ -46,6 +48,7 @@ export function machineJson(m: MachineView): MachineJson {
     main_process: m.mainProcess && mainProcessJson(m.mainProcess),
     snapshot_id: m.snapshotId,
     vmm: m.vmm,
+    volumes: m.volumes.map((v) => ({ id: v.volumeId, name: v.name, mount: v.mount, read_only: v.readOnly })),
   };
 }
 
@@ -107,4 +110,8 @@ export function statJson(path: string, s: FileStatView) {
     gid: s.gid,
     mtime: s.mtime.toISOString(),
   };
+}
+
+export function volumeJson(v: VolumeRecord): VolumeJson {
+  return { id: v.id, name: v.name, size_mib: v.sizeMib, created_at: v.createdAt, machine_id: v.machineId };
 }

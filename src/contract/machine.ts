@@ -4,6 +4,7 @@ import { MAIN_PROCESS_STATUSES, PULL_PHASES, PULL_STATUSES } from "../core/machi
 import { MACHINE_STATUSES } from "../core/machine-state.js";
 import { EnvMap, MachineStatusSchema, Nullable } from "./common.js";
 import { imageRefString, RegistryAuth } from "./images.js";
+import { VolumeMountRequest } from "./volume.js";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
 const STATUS_LIST_PATTERN = `^(${MACHINE_STATUSES.join("|")})(,(${MACHINE_STATUSES.join("|")}))*$`;
@@ -105,6 +106,13 @@ export const CreateMachineBody = Type.Object(
       }),
     ),
     start: Type.Optional(Type.Boolean({ default: false, description: "Start the machine right after creating it" })),
+    volumes: Type.Optional(
+      Type.Array(VolumeMountRequest, {
+        maxItems: 8,
+        description:
+          "Volumes the machine holds from create to delete and mounts at each boot. A volume has one writer at a time: one held by another machine is 409 VOLUME_IN_USE, an unknown one 404 VOLUME_NOT_FOUND. Up to 8",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -234,6 +242,10 @@ export const MachineSchema = Type.Object(
     vmm: Type.Union([Type.Literal("qemu"), Type.Literal("firecracker")], {
       description: "The VMM the machine was created under (a clone: its snapshot's). Only a daemon running that VMM boots or restores it (else 409 VMM_MISMATCH); GET /health names the daemon's.",
     }),
+    volumes: Type.Array(
+      Type.Object({ id: Type.String(), name: Type.String(), mount: Type.String(), read_only: Type.Boolean() }),
+      { description: "Volumes it holds and mounts at each boot, in disk order" },
+    ),
   },
   { $id: "Machine" },
 );

@@ -108,6 +108,12 @@ export const ERROR_CODES = {
   // Background processes (POST /machines/:id/processes): no such pid in this boot; signalling one that exited.
   PROCESS_NOT_FOUND: "not_found",
   PROCESS_NOT_RUNNING: "conflict",
+  // Volumes (docs/agents.md "Volumes"): unknown name or id; a name taken; held by a machine (one
+  // writer at a time); a machine with volumes cannot be snapshotted, forked or templated.
+  VOLUME_NOT_FOUND: "not_found",
+  VOLUME_ALREADY_EXISTS: "already_exists",
+  VOLUME_IN_USE: "conflict",
+  MACHINE_HAS_VOLUMES: "conflict",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

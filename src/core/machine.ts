@@ -6,6 +6,7 @@
 import type { ErrorCode } from "./errors.js";
 import type { MachineStatus } from "./machine-state.js";
 import type { VmmKind } from "./ports/vmm-driver.js";
+import type { VolumeAttachment } from "./volume.js";
 
 /** The VMMs a machine can be created under (VmmDriver.kind). */
 export const VMM_KINDS = ["qemu", "firecracker"] as const satisfies readonly VmmKind[];
@@ -155,6 +156,8 @@ export interface MachineRecord {
    * that VMM's: a daemon running another refuses to boot it (VMM_MISMATCH).
    */
   vmm: VmmKind;
+  /** Volumes it holds from create to delete, in disk order (docs/agents.md "Volumes"); empty: none. */
+  volumes: VolumeAttachment[];
 }
 
 export const RESTORE_SOURCES = ["snapshot", "suspend"] as const;
@@ -191,7 +194,7 @@ export type NewMachine = Pick<
   | "vmm"
 > &
   NewMachineImage &
-  Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig">>;
+  Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig" | "volumes">>;
 
 /** Fields that may change together with a status transition. */
 export type MachinePatch = Partial<

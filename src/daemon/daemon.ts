@@ -28,6 +28,7 @@ import { MachineSnapshots } from "../machines/snapshots.js";
 import { WarmTemplates } from "../machines/templates.js";
 import type { VmSnapshot } from "../core/ports/vmm-driver.js";
 import { MachineNetworks } from "../machines/networks.js";
+import { MachineVolumes } from "../machines/volumes.js";
 import { addressPlan, instanceTag } from "../network/address-plan.js";
 import { LinuxNetworkFabric } from "../network/fabric.js";
 
@@ -81,7 +82,9 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       log: (msg) => log.info(msg),
     });
     log.info({ vmm: registry.kind }, "VMM chosen");
+    const volumes = new MachineVolumes({ repo: store.volumes, dataDir: config.dataDir, maxSizeMib: config.volumeMaxSizeMib, log });
     const vms = new VmFactory({
+      volumeDisks: (rec, signal) => volumes.disks(rec, signal),
       dataDir: config.dataDir,
       socketDir: config.socketDir,
       guest: config.guest,
@@ -126,10 +129,11 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       capacity: config.capacity,
       network: config.network,
       snapshots,
+      volumes,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
-    const app = await buildApp({ service, images: catalog, snapshots, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION, vmm: () => vms.vmmInfo() });
+    const app = await buildApp({ service, images: catalog, snapshots, volumes, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION, vmm: () => vms.vmmInfo() });
 
     let url: string | null = null;
     if (opts.listen !== false) {

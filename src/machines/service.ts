@@ -30,6 +30,7 @@ import { networkClaim, type CreateNetworkOptions } from "./create-network.js";
 import type { MachineSnapshots } from "./snapshots.js";
 import { fitRequestToSnapshot, forkName, policyOf, sameMac, snapshotMachineFields } from "./snapshot-create.js";
 import { removeSuspended } from "./suspend-files.js";
+import type { MachineVolumes } from "./volumes.js";
 
 /** How long resuming a suspended machine waits for it to run (its restore queues behind other boots). */
 const RESTORE_WAIT_MS = 60_000;
@@ -53,6 +54,8 @@ export interface MachineServiceOptions {
   /** VM networking (HYPERFLEET_NETWORK_DEFAULT, _SUBNET, _DNS, _PORTS_BIND, _PORT_RANGE). */
   network: CreateNetworkOptions;
   snapshots: MachineSnapshots;
+  /** Volumes a create may name; absent: a create naming any is refused. */
+  volumes?: MachineVolumes;
   images: {
     /** null when images are off on this host; `unavailable` says why. */
     pulls: ImagePulls | null;
@@ -78,6 +81,7 @@ export class MachineService implements MachineServicePort {
   private readonly capacity: Capacity | undefined;
   private readonly network: CreateNetworkOptions;
   private readonly snaps: MachineSnapshots;
+  private readonly volumes: MachineVolumes | undefined;
   private readonly shutdown = new AbortController();
   /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
   private readonly stopping = new AbortController();
@@ -91,6 +95,7 @@ export class MachineService implements MachineServicePort {
     this.capacity = o.capacity;
     this.network = o.network;
     this.snaps = o.snapshots;
+    this.volumes = o.volumes;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.files = new MachineFileIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs);
     this.views = new MachineViews(o.images.pulls, o.images.main);
@@ -131,6 +136,7 @@ export class MachineService implements MachineServicePort {
     const req = snap === null ? withShape(request) : fitRequestToSnapshot(request, snap);
     const tooBig = this.capacity && checkFitsHost({ vcpuCount: req.vcpuCount, memSizeMib: req.memSizeMib }, this.capacity);
     if (tooBig) throw tooBig;
+    const volumes = await this.volumeAttachments(request, snap !== null);
     const id = `vm_${ulid()}`;
     const pulls = req.image === undefined ? null : this.imagePulls(req.image);
     // The request's logger has no machine id yet (POST /machines has no :id): bind it here.
@@ -172,6 +178,7 @@ export class MachineService implements MachineServicePort {
       workdir: req.workdir ?? null,
       user: req.user ?? null,
       ...(snap !== null && snapshotMachineFields(snap)),
+      ...(volumes.length > 0 && { volumes }),
     }, claim ?? undefined).catch(async (e: unknown) => {
       await this.img.users.forget(id);
       throw e;
@@ -193,6 +200,14 @@ export class MachineService implements MachineServicePort {
     if (starting === null) return this.views.plain(rec);
     this.queueBoot(starting, bound);
     return this.views.plain(starting);
+  }
+
+  /** The request's volumes, checked and resolved (the insert claims them). */
+  private async volumeAttachments(req: CreateMachineRequest, fromSnapshot: boolean) {
+    if (req.volumes === undefined || req.volumes.length === 0) return [];
+    if (fromSnapshot) throw new HyperfleetError("SNAPSHOT_INCOMPATIBLE", "volumes: a machine created from a snapshot has its source's devices; volumes cannot be added to it", { details: { field: "volumes" } });
+    if (!this.volumes) throw new HyperfleetError("NOT_SUPPORTED_YET", "volumes: this daemon has no volumes", { details: { field: "volumes" } });
+    return this.volumes.attachments(req.volumes);
   }
 
   async start(id: string, ctx: CallContext = {}): Promise<MachineView> {

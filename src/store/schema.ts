@@ -47,6 +47,8 @@ export interface MachinesTable {
   restore_from: string | null;
   /** Since 0006: the VMM the machine was created under; "qemu" for older rows. */
   vmm: string;
+  /** Since 0010: JSON VolumeAttachment[] (the claims themselves are volumes.machine_id). */
+  volumes: string;
 }
 
 export interface MachineEventsTable {
@@ -97,6 +99,15 @@ export interface SnapshotsTable {
   last_used_at: string;
 }
 
+/** Since 0010: named persistent disks; machine_id is the one machine that holds it. */
+export interface VolumesTable {
+  id: string;
+  name: string;
+  size_mib: number;
+  created_at: string;
+  machine_id: string | null;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_events: MachineEventsTable;
@@ -104,4 +115,5 @@ export interface Database {
   network_slots: NetworkSlotsTable;
   exposed_ports: ExposedPortsTable;
   snapshots: SnapshotsTable;
+  volumes: VolumesTable;
 }

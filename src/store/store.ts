@@ -12,6 +12,7 @@ import { MachineRepository, type Clock } from "./machine-repository.js";
 import { migrationProvider } from "./migrations/index.js";
 import { NetworkSlotRepository } from "./network-slot-repository.js";
 import { SnapshotRepository } from "./snapshot-repository.js";
+import { VolumeRepository } from "./volume-repository.js";
 import type { Database } from "./schema.js";
 
 export interface StoreOptions {
@@ -27,6 +28,8 @@ export interface Store {
   readonly networkSlots: NetworkSlotRepository;
   /** Snapshots (docs/adr/0009); machines created from one name it in snapshot_id. */
   readonly snapshots: SnapshotRepository;
+  /** Volumes (docs/agents.md "Volumes"); a machine claims the ones it names in its insert. */
+  readonly volumes: VolumeRepository;
   /** Applied migration names, oldest first (for logs and tests). */
   readonly migrations: readonly string[];
   /** Closes the database; later calls are no-ops. */
@@ -69,6 +72,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     apiKeys: new ApiKeyRepository(db),
     networkSlots: new NetworkSlotRepository(db, opts.clock),
     snapshots: new SnapshotRepository(db),
+    volumes: new VolumeRepository(db),
     migrations: applied,
     async close() {
       if (closed) return;

@@ -11,7 +11,7 @@ import { statusHistory } from "../store-history.js";
 
 test("migrations run once; reopening keeps data", async () => {
   const { store, path } = await tempStore();
-  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots", "0006-machine-vmm"]);
+  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots", "0006-machine-vmm", "0010-volumes"]);
   await store.machines.insert(newMachine("vm_1"));
   await store.close();
   await store.close(); // idempotent
@@ -35,7 +35,7 @@ test("0006: machines from before it get vmm 'qemu'; the column takes only known 
   assert.equal((raw.prepare("PRAGMA table_info(machines)").all() as { name: string }[]).some((c) => c.name === "vmm"), false);
   raw.close();
   const again = await openStore({ path });
-  assert.deepEqual(again.migrations, ["0006-machine-vmm"]);
+  assert.deepEqual(again.migrations, ["0006-machine-vmm", "0010-volumes"]);
   assert.equal((await again.machines.get("vm_old"))?.vmm, "qemu");
   assert.equal((await again.machines.insert({ ...newMachine("vm_fc"), vmm: "firecracker" })).vmm, "firecracker");
   await again.close();

@@ -9,6 +9,7 @@ import { networkSlots } from "./0003-network-slots.js";
 import { exposedPorts } from "./0004-exposed-ports.js";
 import { snapshots } from "./0005-snapshots.js";
 import { machineVmm } from "./0006-machine-vmm.js";
+import { volumes } from "./0010-volumes.js";
 
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0004-exposed-ports": exposedPorts,
   "0005-snapshots": snapshots,
   "0006-machine-vmm": machineVmm,
+  "0010-volumes": volumes,
 };
 
 export const migrationProvider: MigrationProvider = {
