@@ -51,7 +51,7 @@ export function volumeRoutes(app: FastifyInstance, service: VolumeServicePort): 
       schema: {
         tags,
         summary: "Delete a volume",
-        description: "Removes the volume and its data. 409 VOLUME_IN_USE while a machine holds it (`details.machine_id`): delete that machine first.",
+        description: "Removes the volume and its data. 409 VOLUME_IN_USE while a machine holds it (the error's `machine_id`): delete that machine first.",
         params: VolumeRefParams,
         response: { 204: Type.Null(), ...DELETE.responses },
       },
