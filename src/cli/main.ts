@@ -15,6 +15,7 @@ import { logs } from "./commands/logs.js";
 import { ps } from "./commands/ps.js";
 import { rm } from "./commands/rm.js";
 import { run } from "./commands/run.js";
+import { volume } from "./commands/volume.js";
 
 const serve: Command = {
   name: "serve",
@@ -34,7 +35,7 @@ Run the API daemon in the foreground, configured by environment variables (src/c
   },
 };
 
-export const COMMANDS: readonly Command[] = [run, ps, inspect, start, stop, restart, wait, rm, exec, shell, logs, cp, images, pull, rmi, serve];
+export const COMMANDS: readonly Command[] = [run, ps, inspect, start, stop, restart, wait, rm, exec, shell, logs, cp, images, pull, rmi, volume, serve];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => [c.name, ...(c.aliases ?? [])].join(", ").length));

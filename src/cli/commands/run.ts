@@ -34,12 +34,19 @@ export function portSpec(text: string): NonNullable<CreateMachineBody["exposed_p
   };
 }
 
+/** `-v NAME:/MOUNT[:ro]` of `run`: a volume the machine holds and mounts (docs/agents.md "Volumes"). */
+export function volumeSpec(text: string): { name: string; mount: string; read_only?: boolean } {
+  const m = /^([^:/]+):(\/[^:]*)(?::(ro|rw))?$/.exec(text);
+  if (!m) throw usageError(`-v ${text}: expected NAME:/MOUNT[:ro], e.g. state:/data`);
+  return { name: m[1]!, mount: m[2]!, ...(m[3] === "ro" && { read_only: true }) };
+}
+
 export const run: Command = {
   name: "run",
   summary: "create and start a machine, and run a command in it",
   errorStatus: 125,
   help: `usage: hyperfleet run [-d] [--name NAME] [--cpus N] [--memory SIZE] [-p [IP:]HOST:GUEST[/udp]]...
-                      [-e NAME=VALUE]... [--rm] [--no-image] [IMAGE] [CMD [ARG...]]
+                      [-e NAME=VALUE]... [-v NAME:/MOUNT[:ro]]... [--rm] [--no-image] [IMAGE] [CMD [ARG...]]
 
 Create a machine from IMAGE (an OCI reference; without one, or with --no-image, the built-in
 busybox root disk), start it and wait until it runs. Then:
@@ -54,6 +61,8 @@ then replaces the image's command as the machine's main process (see 'hyperfleet
       --memory SIZE      memory: 512m, 1g, or MiB (default ${DEFAULT_MEMORY_MIB})
   -p, --publish SPEC     forward a host port to a guest port (gives the machine a network)
   -e, --env NAME=VALUE   environment of the main process and of CMD (repeatable)
+  -v, --volume SPEC      NAME:/MOUNT[:ro]: hold volume NAME ('hyperfleet volume create') and mount it
+                         at /MOUNT, read-only with :ro (repeatable; one machine at a time per volume)
       --rm               delete the machine once CMD has finished
       --no-image         the built-in root disk; every positional is CMD
       --timeout SECONDS  CMD's timeout (default 60)
@@ -74,6 +83,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
         memory: { type: "string", short: "m" },
         publish: { type: "string", short: "p", multiple: true },
         env: { type: "string", short: "e", multiple: true },
+        volume: { type: "string", short: "v", multiple: true },
         rm: { type: "boolean" },
         "no-image": { type: "boolean" },
         timeout: { type: "string" },
@@ -96,6 +106,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
     if (p.values.rm === true && (detach || command.length === 0)) throw usageError("--rm needs a command run in the foreground (no -d)");
     const ports = strs(p.values.publish).map(portSpec);
     const env = envPairs(strs(p.values.env));
+    const volumes = strs(p.values.volume).map(volumeSpec);
     const timeout = secondsOption("timeout", str(p.values.timeout));
     const body: CreateMachineBody = {
       name: str(p.values.name) ?? `run-${randomBytes(4).toString("hex")}`,
@@ -106,6 +117,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
       ...(detach && command.length > 0 && { cmd: command }),
       ...(env !== undefined && { env }),
       ...(ports.length > 0 && { network: true, exposed_ports: ports }),
+      ...(volumes.length > 0 && { volumes }),
     };
     const hf = ctx.client();
     const created = (await hf.machines.create(body)).unwrap();
