@@ -118,6 +118,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     const cap = config.capacity;
     log.info({ max_memory_mib: cap.maxMemoryMib, vm_overhead_mib: cap.vmOverheadMib, max_vcpus: cap.maxVcpus, max_vcpus_per_machine: cap.maxVcpusPerMachine }, "admission limits");
     await snapshots.sweep(log);
+    await volumes.sweep();
     await templates?.evict(log);
     await opened.users.sync(await imageHolders());
     const service = new MachineService({

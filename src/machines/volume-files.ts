@@ -3,7 +3,7 @@
  * what the guest wrote), formatted ext4 on the host the first time a machine boots with it (never
  * mounted on the host: the guest's agent mounts it).
  */
-import { mkdir, open, rm } from "node:fs/promises";
+import { mkdir, open, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { runTool } from "../assets/exec.js";
 
@@ -24,6 +24,15 @@ export async function createVolumeFile(path: string, dir: string, sizeMib: numbe
   } finally {
     await fh.close();
   }
+}
+
+/** The volume ids whose files are in `dir` (`vol_<ULID>.ext4`); none when it does not exist. */
+export async function volumeFileIds(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === "ENOENT") return [];
+    throw e;
+  });
+  return names.map((n) => /^(vol_[0-9A-Z]{26})\.ext4$/.exec(n)?.[1]).filter((id): id is string => id !== undefined);
 }
 
 export function removeVolumeFile(path: string): Promise<void> {

@@ -12,7 +12,7 @@ import { checkVolumeRequests, normalMount, volumeDevice, volumeSerial, VOLUME_FS
 import type { CreateVolumeRequest, VolumeServicePort } from "../core/ports/services.js";
 import { volumeInUse, volumeNotFound, type VolumeRepository } from "../store/volume-repository.js";
 import type { AgentClient } from "../agent/client.js";
-import { createVolumeFile, formatIfNew, removeVolumeFile, volumePath, volumesDir } from "./volume-files.js";
+import { createVolumeFile, formatIfNew, removeVolumeFile, volumeFileIds, volumePath, volumesDir } from "./volume-files.js";
 
 export interface MachineVolumesOptions {
   repo: VolumeRepository;
@@ -57,6 +57,19 @@ export class MachineVolumes implements VolumeServicePort {
     const v = await this.o.repo.delete(ref);
     await removeVolumeFile(volumePath(this.o.dataDir, v.id));
     this.o.log.info({ volume_id: v.id, name: v.name }, "volume deleted");
+  }
+
+  /**
+   * At startup: removes volume files no volume owns. A daemon that died between creating a file
+   * and recording its volume, or between a volume's delete and its file's, leaves one behind.
+   */
+  async sweep(): Promise<void> {
+    const known = new Set((await this.o.repo.list()).map((v) => v.id));
+    for (const id of await volumeFileIds(volumesDir(this.o.dataDir))) {
+      if (known.has(id)) continue;
+      await removeVolumeFile(volumePath(this.o.dataDir, id));
+      this.o.log.warn({ volume_id: id }, "removed a volume file no volume owns (left by an interrupted create or delete)");
+    }
   }
 
   /**

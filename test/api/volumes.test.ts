@@ -7,14 +7,16 @@
  * - one writer at a time: a second machine is 409 VOLUME_IN_USE, so is deleting a held volume;
  *   snapshots and forks of a machine with volumes are 409 MACHINE_HAS_VOLUMES;
  * - a read-only mount refuses writes;
- * - a daemon restart keeps the claim (the machine is adopted with its volume mounted);
+ * - a stopped machine still holds its volume, and mounts it again when started;
+ * - a daemon restart keeps the claim (the machine is adopted with its volume mounted) and sweeps
+ *   volume files no volume owns;
  * - a free volume's delete is 204 and removes its file.
  * The daemon runs in-process (app.inject) on a temp data dir; the restart starts a second daemon
  * on the same dir. Cleanup deletes every machine and kills leftover VMMs by pid.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, openSync, readSync, closeSync, statSync } from "node:fs";
+import { existsSync, openSync, readSync, closeSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -189,6 +191,14 @@ test("data on a volume outlives its machine; one writer at a time; read-only ref
   expectError(await req("POST", `/machines/${aId}/fork`, { count: 1 }), 409, "MACHINE_HAS_VOLUMES");
   assert.deepEqual(json<unknown[]>(await req("GET", "/snapshots")), []);
 
+  // Stopped, it still holds the volume; started again, it mounts it again with the data.
+  assert.equal((await req("POST", `/machines/${aId}/stop`)).statusCode, 202);
+  assert.equal((await req("GET", `/machines/${aId}/wait?status=stopped&timeout=30`)).statusCode, 200);
+  expectError(await createMachine("while-stopped", [{ name: "state", mount: "/data" }]), 409, "VOLUME_IN_USE");
+  assert.equal((await req("POST", `/machines/${aId}/start`)).statusCode, 202);
+  await running(aId);
+  assert.equal((await exec(aId, "cat /data/f")).stdout, written);
+
   // Deleting the machine frees the volume and keeps its data.
   await remove(aId);
   assert.equal((await volume("state")).machine_id, null);
@@ -205,10 +215,15 @@ test("data on a volume outlives its machine; one writer at a time; read-only ref
   assert.match(ro.stderr, /Read-only file system/);
   assert.match((await exec(cId, "grep ' /srv/state ' /proc/mounts")).stdout, /ext4 ro,/);
 
-  // A restarted daemon adopts the reader: the claim and the mount are still there.
+  // A restarted daemon adopts the reader: the claim and the mount are still there. A volume file
+  // no volume owns (a create or delete cut short by a crash) is swept; the real one is kept.
   await daemon!.close();
   daemon = null;
+  const stray = join(dataDir, "volumes", "vol_01STRAYSTRAYSTRAYSTRAYSTRA.ext4");
+  writeFileSync(stray, "left by a crash");
   await open();
+  assert.equal(existsSync(stray), false);
+  assert.ok(existsSync(file));
   assert.equal(json<Machine>(await req("GET", `/machines/${cId}`)).status, "running");
   assert.equal((await volume("state")).machine_id, cId);
   expectError(await createMachine("after-restart", [{ name: "state", mount: "/data" }]), 409, "VOLUME_IN_USE");

@@ -9,7 +9,7 @@ import { volumeJson } from "../serialize.js";
 const tags = ["volumes"];
 const VOLUME_REF = Type.Unsafe<VolumeJson>({ $ref: "Volume#" });
 
-const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["VOLUME_ALREADY_EXISTS", "HOST_DISK_FULL"]);
+const CREATE = routeErrors(ANY_ROUTE, WITH_BODY, ["VOLUME_ALREADY_EXISTS"]);
 const LIST = routeErrors(ANY_ROUTE);
 const GET = routeErrors(ANY_ROUTE, ["VOLUME_NOT_FOUND"]);
 const DELETE = routeErrors(ANY_ROUTE, ["VOLUME_NOT_FOUND", "VOLUME_IN_USE"]);
