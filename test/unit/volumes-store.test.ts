@@ -11,6 +11,15 @@ import { HyperfleetError } from "../../src/core/errors.js";
 import { checkVolumeRequests, normalMount, volumeSerial, type VolumeAttachment } from "../../src/core/volume.js";
 import { volumeMkfsArgs } from "../../src/machines/volume-files.js";
 import { newMachine, tempStore } from "../store-fixtures.js";
+import type { NetworkClaim } from "../../src/store/machine-repository.js";
+import { addressPlan, nextFreeSlot, slotPlan } from "../../src/network/address-plan.js";
+
+const plan = addressPlan("10.210.0.0/16");
+const netClaim: NetworkClaim = {
+  pickSlot: (used) => nextFreeSlot(plan, used),
+  network: (slot) => ({ slot, ip: slotPlan(plan, slot).vmIp, gateway: slotPlan(plan, slot).hostIp, mac: "02:00:00:00:00:01", dns: [], internet: true, allowOut: [], denyOut: [], privateNetwork: null }),
+  ports: () => Promise.resolve([]),
+};
 
 const at = "2026-01-01T00:00:00.000Z";
 const att = (volumeId: string, name: string, mount = "/data"): VolumeAttachment => ({ volumeId, name, mount, readOnly: false });
@@ -35,6 +44,17 @@ test("a machine's insert claims its volumes; a second machine naming one is VOLU
   assert.equal(await store.machines.get("vm_2"), undefined, "the refused machine was rolled back");
   await rejectsWith(store.machines.insert({ ...newMachine("vm_3"), volumes: [att("vol_gone", "gone")] }), "VOLUME_NOT_FOUND");
   assert.equal(await store.machines.get("vm_3"), undefined);
+  await store.close();
+});
+
+test("a networked machine's insert claims its volumes in the same transaction: a refused one takes no slot", async () => {
+  const { store } = await tempStore();
+  await store.volumes.insert({ id: "vol_n", name: "n", sizeMib: 64, createdAt: at });
+  const a = await store.machines.insert({ ...newMachine("vm_a"), volumes: [att("vol_n", "n")] }, netClaim);
+  assert.equal(a.network?.slot, 1);
+  assert.equal((await store.volumes.find("n"))?.machineId, "vm_a");
+  await rejectsWith(store.machines.insert({ ...newMachine("vm_b"), volumes: [att("vol_n", "n")] }, netClaim), "VOLUME_IN_USE");
+  assert.deepEqual((await store.networkSlots.list()).map((l) => l.machineId), ["vm_a"], "the refused machine's slot was rolled back");
   await store.close();
 });
 
