@@ -5,6 +5,7 @@ import { MACHINE_STATUSES } from "../core/machine-state.js";
 import { EnvMap, MachineStatusSchema, Nullable } from "./common.js";
 import { imageRefString, RegistryAuth } from "./images.js";
 import { VolumeMountRequest } from "./volume.js";
+import { MAX_VOLUMES_PER_MACHINE } from "../core/volume.js";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
 const STATUS_LIST_PATTERN = `^(${MACHINE_STATUSES.join("|")})(,(${MACHINE_STATUSES.join("|")}))*$`;
@@ -108,7 +109,7 @@ export const CreateMachineBody = Type.Object(
     start: Type.Optional(Type.Boolean({ default: false, description: "Start the machine right after creating it" })),
     volumes: Type.Optional(
       Type.Array(VolumeMountRequest, {
-        maxItems: 8,
+        maxItems: MAX_VOLUMES_PER_MACHINE,
         description:
           "Volumes the machine holds from create to delete and mounts at each boot. A volume has one writer at a time: one held by another machine is 409 VOLUME_IN_USE, an unknown one 404 VOLUME_NOT_FOUND. Up to 8",
       }),
