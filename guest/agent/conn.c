@@ -72,6 +72,8 @@ void conn_end_op(struct op *o)
 		path_op_release(o);
 	else if (o->kind == OP_DIR)
 		dir_release(o);
+	else if (o->kind == OP_MOUNT)
+		mount_release(o);
 	else
 		file_release(o);
 	o->next = graveyard;

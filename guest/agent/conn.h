@@ -16,7 +16,7 @@
 #define OUT_HIGH (1024u * 1024u)
 #define OUT_STOP_INPUT (8u * OUT_HIGH)
 
-enum op_kind { OP_EXEC = 1, OP_WRITE, OP_READ, OP_PATH /* STAT, DELETE, MKDIR, RENAME */, OP_DIR /* READDIR */ };
+enum op_kind { OP_EXEC = 1, OP_WRITE, OP_READ, OP_PATH /* STAT, DELETE, MKDIR, RENAME */, OP_DIR /* READDIR */, OP_MOUNT };
 
 struct conn;
 

@@ -7,6 +7,7 @@
 #include "files.h"
 #include "identity.h"
 #include "loop.h"
+#include "mount.h"
 #include "pathops.h"
 #include "req.h"
 #include "secrets.h"
@@ -111,6 +112,8 @@ static void on_request(struct conn *c, const struct hf_frame *f, const struct hf
 		return identity_apply(c, f->id, m);
 	case HF_SECRETS:
 		return secrets_apply(c, f->id, m);
+	case HF_MOUNT:
+		return mount_start(c, f->id, m);
 	default:
 		return on_shutdown(c, f->id, m);
 	}
@@ -148,7 +151,8 @@ void dispatch_frame(struct conn *c, const struct hf_frame *f)
 	case HF_SYMLINK:
 	case HF_SHUTDOWN:
 	case HF_IDENTITY:
-	case HF_SECRETS: {
+	case HF_SECRETS:
+	case HF_MOUNT: {
 		if (!c->hello && f->type != HF_HELLO)
 			break;
 		struct hf_msg m;

@@ -8,5 +8,6 @@ void exec_release(struct op *o);
 void file_release(struct op *o);
 void path_op_release(struct op *o);
 void dir_release(struct op *o);
+void mount_release(struct op *o);
 
 #endif

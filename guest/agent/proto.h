@@ -50,6 +50,7 @@ enum hf_type {
 	HF_SHUTDOWN = 0x40,
 	HF_IDENTITY = 0x41,
 	HF_SECRETS = 0x43, /* host→guest: USER?, ENV* (`NAME=value`): /run/secrets replaced */
+	HF_MOUNT = 0x42,
 	HF_OK = 0x7e,
 	HF_ERROR = 0x7f,
 };
@@ -87,6 +88,9 @@ enum hf_tag {
 	T_NEW_PATH = 30,
 	T_ENTRY = 31,
 	T_TARGET = 32,
+	T_SOURCE = 33,
+	T_FSTYPE = 34,
+	T_SERIAL = 35,
 	/* 40..: exec streaming (30..39 are left to file operations). */
 	T_ROWS = 40,
 	T_COLS = 41,
@@ -99,6 +103,11 @@ enum hf_tag {
 #define HF_DELETE_RECURSIVE 1u
 #define HF_MKDIR_PARENTS 1u
 #define HF_SHUTDOWN_REBOOT 1u
+/* MOUNT FLAGS bit 0: mount read-only (MS_RDONLY). */
+#define HF_MOUNT_RDONLY 1u
+/* MOUNT: FSTYPE up to 31 bytes; SERIAL up to 20, virtio-blk's serial size. */
+#define HF_FSTYPE_MAX 31u
+#define HF_SERIAL_MAX 20u
 /* READDIR FLAGS bit 0: PATH itself must not be a symlink (O_NOFOLLOW). */
 #define HF_READDIR_NOFOLLOW 1u
 /* RENAME FLAGS bit 0: fail with EEXIST rather than replace NEW_PATH (renameat2 RENAME_NOREPLACE). */

@@ -111,6 +111,71 @@ int req_symlink(const struct hf_msg *m, struct rename_req *r, const char **why)
 			 "TARGET is empty");
 }
 
+/* A string field into out (cap bytes with the NUL); absent: "". */
+static int opt_str(const struct hf_msg *m, uint8_t tag, char *out, size_t cap, const char **why, const char *name_nul,
+		   const char *name_long)
+{
+	out[0] = 0;
+	if (m->count[tag] == 0)
+		return 0;
+	int e = cstr(&m->first[tag], out, cap);
+	if (e == -EINVAL)
+		return bad(why, name_nul, e);
+	if (e)
+		return bad(why, name_long, e);
+	return 0;
+}
+
+/* A mount target the host could not mean to put over the guest's own system: "/" or any "..". */
+static int bad_target(const char *t)
+{
+	if (t[0] != '/')
+		return 1;
+	const char *p = t;
+	int only_slashes = 1;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		if (p - s == 2 && s[0] == '.' && s[1] == '.')
+			return 1;
+		if (p > s)
+			only_slashes = 0;
+	}
+	return only_slashes;
+}
+
+int req_mount(const struct hf_msg *m, struct mount_req *r, const char **why)
+{
+	memset(r, 0, sizeof *r);
+	if (m->count[T_PATH] == 0)
+		return bad(why, "PATH (the mount target) is required", -EINVAL);
+	int e = opt_str(m, T_PATH, r->target, sizeof r->target, why, "PATH contains a NUL byte", "PATH is too long");
+	if (e)
+		return e;
+	if (bad_target(r->target))
+		return bad(why, "PATH must be absolute, not /, and without a .. component", -EINVAL);
+	if ((e = opt_str(m, T_SOURCE, r->source, sizeof r->source, why, "SOURCE contains a NUL byte", "SOURCE is too long")))
+		return e;
+	if ((e = opt_str(m, T_FSTYPE, r->fstype, sizeof r->fstype, why, "FSTYPE contains a NUL byte", "FSTYPE is longer than 31 bytes")))
+		return e;
+	if ((e = opt_str(m, T_SERIAL, r->serial, sizeof r->serial, why, "SERIAL contains a NUL byte", "SERIAL is longer than 20 bytes")))
+		return e;
+	if (r->fstype[0] == 0)
+		return bad(why, "FSTYPE is required", -EINVAL);
+	if ((r->source[0] == 0) == (r->serial[0] == 0))
+		return bad(why, "exactly one of SOURCE and SERIAL is required", -EINVAL);
+	if (r->serial[0] && strchr(r->serial, '/'))
+		return bad(why, "SERIAL contains a '/'", -EINVAL);
+	if ((e = req_flags(m, &r->flags, why)))
+		return e;
+	if (r->flags & ~HF_MOUNT_RDONLY)
+		return bad(why, "FLAGS has bits this agent does not know", -EINVAL);
+	return 0;
+}
+
 /* Bytes needed to copy every occurrence of tag as a C string. */
 static size_t strings_size(const struct hf_msg *m, uint8_t tag)
 {

@@ -43,6 +43,16 @@ struct rename_req {
 	char to[HF_PATH_MAX];
 };
 
+/* MOUNT: PATH (the target: absolute, not "/", no ".." component), FSTYPE, and either SOURCE (a
+ * path or a name such as "tmpfs") or SERIAL (a virtio-blk disk's serial, resolved in /sys/block). */
+struct mount_req {
+	char target[HF_PATH_MAX];
+	char source[HF_PATH_MAX]; /* "": SERIAL names the disk */
+	char fstype[HF_FSTYPE_MAX + 1];
+	char serial[HF_SERIAL_MAX + 1];
+	uint32_t flags; /* HF_MOUNT_RDONLY */
+};
+
 /* IDENTITY: what to set; each part is optional. */
 struct identity_req {
 	int has_time;
@@ -69,6 +79,7 @@ int req_winsize(const struct hf_msg *m, uint16_t *rows, uint16_t *cols, const ch
 int req_flags(const struct hf_msg *m, uint32_t *flags, const char **why);
 int req_rename(const struct hf_msg *m, struct rename_req *r, const char **why);
 int req_symlink(const struct hf_msg *m, struct rename_req *r, const char **why);
+int req_mount(const struct hf_msg *m, struct mount_req *r, const char **why);
 /* TIME_NS, ENTROPY and HOSTNAME, all checked before anything is applied. */
 int req_identity(const struct hf_msg *m, struct identity_req *r, const char **why);
 /* USER and every ENV entry (`NAME=value`, NAME a valid secret name, no duplicate check). */

@@ -140,6 +140,12 @@ static void decode_requests(const struct hf_msg *m)
 		CHECK(rows >= 1 && cols >= 1);
 	decode_identity(m);
 	decode_secrets(m);
+	static struct mount_req mr;
+	if (req_mount(m, &mr, &why) == 0)
+		CHECK(mr.target[0] == '/' && mr.fstype[0] && (mr.source[0] == 0) != (mr.serial[0] == 0) &&
+		      strlen(mr.serial) <= HF_SERIAL_MAX && !strstr(mr.target, "/../") && (mr.flags & ~HF_MOUNT_RDONLY) == 0);
+	else
+		CHECK(why);
 }
 
 /* Re-encodes the fields of m and checks that they parse back identically. */

@@ -73,6 +73,18 @@ export interface GuestIdentity {
 }
 
 
+/** A MOUNT (docs/agent-protocol.md, "mount"): `serial` or `source` names what to mount. */
+export interface MountRequest {
+  /** Absolute, not `/`, no `..`; created with its parents. */
+  target: string;
+  fstype: string;
+  /** The virtio-blk disk whose serial this is (at most 20 bytes). */
+  serial?: string;
+  /** mount(2)'s source, e.g. a device path or `tmpfs`. */
+  source?: string;
+  readOnly?: boolean;
+}
+
 export interface ReaddirOptions {
   /** PATH itself must not be a symlink (FILE_PATH_INVALID): a tree walk never leaves its root. */
   nofollow?: boolean;

@@ -8,9 +8,9 @@ import { HyperfleetError } from "../core/errors.js";
 import { abortError } from "../host/async.js";
 import { randomBytes } from "node:crypto";
 import { decodeFields, encodeFields, encodeFrame, type FieldValue, findHelloReply, type Frame, FrameDecoder } from "./codec.js";
-import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, MkdirFlags, MsgType, PROTOCOL_VERSION, ReaddirFlags, RenameFlags, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
+import { DATA_CHUNK, DeleteFlags, ExecFlags, FLAG_END, MkdirFlags, MountFlags, MsgType, PROTOCOL_VERSION, ReaddirFlags, RenameFlags, ShutdownFlags, Tag, WriteFlags } from "./protocol.js";
 import { decodeEntries, fileType, type DirEntry } from "./dirents.js";
-import { EXEC_STREAM_WINDOW, type ExecExit, type ExecOptions, type ExecOutcome, type ExecStream, type ExecStreamOptions, type FileStat, type GuestIdentity, type ReadFileOptions, type ReaddirOptions, type WriteFileOptions } from "./client-types.js";
+import { EXEC_STREAM_WINDOW, type ExecExit, type ExecOptions, type ExecOutcome, type ExecStream, type ExecStreamOptions, type FileStat, type GuestIdentity, type MountRequest, type ReadFileOptions, type ReaddirOptions, type WriteFileOptions } from "./client-types.js";
 import { Truncated, checkLimit, isLastFrame, Collector, identityFields, okOnly, toBuffer, errorFromFrame, streamError, protocolError } from "./client-frames.js";
 
 export type { DirEntry } from "./dirents.js";
@@ -408,6 +408,19 @@ export class AgentClient {
   /** Creates the symlink `path` pointing to `target` (stored as given, not resolved); an existing `path` is FILE_ALREADY_EXISTS. */
   async symlink(target: string, path: string): Promise<void> {
     await this.request(MsgType.SYMLINK, encodeFields([[Tag.PATH, path], [Tag.TARGET, target]]), okOnly, "symlink", path);
+  }
+
+  /**
+   * Mounts a filesystem at `target` (created first, with its parents): the disk with virtio serial
+   * `serial`, or `source` as mount(2) takes it. Read-only with `readOnly`. An old agent answers ENOSYS.
+   * @example await agent.mount({ serial: "hfvol0", target: "/data", fstype: "ext4" });
+   */
+  async mount(m: MountRequest): Promise<void> {
+    const fields: Array<[number, FieldValue]> = [[Tag.PATH, m.target], [Tag.FSTYPE, m.fstype]];
+    if (m.serial !== undefined) fields.push([Tag.SERIAL, m.serial]);
+    if (m.source !== undefined) fields.push([Tag.SOURCE, m.source]);
+    if (m.readOnly) fields.push([Tag.FLAGS, { u32: MountFlags.RDONLY }]);
+    await this.request(MsgType.MOUNT, encodeFields(fields), okOnly, "mount", m.target);
   }
 
   /**

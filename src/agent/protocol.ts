@@ -49,6 +49,8 @@ export const MsgType = {
   IDENTITY: 0x41,
   /** host→guest: USER?, ENV* (`NAME=value`); /run/secrets replaced, answered OK (docs/agent-protocol.md, "secrets"). */
   SECRETS: 0x43,
+  /** host→guest: PATH (the target, created), FSTYPE, SOURCE or SERIAL, FLAGS? (bit 0 RDONLY); answered OK or ERROR. */
+  MOUNT: 0x42,
   OK: 0x7e,
   ERROR: 0x7f,
 } as const;
@@ -95,6 +97,12 @@ export const Tag = {
   ENTRY: 31,
   /** SYMLINK: what the link points to, stored as given. */
   TARGET: 32,
+  /** MOUNT: what to mount, as mount(2)'s source (a device path, or a name such as `tmpfs`). */
+  SOURCE: 33,
+  /** MOUNT: the filesystem type (`ext4`, `tmpfs`); at most 31 bytes. */
+  FSTYPE: 34,
+  /** MOUNT: instead of SOURCE, the virtio-blk disk whose serial this is (/sys/block/<dev>/serial); at most 20 bytes. */
+  SERIAL: 35,
   /** EXEC with FLAGS PTY, RESIZE: the terminal's rows (u32 1..65535; default 24). */
   ROWS: 40,
   /** EXEC with FLAGS PTY, RESIZE: the terminal's columns (u32 1..65535; default 80). */
@@ -113,6 +121,10 @@ export const ShutdownFlags = { REBOOT: 1 } as const;
 export const ReaddirFlags = { NOFOLLOW: 1 } as const;
 /** RENAME FLAGS. NOREPLACE: an existing NEW_PATH is EEXIST instead of being replaced. */
 export const RenameFlags = { NOREPLACE: 1 } as const;
+/** MOUNT FLAGS. RDONLY: a read-only mount (writes fail with EROFS). */
+export const MountFlags = { RDONLY: 1 } as const;
+/** MOUNT field limits: FSTYPE up to 31 bytes, SERIAL up to 20 (virtio-blk's serial size). */
+export const MountLimits = { FSTYPE_MAX: 31, SERIAL_MAX: 20 } as const;
 /** Fixed part of an ENTRY field before the name. */
 export const ENTRY_HEADER = 30;
 /** EXEC FLAGS. DETACHED: the machine's main process, not tied to the connection (docs/agent-protocol.md, "detached exec"). */

@@ -31,16 +31,20 @@ import { SPAWN_TAG, SPAWN_TAG_DESCRIPTION } from "../contract/spawn.js";
 import { ErrorSchema } from "../contract/common.js";
 import { ImageSchema } from "../contract/images.js";
 import { MachineSchema } from "../contract/machine.js";
-import type { ImageServicePort, MachineServicePort, SnapshotServicePort } from "../core/ports/services.js";
+import type { ImageServicePort, MachineServicePort, SnapshotServicePort, VolumeServicePort } from "../core/ports/services.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { SnapshotSchema } from "../contract/snapshot.js";
 import { fileTreeRoutes } from "./routes/file-tree.js";
+import { volumeRoutes } from "./routes/volumes.js";
+import { VolumeSchema } from "../contract/volume.js";
 import { typeboxValidatorCompiler } from "./validation.js";
 
 export interface AppOptions {
   service: MachineServicePort;
   images: ImageServicePort;
   snapshots: SnapshotServicePort;
+  /** Volumes (docs/agents.md "Volumes"); absent: no /volumes routes. */
+  volumes?: VolumeServicePort;
   logger: FastifyBaseLogger;
   /** null: authentication disabled (the config only allows that on loopback). */
   auth: ApiKeyVerifier | null;
@@ -80,6 +84,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.addSchema(MachineSchema);
   app.addSchema(ImageSchema);
   app.addSchema(SnapshotSchema);
+  app.addSchema(VolumeSchema);
   app.addHook("onRequest", (req, reply, done) => {
     void reply.header("x-request-id", req.id);
     done();
@@ -123,6 +128,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => spawnRoutes(scope, opts.service));
   await app.register(async (scope) => tokenRoutes(scope, opts.service));
   await app.register(async (scope) => secretRoutes(scope, opts.service));
+  const volumes = opts.volumes;
+  if (volumes) await app.register(async (scope) => volumeRoutes(scope, volumes));
   return app;
 }
 

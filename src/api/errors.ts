@@ -25,11 +25,12 @@ export interface ErrorBody {
     machines?: string[];
     machine_vmm?: string;
     daemon_vmm?: string;
+    machine_id?: string;
   };
 }
 
 /** Detail keys that are safe and useful to show a client; the rest stay in the logs. */
-const PUBLIC_DETAILS = ["field", "current_status", "stdout", "stderr", "machine_vmm", "daemon_vmm"] as const;
+const PUBLIC_DETAILS = ["field", "current_status", "stdout", "stderr", "machine_vmm", "daemon_vmm", "machine_id"] as const;
 const PUBLIC_FLAGS = ["stdout_truncated", "stderr_truncated"] as const;
 
 export function errorBody(e: HyperfleetError): ErrorBody {

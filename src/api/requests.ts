@@ -54,6 +54,7 @@ export function createMachineRequest(b: CreateMachineBody): CreateMachineRequest
     ...(b.services !== undefined && { services: b.services.map((x) => ({ port: x.port, visibility: x.visibility ?? "private" })) }),
     ...(b.health_check !== undefined && { healthCheck: healthCheckInput(b.health_check) }),
     ...(b.restart_policy !== undefined && { restartPolicy: typeof b.restart_policy === "string" ? b.restart_policy : { policy: b.restart_policy.policy, ...(b.restart_policy.max_restarts !== undefined && { maxRestarts: b.restart_policy.max_restarts }) } }),
+    ...(b.volumes !== undefined && { volumes: b.volumes.map((v) => ({ name: v.name, mount: v.mount, ...(v.read_only !== undefined && { readOnly: v.read_only }) })) }),
   };
 }
 

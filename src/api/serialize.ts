@@ -4,6 +4,8 @@ import type { MachineJson } from "../contract/machine.js";
 import type { SnapshotJson } from "../contract/snapshot.js";
 import type { MachineEventJson } from "../contract/health.js";
 import type { SupervisionView, WorkloadEvent } from "../core/health.js";
+import type { VolumeJson } from "../contract/volume.js";
+import type { VolumeRecord } from "../core/volume.js";
 import type { FileStatView, ImagePullState, ImageView, MachineView, MainProcessState, SnapshotView } from "../core/ports/services.js";
 
 export function machineJson(m: MachineView): MachineJson {
@@ -51,6 +53,7 @@ export function machineJson(m: MachineView): MachineJson {
     urls: m.urls.map((u) => ({ port: u.port, url: u.url, visibility: u.visibility })),
     secret_names: m.secretNames,
     ...supervisionJson(m.supervision),
+    volumes: m.volumes.map((v) => ({ id: v.volumeId, name: v.name, mount: v.mount, read_only: v.readOnly })),
   };
 }
 
@@ -135,4 +138,8 @@ export function statJson(path: string, s: FileStatView) {
     gid: s.gid,
     mtime: s.mtime.toISOString(),
   };
+}
+
+export function volumeJson(v: VolumeRecord): VolumeJson {
+  return { id: v.id, name: v.name, size_mib: v.sizeMib, created_at: v.createdAt, machine_id: v.machineId };
 }

@@ -18,6 +18,7 @@ import { rm } from "./commands/rm.js";
 import { run } from "./commands/run.js";
 import { token } from "./commands/token.js";
 import { secrets } from "./commands/secrets.js";
+import { volume } from "./commands/volume.js";
 
 const serve: Command = {
   name: "serve",
@@ -37,7 +38,7 @@ Run the API daemon in the foreground, configured by environment variables (src/c
   },
 };
 
-export const COMMANDS: readonly Command[] = [run, ps, inspect, start, stop, restart, wait, rm, exec, shell, logs, events, cp, images, pull, rmi, token, secrets, serve];
+export const COMMANDS: readonly Command[] = [run, ps, inspect, start, stop, restart, wait, rm, exec, shell, logs, events, cp, images, pull, rmi, token, secrets, volume, serve];
 
 function usage(): string {
   const w = Math.max(...COMMANDS.map((c) => [c.name, ...(c.aliases ?? [])].join(", ").length));

@@ -58,6 +58,8 @@ export interface Config {
   readonly stopTimeoutMs: number;
   readonly fileTransferTimeoutMs: number;
   readonly fileMaxSize: number;
+  /** Largest volume (MiB) POST /volumes creates (docs/agents.md "Volumes"). */
+  readonly volumeMaxSizeMib: number;
   /** Bytes of stdout and of stderr kept per exec; the rest is dropped and the response says so. */
   readonly execOutputMax: number;
   /** Request body limits (src/api/limits.ts). */
@@ -160,6 +162,7 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
     stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
     fileTransferTimeoutMs: r.int("HYPERFLEET_FILE_TRANSFER_TIMEOUT", 60_000, 100, 3_600_000, "ms"),
     fileMaxSize: r.int("HYPERFLEET_FILE_MAX_SIZE", 104_857_600, 1, 1_073_741_824, "bytes"),
+    volumeMaxSizeMib: r.int("HYPERFLEET_VOLUME_MAX_SIZE_MIB", 65_536, 16, 16_777_216, "MiB"),
     // At most 32 MiB: JSON may escape one byte into six characters, and both streams go into one
     // response string, which V8 caps at 512 MiB.
     execOutputMax: r.int("HYPERFLEET_EXEC_OUTPUT_MAX", 10_485_760, 0, 33_554_432, "bytes"),

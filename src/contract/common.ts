@@ -69,6 +69,7 @@ export const ErrorSchema = Type.Object(
       machines: Type.Optional(Type.Array(Type.String(), { description: "SNAPSHOT_IN_USE: the machines created from the snapshot" })),
       machine_vmm: Type.Optional(Type.String({ description: "VMM_MISMATCH: the VMM the machine was created under" })),
       daemon_vmm: Type.Optional(Type.String({ description: "VMM_MISMATCH: the VMM this daemon runs" })),
+      machine_id: Type.Optional(Type.String({ description: "VOLUME_IN_USE: the machine that holds the volume" })),
     }),
   },
   { $id: "Error", description: "Error response" },

@@ -11,3 +11,4 @@ export * from "./images.js";
 export * from "./machine.js";
 export * from "./snapshot.js";
 export * from "./spawn.js";
+export * from "./volume.js";

@@ -5,6 +5,8 @@ import { MACHINE_STATUSES } from "../core/machine-state.js";
 import { EnvMap, MachineStatusSchema, Nullable } from "./common.js";
 import { imageRefString, RegistryAuth } from "./images.js";
 import { HealthCheckBody, HealthCheckSchema, HealthSchema, RestartPolicyBody, RestartPolicySchema } from "./health.js";
+import { VolumeMountRequest } from "./volume.js";
+import { MAX_VOLUMES_PER_MACHINE } from "../core/volume.js";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$";
 const STATUS_LIST_PATTERN = `^(${MACHINE_STATUSES.join("|")})(,(${MACHINE_STATUSES.join("|")}))*$`;
@@ -153,6 +155,13 @@ export const CreateMachineBody = Type.Object(
     start: Type.Optional(Type.Boolean({ default: false, description: "Start the machine right after creating it" })),
     health_check: Type.Optional(HealthCheckBody),
     restart_policy: Type.Optional(RestartPolicyBody),
+    volumes: Type.Optional(
+      Type.Array(VolumeMountRequest, {
+        maxItems: MAX_VOLUMES_PER_MACHINE,
+        description:
+          "Volumes the machine holds from create to delete and mounts at each boot. A volume has one writer at a time: one held by another machine is 409 VOLUME_IN_USE, an unknown one 404 VOLUME_NOT_FOUND. Up to 8",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -301,6 +310,10 @@ export const MachineSchema = Type.Object(
     health: HealthSchema,
     restart_policy: RestartPolicySchema,
     restart_count: Type.Integer({ description: "Restarts the restart policy made since the machine was created (main process or VM)" }),
+    volumes: Type.Array(
+      Type.Object({ id: Type.String(), name: Type.String(), mount: Type.String(), read_only: Type.Boolean() }),
+      { description: "Volumes it holds and mounts at each boot, in disk order" },
+    ),
   },
   { $id: "Machine" },
 );

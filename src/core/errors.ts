@@ -120,6 +120,12 @@ export const ERROR_CODES = {
   SECRETS_TOO_LARGE: "too_large",
   // An HTTP health check on a machine without a network: the daemon reaches it at network.ip.
   HEALTH_CHECK_NEEDS_NETWORK: "invalid_argument",
+  // Volumes (docs/agents.md "Volumes"): unknown name or id; a name taken; held by a machine (one
+  // writer at a time); a machine with volumes cannot be snapshotted, forked or templated.
+  VOLUME_NOT_FOUND: "not_found",
+  VOLUME_ALREADY_EXISTS: "already_exists",
+  VOLUME_IN_USE: "conflict",
+  MACHINE_HAS_VOLUMES: "conflict",
 } as const satisfies Record<string, ErrorCategory>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -7,6 +7,7 @@ import type { ErrorCode } from "./errors.js";
 import type { MachineStatus } from "./machine-state.js";
 import type { VmmKind } from "./ports/vmm-driver.js";
 import type { SupervisionView } from "./health.js";
+import type { VolumeAttachment } from "./volume.js";
 
 /** The VMMs a machine can be created under (VmmDriver.kind). */
 export const VMM_KINDS = ["qemu", "firecracker"] as const satisfies readonly VmmKind[];
@@ -160,6 +161,8 @@ export interface MachineRecord {
   services: ProxiedService[];
   /** Names of the machine's secrets, sorted; their sealed values stay in the store (never in a record). */
   secretNames: string[];
+  /** Volumes it holds from create to delete, in disk order (docs/agents.md "Volumes"); empty: none. */
+  volumes: VolumeAttachment[];
 }
 
 export const SERVICE_VISIBILITIES = ["public", "private"] as const;
@@ -217,7 +220,7 @@ export type NewMachine = Pick<
   | "vmm"
 > &
   NewMachineImage &
-  Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig">> &
+  Partial<Pick<MachineRecord, "snapshotId" | "restoreFrom" | "imageDigest" | "imageConfig" | "volumes">> &
   Partial<Pick<MachineRecord, "services">> & {
     /** The proxy's per-machine access token (never part of the record: only its own reads return it). */
     accessToken?: string;

@@ -29,6 +29,7 @@ import { MachineSnapshots } from "../machines/snapshots.js";
 import { WarmTemplates } from "../machines/templates.js";
 import type { VmSnapshot } from "../core/ports/vmm-driver.js";
 import { MachineNetworks } from "../machines/networks.js";
+import { MachineVolumes } from "../machines/volumes.js";
 import { addressPlan, instanceTag } from "../network/address-plan.js";
 import { LinuxNetworkFabric } from "../network/fabric.js";
 import { startProxy, type RunningProxy } from "./proxy.js";
@@ -89,7 +90,9 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       log: (msg) => log.info(msg),
     });
     log.info({ vmm: registry.kind }, "VMM chosen");
+    const volumes = new MachineVolumes({ repo: store.volumes, dataDir: config.dataDir, maxSizeMib: config.volumeMaxSizeMib, log });
     const vms = new VmFactory({
+      volumeDisks: (rec, signal) => volumes.disks(rec, signal),
       dataDir: config.dataDir,
       socketDir: config.socketDir,
       guest: config.guest,
@@ -133,6 +136,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     const cap = config.capacity;
     log.info({ max_memory_mib: cap.maxMemoryMib, vm_overhead_mib: cap.vmOverheadMib, max_vcpus: cap.maxVcpus, max_vcpus_per_machine: cap.maxVcpusPerMachine }, "admission limits");
     await snapshots.sweep(log);
+    await volumes.sweep();
     await templates?.evict(log);
     await opened.users.sync(await imageHolders());
     const service = new MachineService({
@@ -146,12 +150,13 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       snapshots,
       secrets,
       supervisor: sup,
+      volumes,
       images: { pulls, unavailable: opened.unavailable, users: opened.users, main },
       tokens: store.proxyTargets,
       ...(proxy && { serviceUrls: proxy.urls }),
     });
     const catalog = new ImageCatalog(opened.service, opened.unavailable, service.closing);
-    const app = await buildApp({ service, images: catalog, snapshots, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION, vmm: () => vms.vmmInfo() });
+    const app = await buildApp({ service, images: catalog, snapshots, volumes, logger: log, auth: keys.verifier, fileMaxSize: config.fileMaxSize, limits: config.http, execOutputMax: config.execOutputMax, version: VERSION, vmm: () => vms.vmmInfo() });
 
     let url: string | null = null;
     if (opts.listen !== false) {

@@ -23,6 +23,7 @@ import type { StatusBus } from "./status-bus.js";
 import type { MachineStatuses } from "./statuses.js";
 import type { VmFactory } from "./vm-factory.js";
 import type { MachineNetworks } from "./networks.js";
+import { mountVolumes } from "./volumes.js";
 
 /** What a boot does beyond starting the VM (image machines: pull first, main process after). */
 export interface BootHooks {
@@ -91,6 +92,8 @@ export class VmLifecycle {
       vm = from === null ? await this.o.vms.boot(rec, net, ac.signal) : await this.restoreOrBootCold(rec, from, template !== undefined, net, ac.signal, log);
       // Held from here on: a stop or delete queued behind this boot takes it over.
       this.live.set(id, vm);
+      // A restored guest has its volumes mounted in the memory it came back with.
+      if (from === null && rec.volumes.length > 0) await this.mountVolumes(vm, rec);
       if (from !== null && template === undefined) await this.wake(vm, rec, restoring === "snapshot" ? "clone" : "restore");
       // Before the main process starts: what the image's boot wrote and nothing else.
       else if (from === null && templates) await templates.capture(rec, vm, log);
@@ -162,6 +165,20 @@ export class VmLifecycle {
     }
   }
 
+  /** Mounts the machine's volumes before its main process starts; a failure fails the boot. */
+  private async mountVolumes(vm: Vm, rec: MachineRecord): Promise<void> {
+    try {
+      const agent = vm.agent;
+      if (agent === null) throw new HyperfleetError("AGENT_DISCONNECTED", `the agent of ${rec.id} hung up before its volumes were mounted`);
+      await mountVolumes(agent, rec.volumes, rec.vmm);
+    } catch (e) {
+      await forceKill(vm);
+      this.live.release(rec.id, vm);
+      const he = toHyperfleetError(e);
+      throw new HyperfleetError(he.code, `mounting the machine's volumes: ${he.message}`, { cause: e });
+    }
+  }
+
   /**
    * Saves a running or paused machine to `<runDir>/suspend` and ends its VMM; ends in `suspended`
    * (no process, its memory given back). Run in the machine's queue. If saving fails the VM goes
@@ -216,6 +233,9 @@ export class VmLifecycle {
   async destroy(rec: MachineRecord, log: Logger): Promise<void> {
     try {
       const m = this.live.take(rec.id);
+      // What the guest wrote to its volumes outlives the machine: a clean shutdown flushes the
+      // guest's page cache and journal to them first (a kill would lose the last seconds of writes).
+      if (m && rec.volumes.length > 0) await m.shutdown(this.o.stopTimeoutMs).catch(() => undefined);
       if (m) await forceKill(m);
       // A VMM the daemon lost track of (a boot cut short by a crash) would outlive its run dir.
       const strays = await this.o.vms.killVmmsIn(rec.runDir);

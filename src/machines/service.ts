@@ -36,6 +36,7 @@ import { deliverSecretFiles } from "../workload/secret-files.js";
 import type { Supervisor } from "./supervisor.js";
 import { healthCheckSpec, restartPolicyOf } from "../workload/health-policy.js";
 import type { WorkloadEvent } from "../core/health.js";
+import type { MachineVolumes } from "./volumes.js";
 
 /** How long resuming a suspended machine waits for it to run (its restore queues behind other boots). */
 const RESTORE_WAIT_MS = 60_000;
@@ -63,6 +64,8 @@ export interface MachineServiceOptions {
   secrets: MachineSecrets;
   /** Health checks and restart policies. */
   supervisor: Supervisor;
+  /** Volumes a create may name; absent: a create naming any is refused. */
+  volumes?: MachineVolumes;
   images: {
     /** null when images are off on this host; `unavailable` says why. */
     pulls: ImagePulls | null;
@@ -95,6 +98,7 @@ export class MachineService implements MachineServicePort {
   private readonly tokens: AccessTokenStore;
   private readonly secrets: MachineSecrets;
   private readonly supervisor: Supervisor;
+  private readonly volumes: MachineVolumes | undefined;
   private readonly shutdown = new AbortController();
   /** Follows `shutdown`, with SHUTTING_DOWN as its reason (what a cancelled exec or transfer answers). */
   private readonly stopping = new AbortController();
@@ -110,6 +114,7 @@ export class MachineService implements MachineServicePort {
     this.snaps = o.snapshots;
     this.tokens = o.tokens;
     this.secrets = o.secrets;
+    this.volumes = o.volumes;
     this.io = new MachineIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs, (id) => this.live.get(id));
     this.files = new MachineFileIo((id) => this.requireRunning(id), o.fileTransferTimeoutMs);
     this.supervisor = o.supervisor;
@@ -172,6 +177,7 @@ export class MachineService implements MachineServicePort {
     const req = snap === null ? withShape(request) : fitRequestToSnapshot(request, snap);
     const tooBig = this.capacity && checkFitsHost({ vcpuCount: req.vcpuCount, memSizeMib: req.memSizeMib }, this.capacity);
     if (tooBig) throw tooBig;
+    const volumes = await this.volumeAttachments(request, snap !== null);
     const id = `vm_${ulid()}`;
     const sealedSecrets = this.secrets.seal(id, req.secrets ?? {});
     const pulls = req.image === undefined ? null : this.imagePulls(req.image);
@@ -220,6 +226,7 @@ export class MachineService implements MachineServicePort {
       ...(snap !== null && snapshotMachineFields(snap)),
       services,
       accessToken: newAccessToken(),
+      ...(volumes.length > 0 && { volumes }),
     }, claim ?? undefined).catch(async (e: unknown) => {
       await this.img.users.forget(id);
       throw e;
@@ -271,6 +278,14 @@ export class MachineService implements MachineServicePort {
     });
     log.info({ secrets: Object.keys(secrets).length }, "secrets replaced");
     return this.views.full(updated!);
+  }
+
+  /** The request's volumes, checked and resolved (the insert claims them). */
+  private async volumeAttachments(req: CreateMachineRequest, fromSnapshot: boolean) {
+    if (req.volumes === undefined || req.volumes.length === 0) return [];
+    if (fromSnapshot) throw new HyperfleetError("SNAPSHOT_INCOMPATIBLE", "volumes: a machine created from a snapshot has its source's devices; volumes cannot be added to it", { details: { field: "volumes" } });
+    if (!this.volumes) throw new HyperfleetError("NOT_SUPPORTED_YET", "volumes: this daemon has no volumes", { details: { field: "volumes" } });
+    return this.volumes.attachments(req.volumes);
   }
 
   async start(id: string, ctx: CallContext = {}): Promise<MachineView> {

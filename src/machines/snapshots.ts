@@ -36,6 +36,15 @@ export function snapshotNotFound(id: string): HyperfleetError {
   return new HyperfleetError("SNAPSHOT_NOT_FOUND", `snapshot ${id} does not exist; GET /snapshots lists the snapshots`);
 }
 
+/** A clone of a machine with volumes would be a second writer of its volumes' disks. */
+export function machineHasVolumes(machineId: string, names: string[]): HyperfleetError {
+  return new HyperfleetError(
+    "MACHINE_HAS_VOLUMES",
+    `machine ${machineId} holds volumes (${names.join(", ")}): a snapshot or fork would make a second writer of them, and a volume has one writer at a time`,
+    { details: { volumes: names } },
+  );
+}
+
 export class MachineSnapshots implements SnapshotServicePort {
   constructor(private readonly o: MachineSnapshotsOptions) {}
 
@@ -79,6 +88,7 @@ export class MachineSnapshots implements SnapshotServicePort {
   private async takeNow(machineId: string, opts: { auto: boolean }, log: Logger): Promise<SnapshotRecord> {
     const rec = await this.o.machines.get(machineId);
     if (rec === undefined) throw new HyperfleetError("MACHINE_NOT_FOUND", `machine ${machineId} does not exist; GET /machines lists the machines`);
+    if (rec.volumes.length > 0) throw machineHasVolumes(machineId, rec.volumes.map((v) => v.name));
     const vm = this.o.live.get(machineId);
     if ((rec.status !== "running" && rec.status !== "paused") || vm === undefined) {
       throw new HyperfleetError("MACHINE_NOT_RUNNING", `machine ${machineId} is '${rec.status}': only a running or paused machine can be snapshotted`, {

@@ -39,7 +39,9 @@ export class WarmTemplates {
 
   /** A first cold boot of an image machine: restored from a template, or captured as one. */
   eligible(rec: MachineRecord): boolean {
-    return rec.imageRef !== null && rec.imageDigest !== null && rec.restoreFrom === null && rec.snapshotId === null && rec.startedAt === null && rec.kernelImagePath !== null && rec.rootfsPath !== null;
+    // A template of a machine with volumes would hold their mounts in its memory; one for a
+    // machine with volumes would restore without their disks: neither captured nor claimed.
+    return rec.volumes.length === 0 && rec.imageRef !== null && rec.imageDigest !== null && rec.restoreFrom === null && rec.snapshotId === null && rec.startedAt === null && rec.kernelImagePath !== null && rec.rootfsPath !== null;
   }
 
   /**

@@ -31,6 +31,8 @@ export interface VmFactoryOptions {
   assets: () => Promise<GuestAssets>;
   registry: DriverRegistry;
   startTimeoutMs: number;
+  /** A machine's volume disks, formatted if new (MachineVolumes.disks); absent: machines have none. */
+  volumeDisks?: (rec: MachineRecord, signal: AbortSignal) => Promise<DiskSpec[]>;
 }
 
 /** The boot paths a machine recorded; INTERNAL when it has none (it was never resolved). */
@@ -72,7 +74,8 @@ export class VmFactory {
    */
   async boot(rec: MachineRecord, net: AttachedNetwork | null, signal: AbortSignal): Promise<Vm> {
     const rootDisk = await this.o.registry.disks.rootDisk(bootPathsOf(rec).rootfsPath, rec.runDir);
-    return Vm.boot(await this.o.registry.driver(), this.spec(rec, rootDisk, net), this.o.startTimeoutMs, signal);
+    const extra = await this.extraDisks(rec, signal);
+    return Vm.boot(await this.o.registry.driver(), this.spec(rec, rootDisk, net, extra), this.o.startTimeoutMs, signal);
   }
 
   /**
@@ -92,7 +95,9 @@ export class VmFactory {
       rootDisk = await disks.rootDisk(bootPathsOf(rec).rootfsPath, rec.runDir);
     }
     try {
-      return await Vm.restore(await this.o.registry.driver(), this.spec(rec, rootDisk, net), snapshot, this.o.startTimeoutMs, signal);
+      // A suspended machine's saved devices include its volumes' disks: the same ones again.
+      const extra = await this.extraDisks(rec, signal);
+      return await Vm.restore(await this.o.registry.driver(), this.spec(rec, rootDisk, net, extra), snapshot, this.o.startTimeoutMs, signal);
     } catch (e) {
       // A clone that never ran keeps no disk: the next attempt makes a fresh one.
       if (snapshot.disk !== null) await this.discardDisk(rec);
@@ -132,7 +137,13 @@ export class VmFactory {
     return (await this.o.registry.driver()).fingerprint();
   }
 
-  private spec(rec: MachineRecord, rootDisk: DiskSpec, net: AttachedNetwork | null): VmSpec {
+  private async extraDisks(rec: MachineRecord, signal: AbortSignal): Promise<DiskSpec[]> {
+    if (rec.volumes.length === 0) return [];
+    if (!this.o.volumeDisks) throw new HyperfleetError("INTERNAL", `machine ${rec.id} has volumes but this daemon was wired without them`);
+    return this.o.volumeDisks(rec, signal);
+  }
+
+  private spec(rec: MachineRecord, rootDisk: DiskSpec, net: AttachedNetwork | null, extraDisks: DiskSpec[] = []): VmSpec {
     const kind = this.o.registry.kind;
     const nb = net === null ? null : networkedBoot(net, rec.network?.dns ?? []);
     const spec = buildVmSpec({
@@ -146,7 +157,8 @@ export class VmFactory {
       runDir: rec.runDir,
       tscKhz: hostTscKhz(),
     });
-    return nb === null ? spec : { ...spec, netns: nb.netns };
+    const withDisks = extraDisks.length > 0 ? { ...spec, extraDisks } : spec;
+    return nb === null ? withDisks : { ...withDisks, netns: nb.netns };
   }
 
   /** Re-attaches to the machine's VMM left by an earlier daemon; null when it is gone. */

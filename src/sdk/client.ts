@@ -17,6 +17,7 @@ import { Machines } from "./machines.js";
 import { Processes } from "./processes.js";
 import { Snapshots } from "./snapshots.js";
 import { Transport } from "./transport.js";
+import { Volumes } from "./volumes.js";
 
 export interface HyperfleetClientOptions {
   /** The daemon, e.g. `http://127.0.0.1:3000`. Default: HYPERFLEET_URL, else that address. */
@@ -38,6 +39,7 @@ export class HyperfleetClient {
   readonly images: Images;
   readonly snapshots: Snapshots;
   readonly processes: Processes;
+  readonly volumes: Volumes;
 
   constructor(opts: HyperfleetClientOptions = {}) {
     const env = opts.url === undefined || opts.apiKey === undefined ? clientEnvironment() : {};
@@ -54,5 +56,6 @@ export class HyperfleetClient {
     this.images = new Images(t);
     this.snapshots = new Snapshots(t);
     this.processes = new Processes(t);
+    this.volumes = new Volumes(t);
   }
 }

@@ -10,5 +10,7 @@ export type { Processes, ProcessOutputOptions } from "./processes.js";
 export type { ExecStream, ExecStreamOptions, ExecExit } from "./exec-stream.js";
 export type { Images } from "./images.js";
 export type { Snapshots } from "./snapshots.js";
+export type { Volumes } from "./volumes.js";
 export type { CreateMachineBody, MachineJson, ExecBody, ExecResponse, ImageJson, RegistryAuth, SnapshotJson, StatResponse, UploadResponse } from "../contract/index.js";
 export type { MachineStatus } from "../core/machine-state.js";
+export type { CreateVolumeBody, VolumeJson } from "../contract/index.js";

@@ -11,6 +11,8 @@ import type { Database, ExposedPortsTable, MachinesTable } from "./schema.js";
 import type { VmmKind } from "../core/ports/vmm-driver.js";
 import { RESTORE_SOURCES, VMM_KINDS, type ErrorRef, type ExposedPort, type ImagePullState, type ImageRunConfig, type MachineNetwork, type MachinePatch, type MachineRecord, type NewMachine, type PortProtocol, type ProxiedService, type RestoreSource } from "../core/machine.js";
 import { claimSlot, type SlotPicker } from "./network-slot-repository.js";
+import { claimVolumes } from "./volume-repository.js";
+import type { VolumeAttachment } from "../core/volume.js";
 
 export type Clock = () => Date;
 
@@ -57,6 +59,7 @@ export class MachineRepository {
         await this.db.transaction().execute(async (trx) => {
           await trx.insertInto("machines").values(row).execute();
           await trx.insertInto("machine_events").values(event).execute();
+          await claimVolumes(trx, m.id, m.volumes ?? []);
         });
         return toRecord(row, []);
       }
@@ -64,6 +67,7 @@ export class MachineRepository {
         await sql`BEGIN IMMEDIATE`.execute(conn);
         try {
           const lease = await claimSlotAfter(conn, row, event, claim.pickSlot, at);
+          await claimVolumes(conn, m.id, m.volumes ?? []);
           const network = claim.network(lease.slot);
           await conn.updateTable("machines").set({ network: JSON.stringify(network) }).where("id", "=", m.id).execute();
           const held = await conn.selectFrom("exposed_ports").selectAll().execute();
@@ -245,6 +249,7 @@ function newRow(m: NewMachine, at: string): Selectable<MachinesTable> {
     services: JSON.stringify(m.services ?? []),
     access_token: m.accessToken ?? null,
     secrets: JSON.stringify(m.sealedSecrets ?? {}),
+    volumes: JSON.stringify(m.volumes ?? []),
   };
 }
 
@@ -366,6 +371,7 @@ function toRecord(r: Selectable<MachinesTable>, exposedPorts: ExposedPort[]): Ma
     vmm: vmmOf(r.vmm),
     services: JSON.parse(r.services) as ProxiedService[],
     secretNames: Object.keys(JSON.parse(r.secrets) as Record<string, string>).sort(),
+    volumes: JSON.parse(r.volumes) as VolumeAttachment[],
   };
 }
 

@@ -53,6 +53,8 @@ export interface MachinesTable {
   access_token: string | null;
   /** Since 0008: JSON object secret name -> sealed value (src/host/secret-box.ts); "{}": none. */
   secrets: string;
+  /** Since 0010: JSON VolumeAttachment[] (the claims themselves are volumes.machine_id). */
+  volumes: string;
 }
 
 export interface MachineEventsTable {
@@ -123,6 +125,15 @@ export interface WorkloadEventsTable {
   at: string;
 }
 
+/** Since 0010: named persistent disks; machine_id is the one machine that holds it. */
+export interface VolumesTable {
+  id: string;
+  name: string;
+  size_mib: number;
+  created_at: string;
+  machine_id: string | null;
+}
+
 export interface Database {
   machines: MachinesTable;
   machine_events: MachineEventsTable;
@@ -132,4 +143,5 @@ export interface Database {
   snapshots: SnapshotsTable;
   machine_supervision: MachineSupervisionTable;
   workload_events: WorkloadEventsTable;
+  volumes: VolumesTable;
 }

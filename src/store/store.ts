@@ -14,6 +14,7 @@ import { NetworkSlotRepository } from "./network-slot-repository.js";
 import { SnapshotRepository } from "./snapshot-repository.js";
 import { ProxyTargetRepository } from "./proxy-targets.js";
 import { SupervisionRepository } from "./supervision-repository.js";
+import { VolumeRepository } from "./volume-repository.js";
 import type { Database } from "./schema.js";
 
 export interface StoreOptions {
@@ -33,6 +34,8 @@ export interface Store {
   readonly proxyTargets: ProxyTargetRepository;
   /** Health checks, restart policies and their events (since 0009). */
   readonly supervision: SupervisionRepository;
+  /** Volumes (docs/agents.md "Volumes"); a machine claims the ones it names in its insert. */
+  readonly volumes: VolumeRepository;
   /** Applied migration names, oldest first (for logs and tests). */
   readonly migrations: readonly string[];
   /** Closes the database; later calls are no-ops. */
@@ -77,6 +80,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     snapshots: new SnapshotRepository(db),
     proxyTargets: new ProxyTargetRepository(db),
     supervision: new SupervisionRepository(db),
+    volumes: new VolumeRepository(db),
     migrations: applied,
     async close() {
       if (closed) return;

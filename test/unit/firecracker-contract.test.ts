@@ -182,3 +182,16 @@ test("YAML 1.2 core schema: the logger level Off stays a string (YAML 1.1 would 
   assert.equal(code("PUT", "/logger", { level: "Off" }), null);
   assert.equal(code("PUT", "/logger", { level: false }), "body_invalid");
 });
+
+test("volume disks: extra drives after the root one, in order; the serial (QEMU's) is not sent, and every request validates", () => {
+  const spec: VmSpec = { ...minimal, extraDisks: [{ path: "/data/volumes/vol_A.ext4", format: "raw", serial: "hfvol0" }, { path: "/data/volumes/vol_B.ext4", format: "raw", serial: "hfvol1" }] };
+  const reqs = buildConfigureRequests(spec, firecrackerPaths("/r"), { guestCid: 3 });
+  for (const r of reqs) assert.equal(contract.validateRequest(r.method, r.path, r.body), null, `${r.method} ${r.path} ${JSON.stringify(r.body)}`);
+  const drives = reqs.filter((r) => r.path.startsWith("/drives/")).map((r) => r.body as Record<string, unknown>);
+  assert.deepEqual(drives.map((d) => [d.drive_id, d.path_on_host, d.is_root_device, d.is_read_only]), [
+    ["rootfs", "/r.raw", true, true],
+    ["disk1", "/data/volumes/vol_A.ext4", false, false],
+    ["disk2", "/data/volumes/vol_B.ext4", false, false],
+  ]);
+  assert.ok(drives.every((d) => !("serial" in d)));
+});

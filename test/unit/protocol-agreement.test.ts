@@ -94,6 +94,7 @@ test("flags agree (frame END, WRITE, DELETE, MKDIR, SHUTDOWN, EXEC, READDIR, REN
     ["EXEC", P.ExecFlags],
     ["READDIR", P.ReaddirFlags],
     ["RENAME", P.RenameFlags],
+    ["MOUNT", P.MountFlags],
   ];
   for (const [group, ts] of groups) {
     const c = new Map([...proto.defines].filter(([k, v]) => k.startsWith(`HF_${group}_`) && typeof v === "number") as Array<[string, number]>);
@@ -114,4 +115,6 @@ test("version, frame limits, DATA chunk and names agree", () => {
   assert.equal(define("HF_ENTROPY_MAX"), P.IdentityLimits.ENTROPY_MAX);
   assert.equal(define("HF_HOSTNAME_MAX"), P.IdentityLimits.HOSTNAME_MAX);
   assert.equal(define("HF_ENTRY_HEADER"), P.ENTRY_HEADER);
+  assert.equal(define("HF_FSTYPE_MAX"), P.MountLimits.FSTYPE_MAX);
+  assert.equal(define("HF_SERIAL_MAX"), P.MountLimits.SERIAL_MAX);
 });

@@ -35,6 +35,11 @@ test("KVM argv matches the golden file", () => {
   assertGolden("qemu-kvm.argv", buildQemuArgv({ spec: { ...spec, nics: [] }, accel: "kvm", paths: qemuPaths(spec.runDir) }).join("\n") + "\n");
 });
 
+test("volume disks: after the root disk, in order, each with its virtio serial (how the guest finds it), matching the golden file", () => {
+  const volumes: VmSpec = { ...spec, nics: [], extraDisks: [{ path: "/data/volumes/vol_A.ext4", format: "raw", serial: "hfvol0" }, { path: "/data/volumes/vol_B.ext4", format: "raw", serial: "hfvol1" }] };
+  assertGolden("qemu-volumes.argv", buildQemuArgv({ spec: volumes, accel: "tcg", paths: qemuPaths(spec.runDir) }).join("\n") + "\n");
+});
+
 test("read-only disks", () => {
   const argv = buildQemuArgv({ spec: { ...spec, rootDisk: { path: "/b.ext4", readOnly: true } }, accel: "tcg", paths: qemuPaths("/r") });
   assert.ok(argv.includes("id=disk0,file=/b.ext4,format=raw,if=none,discard=unmap,cache=writeback,readonly=on"));

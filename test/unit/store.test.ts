@@ -11,7 +11,7 @@ import { statusHistory } from "../store-history.js";
 
 test("migrations run once; reopening keeps data", async () => {
   const { store, path } = await tempStore();
-  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots", "0006-machine-vmm", "0007-proxy", "0008-secrets", "0009-health"]);
+  assert.deepEqual(store.migrations, ["0001-initial", "0002-images", "0003-network-slots", "0004-exposed-ports", "0005-snapshots", "0006-machine-vmm", "0007-proxy", "0008-secrets", "0009-health", "0010-volumes"]);
   await store.machines.insert(newMachine("vm_1"));
   await store.close();
   await store.close(); // idempotent

@@ -11,7 +11,7 @@ import { callContext } from "./context.js";
 const tags = ["snapshots"];
 const SNAPSHOT_REF = Type.Unsafe<SnapshotJson>({ $ref: "Snapshot#" });
 
-const CREATE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "MACHINE_NOT_RUNNING", "SNAPSHOT_FAILED", "SHUTTING_DOWN", "IMAGE_NOT_CACHED"]);
+const CREATE = routeErrors(ANY_ROUTE, ["MACHINE_NOT_FOUND", "MACHINE_NOT_RUNNING", "SNAPSHOT_FAILED", "SHUTTING_DOWN", "IMAGE_NOT_CACHED", "MACHINE_HAS_VOLUMES"]);
 const LIST = routeErrors(ANY_ROUTE);
 const GET = routeErrors(ANY_ROUTE, ["SNAPSHOT_NOT_FOUND"]);
 const DELETE = routeErrors(ANY_ROUTE, ["SNAPSHOT_NOT_FOUND", "SNAPSHOT_IN_USE"]);

@@ -44,12 +44,19 @@ export function serviceSpec(text: string): NonNullable<CreateMachineBody["servic
   return { port, visibility: (m[2] as "public" | "private" | undefined) ?? "private" };
 }
 
+/** `-v NAME:/MOUNT[:ro]` of `run`: a volume the machine holds and mounts (docs/agents.md "Volumes"). */
+export function volumeSpec(text: string): { name: string; mount: string; read_only?: boolean } {
+  const m = /^([^:/]+):(\/[^:]*)(?::(ro|rw))?$/.exec(text);
+  if (!m) throw usageError(`-v ${text}: expected NAME:/MOUNT[:ro], e.g. state:/data`);
+  return { name: m[1]!, mount: m[2]!, ...(m[3] === "ro" && { read_only: true }) };
+}
+
 export const run: Command = {
   name: "run",
   summary: "create and start a machine, and run a command in it",
   errorStatus: 125,
   help: `usage: hyperfleet run [-d] [--name NAME] [--cpus N] [--memory SIZE] [-p [IP:]HOST:GUEST[/udp]]...
-                      [--service PORT[:public|private]]... [-e NAME=VALUE]... [--secret NAME[=VALUE]]... [--secret-file NAME=PATH]... [--rm] [--no-image] [--restart POLICY]
+                      [--service PORT[:public|private]]... [-e NAME=VALUE]... [--secret NAME[=VALUE]]... [--secret-file NAME=PATH]... [-v NAME:/MOUNT[:ro]]... [--rm] [--no-image] [--restart POLICY]
                       [--health-cmd CMD | --health-http PORT/PATH] [IMAGE] [CMD [ARG...]]
 
 Create a machine from IMAGE (an OCI reference; without one, or with --no-image, the built-in
@@ -73,6 +80,8 @@ then replaces the image's command as the machine's main process (see 'hyperfleet
                          never in CMD's environment (read it from the file); NAME alone takes
                          the value from this shell's environment, off the process list (repeatable)
       --secret-file NAME=PATH  a secret read from a file (repeatable)
+  -v, --volume SPEC      NAME:/MOUNT[:ro]: hold volume NAME ('hyperfleet volume create') and mount it
+                         at /MOUNT, read-only with :ro (repeatable; one machine at a time per volume)
       --rm               delete the machine once CMD has finished
       --no-image         the built-in root disk; every positional is CMD
       --timeout SECONDS  CMD's timeout (default 60)
@@ -96,6 +105,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
         env: { type: "string", short: "e", multiple: true },
         secret: { type: "string", multiple: true },
         "secret-file": { type: "string", multiple: true },
+        volume: { type: "string", short: "v", multiple: true },
         rm: { type: "boolean" },
         "no-image": { type: "boolean" },
         timeout: { type: "string" },
@@ -121,6 +131,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
     const services = strs(p.values.service).map(serviceSpec);
     const env = envPairs(strs(p.values.env));
     const secrets = secretPairs({ inline: strs(p.values.secret), files: strs(p.values["secret-file"]) });
+    const volumes = strs(p.values.volume).map(volumeSpec);
     const timeout = secondsOption("timeout", str(p.values.timeout));
     const body: CreateMachineBody = {
       name: str(p.values.name) ?? `run-${randomBytes(4).toString("hex")}`,
@@ -134,6 +145,7 @@ Exit status: CMD's; 125 when hyperfleet itself failed (the message names the err
       ...(ports.length > 0 && { network: true, exposed_ports: ports }),
       ...(services.length > 0 && { network: true, services }),
       ...healthFields(p.values),
+      ...(volumes.length > 0 && { volumes }),
     };
     const hf = ctx.client();
     const created = (await hf.machines.create(body)).unwrap();

@@ -9,6 +9,7 @@ import type { HealthCheckInput, RestartPolicyInput, WorkloadEvent } from "../hea
 import type { ExposedPortRequest, ImageRunConfig, MachineView, NetworkPolicy, ProxiedService } from "../machine.js";
 import type { Logger } from "./logger.js";
 import type { SnapshotRecord } from "../snapshot.js";
+import type { VolumeRecord, VolumeRequest } from "../volume.js";
 
 export type { MachineView, MainProcessState, ImagePullState } from "../machine.js";
 
@@ -52,6 +53,8 @@ export interface CreateMachineRequest {
   /** An `http` check needs a network (HEALTH_CHECK_NEEDS_NETWORK). */
   healthCheck?: HealthCheckInput;
   restartPolicy?: RestartPolicyInput;
+  /** Volumes to hold and mount (docs/agents.md "Volumes"); claimed with the insert. */
+  volumes?: VolumeRequest[];
 }
 
 export interface LogsRequest {
@@ -296,6 +299,22 @@ export type SnapshotView = Pick<SnapshotRecord, "id" | "machineId" | "sizeBytes"
   image: string | null;
   network: boolean;
 };
+
+export interface CreateVolumeRequest {
+  name: string;
+  sizeMib: number;
+}
+
+/** Volumes (docs/agents.md "Volumes"); `ref` is a `vol_...` id or a name. */
+export interface VolumeServicePort {
+  /** VOLUME_ALREADY_EXISTS for a taken name; INVALID_ARGUMENT above HYPERFLEET_VOLUME_MAX_SIZE_MIB. */
+  create(req: CreateVolumeRequest): Promise<VolumeRecord>;
+  list(): Promise<VolumeRecord[]>;
+  /** VOLUME_NOT_FOUND when there is none. */
+  get(ref: string): Promise<VolumeRecord>;
+  /** VOLUME_IN_USE while a machine holds it; the file and its data go with it. */
+  delete(ref: string): Promise<void>;
+}
 
 export interface SnapshotServicePort {
   /** Snapshots a running or paused machine, which goes on as it was (MACHINE_NOT_RUNNING otherwise). */

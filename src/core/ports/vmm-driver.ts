@@ -18,6 +18,8 @@ export interface DiskSpec {
   readOnly?: boolean;
   /** "raw" or "qcow2" (QEMU only; Firecracker takes raw). */
   format?: "raw" | "qcow2";
+  /** The disk's virtio serial (QEMU only, at most 20 bytes): how the guest finds a volume's disk. */
+  serial?: string;
 }
 
 /** Everything needed to boot one VM. Paths are absolute. */

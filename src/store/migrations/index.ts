@@ -12,6 +12,7 @@ import { machineVmm } from "./0006-machine-vmm.js";
 import { proxy } from "./0007-proxy.js";
 import { secrets } from "./0008-secrets.js";
 import { health } from "./0009-health.js";
+import { volumes } from "./0010-volumes.js";
 
 const MIGRATIONS: Record<string, Migration> = {
   "0001-initial": initial,
@@ -23,6 +24,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "0007-proxy": proxy,
   "0008-secrets": secrets,
   "0009-health": health,
+  "0010-volumes": volumes,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -79,7 +79,7 @@ export function buildQemuArgv(l: QemuLaunch): string[] {
   disks.forEach((d, i) => {
     const opts = [`id=disk${i}`, `file=${d.path}`, `format=${d.format ?? "raw"}`, "if=none", "discard=unmap", "cache=writeback"];
     if (d.readOnly) opts.push("readonly=on");
-    argv.push("-drive", opts.join(","), "-device", `virtio-blk-device,drive=disk${i}`);
+    argv.push("-drive", opts.join(","), "-device", `virtio-blk-device,drive=disk${i}${d.serial ? `,serial=${d.serial}` : ""}`);
   });
 
   (spec.nics ?? []).forEach((n, i) => {
