@@ -106,6 +106,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       networks,
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
+      maxConcurrentRestores: config.maxConcurrentRestores,
       hooks: imageBootHooks(pulls, opened.unavailable, main),
       snapshotOf: async (id): Promise<VmSnapshot> => (await snapshots.record(id)).vm,
       ...(templates && { templates }),
