@@ -8,6 +8,10 @@
  * 3. clones per second created through the API (concurrent creates until all answer an exec);
  * 4. pause/resume and suspend/resume latency through the API;
  * 5. warm template: a machine from an image restored from its template vs its cold first boot.
+ * Where the costs go (docs/snapshots.md, "Costs"): a clone's PSS by part (bench/smaps.ts), QEMU's
+ * CPU time per clone up to its first exec and the daemon's per burst clone (their sum bounds the
+ * clone rate on this host's cores), and the TCG code a bare restore translates up to its agent's
+ * HELLO and up to the end of its first exec (QMP `info jit`, in one extra untimed bare restore).
  * Network off (the root namespace stays untouched); TCG unless HYPERFLEET_ACCEL says otherwise.
  * Human table first, then one JSON line with every figure.
  *
@@ -16,7 +20,7 @@
  */
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { loadConfig } from "../src/config/config.js";
@@ -36,6 +40,7 @@ import { buildBusyboxLayout, push, workDir } from "../test/images/fixtures.js";
 import { startRegistry } from "../test/images/registry.js";
 import { pct, round } from "./stats.js";
 import { printReport } from "./report.js";
+import { pssParts, type PssParts } from "./smaps.js";
 
 const CLONES = Number(process.env.BENCH_SNAP_CLONES ?? 50);
 const COLD = Number(process.env.BENCH_SNAP_COLD ?? 3);
@@ -93,6 +98,18 @@ async function pssKib(pid: number): Promise<number> {
 }
 
 const pidOf = async (id: string) => Number((await api("GET", `/machines/${id}`)).pid);
+/** CPU time (user + system) a process has used so far, in ms. */
+async function cpuMs(pid: number): Promise<number> {
+  const f = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+/** USER_HZ, the unit of /proc/<pid>/stat times: 100 on x86 and arm Linux (sysconf is not reachable from Node). */
+const CLK_TCK = 100;
+/** QMP `info jit`: KiB of translated code and the count of translation blocks. */
+async function jitInfo(qmp: QmpClient): Promise<{ kib: number; tbs: number }> {
+  const s = await qmp.execute<string>("human-monitor-command", { "command-line": "info jit" });
+  return { kib: Math.round(Number(/gen code size\s+(\d+)/.exec(s)?.[1] ?? NaN) / 1024), tbs: Number(/TB count\s+(\d+)/.exec(s)?.[1] ?? NaN) };
+}
 const settle = () => new Promise((r) => setTimeout(r, 3_000));
 
 /**
@@ -100,7 +117,7 @@ const settle = () => new Promise((r) => setTimeout(r, 3_000));
  * store, no identity, the disk made beforehand), spawn -> incoming migration -> cont -> agent HELLO
  * -> first exec.
  */
-async function bareRestore(vm: { stateFile: string; memoryFile: string; disk: string }, i: number): Promise<number> {
+async function bareRestore(vm: { stateFile: string; memoryFile: string; disk: string }, i: number, jit?: Array<{ kib: number; tbs: number }>): Promise<number> {
   const runDir = join(dataDir, "floor", String(i));
   await mkdir(runDir, { recursive: true });
   await createOverlay(vm.disk, join(runDir, "rootfs.qcow2"), "qcow2");
@@ -124,10 +141,12 @@ async function bareRestore(vm: { stateFile: string; memoryFile: string; disk: st
     const sock = connect(paths.agentSocket);
     await new Promise((res, rej) => sock.once("connect", res).once("error", rej));
     const agent = await AgentClient.connect(sock, { timeoutMs: 10_000 });
+    if (jit) jit.push(await jitInfo(qmp));
     // The same first exec as through the API: its first run in a restored guest is most of the cost under TCG.
     const r = await agent.exec(["sh", "-c", ":"]);
     const ms = performance.now() - t0;
     if (r.exitCode !== 0) throw new Error(`bare restore: exec exited ${r.exitCode}`);
+    if (jit) jit.push(await jitInfo(qmp));
     agent.close();
     qmp.close();
     return ms;
@@ -165,22 +184,36 @@ try {
 
   const floorMs: number[] = [];
   for (let i = 0; i < FLOOR; i++) floorMs.push(await bareRestore(files, i));
+  const jit: Array<{ kib: number; tbs: number }> = [];
+  await bareRestore(files, FLOOR, jit);
 
   const cloneMs: number[] = [];
+  const cloneCpu: number[] = [];
   const clones: string[] = [];
   for (let i = 0; i < CLONES; i++) {
     const c = await createToExec({ name: `clone-${i}`, snapshot: snap.id });
     cloneMs.push(c.ms);
+    cloneCpu.push(await cpuMs(await pidOf(c.id)));
     clones.push(c.id);
   }
   await settle();
   const clonePss: number[] = [];
-  for (const id of clones) clonePss.push(await pssKib(await pidOf(id)));
+  const parts: PssParts[] = [];
+  for (const id of clones) {
+    const pid = await pidOf(id);
+    clonePss.push(await pssKib(pid));
+    parts.push(pssParts(await readFile(`/proc/${pid}/smaps`, "utf8"), files.memoryFile));
+  }
+  const partMib = (k: keyof PssParts) => round(parts.reduce((a, p) => a + p[k], 0) / parts.length / 1024, 1);
   for (const id of clones) await api("DELETE", `/machines/${id}`);
 
   const tBurst = performance.now();
+  const cpu0 = process.cpuUsage();
   const burst = await Promise.all(Array.from({ length: BURST }, (_, i) => createToExec({ name: `burst-${i}`, snapshot: snap.id })));
   const burstS = (performance.now() - tBurst) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  // The daemon runs in this process: its CPU and this client's, per clone.
+  const daemonCpuMs = (cpu.user + cpu.system) / 1000 / BURST;
   for (const c of burst) await api("DELETE", `/machines/${c.id}`);
 
   const pauseMs: number[] = [];
@@ -226,7 +259,20 @@ try {
     clone_pss_mib_mean: round(clonePss.reduce((a, b) => a + b, 0) / clonePss.length / 1024, 1),
     cold_pss_mib_p50: round(p50(coldPss) / 1024, 1),
     cold_over_clone_pss_ratio: round(p50(coldPss) / (clonePss.reduce((a, b) => a + b, 0) / clonePss.length), 2),
+    clone_pss_tcg_code_mib: partMib("tcgCode"),
+    clone_pss_guest_ram_mib: partMib("guestRam"),
+    clone_pss_guest_ram_written_mib: partMib("guestRamPrivate"),
+    clone_pss_qemu_anon_mib: partMib("anon"),
+    clone_pss_binaries_mib: partMib("binaries"),
     clones_per_second: round(BURST / burstS, 2),
+    clone_qemu_cpu_ms_p50: round(p50(cloneCpu), 1),
+    daemon_cpu_ms_per_clone: round(daemonCpuMs, 1),
+    cores: availableParallelism(),
+    clones_per_second_cpu_bound: round((availableParallelism() * 1000) / (p50(cloneCpu) + daemonCpuMs), 1),
+    restore_tcg_code_kib_at_hello: jit[0]?.kib,
+    restore_tcg_tbs_at_hello: jit[0]?.tbs,
+    restore_tcg_code_kib_after_exec: jit[1]?.kib,
+    restore_tcg_tbs_after_exec: jit[1]?.tbs,
     burst: BURST,
     pause_ms_p50: round(p50(pauseMs), 1),
     resume_ms_p50: round(p50(resumeMs), 1),
@@ -242,7 +288,10 @@ try {
     [`bare qemu restore by hand -> first exec (p50 of ${FLOOR}), the floor`, `${out.bare_restore_ms_p50} ms (clone is ${out.clone_over_bare_ratio}x)`],
     ["snapshot of a running machine (API)", `${out.snapshot_ms} ms, ${round(Number(snap.size_bytes) / 2 ** 20, 1)} MiB on disk`],
     [`PSS per idle clone, ${CLONES} alive (mean)`, `${out.clone_pss_mib_mean} MiB (cold-booted VM: ${out.cold_pss_mib_p50} MiB, ${out.cold_over_clone_pss_ratio}x)`],
+    ["  of which: TCG code / guest RAM (written by the clone) / QEMU heap etc. / binaries", `${out.clone_pss_tcg_code_mib} / ${out.clone_pss_guest_ram_mib} (${out.clone_pss_guest_ram_written_mib}) / ${out.clone_pss_qemu_anon_mib} / ${out.clone_pss_binaries_mib} MiB`],
+    ["TCG code a bare restore translates: to HELLO / to end of first exec", `${out.restore_tcg_code_kib_at_hello} / ${out.restore_tcg_code_kib_after_exec} KiB (${out.restore_tcg_tbs_at_hello} / ${out.restore_tcg_tbs_after_exec} blocks)`],
     [`clones per second, ${BURST} concurrent creates through the API`, `${out.clones_per_second}/s`],
+    [`  CPU per clone: QEMU to first exec (p50) + daemon and client (burst)`, `${out.clone_qemu_cpu_ms_p50} + ${out.daemon_cpu_ms_per_clone} ms: at most ${out.clones_per_second_cpu_bound}/s on ${out.cores} cores`],
     ["pause / resume (API, p50 of 10)", `${out.pause_ms_p50} / ${out.resume_ms_p50} ms`],
     ["suspend / resume from disk (API, p50 of 5)", `${out.suspend_ms_p50} / ${out.resume_suspended_ms_p50} ms`],
     ["image machine: cold first boot vs warm template (p50 of 5)", `${out.image_cold_first_boot_ms} vs ${out.image_warm_template_ms_p50} ms (${out.image_cold_over_warm_ratio}x)`],

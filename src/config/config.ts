@@ -29,6 +29,9 @@ export type AccelChoice = (typeof ACCELS)[number];
 export const VMMS = ["auto", "qemu", "firecracker"] as const;
 export type VmmChoiceName = (typeof VMMS)[number];
 
+/** Default restore slots per CPU (HYPERFLEET_MAX_CONCURRENT_RESTORES); measured in docs/snapshots.md, "Costs". */
+export const RESTORES_PER_CPU = 4;
+
 export interface Config {
   readonly port: number;
   readonly host: string;
@@ -55,6 +58,8 @@ export interface Config {
   readonly startTimeoutMs: number;
   /** VMs booting at the same time; more wait in `starting` (TCG boots are CPU-bound). */
   readonly maxConcurrentBoots: number;
+  /** VMs restored from a snapshot at the same time, apart from boots (a restore costs a few TCG ms of CPU, mostly waits). */
+  readonly maxConcurrentRestores: number;
   readonly stopTimeoutMs: number;
   readonly fileTransferTimeoutMs: number;
   readonly fileMaxSize: number;
@@ -159,6 +164,7 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
     firecrackerBinary: r.string("HYPERFLEET_FIRECRACKER_BIN", "firecracker"),
     startTimeoutMs: r.int("HYPERFLEET_START_TIMEOUT", 60_000, 1_000, 600_000, "ms"),
     maxConcurrentBoots: r.int("HYPERFLEET_MAX_CONCURRENT_BOOTS", availableParallelism(), 1, 1024),
+    maxConcurrentRestores: r.int("HYPERFLEET_MAX_CONCURRENT_RESTORES", RESTORES_PER_CPU * availableParallelism(), 1, 1024),
     stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
     fileTransferTimeoutMs: r.int("HYPERFLEET_FILE_TRANSFER_TIMEOUT", 60_000, 100, 3_600_000, "ms"),
     fileMaxSize: r.int("HYPERFLEET_FILE_MAX_SIZE", 104_857_600, 1, 1_073_741_824, "bytes"),

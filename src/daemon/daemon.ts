@@ -120,6 +120,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       networks,
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
+      maxConcurrentRestores: config.maxConcurrentRestores,
       hooks,
       snapshotOf: async (id): Promise<VmSnapshot> => (await snapshots.record(id)).vm,
       ...(templates && { templates }),

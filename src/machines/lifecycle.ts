@@ -43,6 +43,12 @@ export interface VmLifecycleOptions {
   stopTimeoutMs: number;
   /** How many VMs may boot at the same time; more wait in `starting`. */
   maxConcurrentBoots: number;
+  /**
+   * How many VMs may be restored from a snapshot (a clone, a warm template, a suspend) at the same
+   * time, in slots of their own: a restore is mostly waiting (QEMU's start, QMP, the agent), so it
+   * must neither queue behind a cold boot nor hold one up. Default: maxConcurrentBoots.
+   */
+  maxConcurrentRestores?: number;
   hooks?: BootHooks;
   /** The snapshot a machine created from one restores (its record's `snapshotId`). */
   snapshotOf: (snapshotId: string) => Promise<VmSnapshot>;
@@ -53,9 +59,11 @@ export interface VmLifecycleOptions {
 export class VmLifecycle {
   readonly live = new LiveVms();
   private readonly bootSlots: Semaphore;
+  private readonly restoreSlots: Semaphore;
 
   constructor(private readonly o: VmLifecycleOptions) {
     this.bootSlots = new Semaphore(o.maxConcurrentBoots);
+    this.restoreSlots = new Semaphore(o.maxConcurrentRestores ?? o.maxConcurrentBoots);
   }
 
   get bus(): StatusBus {
@@ -86,7 +94,7 @@ export class VmLifecycle {
       const templates = this.o.templates?.eligible(rec) ? this.o.templates : undefined;
       const template = await templates?.claim(rec, log);
       const from = template?.vm ?? (await this.restorePoint(rec, log));
-      release = await this.bootSlots.acquire(ac.signal);
+      release = await (from === null ? this.bootSlots : this.restoreSlots).acquire(ac.signal);
       const net = await this.o.networks.attach(rec);
       // A failed boot leaves nothing running (Vm.boot and Vm.restore undo their own steps).
       vm = from === null ? await this.o.vms.boot(rec, net, ac.signal) : await this.restoreOrBootCold(rec, from, template !== undefined, net, ac.signal, log);
@@ -137,7 +145,13 @@ export class VmLifecycle {
       log.warn({ err: toHyperfleetError(e) }, "restoring the warm template failed; booting cold");
       await this.o.vms.discardDisk(rec);
       await this.o.templates?.release(rec);
-      return this.o.vms.boot(rec, net, signal);
+      // A cold boot after all: it waits for a boot slot like any (the restore slot is kept meanwhile).
+      const bootSlot = await this.bootSlots.acquire(signal);
+      try {
+        return await this.o.vms.boot(rec, net, signal);
+      } finally {
+        bootSlot();
+      }
     }
   }
 

@@ -30,6 +30,7 @@ test("defaults match the documented ones", () => {
   assert.equal(c.logLevel, "info");
   assert.equal(c.accel, "auto");
   assert.equal(c.maxConcurrentBoots, availableParallelism());
+  assert.equal(c.maxConcurrentRestores, 4 * availableParallelism());
   assert.equal(c.startTimeoutMs, 60_000);
   assert.equal(c.stopTimeoutMs, 10_000);
 });
