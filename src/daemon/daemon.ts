@@ -94,7 +94,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       registry,
       startTimeoutMs: config.startTimeoutMs,
     });
-    const main = new MainProcesses();
+    const main = new MainProcesses((id) => secrets.open(id));
     const statuses = new MachineStatuses(store.machines, config.capacity);
     const pulls = opened.service ? new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, statuses }) : null;
     // Namespaces carry a tag of this data dir, so two daemons on one host never sweep each other's.
