@@ -3,11 +3,18 @@
  * a rotation while suspended reaches /run/secrets when the machine is resumed; a clone created
  * with its own secrets gets its files rewritten at its first boot, while a clone without any keeps
  * what its source's memory held (the documented carry-over); a paused machine refuses a rotation.
+ * And a daemon run as its own process with HYPERFLEET_SECRET_KEY: the key is in no other process's
+ * environment or command line (its VMM gets PATH and LANG), no secret value in any, nor in its
+ * log output.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { json, startTestDaemon, vmSkipReason, type TestDaemon } from "./helpers.js";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { endDaemons, json, spawnDaemon, startTestDaemon, vmSkipReason, type ChildDaemon, type TestDaemon } from "./helpers.js";
 
 const skip = vmSkipReason();
 const BB = "/bin/busybox";
@@ -76,4 +83,53 @@ test("suspend, rotate, resume; clones with and without their own; paused refuses
   assert.equal(await files(bareId), `A ${sha(a2)}`, "a clone without secrets keeps the files its source's memory held");
   for (const id of [ownId, bareId, src]) assert.equal((await t.req("DELETE", `/machines/${id}`)).statusCode, 204);
   assert.equal((await t.req("DELETE", `/snapshots/${snapId}`)).statusCode, 204);
+});
+
+/** `pid/file` of every process (but `except`'s environ) whose environ or cmdline holds a needle. */
+function processesHolding(needles: readonly string[], except: number): string[] {
+  const hits: string[] = [];
+  for (const pid of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    for (const f of ["cmdline", "environ"]) {
+      if (Number(pid) === except && f === "environ") continue;
+      try {
+        const data = readFileSync(`/proc/${pid}/${f}`);
+        if (needles.some((n) => data.includes(n))) hits.push(`${pid}/${f}: ${readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ").slice(0, 200)}`);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return hits;
+}
+
+test("a daemon process with HYPERFLEET_SECRET_KEY: key and values in no other process, values not in its log", { skip: skip ?? false, timeout: 300_000 }, async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), "hf-seckey-"));
+  const key = randomBytes(32).toString("hex");
+  const v = value("proc");
+  const daemons: ChildDaemon[] = [];
+  try {
+    const c = await spawnDaemon(dataDir, { HYPERFLEET_SECRET_KEY: key });
+    daemons.push(c);
+    const r = await c.fetch("POST", "/machines", { name: "sec-proc", vcpu_count: 1, mem_size_mib: 128, secrets: { V: v }, start: true });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    const id = r.body.id as string;
+    const w = await c.fetch("GET", `/machines/${id}/wait?status=running&timeout=30`);
+    assert.equal(w.status, 200, JSON.stringify(w.body));
+    const vmm = w.body.pid as number;
+    assert.ok(readFileSync(`/proc/${c.pid}/environ`).includes(key), "the scan sees the key where it is: the daemon's own environment");
+    assert.ok(!readFileSync(`/proc/${vmm}/environ`).includes(key), "the VMM got the key");
+    // A child between fork and exec shows its parent's environment (the daemon's, with the key)
+    // for an instant; a hit that is still there a moment later is a process that keeps it.
+    const seen = processesHolding([key, v], c.pid);
+    await new Promise((r) => setTimeout(r, 500));
+    const kept = processesHolding([key, v], c.pid).filter((h) => seen.includes(h));
+    assert.deepEqual(kept, [], "another process holds the key or a secret");
+    const e = await c.fetch("POST", `/machines/${id}/exec`, { command: [BB, "sha256sum", "/run/secrets/V"] });
+    assert.equal((e.body.stdout as string).split(" ")[0], sha(v));
+    assert.ok(c.output().includes(`"machine_id":"${id}"`), "the log names the machine");
+    assert.ok(!c.output().includes(v) && !c.output().includes(key), "the daemon's log output holds the key or a secret");
+    assert.equal((await c.fetch("DELETE", `/machines/${id}`)).status, 204);
+  } finally {
+    await endDaemons(daemons, dataDir);
+  }
 });
