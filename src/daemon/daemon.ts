@@ -102,10 +102,9 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     });
     // The supervisor restarts a main process seen exited; it is built after the lifecycle it drives.
     let supervisor: Supervisor | null = null;
-    const main = new MainProcesses((id, st) => supervisor?.mainExited(id, st));
+    const main = new MainProcesses((id) => secrets.open(id), (id, st) => supervisor?.mainExited(id, st));
     const statuses = new MachineStatuses(store.machines, config.capacity);
     const pulls = opened.service ? new ImagePulls({ images: opened.service, repo: store.machines, users: opened.users, statuses }) : null;
-    const hooks = imageBootHooks(pulls, opened.unavailable, main, secrets);
     // Namespaces carry a tag of this data dir, so two daemons on one host never sweep each other's.
     const fabric = new LinuxNetworkFabric({ plan: addressPlan(config.network.subnet), tag: instanceTag(config.dataDir), hostNetns: null });
     const networks = new MachineNetworks(fabric, store.machines);
@@ -121,12 +120,12 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       stopTimeoutMs: config.stopTimeoutMs,
       maxConcurrentBoots: config.maxConcurrentBoots,
       maxConcurrentRestores: config.maxConcurrentRestores,
-      hooks,
+      hooks: imageBootHooks(pulls, opened.unavailable, main, secrets),
       snapshotOf: async (id): Promise<VmSnapshot> => (await snapshots.record(id)).vm,
       ...(templates && { templates }),
     });
     const snapshots = new MachineSnapshots({ machines: store.machines, snapshots: store.snapshots, live: lifecycle.live, imageUsers: opened.users, dir: snapshotDir, log });
-    const sup = new Supervisor({ repo: store.supervision, machines: store.machines, lifecycle, main, startMain: (rec, vm, l) => hooks.booted(rec, vm, l), log });
+    const sup = new Supervisor({ repo: store.supervision, machines: store.machines, lifecycle, main, log });
     supervisor = sup;
     // Opened before reconciliation: a machine found dead there is restarted by its policy.
     await sup.open();

@@ -4,7 +4,6 @@
  * returned; records carry the names alone.
  */
 import { HyperfleetError } from "../core/errors.js";
-import type { MachineRecord } from "../core/machine.js";
 import { openSecret, sealSecret } from "../host/secret-box.js";
 import type { MachineRepository } from "../store/machine-repository.js";
 
@@ -29,10 +28,12 @@ export class MachineSecrets {
     return Object.fromEntries(Object.entries(secrets).map(([name, v]) => [name, sealSecret(this.key, machineId, name, v)]));
   }
 
-  /** The machine's secrets in the clear; SECRETS_UNREADABLE for one sealed under another key. */
-  async open(rec: Pick<MachineRecord, "id" | "secretNames">): Promise<Record<string, string>> {
-    if (rec.secretNames.length === 0) return {};
-    const sealed = (await this.repo.sealedSecrets(rec.id)) ?? {};
-    return Object.fromEntries(Object.entries(sealed).map(([name, s]) => [name, openSecret(this.key, rec.id, name, s)]));
+  /**
+   * The machine's secrets in the clear, as stored now (not as a record read earlier says);
+   * SECRETS_UNREADABLE for one sealed under another key.
+   */
+  async open(machineId: string): Promise<Record<string, string>> {
+    const sealed = (await this.repo.sealedSecrets(machineId)) ?? {};
+    return Object.fromEntries(Object.entries(sealed).map(([name, s]) => [name, openSecret(this.key, machineId, name, s)]));
   }
 }

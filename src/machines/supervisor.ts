@@ -37,8 +37,6 @@ export interface SupervisorOptions {
   machines: MachineRepository;
   lifecycle: VmLifecycle;
   main: MainProcesses;
-  /** Starts a machine's main process as a boot does (the boot hooks': with its secrets). */
-  startMain: (rec: MachineRecord, vm: Vm, log: Logger) => Promise<void>;
   log: Logger;
   maxConcurrentChecks?: number;
 }
@@ -280,7 +278,7 @@ export class Supervisor {
         return;
       }
     }
-    await this.o.startMain(rec, vm, log);
+    await this.o.main.start(rec, vm, log);
     this.upSince.set(id, Date.now());
     const spec = this.settings.get(id)?.healthCheck ?? null;
     if (spec !== null) {

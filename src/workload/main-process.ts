@@ -33,25 +33,41 @@ interface Entry {
   ac: AbortController;
 }
 
+/** The machine's secrets in the clear, read when its main process starts (so every start has the current ones). */
+export type SecretSource = (machineId: string) => Promise<Readonly<Record<string, string>>>;
+
 export class MainProcesses {
   /** The main process of each machine whose VM we hold, as last seen. */
   private readonly entries = new Map<string, Entry>();
 
   /**
+   * @param secrets read at every start of a main process.
    * @param onExit told once per process when it is first seen exited (the restart policy's cue;
-   *   src/workload/supervisor.ts). Never throws.
+   *   src/machines/supervisor.ts). Never throws.
    */
-  constructor(private readonly onExit: (id: string, state: MainProcessState) => void = () => undefined) {}
+  constructor(
+    private readonly secrets: SecretSource = () => Promise.resolve({}),
+    private readonly onExit: (id: string, state: MainProcessState) => void = () => undefined,
+  ) {}
 
   /**
    * Starts the machine's main process, if its image (or its overrides) name one. Never throws.
-   * `secrets` go first to /run/secrets, then into the process's environment (over env of the same
-   * name); exec'd commands never get them in theirs. A main process whose secrets could not be
-   * written is not started (it would run without what it needs): it shows as failed.
+   * The machine's secrets go first to /run/secrets, then into the process's environment (over env
+   * of the same name); exec'd commands never get them in theirs. A main process whose secrets
+   * could not be read or written is not started (it would run without what it needs): it shows as
+   * failed.
    */
-  async start(rec: MachineRecord, vm: Vm, log: Logger, secrets: Readonly<Record<string, string>> = {}): Promise<void> {
+  async start(rec: MachineRecord, vm: Vm, log: Logger): Promise<void> {
     this.forget(rec.id);
-    const undelivered = await deliverSecretFiles(vm, rec, secrets, log);
+    let secrets: Readonly<Record<string, string>> = {};
+    let undelivered: HyperfleetError | null;
+    try {
+      secrets = await this.secrets(rec.id);
+      undelivered = await deliverSecretFiles(vm, rec, secrets, log);
+    } catch (e) {
+      undelivered = toHyperfleetError(e);
+      log.error({ code: undelivered.code }, "the machine's secrets could not be read");
+    }
     if (rec.imageRef === null) return;
     const spec = mainProcessSpec(rec);
     const agent = vm.agent;
