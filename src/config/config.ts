@@ -53,6 +53,8 @@ export interface Config {
   readonly startTimeoutMs: number;
   /** VMs booting at the same time; more wait in `starting` (TCG boots are CPU-bound). */
   readonly maxConcurrentBoots: number;
+  /** Health checks (issue 14) running at the same time across all machines; the rest wait their turn. */
+  readonly healthMaxConcurrentChecks: number;
   readonly stopTimeoutMs: number;
   readonly fileTransferTimeoutMs: number;
   readonly fileMaxSize: number;
@@ -151,6 +153,7 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
     firecrackerBinary: r.string("HYPERFLEET_FIRECRACKER_BIN", "firecracker"),
     startTimeoutMs: r.int("HYPERFLEET_START_TIMEOUT", 60_000, 1_000, 600_000, "ms"),
     maxConcurrentBoots: r.int("HYPERFLEET_MAX_CONCURRENT_BOOTS", availableParallelism(), 1, 1024),
+    healthMaxConcurrentChecks: r.int("HYPERFLEET_HEALTH_MAX_CONCURRENT_CHECKS", 8, 1, 1024),
     stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
     fileTransferTimeoutMs: r.int("HYPERFLEET_FILE_TRANSFER_TIMEOUT", 60_000, 100, 3_600_000, "ms"),
     fileMaxSize: r.int("HYPERFLEET_FILE_MAX_SIZE", 104_857_600, 1, 1_073_741_824, "bytes"),
