@@ -60,6 +60,8 @@ export interface Config {
   readonly maxConcurrentBoots: number;
   /** VMs restored from a snapshot at the same time, apart from boots (a restore costs a few TCG ms of CPU, mostly waits). */
   readonly maxConcurrentRestores: number;
+  /** Health checks (issue 14) running at the same time across all machines; the rest wait their turn. */
+  readonly healthMaxConcurrentChecks: number;
   readonly stopTimeoutMs: number;
   readonly fileTransferTimeoutMs: number;
   readonly fileMaxSize: number;
@@ -165,6 +167,7 @@ export function loadConfig(env: Env = process.env, facts: HostFacts = hostFacts(
     startTimeoutMs: r.int("HYPERFLEET_START_TIMEOUT", 60_000, 1_000, 600_000, "ms"),
     maxConcurrentBoots: r.int("HYPERFLEET_MAX_CONCURRENT_BOOTS", availableParallelism(), 1, 1024),
     maxConcurrentRestores: r.int("HYPERFLEET_MAX_CONCURRENT_RESTORES", RESTORES_PER_CPU * availableParallelism(), 1, 1024),
+    healthMaxConcurrentChecks: r.int("HYPERFLEET_HEALTH_MAX_CONCURRENT_CHECKS", 8, 1, 1024),
     stopTimeoutMs: r.int("HYPERFLEET_STOP_TIMEOUT", 10_000, 100, 600_000, "ms"),
     fileTransferTimeoutMs: r.int("HYPERFLEET_FILE_TRANSFER_TIMEOUT", 60_000, 100, 3_600_000, "ms"),
     fileMaxSize: r.int("HYPERFLEET_FILE_MAX_SIZE", 104_857_600, 1, 1_073_741_824, "bytes"),

@@ -125,7 +125,7 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
       ...(templates && { templates }),
     });
     const snapshots = new MachineSnapshots({ machines: store.machines, snapshots: store.snapshots, live: lifecycle.live, imageUsers: opened.users, dir: snapshotDir, log });
-    const sup = new Supervisor({ repo: store.supervision, machines: store.machines, lifecycle, main, log });
+    const sup = new Supervisor({ repo: store.supervision, machines: store.machines, lifecycle, main, log, maxConcurrentChecks: config.healthMaxConcurrentChecks });
     supervisor = sup;
     // Opened before reconciliation: a machine found dead there is restarted by its policy.
     await sup.open();
