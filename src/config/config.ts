@@ -116,6 +116,18 @@ export function isLoopbackHost(host: string): boolean {
   return isIP(h) === 4 && h.startsWith("127.");
 }
 
+/** Variables that hold credentials: read once into the Config, then dropped from the environment. */
+export const CREDENTIAL_VARIABLES = ["HYPERFLEET_SECRET_KEY", "HYPERFLEET_API_KEY"] as const;
+
+/**
+ * Removes the credential variables from `env` once the configuration holds them. Many of the
+ * daemon's children (cp, qemu-img, openssl, migration helpers) inherit its environment; without
+ * this each would carry the key that opens every machine's secrets for as long as it runs.
+ */
+export function forgetCredentials(env: Record<string, string | undefined> = process.env): void {
+  for (const k of CREDENTIAL_VARIABLES) delete env[k];
+}
+
 /**
  * Builds the configuration from `env` (the daemon passes `process.env`). All problems are reported
  * together in one CONFIG_INVALID error whose message names each variable.

@@ -3,7 +3,7 @@
  * keep running when the daemon stops or crashes; the next start re-adopts them.
  */
 import { isHyperfleetError } from "../core/errors.js";
-import { loadConfig } from "../config/config.js";
+import { forgetCredentials, loadConfig } from "../config/config.js";
 import { startDaemon } from "./daemon.js";
 
 /** sysexits EX_CONFIG: the configuration is wrong, restarting will not help. */
@@ -17,6 +17,7 @@ export async function runDaemon(): Promise<void> {
     process.stderr.write(`hyperfleet: ${cfg.error.message}\n`);
     process.exit(EX_CONFIG);
   }
+  forgetCredentials();
   let daemon;
   try {
     daemon = await startDaemon(cfg.value);

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
-import { isLoopbackHost, loadConfig } from "../../src/config/config.js";
+import { forgetCredentials, isLoopbackHost, loadConfig } from "../../src/config/config.js";
 
 function problemsOf(env: Record<string, string>): string {
   const r = loadConfig(env);
@@ -147,4 +147,12 @@ test("networking settings (not active yet): defaults, overrides and what is refu
   // An exposed port DNATed onto the API's port would take the API's traffic.
   assert.match(problemsOf({ PORT: "25000" }), /HYPERFLEET_PORT_RANGE 20000-29999 contains the API's PORT 25000/);
   assert.match(problemsOf({ PORT: "8080", HYPERFLEET_PORT_RANGE: "8000-8999" }), /contains the API's PORT 8080/);
+});
+
+test("forgetCredentials drops the key and API key variables, and nothing else, once the config holds them", () => {
+  const env: Record<string, string | undefined> = { HYPERFLEET_SECRET_KEY: "ab".repeat(32), HYPERFLEET_API_KEY: "a".repeat(32), HYPERFLEET_DATA_DIR: "/tmp/x", PATH: "/bin" };
+  const cfg = loadConfig(env as Record<string, string>).unwrap();
+  forgetCredentials(env);
+  assert.deepEqual(env, { HYPERFLEET_DATA_DIR: "/tmp/x", PATH: "/bin" });
+  assert.equal(cfg.secretKey, "ab".repeat(32), "the config keeps what it read");
 });
