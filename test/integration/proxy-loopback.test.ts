@@ -229,3 +229,22 @@ test("a guest that never accepts: 504 after the 5 s connect bound, not a hang", 
     py.kill("SIGKILL");
   }
 });
+
+test("past HYPERFLEET_PROXY_MAX_CONNECTIONS a new connection is closed at once; an open WebSocket counts", async () => {
+  const dir2 = await mkdtemp(join(tmpdir(), "hft-proxy-max-"));
+  const cert = await localCaCertificate(dir2, D);
+  const directory: ProxyDirectory = { byId: async (id) => machines.get(id), byName: async (n) => [...machines.values()].filter((m) => m.name.toLowerCase() === n) };
+  const small = await ProxyServer.listen({ host: "127.0.0.1", port: 0, domain: D, tls: { cert: cert.cert, key: cert.key }, maxConnections: 1, maxHeaderBytes: 16384, directory, log: silent });
+  const at2 = { ...at, port: small.port, ca: await readFile(cert.caPath!) };
+  try {
+    const h = host(`${upPort}-vm_01j9z6y8w2v4t0s5r3q1p7n9m9`);
+    const ws = await WsClient.connect(at2.addr, at2.port, 5000, { tls: { ca: at2.ca, servername: h }, hostHeader: h });
+    await assert.rejects(viaProxy(at2, host("pub"), "/", {}, 5000), /socket hang up|ECONNRESET|closed|disconnected before secure TLS/);
+    ws.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await viaProxy(at2, host("pub"))).status, 200);
+  } finally {
+    await small.close();
+    await rm(dir2, { recursive: true, force: true });
+  }
+});
