@@ -55,6 +55,8 @@ before(async () => {
   upstream.on("upgrade", (req: IncomingMessage, sock: Socket) => {
     seen.push(req.headers);
     const accept = createHash("sha1").update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+    // http servers allow half-open sockets: end ours when the proxy ends its side, as a real server does.
+    sock.on("end", () => sock.end());
     sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
     // Answer each masked text frame (< 126 bytes) with the same text unmasked.
     sock.on("data", (d: Buffer) => {
@@ -82,10 +84,16 @@ before(async () => {
 });
 
 after(async () => {
-  release?.();
-  await proxy?.close();
-  await new Promise((r) => upstream?.close(r));
-  await rm(dir, { recursive: true, force: true });
+  try {
+    release?.();
+    await proxy?.close();
+    // close() waits for every connection; a pending promise with nothing else alive would let the
+    // process exit before the temp dir is removed.
+    upstream?.closeAllConnections();
+    await new Promise((r) => upstream?.close(r));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 const host = (label: string) => `${label}.${D}`;
