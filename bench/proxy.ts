@@ -7,6 +7,8 @@
  * 1. Request latency: a small GET, paced, alternating paths; p50 and p99. Target: p50 overhead <= 1 ms.
  * 2. Throughput: a BENCH_PROXY_MIB file, in pairs of alternating order; the ratio is the median of
  *    the pairs' ratios. Target: proxy >= 0.8x exposed port.
+ * 3. The proxy alone (bench/proxy-alone.ts): its code before a loopback server, no VM, no daemon:
+ *    what it adds by itself, apart from a contended host's scheduling.
  * Human table first, then one JSON line.
  *
  * The daemon is a child process (as `hyperfleet serve` runs), so the proxy has its own event loop.
@@ -23,6 +25,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { inTestNetns, netnsSkipReason } from "../test/network/netns.js";
 import { killLeftoverVmms, spawnDaemon } from "../test/api/helpers.js";
 import { printReport } from "./report.js";
+import { proxyAlone } from "./proxy-alone.js";
 import { pct, round } from "./stats.js";
 
 const net = await inTestNetns(import.meta.url);
@@ -138,6 +141,7 @@ try {
   }
   httpAgent.destroy();
   httpsAgent.destroy();
+  const alone = await proxyAlone(TLS, REQUESTS);
 
   const f = {
     file_mib: MIB,
@@ -152,6 +156,9 @@ try {
     proxy_mib_s: round(median(tput.proxy), 1),
     exposed_mib_s: round(median(tput.exposed), 1),
     throughput_ratio: round(median(tput.ratios), 3),
+    alone_proxy_p50_ms: round(alone.proxyP50Ms, 3),
+    alone_direct_p50_ms: round(alone.directP50Ms, 3),
+    alone_p50_overhead_ms: round(alone.proxyP50Ms - alone.directP50Ms, 3),
   };
   const ok = { latency: f.p50_overhead_ms <= 1, throughput: f.throughput_ratio >= 0.8 };
   printReport(
@@ -160,6 +167,7 @@ try {
       ["request p50 (ms)", `proxy ${f.proxy_p50_ms}  exposed ${f.exposed_p50_ms}  overhead ${f.p50_overhead_ms >= 0 ? "+" : ""}${f.p50_overhead_ms}  (target <= +1) ${ok.latency ? "ok" : "MISS"}`],
       ["request p99 (ms)", `proxy ${f.proxy_p99_ms}  exposed ${f.exposed_p99_ms}`],
       ["throughput (MiB/s)", `proxy ${f.proxy_mib_s}  exposed ${f.exposed_mib_s}  ratio ${f.throughput_ratio}x  (target >= 0.8x) ${ok.throughput ? "ok" : "MISS"}`],
+      ["proxy alone p50 (ms)", `proxy ${f.alone_proxy_p50_ms}  direct ${f.alone_direct_p50_ms}  overhead +${f.alone_p50_overhead_ms}  (loopback upstream, no VM: the proxy's own cost)`],
     ],
     { bench: "proxy", tls: TLS, ...f, targets_met: ok },
   );

@@ -55,6 +55,8 @@ before(async () => {
   upstream.on("upgrade", (req: IncomingMessage, sock: Socket) => {
     seen.push(req.headers);
     const accept = createHash("sha1").update(`${req.headers["sec-websocket-key"]}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64");
+    // http servers allow half-open sockets: end ours when the proxy ends its side, as a real server does.
+    sock.on("end", () => sock.end());
     sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
     // Answer each masked text frame (< 126 bytes) with the same text unmasked.
     sock.on("data", (d: Buffer) => {
@@ -82,10 +84,16 @@ before(async () => {
 });
 
 after(async () => {
-  release?.();
-  await proxy?.close();
-  await new Promise((r) => upstream?.close(r));
-  await rm(dir, { recursive: true, force: true });
+  try {
+    release?.();
+    await proxy?.close();
+    // close() waits for every connection; a pending promise with nothing else alive would let the
+    // process exit before the temp dir is removed.
+    upstream?.closeAllConnections();
+    await new Promise((r) => upstream?.close(r));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 const host = (label: string) => `${label}.${D}`;
@@ -227,5 +235,24 @@ test("a guest that never accepts: 504 after the 5 s connect bound, not a hang", 
     for (const f of fillers) f.destroy();
   } finally {
     py.kill("SIGKILL");
+  }
+});
+
+test("past HYPERFLEET_PROXY_MAX_CONNECTIONS a new connection is closed at once; an open WebSocket counts", async () => {
+  const dir2 = await mkdtemp(join(tmpdir(), "hft-proxy-max-"));
+  const cert = await localCaCertificate(dir2, D);
+  const directory: ProxyDirectory = { byId: async (id) => machines.get(id), byName: async (n) => [...machines.values()].filter((m) => m.name.toLowerCase() === n) };
+  const small = await ProxyServer.listen({ host: "127.0.0.1", port: 0, domain: D, tls: { cert: cert.cert, key: cert.key }, maxConnections: 1, maxHeaderBytes: 16384, directory, log: silent });
+  const at2 = { ...at, port: small.port, ca: await readFile(cert.caPath!) };
+  try {
+    const h = host(`${upPort}-vm_01j9z6y8w2v4t0s5r3q1p7n9m9`);
+    const ws = await WsClient.connect(at2.addr, at2.port, 5000, { tls: { ca: at2.ca, servername: h }, hostHeader: h });
+    await assert.rejects(viaProxy(at2, host("pub"), "/", {}, 5000), /socket hang up|ECONNRESET|closed|disconnected before secure TLS/);
+    ws.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await viaProxy(at2, host("pub"))).status, 200);
+  } finally {
+    await small.close();
+    await rm(dir2, { recursive: true, force: true });
   }
 });

@@ -10,6 +10,7 @@ import { rawPage } from "../../src/proxy/pages.js";
 import { serviceUrls } from "../../src/proxy/urls.js";
 import { checkServices } from "../../src/machines/proxied-services.js";
 import { HyperfleetError } from "../../src/core/errors.js";
+import { loadConfig } from "../../src/config/config.js";
 
 const ID = "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M8";
 const D = "hf.localhost";
@@ -166,4 +167,33 @@ test("services on create: need a network (SERVICE_NEEDS_NETWORK), each port once
     () => checkServices([{ port: 80, visibility: "public" }, { port: 80, visibility: "private" }], true),
     (e) => e instanceof HyperfleetError && e.code === "INVALID_ARGUMENT" && (e.details as { field: string }).field === "services[1].port",
   );
+});
+
+test("config: no HYPERFLEET_PROXY_ADDR, no proxy; TLS from the pair, else a local CA under the data dir, or off", () => {
+  const cfg = (env: Record<string, string>) => loadConfig({ HYPERFLEET_DATA_DIR: "/d", ...env });
+  assert.equal(cfg({}).unwrap().proxy, null);
+  assert.deepEqual(cfg({ HYPERFLEET_PROXY_ADDR: "127.0.0.1:8443" }).unwrap().proxy, {
+    host: "127.0.0.1",
+    port: 8443,
+    domain: "hf.localhost",
+    tls: { mode: "generated", dir: "/d/proxy" },
+    maxConnections: 4096,
+    maxHeaderBytes: 16384,
+  });
+  const p = cfg({ HYPERFLEET_PROXY_ADDR: "[::1]:443", HYPERFLEET_DOMAIN: ".Agents.Example.com.", HYPERFLEET_PROXY_TLS_CERT: "/c.pem", HYPERFLEET_PROXY_TLS_KEY: "/k.pem" }).unwrap().proxy;
+  assert.deepEqual([p?.host, p?.port, p?.domain, p?.tls], ["::1", 443, "agents.example.com", { mode: "configured", certPath: "/c.pem", keyPath: "/k.pem" }]);
+  assert.deepEqual(cfg({ HYPERFLEET_PROXY_ADDR: "0.0.0.0:80", HYPERFLEET_PROXY_TLS: "off" }).unwrap().proxy?.tls, { mode: "off" });
+});
+
+test("config: a bad address, domain, half a cert pair or TLS off with a cert are CONFIG_INVALID naming the variable", () => {
+  const bad = (env: Record<string, string>, variable: string) => {
+    const r = loadConfig({ HYPERFLEET_DATA_DIR: "/d", HYPERFLEET_PROXY_ADDR: "127.0.0.1:8443", ...env });
+    assert.ok(!r.ok, JSON.stringify(env));
+    assert.match(r.error.message, new RegExp(`^  ${variable} `, "m"), r.error.message);
+  };
+  bad({ HYPERFLEET_PROXY_ADDR: "8443" }, "HYPERFLEET_PROXY_ADDR");
+  bad({ HYPERFLEET_PROXY_ADDR: "host:99999" }, "HYPERFLEET_PROXY_ADDR");
+  bad({ HYPERFLEET_DOMAIN: "under_score.test" }, "HYPERFLEET_DOMAIN");
+  bad({ HYPERFLEET_PROXY_TLS_CERT: "/c.pem" }, "HYPERFLEET_PROXY_TLS_KEY");
+  bad({ HYPERFLEET_PROXY_TLS: "off", HYPERFLEET_PROXY_TLS_CERT: "/c.pem", HYPERFLEET_PROXY_TLS_KEY: "/k.pem" }, "HYPERFLEET_PROXY_TLS");
 });
