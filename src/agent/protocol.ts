@@ -47,7 +47,7 @@ export const MsgType = {
   SHUTDOWN: 0x40,
   /** host→guest: TIME_NS?, ENTROPY?, HOSTNAME?; answered OK or ERROR (docs/agent-protocol.md, "identity"). */
   IDENTITY: 0x41,
-  /** host→guest: PATH (the target, created), FSTYPE, SOURCE or SERIAL, FLAGS? (bit 0 RDONLY); answered OK or ERROR. */
+  /** host→guest: PATH (the target, created), FSTYPE, SOURCE or SERIAL, FLAGS? (bit 0 RDONLY), USER? (owner of a fresh filesystem's root); answered OK or ERROR. */
   MOUNT: 0x42,
   OK: 0x7e,
   ERROR: 0x7f,
