@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
 #include "ops.h"
 #include "req.h"
+#include "user.h"
 #include "worker.h"
 
 struct mount_job {
@@ -20,6 +22,9 @@ struct mount_job {
 	struct op *op; /* NULL once the operation ended unanswered; loop thread only */
 	struct mount_req r;
 	char dev[64]; /* the device SERIAL resolved to */
+	int own;      /* USER was given: a fresh filesystem's root becomes uid:gid */
+	uid_t uid;
+	gid_t gid;
 	int err;
 	const char *step;
 };
@@ -62,6 +67,23 @@ static int find_serial(const char *serial, char *dev, size_t cap)
 	return err;
 }
 
+/* A filesystem nothing was written to yet: its root is root's and holds nothing but lost+found. */
+static int is_fresh(const char *dir)
+{
+	struct stat st;
+	if (stat(dir, &st) < 0 || st.st_uid != 0 || st.st_gid != 0)
+		return 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	int fresh = 1;
+	struct dirent *e;
+	while (fresh && (e = readdir(d)))
+		fresh = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "lost+found");
+	closedir(d);
+	return fresh;
+}
+
 static void mount_run(struct job *jb)
 {
 	struct mount_job *j = (struct mount_job *)jb;
@@ -80,6 +102,15 @@ static void mount_run(struct job *jb)
 		j->step = "mount";
 		unsigned long flags = MS_NOSUID | MS_NODEV | ((j->r.flags & HF_MOUNT_RDONLY) ? MS_RDONLY : 0);
 		err = mount(src, j->r.target, j->r.fstype, flags, NULL) < 0 ? -errno : 0;
+	}
+	/* An image whose process runs as a user could not write to a new volume owned by root:
+	 * like a new Docker volume, its root takes that user's ownership, once (while it is empty). */
+	if (!err && j->own && !(j->r.flags & HF_MOUNT_RDONLY) && is_fresh(j->r.target)) {
+		j->step = "give the new filesystem's root to USER";
+		if (chown(j->r.target, j->uid, j->gid) < 0) {
+			err = -errno;
+			umount2(j->r.target, MNT_DETACH);
+		}
 	}
 	j->err = -err;
 }
@@ -113,6 +144,19 @@ void mount_start(struct conn *c, uint32_t id, const struct hf_msg *m)
 		free(o);
 		free(j);
 		return conn_send_error(c, id, -err, "%s", why);
+	}
+	if (j->r.user[0]) {
+		/* On the loop, as EXEC does: the passwd lookups are not for worker threads. */
+		struct user_info u;
+		err = user_resolve(j->r.user, &u, &why);
+		if (err) {
+			free(o);
+			free(j);
+			return conn_send_error(c, id, -err, "%s", why);
+		}
+		j->own = 1;
+		j->uid = u.uid;
+		j->gid = u.gid;
 	}
 	j->job.run = mount_run;
 	j->job.done = mount_done;

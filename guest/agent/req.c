@@ -167,6 +167,8 @@ int req_mount(const struct hf_msg *m, struct mount_req *r, const char **why)
 		return bad(why, "FSTYPE is required", -EINVAL);
 	if ((r->source[0] == 0) == (r->serial[0] == 0))
 		return bad(why, "exactly one of SOURCE and SERIAL is required", -EINVAL);
+	if ((e = opt_str(m, T_USER, r->user, sizeof r->user, why, "USER contains a NUL byte", "USER is too long")))
+		return e;
 	if (r->serial[0] && strchr(r->serial, '/'))
 		return bad(why, "SERIAL contains a '/'", -EINVAL);
 	if ((e = req_flags(m, &r->flags, why)))

@@ -50,6 +50,7 @@ struct mount_req {
 	char source[HF_PATH_MAX]; /* "": SERIAL names the disk */
 	char fstype[HF_FSTYPE_MAX + 1];
 	char serial[HF_SERIAL_MAX + 1];
+	char user[256]; /* "": absent; else who gets a fresh filesystem's root (EXEC's USER forms) */
 	uint32_t flags; /* HF_MOUNT_RDONLY */
 };
 

@@ -143,7 +143,7 @@ static void decode_requests(const struct hf_msg *m)
 	static struct mount_req mr;
 	if (req_mount(m, &mr, &why) == 0)
 		CHECK(mr.target[0] == '/' && mr.fstype[0] && (mr.source[0] == 0) != (mr.serial[0] == 0) &&
-		      strlen(mr.serial) <= HF_SERIAL_MAX && !strstr(mr.target, "/../") && (mr.flags & ~HF_MOUNT_RDONLY) == 0);
+		      strlen(mr.serial) <= HF_SERIAL_MAX && strlen(mr.user) < sizeof mr.user && !strstr(mr.target, "/../") && (mr.flags & ~HF_MOUNT_RDONLY) == 0);
 	else
 		CHECK(why);
 }

@@ -83,6 +83,8 @@ export interface MountRequest {
   /** mount(2)'s source, e.g. a device path or `tmpfs`. */
   source?: string;
   readOnly?: boolean;
+  /** As EXEC's user (name, uid, uid:gid): a fresh filesystem's root (nothing but lost+found) is given to it. */
+  user?: string;
 }
 
 export interface ReaddirOptions {

@@ -420,6 +420,7 @@ export class AgentClient {
     if (m.serial !== undefined) fields.push([Tag.SERIAL, m.serial]);
     if (m.source !== undefined) fields.push([Tag.SOURCE, m.source]);
     if (m.readOnly) fields.push([Tag.FLAGS, { u32: MountFlags.RDONLY }]);
+    if (m.user !== undefined) fields.push([Tag.USER, m.user]);
     await this.request(MsgType.MOUNT, encodeFields(fields), okOnly, "mount", m.target);
   }
 

@@ -49,7 +49,7 @@ export const MsgType = {
   IDENTITY: 0x41,
   /** host→guest: USER?, ENV* (`NAME=value`); /run/secrets replaced, answered OK (docs/agent-protocol.md, "secrets"). */
   SECRETS: 0x43,
-  /** host→guest: PATH (the target, created), FSTYPE, SOURCE or SERIAL, FLAGS? (bit 0 RDONLY); answered OK or ERROR. */
+  /** host→guest: PATH (the target, created), FSTYPE, SOURCE or SERIAL, FLAGS? (bit 0 RDONLY), USER? (owner of a fresh filesystem's root); answered OK or ERROR. */
   MOUNT: 0x42,
   OK: 0x7e,
   ERROR: 0x7f,

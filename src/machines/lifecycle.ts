@@ -24,6 +24,7 @@ import type { MachineStatuses } from "./statuses.js";
 import type { VmFactory } from "./vm-factory.js";
 import type { MachineNetworks } from "./networks.js";
 import { mountVolumes } from "./volumes.js";
+import { execDefaults } from "../workload/run-spec.js";
 
 /** What a boot does beyond starting the VM (image machines: pull first, main process after). */
 export interface BootHooks {
@@ -184,7 +185,7 @@ export class VmLifecycle {
     try {
       const agent = vm.agent;
       if (agent === null) throw new HyperfleetError("AGENT_DISCONNECTED", `the agent of ${rec.id} hung up before its volumes were mounted`);
-      await mountVolumes(agent, rec.volumes, rec.vmm);
+      await mountVolumes(agent, rec.volumes, rec.vmm, execDefaults(rec).user ?? null);
     } catch (e) {
       await forceKill(vm);
       this.live.release(rec.id, vm);

@@ -107,11 +107,13 @@ export class MachineVolumes implements VolumeServicePort {
 
 /**
  * Mounts each volume where the machine asked, in order (the agent creates the target). QEMU gives
- * the disks serials; Firecracker cannot, and its drives follow the root disk in order.
+ * the disks serials; Firecracker cannot, and its drives follow the root disk in order. `user`, the
+ * user the machine's processes run as (its own or its image's), gets a new volume's root, so an
+ * image that does not run as root can write to it.
  */
-export async function mountVolumes(agent: AgentClient, volumes: readonly VolumeAttachment[], vmm: VmmKind): Promise<void> {
+export async function mountVolumes(agent: AgentClient, volumes: readonly VolumeAttachment[], vmm: VmmKind, user: string | null): Promise<void> {
   for (const [i, a] of volumes.entries()) {
     const disk = vmm === "qemu" ? { serial: volumeSerial(i) } : { source: volumeDevice(i) };
-    await agent.mount({ target: a.mount, fstype: VOLUME_FSTYPE, readOnly: a.readOnly, ...disk });
+    await agent.mount({ target: a.mount, fstype: VOLUME_FSTYPE, readOnly: a.readOnly, ...disk, ...(user !== null && { user }) });
   }
 }

@@ -88,3 +88,15 @@ test("MOUNT refuses bad requests with EINVAL or ENAMETOOLONG before touching any
   const r = await conn.exec(["sh", "-c", `test -e ${dir}/x && echo exists || echo absent`]);
   assert.equal(r.stdout.toString(), "absent\n");
 });
+
+test("MOUNT with USER: an unknown user is EINVAL before anything is mounted; root's fresh filesystem stays root's", { skip: skip() }, async () => {
+  const target = `${dir}/owned`;
+  const e = await expectErrno(mount([[Tag.PATH, target], [Tag.FSTYPE, "tmpfs"], [Tag.SOURCE, "tmpfs"], [Tag.USER, "no-such-user-hf"]]), Errno.EINVAL);
+  assert.match(e.message, /unknown user/);
+  assert.deepEqual(await mountsAt(target), []);
+  // Only root is mapped in the test's user namespace, so only a chown to root can be shown here;
+  // the chown to an image's user is tested in a VM (test/api/volumes-images.test.ts).
+  await mount([[Tag.PATH, target], [Tag.FSTYPE, "tmpfs"], [Tag.SOURCE, "tmpfs"], [Tag.USER, "0:0"]]);
+  assert.equal((await mountsAt(target)).length, 1);
+  assert.equal((await conn.exec(["stat", "-c", "%u:%g", target])).stdout.toString(), "0:0\n");
+});
