@@ -7,13 +7,12 @@
  * restart policy, its logs, and a volume for its state that outlives the machine.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
-import { KEY, vmSkipReason } from "../api/helpers.js";
+import { vmSkipReason } from "../api/helpers.js";
+import { runCli } from "../cli/run-cli.js";
 import { startRegistry, type TestRegistry } from "../images/registry.js";
 import { startNetDaemon, type NetDaemon } from "../network/daemon.js";
 import { inTestNetns, netnsSkipReason } from "../network/netns.js";
@@ -24,7 +23,6 @@ import { GATEWAY_PORT, pushGatewayImage } from "./gateway-image.js";
 
 const net = await inTestNetns(import.meta.url);
 const skip = netnsSkipReason() ?? vmSkipReason() ?? staticFixtureSkipReason() ?? false;
-const BIN = fileURLToPath(new URL("../../bin/hyperfleet.js", import.meta.url));
 const DOMAIN = "hf.localhost";
 const API_TOKEN = `tok-${process.pid}-${Date.now()}`;
 /** A TCG guest under a loaded host: generous, and every wait below names what it waited for. */
@@ -35,23 +33,8 @@ let nd: NetDaemon | undefined;
 let work = "";
 let image = "";
 
-interface Run {
-  code: number | null;
-  out: string;
-  err: string;
-}
-
 /** The CLI with its own HOME, pointed at the test daemon; the secret comes from its environment. */
-function cli(args: string[]): Promise<Run> {
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work, HYPERFLEET_URL: nd!.d.url, HYPERFLEET_API_KEY: KEY, API_TOKEN };
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (d: Buffer) => void (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => void (err += d.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), WAIT_MS);
-  return new Promise((resolve) => child.on("close", (code) => (clearTimeout(timer), resolve({ code, out, err }))));
-}
+const cli = (args: string[]) => runCli({ url: nd!.d.url, home: work, extraEnv: { API_TOKEN }, timeoutMs: WAIT_MS }, args);
 
 async function ok(args: string[]): Promise<string> {
   const r = await cli(args);

@@ -4,15 +4,13 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { KEY, until, vmSkipReason } from "../api/helpers.js";
+import { until, vmSkipReason } from "../api/helpers.js";
 import { startImageDaemon, type ImageDaemon } from "../api/images-helpers.js";
+import { runCli } from "./run-cli.js";
 
-const BIN = fileURLToPath(new URL("../../bin/hyperfleet.js", import.meta.url));
 const skip = vmSkipReason();
 let d: ImageDaemon | undefined;
 let home: string;
@@ -28,15 +26,7 @@ after(async () => {
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, HYPERFLEET_URL: d?.url ?? "", HYPERFLEET_API_KEY: KEY };
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve) => child.once("close", (code) => resolve({ code, out, err })));
-}
+const cli = (args: string[]) => runCli({ url: d?.url ?? "", home: home }, args);
 
 test("run --restart --health-cmd; ps and inspect show health; events lists its changes", { skip: skip ?? false, timeout: 180_000 }, async () => {
   const bad = await cli(["run", "-d", "--no-image", "--health-cmd", "true", "--health-http", "80"]);

@@ -6,20 +6,18 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { HyperfleetClient } from "../../src/sdk/client.js";
 import { progressBar } from "../../src/cli/pull-progress.js";
 import type { PullProgressJson } from "../../src/contract/images.js";
 import { addLabelVariants, buildBusyboxLayout, push, workDir } from "../images/fixtures.js";
 import { startRegistry, type TestRegistry } from "../images/registry.js";
-import { KEY } from "../api/helpers.js";
 import { startImageDaemon, type ImageDaemon } from "../api/images-helpers.js";
+import { runCli } from "./run-cli.js";
+import { KEY } from "../api/helpers.js";
 
-const BIN = fileURLToPath(new URL("../../bin/hyperfleet.js", import.meta.url));
 let registry: TestRegistry;
 let fixtures: string;
 let home: string;
@@ -47,15 +45,7 @@ after(async () => {
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, HYPERFLEET_URL: d!.url, HYPERFLEET_API_KEY: KEY };
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve) => child.once("close", (code) => resolve({ code, out, err })));
-}
+const cli = (args: string[]) => runCli({ url: d!.url, home: home }, args);
 
 test("SDK: images.pull with onProgress reports non-decreasing bytes ending at the total, then the image", async () => {
   const hf = new HyperfleetClient({ url: d!.url, apiKey: KEY });

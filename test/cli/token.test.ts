@@ -4,14 +4,12 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { KEY, spawnDaemon, type ChildDaemon } from "../api/helpers.js";
+import { spawnDaemon, type ChildDaemon } from "../api/helpers.js";
+import { runCli } from "./run-cli.js";
 
-const BIN = fileURLToPath(new URL("../../bin/hyperfleet.js", import.meta.url));
 let dataDir = "";
 let d: ChildDaemon | undefined;
 
@@ -28,15 +26,7 @@ after(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dataDir, HYPERFLEET_URL: d!.url, HYPERFLEET_API_KEY: KEY };
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve) => child.once("close", (code) => resolve({ code, out, err })));
-}
+const cli = (args: string[]) => runCli({ url: d!.url, home: dataDir }, args);
 
 test("token prints the machine's token by name or id; --rotate prints a new one that replaces it", async () => {
   const c = await d!.fetch("POST", "/machines", { name: "gw", vcpu_count: 1, mem_size_mib: 128, network: {}, services: [{ port: 8080 }] });

@@ -6,14 +6,12 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { endDaemons, KEY, spawnDaemon, vmSkipReason, type ChildDaemon } from "../api/helpers.js";
+import { endDaemons, spawnDaemon, vmSkipReason, type ChildDaemon } from "../api/helpers.js";
+import { runCli } from "./run-cli.js";
 
-const BIN = fileURLToPath(new URL("../../bin/hyperfleet.js", import.meta.url));
 const skip = vmSkipReason();
 let dataDir = "";
 let home = "";
@@ -32,15 +30,7 @@ after(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, HYPERFLEET_URL: d!.url, HYPERFLEET_API_KEY: KEY };
-  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve) => child.once("close", (code) => resolve({ code, out, err })));
-}
+const cli = (args: string[]) => runCli({ url: d!.url, home: home }, args);
 
 test("volume create, run -v, data kept between machines, rm refused while held, ls", { skip: skip ?? false }, async () => {
   const c = await cli(["volume", "create", "--size", "64m", "cli-state"]);
