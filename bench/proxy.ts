@@ -7,7 +7,9 @@
  * 1. Request latency: a small GET, paced, alternating paths; p50 and p99. Target: p50 overhead <= 1 ms.
  * 2. Throughput: a BENCH_PROXY_MIB file, in pairs of alternating order; the ratio is the median of
  *    the pairs' ratios. Target: proxy >= 0.8x exposed port.
- * 3. The proxy alone (bench/proxy-alone.ts): its code before a loopback server, no VM, no daemon:
+ * 3. A raw TCP relay process before the same guest port (bench/tcp-relay.ts): what any user-space
+ *    hop costs here, HTTP and TLS apart.
+ * 4. The proxy alone (bench/proxy-alone.ts): its code before a loopback server, no VM, no daemon:
  *    what it adds by itself, apart from a contended host's scheduling.
  * Human table first, then one JSON line.
  *
@@ -26,6 +28,7 @@ import { inTestNetns, netnsSkipReason } from "../test/network/netns.js";
 import { killLeftoverVmms, spawnDaemon } from "../test/api/helpers.js";
 import { printReport } from "./report.js";
 import { proxyAlone } from "./proxy-alone.js";
+import { startRelay, type Relay } from "./tcp-relay.js";
 import { pct, round } from "./stats.js";
 
 const net = await inTestNetns(import.meta.url);
@@ -56,6 +59,7 @@ interface MachineJson {
   id: string;
   status: string;
   exposed_ports: Array<{ host_port: number; host_ip: string }>;
+  network: { ip: string };
   urls: Array<{ port: number; url: string }>;
 }
 
@@ -77,6 +81,7 @@ function timed(start: (onRes: (res: IncomingMessage) => void) => { on(e: "error"
 }
 
 const ids: string[] = [];
+let relay: Relay | undefined;
 let exitCode = 0;
 try {
   const created = await api<MachineJson>("POST", "/machines", {
@@ -103,24 +108,28 @@ try {
   const httpsAgent = new HttpsAgent({ keepAlive: true, ca });
   const viaExposed: Path = (path) => timed((cb) => httpRequest({ host: exposed.host_ip, port: exposed.host_port, path, agent: httpAgent }, cb));
   const proxyPort = Number(url.port);
+  relay = await startRelay(m.network.ip, 80);
+  const relayPort = relay.port;
+  const viaRelay: Path = (path) => timed((cb) => httpRequest({ host: "127.0.0.1", port: relayPort, path, agent: httpAgent }, cb));
   const viaProxy: Path = (path) =>
     TLS
       ? timed((cb) => httpsRequest({ host: "127.0.0.1", port: proxyPort, path, servername: url.hostname, headers: { host: url.host }, agent: httpsAgent }, cb))
       : timed((cb) => httpRequest({ host: "127.0.0.1", port: proxyPort, path, headers: { host: url.host }, agent: httpAgent }, cb));
 
   // Warm both paths (TLS session, conntrack, the guest's page cache).
-  for (const p of [viaExposed, viaProxy]) {
+  for (const p of [viaExposed, viaProxy, viaRelay]) {
     await p("/big");
     for (let i = 0; i < 5; i++) await p("/small");
   }
 
   // Paced, alternating: busybox httpd forks per connection (slowly under TCG) and accepts with a
   // backlog of 9; back to back would measure the guest's fork rate, not the path.
-  const lat = { proxy: [] as number[], exposed: [] as number[] };
+  const lat = { proxy: [] as number[], exposed: [] as number[], relay: [] as number[] };
+  const paths = { proxy: viaProxy, exposed: viaExposed, relay: viaRelay };
   for (let i = 0; i < REQUESTS; i++) {
-    const order = i % 2 === 0 ? (["proxy", "exposed"] as const) : (["exposed", "proxy"] as const);
+    const order = (["proxy", "exposed", "relay"] as const).map((_, j, all) => all[(i + j) % 3]!);
     for (const k of order) {
-      lat[k].push((await (k === "proxy" ? viaProxy : viaExposed)("/small")).ms);
+      lat[k].push((await paths[k]("/small")).ms);
       await sleep(PACE_MS);
     }
   }
@@ -153,6 +162,8 @@ try {
     exposed_p50_ms: round(pct(lat.exposed, 50), 3),
     exposed_p99_ms: round(pct(lat.exposed, 99), 3),
     p50_overhead_ms: round(pct(lat.proxy, 50) - pct(lat.exposed, 50), 3),
+    relay_p50_ms: round(pct(lat.relay, 50), 3),
+    relay_p50_overhead_ms: round(pct(lat.relay, 50) - pct(lat.exposed, 50), 3),
     proxy_mib_s: round(median(tput.proxy), 1),
     exposed_mib_s: round(median(tput.exposed), 1),
     throughput_ratio: round(median(tput.ratios), 3),
@@ -167,6 +178,7 @@ try {
       ["request p50 (ms)", `proxy ${f.proxy_p50_ms}  exposed ${f.exposed_p50_ms}  overhead ${f.p50_overhead_ms >= 0 ? "+" : ""}${f.p50_overhead_ms}  (target <= +1) ${ok.latency ? "ok" : "MISS"}`],
       ["request p99 (ms)", `proxy ${f.proxy_p99_ms}  exposed ${f.exposed_p99_ms}`],
       ["throughput (MiB/s)", `proxy ${f.proxy_mib_s}  exposed ${f.exposed_mib_s}  ratio ${f.throughput_ratio}x  (target >= 0.8x) ${ok.throughput ? "ok" : "MISS"}`],
+      ["TCP relay p50 (ms)", `relay ${f.relay_p50_ms}  overhead +${f.relay_p50_overhead_ms}  (a raw relay process before the same port: any user-space hop's cost)`],
       ["proxy alone p50 (ms)", `proxy ${f.alone_proxy_p50_ms}  direct ${f.alone_direct_p50_ms}  overhead +${f.alone_p50_overhead_ms}  (loopback upstream, no VM: the proxy's own cost)`],
     ],
     { bench: "proxy", tls: TLS, ...f, targets_met: ok },
@@ -175,6 +187,7 @@ try {
   console.error(`bench:proxy failed: ${(e as Error).stack ?? String(e)}`);
   exitCode = 1;
 } finally {
+  relay?.close();
   for (const id of ids) await api("DELETE", `/machines/${id}`).catch(() => undefined);
   daemon.proc.kill("SIGTERM");
   await daemon.exited;
