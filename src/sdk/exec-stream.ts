@@ -10,7 +10,7 @@ import type { IncomingMessage } from "node:http";
 import { ExecWsStream, type ExecWsStart } from "../contract/exec.js";
 import { attempt, err, ok, type Result } from "../core/result.js";
 import { errorFromBody, HyperfleetApiError } from "./errors.js";
-import { machinePath } from "./machines.js";
+import { machinePath } from "./paths.js";
 import type { Transport } from "./transport.js";
 
 export type ExecStreamOptions = Omit<ExecWsStart, "command">;

@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import type { ListResponse, TarUploadResponse } from "../contract/file-tree.js";
 import type { StatResponse, UploadResponse } from "../contract/files.js";
 import { attempt, type Result } from "../core/result.js";
-import { machinePath } from "./machines.js";
+import { machinePath } from "./paths.js";
 import type { CallOptions, Transport } from "./transport.js";
 
 /** The daemon's own ceiling (HYPERFLEET_FILE_MAX_SIZE is at most 1 GiB); a download is held in memory. */

@@ -1,4 +1,5 @@
 /** Machines over HTTP: create, read, lifecycle, wait, exec and logs. */
+import { machinePath } from "./paths.js";
 import { MACHINE_ID_PATTERN } from "../contract/common.js";
 import type { ExecBody, ExecResponse } from "../contract/exec.js";
 import type { AccessTokenJson, CreateMachineBody, MachineJson } from "../contract/machine.js";
@@ -28,7 +29,6 @@ const WAIT_SLICE_S = 30;
 /** Beyond an exec's own timeout, for the daemon to answer (its EXEC_TIMEOUT included). */
 const EXEC_MARGIN_MS = 30_000;
 
-export const machinePath = (id: string, rest = "") => `/machines/${encodeURIComponent(id)}${rest}`;
 
 export class Machines {
   constructor(private readonly t: Transport) {}

@@ -1,7 +1,7 @@
 /** Background processes (docs/exec-stream.md): they outlive the request that started them. */
 import type { ProcessJson, ProcessStartBody, SignalBody } from "../contract/processes.js";
 import { attempt, type Result } from "../core/result.js";
-import { machinePath } from "./machines.js";
+import { machinePath } from "./paths.js";
 import type { CallOptions, Transport } from "./transport.js";
 
 export interface ProcessOutputOptions extends CallOptions {

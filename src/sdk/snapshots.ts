@@ -1,7 +1,7 @@
 /** Snapshots (docs/snapshots.md): take one of a running machine, list, get, delete. */
 import type { SnapshotJson } from "../contract/snapshot.js";
 import { attempt, type Result } from "../core/result.js";
-import { machinePath } from "./machines.js";
+import { machinePath } from "./paths.js";
 import type { CallOptions, Transport } from "./transport.js";
 
 export class Snapshots {
