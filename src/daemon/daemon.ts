@@ -170,9 +170,9 @@ export async function startDaemon(config: Config, opts: StartOptions = {}): Prom
     const close = () =>
       (closing ??= (async () => {
         log.info({ stop_vms: config.stopVmsOnExit, live_vms: service.live.all().length }, "shutting down");
-        await proxy?.close();
         // First: no check or policy restart may act on VMs that are being let go of or stopped.
         sup.close();
+        await proxy?.close();
         await service.close({ stopVms: config.stopVmsOnExit });
         await app.close();
         await opened.service?.close();
