@@ -52,6 +52,15 @@ export interface TestDaemon {
   close(): Promise<void>;
 }
 
+/** Waits for the daemon's queued work, deletes every machine (killing its VM), then closes it. */
+export async function deleteMachinesAndClose(daemon: Daemon): Promise<void> {
+  await daemon.service.live.idle();
+  for (const m of await daemon.store.machines.list()) {
+    if (m.status !== "destroying") await daemon.service.delete(m.id).catch(() => undefined);
+  }
+  await daemon.close();
+}
+
 export async function startTestDaemon(extra: Record<string, string> = {}): Promise<TestDaemon> {
   const dataDir = await mkdtemp(join(tmpdir(), "hf-api-"));
   const config = loadConfig(testEnv(dataDir, extra)).unwrap();
@@ -69,11 +78,7 @@ export async function startTestDaemon(extra: Record<string, string> = {}): Promi
     dataDir,
     req,
     async close() {
-      await daemon.service.live.idle();
-      for (const m of await daemon.store.machines.list()) {
-        if (m.status !== "destroying") await daemon.service.delete(m.id).catch(() => undefined);
-      }
-      await daemon.close();
+      await deleteMachinesAndClose(daemon);
       killLeftoverVmms(dataDir);
       await rm(dataDir, { recursive: true, force: true });
       assertAllCodesDeclared(undeclared);

@@ -13,7 +13,7 @@ import { UNDECLARED_CODE } from "../../src/api/errors.js";
 import { loadConfig } from "../../src/config/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon/daemon.js";
 import { createLogger } from "../../src/daemon/logger.js";
-import { assertAllCodesDeclared, AUTH, json, killLeftoverVmms, testEnv, until } from "./helpers.js";
+import { assertAllCodesDeclared, AUTH, deleteMachinesAndClose, json, killLeftoverVmms, testEnv, until } from "./helpers.js";
 import { buildBusyboxLayout, push, workDir } from "../images/fixtures.js";
 import { startRegistry, type TestRegistry } from "../images/registry.js";
 
@@ -48,11 +48,7 @@ export async function startImageDaemon(extra: Record<string, string> = {}, opts:
     logs: () => lines.join(""),
     req,
     async close(o = {}) {
-      await daemon.service.live.idle();
-      for (const m of await daemon.store.machines.list()) {
-        if (m.status !== "destroying") await daemon.service.delete(m.id).catch(() => undefined);
-      }
-      await daemon.close();
+      await deleteMachinesAndClose(daemon);
       killLeftoverVmms(dataDir);
       if (!o.keepDataDir) await rm(dataDir, { recursive: true, force: true });
       assertAllCodesDeclared(lines.filter((l) => l.includes(UNDECLARED_CODE)));

@@ -24,7 +24,7 @@ import type { LightMyRequestResponse } from "fastify";
 import { pino } from "pino";
 import { loadConfig } from "../../src/config/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon/daemon.js";
-import { AUTH, assertAllCodesDeclared, json, killLeftoverVmms, testEnv, undeclaredCodeCatcher, vmSkipReason } from "./helpers.js";
+import { AUTH, assertAllCodesDeclared, deleteMachinesAndClose, json, killLeftoverVmms, testEnv, undeclaredCodeCatcher, vmSkipReason } from "./helpers.js";
 
 const skip = vmSkipReason();
 let dataDir = "";
@@ -113,13 +113,7 @@ before(async () => {
 
 after(async () => {
   if (skip) return;
-  if (daemon) {
-    await daemon.service.live.idle();
-    for (const m of await daemon.store.machines.list()) {
-      if (m.status !== "destroying") await daemon.service.delete(m.id).catch(() => undefined);
-    }
-    await daemon.close();
-  }
+  if (daemon) await deleteMachinesAndClose(daemon);
   killLeftoverVmms(dataDir);
   await rm(dataDir, { recursive: true, force: true });
   assertAllCodesDeclared(undeclared);
