@@ -471,21 +471,8 @@ export class AgentClient {
    * @example await agent.setIdentity({ timeNs: BigInt(Date.now()) * 1_000_000n, entropy: randomBytes(64), hostname: "clone-1" });
    */
   async setIdentity(identity: GuestIdentity, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
-    const fields = identityFields(identity);
-    const timeoutMs = opts.timeoutMs ?? IDENTITY_TIMEOUT_MS;
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new HyperfleetError("AGENT_TIMEOUT", `the guest agent did not answer IDENTITY within ${timeoutMs} ms`)), timeoutMs);
-    const signal = opts.signal ? AbortSignal.any([deadline.signal, opts.signal]) : deadline.signal;
-    try {
-      if (this.closedError) throw this.closedError;
-      if (signal.aborted) throw abortError(signal.reason, "identity");
-      const id = this.allocId();
-      const result = this.awaitOp(id, "identity", "", okOnly, signal);
-      this.send(MsgType.IDENTITY, 0, id, encodeFields(fields));
-      await result;
-    } finally {
-      clearTimeout(timer);
-    }
+    const payload = encodeFields(identityFields(identity));
+    await this.okWithin(MsgType.IDENTITY, payload, "identity", "IDENTITY", opts.timeoutMs ?? IDENTITY_TIMEOUT_MS, opts.signal);
   }
 
   /**
@@ -497,18 +484,7 @@ export class AgentClient {
   async setSecrets(secrets: Readonly<Record<string, string>>, opts: { user?: string; timeoutMs?: number } = {}): Promise<void> {
     const fields: Array<[number, FieldValue]> = Object.entries(secrets).map(([k, v]) => [Tag.ENV, `${k}=${v}`]);
     if (opts.user !== undefined) fields.push([Tag.USER, opts.user]);
-    const timeoutMs = opts.timeoutMs ?? IDENTITY_TIMEOUT_MS;
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(new HyperfleetError("AGENT_TIMEOUT", `the guest agent did not answer SECRETS within ${timeoutMs} ms`)), timeoutMs);
-    try {
-      if (this.closedError) throw this.closedError;
-      const id = this.allocId();
-      const result = this.awaitOp(id, "secrets", "", okOnly, deadline.signal);
-      this.send(MsgType.SECRETS, 0, id, encodeFields(fields));
-      await result;
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.okWithin(MsgType.SECRETS, encodeFields(fields), "secrets", "SECRETS", opts.timeoutMs ?? IDENTITY_TIMEOUT_MS);
   }
 
   // --- internals ---
@@ -521,6 +497,26 @@ export class AgentClient {
     this.version = hello.u32(Tag.VERSION) ?? 0;
     this.agentVersion = hello.str(Tag.AGENT_VERSION) ?? "";
     if (this.version < 1) throw new HyperfleetError("AGENT_UNSUPPORTED_VERSION", `guest agent speaks protocol ${this.version}, host needs 1..${PROTOCOL_VERSION}`);
+  }
+
+  /**
+   * One request answered by OK, within `timeoutMs` (else AGENT_TIMEOUT naming `name`) and until
+   * `callerSignal` aborts: for the small inline requests (IDENTITY, SECRETS) a stuck agent must not hold.
+   */
+  private async okWithin(type: number, payload: Buffer, op: string, name: string, timeoutMs: number, callerSignal?: AbortSignal): Promise<void> {
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new HyperfleetError("AGENT_TIMEOUT", `the guest agent did not answer ${name} within ${timeoutMs} ms`)), timeoutMs);
+    const signal = callerSignal ? AbortSignal.any([deadline.signal, callerSignal]) : deadline.signal;
+    try {
+      if (this.closedError) throw this.closedError;
+      if (signal.aborted) throw abortError(signal.reason, op);
+      const id = this.allocId();
+      const result = this.awaitOp(id, op, "", okOnly, signal);
+      this.send(type, 0, id, payload);
+      await result;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private request<T>(type: number, payload: Buffer, map: (f: Frame) => T | undefined | null, op = "request", subject = "", fixedId?: number): Promise<T> {
