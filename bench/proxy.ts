@@ -15,7 +15,8 @@
  *
  * The daemon is a child process (as `hyperfleet serve` runs), so the proxy has its own event loop.
  * Env: BENCH_PROXY_MIB (default 32), BENCH_PROXY_RUNS (throughput pairs, 10), BENCH_PROXY_REQUESTS
- * (per path, 300), BENCH_PROXY_PACE_MS (gap between requests, 20), BENCH_PROXY_TLS (`off`: the proxy
+ * (per path, 300), BENCH_PROXY_PACE_MS (gap between requests, 20), BENCH_PROXY_WARM (unmeasured
+ * requests per path first, 300), BENCH_PROXY_TLS (`off`: the proxy
  * speaks plain HTTP, HYPERFLEET_PROXY_TLS=off, to tell TLS's share of the overhead), HYPERFLEET_ASSETS_DIR, HYPERFLEET_ACCEL.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
@@ -41,6 +42,7 @@ const MIB = Number(process.env.BENCH_PROXY_MIB ?? 32);
 const RUNS = Number(process.env.BENCH_PROXY_RUNS ?? 10);
 const REQUESTS = Number(process.env.BENCH_PROXY_REQUESTS ?? 300);
 const PACE_MS = Number(process.env.BENCH_PROXY_PACE_MS ?? 20);
+const WARM = Number(process.env.BENCH_PROXY_WARM ?? 300);
 const DOMAIN = "hf.localhost";
 const median = (xs: number[]) => pct(xs, 50);
 
@@ -116,10 +118,13 @@ try {
       ? timed((cb) => httpsRequest({ host: "127.0.0.1", port: proxyPort, path, servername: url.hostname, headers: { host: url.host }, agent: httpsAgent }, cb))
       : timed((cb) => httpRequest({ host: "127.0.0.1", port: proxyPort, path, headers: { host: url.host }, agent: httpAgent }, cb));
 
-  // Warm both paths (TLS session, conntrack, the guest's page cache).
+  // Warm every path: the TLS session, conntrack, the guest's page cache, and V8's code. A daemon
+  // that has served a few hundred requests runs the proxy (and Node's http and TLS code under it)
+  // optimised; before that it runs in V8's baseline tiers, which perf showed taking most of a cold
+  // proxy's time, so a handful of warm-up requests measured the compiler's warm-up, not the proxy.
   for (const p of [viaExposed, viaProxy, viaRelay]) {
     await p("/big");
-    for (let i = 0; i < 5; i++) await p("/small");
+    for (let i = 0; i < WARM; i++) await p("/small");
   }
 
   // Paced, alternating: busybox httpd forks per connection (slowly under TCG) and accepts with a

@@ -16,6 +16,7 @@ import { ProxyTargetRepository } from "./proxy-targets.js";
 import { SupervisionRepository } from "./supervision-repository.js";
 import { VolumeRepository } from "./volume-repository.js";
 import type { Database } from "./schema.js";
+import { WriteGeneration } from "./write-generation.js";
 
 export interface StoreOptions {
   /** SQLite file, or ":memory:". Its directory is created if missing. */
@@ -61,7 +62,8 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("foreign_keys = ON");
   sqlite.pragma("busy_timeout = 5000");
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const writes = new WriteGeneration();
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), plugins: [writes] });
 
   const { error, results } = await new Migrator({ db, provider: migrationProvider }).migrateToLatest();
   if (error !== undefined) {
@@ -78,7 +80,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     apiKeys: new ApiKeyRepository(db),
     networkSlots: new NetworkSlotRepository(db, opts.clock),
     snapshots: new SnapshotRepository(db),
-    proxyTargets: new ProxyTargetRepository(db),
+    proxyTargets: new ProxyTargetRepository(db, writes),
     supervision: new SupervisionRepository(db),
     volumes: new VolumeRepository(db),
     migrations: applied,
