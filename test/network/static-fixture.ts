@@ -21,7 +21,7 @@ export interface Built {
 }
 
 /** `name`: the fixture's base name, e.g. "ws-echo" for test/fixtures/ws-echo.c. */
-export async function buildStaticFixture(name: "ws-echo" | "udp-echo"): Promise<Built> {
+export async function buildStaticFixture(name: "ws-echo" | "udp-echo" | "http-files"): Promise<Built> {
   const source = fileURLToPath(new URL(`../fixtures/${name}.c`, import.meta.url));
   const dir = await mkdtemp(join(tmpdir(), `hft-${name}-`));
   const path = join(dir, name);
