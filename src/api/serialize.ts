@@ -51,6 +51,7 @@ export function machineJson(m: MachineView): MachineJson {
     snapshot_id: m.snapshotId,
     vmm: m.vmm,
     urls: m.urls.map((u) => ({ port: u.port, url: u.url, visibility: u.visibility })),
+    name_url: m.nameUrl,
     secret_names: m.secretNames,
     ...supervisionJson(m.supervision),
     volumes: m.volumes.map((v) => ({ id: v.volumeId, name: v.name, mount: v.mount, read_only: v.readOnly })),

@@ -304,6 +304,13 @@ export const MachineSchema = Type.Object(
       description: "The VMM the machine was created under (a clone: its snapshot's). Only a daemon running that VMM boots or restores it (else 409 VMM_MISMATCH); GET /health names the daemon's.",
     }),
     urls: Type.Array(ServiceUrlSchema, { description: "Its services' proxy URLs, in `services` order; empty when the daemon's proxy is off" }),
+    name_url: Nullable(
+      Type.String({
+        description:
+          "`https://<name>.<domain>`: its first service by the machine's name. null when the proxy is off, the machine serves no port, " +
+          "or its name cannot be a host label (it has a '.', or reads as `<port>-<...>` or as a machine id)",
+      }),
+    ),
     access_token: Type.Optional(Type.String({ description: "Only in the create response: the token private services need (also GET /machines/{id}/token)" })),
     secret_names: Type.Array(Type.String(), { description: "Names of the machine's secrets, sorted; their values are never returned" }),
     health_check: Nullable(HealthCheckSchema),

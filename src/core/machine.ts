@@ -194,6 +194,8 @@ export type MachineView = Omit<MachineRecord, "runDir" | "imageConfig"> & {
 } & {
   /** Its services' proxy URLs (src/proxy); empty when the proxy is off. */
   urls: ServiceUrl[];
+  /** `<name>.<domain>` for its first service; null when the proxy is off or cannot route the name. */
+  nameUrl: string | null;
   /** Health check, restart policy and their state (src/workload/supervisor.ts); absent: none. */
   supervision?: SupervisionView;
 };

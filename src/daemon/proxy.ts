@@ -4,16 +4,15 @@
  */
 import type { Logger } from "pino";
 import type { ProxyConfig } from "../config/proxy.js";
-import type { ServiceUrl } from "../core/machine.js";
 import type { ProxyDirectory } from "../proxy/directory.js";
 import { configuredCertificate, localCaCertificate, type ProxyCertificate } from "../proxy/ca.js";
 import { ProxyServer } from "../proxy/server.js";
-import { serviceUrls } from "../proxy/urls.js";
+import { machineUrls, type MachineUrls } from "../proxy/urls.js";
 import type { ProxyTargetRepository } from "../store/proxy-targets.js";
 
 export interface RunningProxy {
   server: ProxyServer;
-  urls(m: { id: string; services: readonly { port: number; visibility: "public" | "private" }[] }): ServiceUrl[];
+  urls(m: { id: string; name: string; services: readonly { port: number; visibility: "public" | "private" }[] }): MachineUrls;
   close(): Promise<void>;
 }
 
@@ -43,7 +42,7 @@ export async function startProxy(cfg: ProxyConfig, targets: ProxyTargetRepositor
   }
   return {
     server,
-    urls: (m) => serviceUrls({ scheme, domain: cfg.domain, port: server.port }, m),
+    urls: (m) => machineUrls({ scheme, domain: cfg.domain, port: server.port }, m),
     close: () => server.close(),
   };
 }

@@ -1,5 +1,9 @@
-/** A machine's proxy URLs (pure): `<scheme>://<port>-<id>.<domain>[:<proxy port>]` per service. */
+/**
+ * A machine's proxy URLs (pure): `<scheme>://<port>-<id>.<domain>[:<proxy port>]` per service, and
+ * `<scheme>://<name>.<domain>[:<proxy port>]` for its first one when the name can be a host label.
+ */
 import type { ProxiedService, ServiceUrl } from "../core/machine.js";
+import { parseHost } from "./host.js";
 
 export interface UrlBase {
   scheme: "http" | "https";
@@ -8,8 +12,19 @@ export interface UrlBase {
   port: number;
 }
 
-export function serviceUrls(base: UrlBase, m: { id: string; services: readonly ProxiedService[] }): ServiceUrl[] {
-  const dflt = base.scheme === "https" ? 443 : 80;
-  const suffix = base.port === dflt ? "" : `:${base.port}`;
-  return m.services.map((s) => ({ port: s.port, visibility: s.visibility, url: `${base.scheme}://${s.port}-${m.id.toLowerCase()}.${base.domain}${suffix}` }));
+export interface MachineUrls {
+  urls: ServiceUrl[];
+  /** null: no service, or a name the proxy would not route back to this machine by name. */
+  nameUrl: string | null;
+}
+
+export function machineUrls(base: UrlBase, m: { id: string; name: string; services: readonly ProxiedService[] }): MachineUrls {
+  const origin = (label: string) => `${base.scheme}://${label}.${base.domain}${base.port === (base.scheme === "https" ? 443 : 80) ? "" : `:${base.port}`}`;
+  const urls = m.services.map((s) => ({ port: s.port, visibility: s.visibility, url: origin(`${s.port}-${m.id.toLowerCase()}`) }));
+  // Listed only if the proxy reads it back as this name for the default service: a name with a
+  // '.', one shaped like `<port>-...`, or like a machine id would route elsewhere or nowhere.
+  const label = m.name.toLowerCase();
+  const back = parseHost(`${label}.${base.domain}`, base.domain);
+  const routable = back?.kind === "name" && back.port === null && back.name === label;
+  return { urls, nameUrl: m.services.length > 0 && routable ? origin(label) : null };
 }

@@ -12,7 +12,7 @@ before(async () => {
 });
 after(async () => td?.close());
 
-type M = { id: string; urls: Array<{ port: number; url: string; visibility: string }>; access_token?: string };
+type M = { id: string; urls: Array<{ port: number; url: string; visibility: string }>; name_url: string | null; access_token?: string };
 
 test("create: services become urls (first listed first), the answer carries the token once; GET shows urls, never the token", async () => {
   const r = await td.req("POST", "/machines", { name: "svc", vcpu_count: 1, mem_size_mib: 128, network: {}, services: [{ port: 8080 }, { port: 22, visibility: "public" }] });
@@ -25,9 +25,11 @@ test("create: services become urls (first listed first), the answer carries the 
     { port: 8080, url: `https://8080-${id}.agents.example.test:${port}`, visibility: "private" },
     { port: 22, url: `https://22-${id}.agents.example.test:${port}`, visibility: "public" },
   ]);
+  assert.equal(m.name_url, `https://svc.agents.example.test:${port}`, "the first service by name");
   assert.match(m.access_token ?? "", /^[A-Za-z0-9_-]{43}$/);
   const got = await td.req("GET", `/machines/${m.id}`);
   assert.deepEqual(json<M>(got).urls, m.urls);
+  assert.equal(json<M>(got).name_url, m.name_url);
   assert.ok(!got.body.includes(m.access_token!), "GET /machines/:id never shows the token");
   assert.ok(!(await td.req("GET", "/machines")).body.includes(m.access_token!));
   const tok = await td.req("GET", `/machines/${m.id}/token`);
@@ -39,9 +41,14 @@ test("create: services become urls (first listed first), the answer carries the 
   assert.equal(json<{ token: string }>(await td.req("GET", `/machines/${m.id}/token`)).token, fresh);
 });
 
-test("a machine without services has no urls; tokens of unknown machines are 404", async () => {
+test("a machine without services has no urls (nor a name URL), a dotted name gets none; tokens of unknown machines are 404", async () => {
   const r = await td.req("POST", "/machines", { name: "plain", vcpu_count: 1, mem_size_mib: 128, network: false });
   assert.deepEqual(json<M>(r).urls, []);
+  assert.equal(json<M>(r).name_url, null);
+  const dotted = await td.req("POST", "/machines", { name: "api.v2", vcpu_count: 1, mem_size_mib: 128, network: {}, services: [{ port: 80 }] });
+  assert.equal(dotted.statusCode, 201, dotted.body);
+  assert.equal(json<M>(dotted).urls.length, 1);
+  assert.equal(json<M>(dotted).name_url, null, "a name with a '.' is no host label: reachable by <port>-<id> only");
   for (const [method, path] of [["GET", "/machines/vm_01AAAAAAAAAAAAAAAAAAAAAAAA/token"], ["POST", "/machines/vm_01AAAAAAAAAAAAAAAAAAAAAAAA/token/rotate"]] as const) {
     const t = await td.req(method, path);
     assert.deepEqual([t.statusCode, json<{ error: { code: string } }>(t).error.code], [404, "MACHINE_NOT_FOUND"]);

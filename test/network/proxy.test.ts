@@ -27,7 +27,7 @@ const PONG_MS = 5000;
 type UrlJson = { port: number; url: string; visibility: string };
 let nd: NetDaemon | undefined;
 let built: Built | undefined;
-let vm: NetMachine & { urls: UrlJson[] };
+let vm: NetMachine & { urls: UrlJson[]; name_url: string | null };
 let at: ProxyAt;
 let token = "";
 
@@ -106,8 +106,10 @@ test("machine JSON lists its URLs; services need a network (400 SERVICE_NEEDS_NE
 test("an HTTP request by <port>-<id>.<domain> and by <name>.<domain>, TLS verified with the generated CA", { skip }, async () => {
   const a = await untilServed("port 80", () => viaProxy(at, hostOf(urlFor(80).url)), (x) => x.status === 200);
   assert.equal(a.body.trim(), "hello-from-guest");
-  // The name as created has capitals: DNS labels are not case-sensitive, nor is the match.
-  const b = await viaProxy(at, `${vm.name.toLowerCase()}.${DOMAIN}`);
+  // The name as created has capitals: DNS labels are not case-sensitive, nor is the match. The
+  // machine JSON's name_url is that host.
+  assert.equal(vm.name_url, `https://${vm.name.toLowerCase()}.${DOMAIN}:${at.port}`);
+  const b = await viaProxy(at, hostOf(vm.name_url!));
   assert.deepEqual([b.status, b.body.trim()], [200, "hello-from-guest"]);
 });
 

@@ -7,7 +7,7 @@ import { downstreamResponseHeaders, requestHead, upstreamRequestHeaders } from "
 import { hostName, parseHost } from "../../src/proxy/host.js";
 import { caArgv, caFiles, leafExtensions, leafRequestArgv, leafSignArgv } from "../../src/proxy/openssl.js";
 import { rawPage } from "../../src/proxy/pages.js";
-import { serviceUrls } from "../../src/proxy/urls.js";
+import { machineUrls } from "../../src/proxy/urls.js";
 import { checkServices } from "../../src/machines/proxied-services.js";
 import { HyperfleetError } from "../../src/core/errors.js";
 import { loadConfig } from "../../src/config/config.js";
@@ -134,13 +134,28 @@ test("pages: a raw refusal is a complete HTTP answer naming the code; the messag
 });
 
 test("urls: one per service, id lowercase, the proxy's port unless the scheme's default", () => {
-  const m = { id: ID, services: [{ port: 8080, visibility: "private" as const }, { port: 22, visibility: "public" as const }] };
-  assert.deepEqual(serviceUrls({ scheme: "https", domain: D, port: 8443 }, m), [
-    { port: 8080, visibility: "private", url: `https://8080-${ID.toLowerCase()}.${D}:8443` },
-    { port: 22, visibility: "public", url: `https://22-${ID.toLowerCase()}.${D}:8443` },
-  ]);
-  assert.equal(serviceUrls({ scheme: "https", domain: D, port: 443 }, m)[0]!.url, `https://8080-${ID.toLowerCase()}.${D}`);
-  assert.equal(serviceUrls({ scheme: "http", domain: D, port: 80 }, m)[1]!.url, `http://22-${ID.toLowerCase()}.${D}`);
+  const m = { id: ID, name: "web", services: [{ port: 8080, visibility: "private" as const }, { port: 22, visibility: "public" as const }] };
+  assert.deepEqual(machineUrls({ scheme: "https", domain: D, port: 8443 }, m), {
+    urls: [
+      { port: 8080, visibility: "private", url: `https://8080-${ID.toLowerCase()}.${D}:8443` },
+      { port: 22, visibility: "public", url: `https://22-${ID.toLowerCase()}.${D}:8443` },
+    ],
+    nameUrl: `https://web.${D}:8443`,
+  });
+  assert.equal(machineUrls({ scheme: "https", domain: D, port: 443 }, m).urls[0]!.url, `https://8080-${ID.toLowerCase()}.${D}`);
+  assert.equal(machineUrls({ scheme: "http", domain: D, port: 80 }, m).urls[1]!.url, `http://22-${ID.toLowerCase()}.${D}`);
+});
+
+test("urls: the name URL only when the proxy routes that name back to the machine's first service", () => {
+  const base = { scheme: "https" as const, domain: D, port: 443 };
+  const at = (name: string, services = [{ port: 80, visibility: "public" as const }]) => machineUrls(base, { id: ID, name, services }).nameUrl;
+  assert.equal(at("My-App"), `https://my-app.${D}`, "lowercase, as the proxy reads host names");
+  assert.equal(at("web", []), null, "no service, nothing to reach");
+  assert.equal(at("a.b"), null, "two labels");
+  assert.equal(at("8080-web"), null, "reads as port 8080 of 'web'");
+  assert.equal(at(ID.toLowerCase()), null, "reads as a machine id");
+  // Each listed name URL does route back: the same parse the proxy does per request.
+  assert.deepEqual(parseHost(new URL(at("My-App")!).host, D), { kind: "name", name: "my-app", port: null });
 });
 
 test("openssl argv (golden): an EC CA, a *.<domain> request, a leaf signed with a given serial", () => {

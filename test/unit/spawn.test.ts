@@ -35,7 +35,7 @@ test("request: started at once, defaults, ports give a network and map host -> g
 });
 
 const view = (over: Partial<MachineView>) =>
-  ({ id: "vm_X", imageRef: "a", vcpuCount: 1, memSizeMib: 256, status: "running", exposedPorts: [], network: null, urls: [], ...over }) as MachineView;
+  ({ id: "vm_X", imageRef: "a", vcpuCount: 1, memSizeMib: 256, status: "running", exposedPorts: [], network: null, urls: [], nameUrl: null, ...over }) as MachineView;
 
 test("url: first TCP forward (wildcard bind: the client's host name), else the machine's ip, else null", () => {
   const tcp = { guestPort: 8080, hostPort: 9000, hostIp: "127.0.0.1", protocol: "tcp" as const };
