@@ -109,8 +109,7 @@ try {
   if (ex.exit_code !== 0) throw new Error(`httpd: ${ex.stderr}`);
   const files = await buildStaticFixture("http-files");
   try {
-    const up = await daemon.fetch("POST", `/machines/${m.id}/files`, { path: "/usr/local/bin/http-files", content: (await readFile(files.path)).toString("base64"), mode: "0755" });
-    if (up.status !== 201) throw new Error(`upload http-files: ${up.status} ${JSON.stringify(up.body)}`);
+    await api("POST", `/machines/${m.id}/files`, { path: "/usr/local/bin/http-files", content: (await readFile(files.path)).toString("base64"), mode: "0755" });
   } finally {
     await files.remove();
   }
@@ -167,8 +166,6 @@ try {
       await sleep(PACE_MS);
     }
   }
-  const viaProxy80 = paths.proxy;
-  const viaExposed80 = paths.exposed;
 
   const tput = { proxy: [] as number[], exposed: [] as number[], ratios: [] as number[] };
   const mibs = async (p: Path) => {
@@ -177,8 +174,8 @@ try {
     return MIB / (r.ms / 1000);
   };
   for (let i = 0; i < RUNS; i++) {
-    const x = await mibs(i % 2 === 0 ? viaProxy80 : viaExposed80);
-    const y = await mibs(i % 2 === 0 ? viaExposed80 : viaProxy80);
+    const x = await mibs(i % 2 === 0 ? paths.proxy : paths.exposed);
+    const y = await mibs(i % 2 === 0 ? paths.exposed : paths.proxy);
     const [p, e] = i % 2 === 0 ? [x, y] : [y, x];
     tput.proxy.push(p);
     tput.exposed.push(e);
