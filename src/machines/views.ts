@@ -3,13 +3,13 @@
  * (a pull's live byte counts, the main process's last known state).
  */
 import type { MachineView } from "../core/ports/services.js";
-import type { MachineRecord, ServiceUrl } from "../core/machine.js";
+import type { MachineRecord } from "../core/machine.js";
 import type { SupervisionView } from "../core/health.js";
 import type { ImagePulls } from "./image-pulls.js";
 import type { MainProcesses } from "../workload/main-process.js";
 
 /** A machine's proxy URLs (the daemon's proxy configuration decides them; none when it is off). */
-export type ServiceUrls = (m: Pick<MachineRecord, "id" | "name" | "services">) => { urls: ServiceUrl[]; nameUrl: string | null };
+export type ServiceUrls = (m: Pick<MachineRecord, "id" | "name" | "services">) => Pick<MachineView, "urls" | "nameUrl">;
 
 export class MachineViews {
   constructor(

@@ -2,7 +2,7 @@
  * A machine's proxy URLs (pure): `<scheme>://<port>-<id>.<domain>[:<proxy port>]` per service, and
  * `<scheme>://<name>.<domain>[:<proxy port>]` for its first one when the name can be a host label.
  */
-import type { ProxiedService, ServiceUrl } from "../core/machine.js";
+import type { MachineView, ProxiedService } from "../core/machine.js";
 import { parseHost } from "./host.js";
 
 export interface UrlBase {
@@ -12,11 +12,8 @@ export interface UrlBase {
   port: number;
 }
 
-export interface MachineUrls {
-  urls: ServiceUrl[];
-  /** null: no service, or a name the proxy would not route back to this machine by name. */
-  nameUrl: string | null;
-}
+/** What a machine's view shows of the proxy; nameUrl null: no service, or an unroutable name. */
+export type MachineUrls = Pick<MachineView, "urls" | "nameUrl">;
 
 export function machineUrls(base: UrlBase, m: { id: string; name: string; services: readonly ProxiedService[] }): MachineUrls {
   const origin = (label: string) => `${base.scheme}://${label}.${base.domain}${base.port === (base.scheme === "https" ? 443 : 80) ? "" : `:${base.port}`}`;
