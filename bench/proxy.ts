@@ -16,7 +16,7 @@
  * The daemon is a child process (as `hyperfleet serve` runs), so the proxy has its own event loop.
  * Env: BENCH_PROXY_MIB (default 32), BENCH_PROXY_RUNS (throughput pairs, 10), BENCH_PROXY_REQUESTS
  * (per path, 300), BENCH_PROXY_PACE_MS (gap between requests, 20), BENCH_PROXY_WARM (unmeasured
- * requests per path first, 300), BENCH_PROXY_TLS (`off`: the proxy
+ * requests per path first, 1500), BENCH_PROXY_TLS (`off`: the proxy
  * speaks plain HTTP, HYPERFLEET_PROXY_TLS=off, to tell TLS's share of the overhead), HYPERFLEET_ASSETS_DIR, HYPERFLEET_ACCEL.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
@@ -43,7 +43,7 @@ const MIB = Number(process.env.BENCH_PROXY_MIB ?? 32);
 const RUNS = Number(process.env.BENCH_PROXY_RUNS ?? 10);
 const REQUESTS = Number(process.env.BENCH_PROXY_REQUESTS ?? 300);
 const PACE_MS = Number(process.env.BENCH_PROXY_PACE_MS ?? 20);
-const WARM = Number(process.env.BENCH_PROXY_WARM ?? 300);
+const WARM = Number(process.env.BENCH_PROXY_WARM ?? 1500);
 const DOMAIN = "hf.localhost";
 const median = (xs: number[]) => pct(xs, 50);
 const sign = (x: number) => `${x >= 0 ? "+" : ""}${x}`;
@@ -147,13 +147,15 @@ try {
   };
   const kinds = Object.keys(paths) as (keyof typeof paths)[];
 
-  // Warm every path: the TLS session, conntrack, the guest's page cache, and V8's code. A daemon
-  // that has served a few hundred requests runs the proxy (and Node's http and TLS code under it)
-  // optimised; before that it runs in V8's baseline tiers, which perf showed taking most of a cold
-  // proxy's time, so a handful of warm-up requests measured the compiler's warm-up, not the proxy.
+  // Warm every path: the TLS session, conntrack, the guest's page cache, and V8's code. Until the
+  // daemon has served a few thousand requests it runs the proxy (and Node's http and TLS code under
+  // it) partly in V8's baseline tiers, and TurboFan compiles beside it (18% of the daemon's CPU,
+  // perf): the measurement would be of the compiler's warm-up, not of the proxy. --trace-opt on the
+  // daemon counted functions newly optimised per 200 requests on each of four paths: 40, 39, 24,
+  // 23, 18, 9, 12, 8, 2, 3. So 1500 per path, about 20 s, after which it compiles next to nothing.
   for (const k of kinds) {
     await paths[k]("/big");
-    for (let i = 0; i < WARM; i++) await paths[k]("/small");
+    for (let i = 0; i < WARM; i++) await paths[k]("/small").catch((e: Error) => { throw new Error(`warm ${k} #${i}: ${e.message}`); });
   }
 
   // Paced, rotating: busybox httpd forks per connection (slowly under TCG) and accepts with a
@@ -224,6 +226,7 @@ try {
   );
 } catch (e) {
   console.error(`bench:proxy failed: ${(e as Error).stack ?? String(e)}`);
+  console.error(`the daemon's last log lines:\n${daemon.output().split("\n").slice(-15).join("\n")}`);
   exitCode = 1;
 } finally {
   relay?.close();

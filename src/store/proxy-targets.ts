@@ -37,16 +37,17 @@ export class ProxyTargetRepository {
     private readonly writes: { readonly value: number },
   ) {}
 
-  async byId(id: string): Promise<ProxyTargetRow | undefined> {
-    const rows = await this.lookup(`id:${id}`, async () => {
+  /** A kept answer synchronously, otherwise the query's promise. */
+  byId(id: string): ProxyTargetRow | undefined | Promise<ProxyTargetRow | undefined> {
+    const rows = this.lookup(`id:${id}`, async () => {
       const r = await this.db.selectFrom("machines").select(COLUMNS).where("id", "=", id).executeTakeFirst();
       return r ? [targetOf(r)] : [];
     });
-    return rows[0];
+    return rows instanceof Promise ? rows.then((r) => r[0]) : rows[0];
   }
 
   /** DNS labels are case-insensitive: every machine whose name equals `name` ignoring ASCII case. */
-  async byName(name: string): Promise<readonly ProxyTargetRow[]> {
+  byName(name: string): readonly ProxyTargetRow[] | Promise<readonly ProxyTargetRow[]> {
     const lower = name.toLowerCase();
     return this.lookup(`name:${lower}`, async () => {
       const rows = await this.db
@@ -59,7 +60,7 @@ export class ProxyTargetRepository {
     });
   }
 
-  private async lookup(key: string, read: () => Promise<readonly ProxyTargetRow[]>): Promise<readonly ProxyTargetRow[]> {
+  private lookup(key: string, read: () => Promise<readonly ProxyTargetRow[]>): readonly ProxyTargetRow[] | Promise<readonly ProxyTargetRow[]> {
     // The count before the query: a write that lands while it runs leaves the answer already stale.
     const at = this.writes.value;
     if (at !== this.keptAt) {
@@ -68,12 +69,13 @@ export class ProxyTargetRepository {
     }
     const hit = this.kept.get(key);
     if (hit !== undefined) return hit;
-    const rows = await read();
-    if (rows.length > 0 && this.keptAt === at) {
-      if (this.kept.size >= MAX_KEPT) this.kept.clear();
-      this.kept.set(key, rows);
-    }
-    return rows;
+    return read().then((rows) => {
+      if (rows.length > 0 && this.keptAt === at) {
+        if (this.kept.size >= MAX_KEPT) this.kept.clear();
+        this.kept.set(key, rows);
+      }
+      return rows;
+    });
   }
 
   /** undefined: no such machine. */

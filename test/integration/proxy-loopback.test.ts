@@ -34,6 +34,9 @@ const seen: IncomingMessage["headers"][] = [];
 const machines = new Map<string, ProxyTarget>();
 
 const silent = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, fatal() {}, child() { return silent; } } as never;
+/** What the shared proxy warned about, [fields, message] each. */
+const warned: unknown[][] = [];
+const recording = { ...(silent as object), warn: (...a: unknown[]) => void warned.push(a), child: () => recording } as never;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "hft-proxy-"));
@@ -48,6 +51,12 @@ before(async () => {
     }
     if (req.url === "/echo") {
       req.pipe(res);
+      return;
+    }
+    if (req.url === "/cut") {
+      // A guest that dies mid-answer: the head and a piece of a longer body, then the socket goes.
+      res.writeHead(200, { "content-length": "100" });
+      res.write("partial", () => res.socket?.destroy());
       return;
     }
     res.end(`hello ${req.url}`);
@@ -79,7 +88,7 @@ before(async () => {
     byName: async (n) => [...machines.values()].filter((m) => m.name.toLowerCase() === n),
   };
   const cert = await localCaCertificate(join(dir, "proxy"), D);
-  proxy = await ProxyServer.listen({ host: "127.0.0.1", port: 0, domain: D, tls: { cert: cert.cert, key: cert.key }, maxConnections: 64, maxHeaderBytes: 16384, directory, log: silent });
+  proxy = await ProxyServer.listen({ host: "127.0.0.1", port: 0, domain: D, tls: { cert: cert.cert, key: cert.key }, maxConnections: 64, maxHeaderBytes: 16384, directory, log: recording });
   at = { addr: "127.0.0.1", port: proxy.port, ca: await readFile(cert.caPath!) };
 });
 
@@ -190,6 +199,23 @@ test("bodies stream: the first piece arrives before the upstream ends; a request
     req.end(big);
   });
   assert.equal(echo.length, big.length);
+});
+
+test("a guest's answer cut mid-body cuts the client's, and the operator's log says which machine", async () => {
+  const outcome = await new Promise<string>((resolve) => {
+    const req = httpsRequest({ host: at.addr, port: at.port, path: "/cut", headers: { host: host("pub") }, ca: at.ca!, servername: host("pub"), agent: false });
+    req.on("response", (res) => {
+      res.on("data", () => undefined);
+      res.on("end", () => resolve(`complete (${res.statusCode})`));
+      res.on("error", (e) => resolve(`cut: ${e.message}`));
+    });
+    req.on("error", (e) => resolve(`request error: ${e.message}`));
+    req.end();
+  });
+  assert.equal(outcome, "cut: aborted");
+  const w = warned.find((a) => a[1] === "proxy: the guest's answer broke off");
+  assert.ok(w, `warned: ${JSON.stringify(warned)}`);
+  assert.deepEqual({ ...(w[0] as object), err: undefined }, { machine: "vm_01J9Z6Y8W2V4T0S5R3Q1P7N9M9", port: upPort, err: undefined });
 });
 
 test("a WebSocket upgrade is piped raw; a private one needs the token; the token is not forwarded", async () => {

@@ -50,8 +50,12 @@ test("proxy lookups: kept while nothing is written, and a write is seen by the n
     await machines.insert({ ...newMachine("vm_a", "App"), services: [{ port: 80, visibility: "private" }], accessToken: "tok-1" });
     const first = await targets.byId("vm_a");
     assert.equal(first?.token, "tok-1");
-    assert.equal(await targets.byId("vm_a"), first, "no write in between: the kept answer itself");
+    const kept = targets.byId("vm_a");
+    assert.ok(!(kept instanceof Promise), "a kept answer is a value: the proxy routes without a turn of the event loop");
+    assert.equal(kept, first, "no write in between: the kept answer itself");
     assert.equal((await targets.byName("APP"))[0]?.id, "vm_a");
+    const keptByName = targets.byName("app");
+    assert.ok(!(keptByName instanceof Promise) && keptByName[0]?.id === "vm_a");
 
     assert.equal(await targets.setToken("vm_a", "tok-2"), true);
     assert.equal((await targets.byId("vm_a"))?.token, "tok-2", "a rotated token counts from the next request");

@@ -78,6 +78,14 @@ test("route: lookups by id and by name (case-insensitive), unknown and ambiguous
   assert.ok(!foreign.ok && foreign.refusal.status === 404);
 });
 
+test("route: a directory's answer in hand gives the route in hand, no promise", () => {
+  const dir: ProxyDirectory = { byId: (id) => (id === ID ? target() : undefined), byName: () => [target(), target({ name: "Agent" })] };
+  const r = route(parseHost(`8080-${ID.toLowerCase()}.${D}`, D), dir, "h");
+  assert.ok(!(r instanceof Promise) && r.ok && r.upstream.port === 8080);
+  const twice = route(parseHost(`agent.${D}`, D), dir, "h");
+  assert.ok(!(twice instanceof Promise) && !twice.ok && /more than one machine is named 'agent'/.test(twice.refusal.message));
+});
+
 const auth = (over: Partial<Parameters<typeof checkToken>[0]> = {}) => ({ header: undefined, cookie: undefined, url: "/", secure: true, ...over });
 
 test("token: header, cookie (among others), wrong or missing refused, none set refuses everything", () => {
