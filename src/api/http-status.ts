@@ -33,6 +33,7 @@ const CODE_STATUS: Partial<Record<ErrorCode, number>> = {
   IMAGE_PULL_FAILED: 502,
   // The per-VM URL proxy's upstream, the guest's service (src/proxy answers it with this status).
   PROXY_UPSTREAM_UNREACHABLE: 502,
+  PROXY_UPSTREAM_INVALID_RESPONSE: 502,
   // The client went away or cancelled (nginx's 499): nobody reads the answer, but logs and
   // metrics must not count it as a server fault.
   OPERATION_CANCELLED: 499,

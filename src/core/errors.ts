@@ -111,9 +111,11 @@ export const ERROR_CODES = {
   // Per-VM URLs (issue 14): a create's `services` on a machine without a network (the proxy
   // reaches guests by their network address).
   SERVICE_NEEDS_NETWORK: "invalid_argument",
-  // The proxy's own pages (src/proxy): the guest refused or reset the connection, or took over 5 s to accept it.
+  // The proxy's own pages (src/proxy): the guest refused or reset the connection, or took over 5 s
+  // to accept it, or answered with something that is not HTTP/1.1 the proxy can pass on.
   PROXY_UPSTREAM_UNREACHABLE: "unavailable",
   PROXY_UPSTREAM_TIMEOUT: "timeout",
+  PROXY_UPSTREAM_INVALID_RESPONSE: "unavailable",
   // Machine secrets (docs/agents.md, "Secrets"): a stored value that does not decrypt with this
   // daemon's key (the key changed); a create or rotation whose values exceed the total bound.
   SECRETS_UNREADABLE: "conflict",

@@ -35,6 +35,13 @@ export const UNREACHABLE = (who: string, port: number, why: string): Refusal => 
   message: `machine ${who} did not accept a connection on port ${port} (${why}); is the service listening?`,
 });
 
+export const INVALID_ANSWER = (who: string, port: number, why: string): Refusal => ({
+  status: 502,
+  code: "PROXY_UPSTREAM_INVALID_RESPONSE",
+  title: "Bad gateway",
+  message: `machine ${who} answered on port ${port} with something the proxy cannot pass on as HTTP/1.1: ${why}`,
+});
+
 export const TIMED_OUT = (who: string, port: number, ms: number): Refusal => ({
   status: 504,
   code: "PROXY_UPSTREAM_TIMEOUT",

@@ -11,10 +11,10 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "../core/ports/logger.js";
 import { checkToken, TOKEN_HEADER, withoutTokenQuery } from "./auth.js";
 import { route, type ProxyDirectory, type Refusal, type Route } from "./directory.js";
-import { downstreamResponseHeaders, requestHead, upstreamRequestHeaders } from "./headers.js";
+import { requestHead, upstreamRequestHeaders } from "./headers.js";
 import { parseHost } from "./host.js";
-import { pageHeaders, pageHtml, rawPage, TIMED_OUT, UNAUTHORIZED, UNREACHABLE } from "./pages.js";
-import { ConnectTimeout, httpUpstream, rawUpstream, upstreamAgent } from "./upstream.js";
+import { INVALID_ANSWER, pageHeaders, pageHtml, rawPage, TIMED_OUT, UNAUTHORIZED, UNREACHABLE } from "./pages.js";
+import { ConnectTimeout, forward, InvalidAnswer, rawUpstream, UpstreamPool } from "./upstream.js";
 
 type Decision = { refusal: Refusal } | { redirect: string; setCookie: string } | { host: string; port: number; path: string; id: string; name: string };
 
@@ -35,7 +35,7 @@ const HEADERS_TIMEOUT_MS = 30_000;
 
 export class ProxyServer {
   private readonly server: Server;
-  private readonly agent = upstreamAgent();
+  private readonly pool = new UpstreamPool();
   /** Upgraded pairs, ended on close (the server's own close leaves them open). */
   private readonly tunnels = new Set<Duplex>();
   private readonly proto: "http" | "https";
@@ -76,7 +76,7 @@ export class ProxyServer {
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     this.server.closeAllConnections();
     for (const t of this.tunnels) t.destroy();
-    this.agent.destroy();
+    this.pool.destroy();
     await closed;
   }
 
@@ -89,24 +89,16 @@ export class ProxyServer {
       res.end();
       return;
     }
+    const body = bodyOf(req);
     const headers = upstreamRequestHeaders(req.rawHeaders, this.forwarding(req, false));
-    const who = `${r.name} (${r.id})`;
-    const up = httpUpstream(
-      { host: r.host, port: r.port, method: req.method ?? "GET", path: r.path, headers, agent: this.agent },
-      (ures) => {
-        res.writeHead(ures.statusCode ?? 502, ures.statusMessage, downstreamResponseHeaders(ures.rawHeaders));
-        ures.pipe(res);
-        ures.on("error", (e) => this.brokeOff(res, r, e));
-      },
-      (e) => {
-        if (res.headersSent) return this.brokeOff(res, r, e);
-        this.refuse(res, e instanceof ConnectTimeout ? TIMED_OUT(who, r.port, e.ms) : UNREACHABLE(who, r.port, (e as NodeJS.ErrnoException).code ?? e.message));
-      },
-    );
-    req.pipe(up);
-    // The client went away: stop the upstream request too (its socket is not reused half-read).
-    res.on("close", () => {
-      if (!res.writableFinished) up.destroy();
+    if (body === "chunked") headers.push("Transfer-Encoding", "chunked");
+    const upstream = { key: `${r.id} ${r.host}:${r.port}`, host: r.host, port: r.port, method: req.method ?? "GET", path: r.path, headers, body, maxHeaderBytes: this.o.maxHeaderBytes };
+    forward(this.pool, upstream, req, res, (e, headSent) => {
+      if (headSent) return this.brokeOff(res, r, e);
+      const who = `${r.name} (${r.id})`;
+      if (e instanceof ConnectTimeout) return this.refuse(res, TIMED_OUT(who, r.port, e.ms));
+      if (e instanceof InvalidAnswer) return this.refuse(res, INVALID_ANSWER(who, r.port, e.message));
+      this.refuse(res, UNREACHABLE(who, r.port, (e as NodeJS.ErrnoException).code ?? e.message));
     });
   }
 
@@ -196,6 +188,12 @@ export class ProxyServer {
   private forwarding(req: IncomingMessage, upgrade: boolean) {
     return { clientIp: req.socket.remoteAddress ?? "", proto: this.proto, host: req.headers.host ?? "", upgrade };
   }
+}
+
+/** How the client's body is framed (HTTP/1.1: neither header, no body; Node refuses both at once). */
+function bodyOf(req: IncomingMessage): "none" | "length" | "chunked" {
+  if (req.headers["transfer-encoding"] !== undefined) return "chunked";
+  return req.headers["content-length"] !== undefined ? "length" : "none";
 }
 
 function headerOf(req: IncomingMessage, name: string): string | undefined {

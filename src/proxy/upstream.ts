@@ -1,12 +1,24 @@
 /**
- * Connections to guests' services: a keep-alive agent for HTTP (sockets reused across requests),
- * and a bounded connect for both it and the raw WebSocket path.
+ * Requests to guests' services: HTTP/1.1 written on a plain socket and the answer read by http1.ts
+ * (Node's http client cost 0.2-0.3 ms a request; see there), with idle connections kept per
+ * machine and port for the next request; and the raw connection the WebSocket path pipes.
  */
-import { Agent, request, type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
+import { BodyReader, readResponseHead, type ResponseHead } from "./http1.js";
+import { downstreamResponseHeaders, requestHead } from "./headers.js";
 
 /** A guest that does not accept within this is answered 504. */
 export const CONNECT_TIMEOUT_MS = 5000;
+/**
+ * An idle kept connection is closed after this. Servers close theirs too (Node's after 5 s), and
+ * a request sent just as the server closes fails; staying under their timeout, as undici does with
+ * the same 4 s, makes that rare, and a request without a body is then sent again once anyway.
+ */
+const IDLE_MS = 4000;
+/** Idle connections kept per machine and port, and in all. */
+const MAX_IDLE_PER_TARGET = 16;
+const MAX_IDLE = 256;
 
 export class ConnectTimeout extends Error {
   constructor(readonly ms: number) {
@@ -14,58 +26,283 @@ export class ConnectTimeout extends Error {
   }
 }
 
-export function upstreamAgent(): Agent {
-  return new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: "lifo" });
+/** The guest's answer is not HTTP/1.1 the proxy can pass on (a 502 before its head, a cut after). */
+export class InvalidAnswer extends Error {}
+
+/** A connection to a guest's port; `exchange` is the request it carries, null while idle. */
+class Conn {
+  exchange: Exchange | null = null;
+  idle: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly sock: Socket,
+    readonly key: string,
+    pool: UpstreamPool,
+  ) {
+    // One set of listeners for the connection's life, whichever request it carries.
+    sock.on("data", (d: Buffer) => (this.exchange ? this.exchange.onData(d) : sock.destroy()));
+    sock.on("end", () => (this.exchange ? this.exchange.onEnd() : sock.destroy()));
+    sock.on("error", (e) => this.exchange?.onFailure(e));
+    sock.on("close", () => {
+      pool.forget(this);
+      this.exchange?.onFailure(new Error("the guest closed the connection"));
+    });
+  }
 }
 
-/** Arms the connect timeout on a socket still connecting; a reused keep-alive socket needs none. */
-function boundConnect(sock: Socket, ms: number, fail: (e: Error) => void): void {
-  if (!sock.connecting) return;
-  const timer = setTimeout(() => fail(new ConnectTimeout(ms)), ms);
-  sock.once("connect", () => clearTimeout(timer));
-  sock.once("close", () => clearTimeout(timer));
+/** Idle connections by machine, address and port (a new machine on a reused address gets none of the old one's). */
+export class UpstreamPool {
+  private readonly idle = new Map<string, Conn[]>();
+  private count = 0;
+  private readonly live = new Set<Conn>();
+
+  take(key: string): Conn | undefined {
+    const list = this.idle.get(key);
+    if (list === undefined) return undefined;
+    let c: Conn | undefined;
+    // Most recently used first; one the guest has closed (its 'close' not yet seen) is skipped.
+    while ((c = list.pop()) !== undefined) {
+      this.count--;
+      clearTimeout(c.idle!);
+      c.idle = null;
+      if (!c.sock.destroyed && c.sock.writable) break;
+      c.sock.destroy();
+    }
+    if (list.length === 0) this.idle.delete(key);
+    return c;
+  }
+
+  open(host: string, port: number, key: string): Conn {
+    const c = new Conn(connect({ host, port, noDelay: true }), key, this);
+    this.live.add(c);
+    return c;
+  }
+
+  give(c: Conn): void {
+    c.exchange = null;
+    const list = this.idle.get(c.key) ?? [];
+    if (list.length >= MAX_IDLE_PER_TARGET || this.count >= MAX_IDLE) return void c.sock.destroy();
+    list.push(c);
+    this.idle.set(c.key, list);
+    this.count++;
+    c.idle = setTimeout(() => c.sock.destroy(), IDLE_MS).unref();
+  }
+
+  forget(c: Conn): void {
+    this.live.delete(c);
+    if (c.idle === null) return;
+    clearTimeout(c.idle);
+    c.idle = null;
+    const list = this.idle.get(c.key);
+    const i = list?.indexOf(c) ?? -1;
+    if (i < 0) return;
+    list!.splice(i, 1);
+    this.count--;
+    if (list!.length === 0) this.idle.delete(c.key);
+  }
+
+  destroy(): void {
+    for (const c of this.live) c.sock.destroy();
+  }
 }
 
 export interface UpstreamRequest {
+  /** The pool's key: machine id, address and port. */
+  key: string;
   host: string;
   port: number;
   method: string;
   path: string;
+  /** Raw header list, framing of the body included (Content-Length, or Transfer-Encoding: chunked). */
   headers: string[];
-  agent: Agent;
+  /** How the client's body goes on: none, as is (Content-Length), or re-framed in chunks. */
+  body: "none" | "length" | "chunked";
+  maxHeaderBytes: number;
 }
 
 /**
- * Sends the head; the caller pipes the body. The guest's answer is parsed leniently (LF-only line
- * ends, as busybox httpd's CGI headers have; nginx takes them too): a sloppy header only affects
- * that guest's own connection, while the client side keeps Node's strict parser.
- * Errors (ConnectTimeout included) go to `onError` once.
+ * Sends the request on a kept connection or a new one and streams the answer into `res`.
+ * `onFailure` gets what went wrong once: before the answer's head (nothing sent to the client
+ * yet: a page can answer) or after (the client's answer can only be cut).
  */
-export function httpUpstream(u: UpstreamRequest, onResponse: (res: IncomingMessage) => void, onError: (e: Error) => void): ClientRequest {
-  let failed = false;
-  const fail = (e: Error) => {
-    if (failed) return;
-    failed = true;
-    onError(e);
-    req.destroy();
-  };
-  const req = request({ host: u.host, port: u.port, method: u.method, path: u.path, headers: u.headers as unknown as OutgoingHttpHeaders, agent: u.agent, setHost: false, insecureHTTPParser: true }, onResponse);
-  req.on("socket", (s) => boundConnect(s, CONNECT_TIMEOUT_MS, fail));
-  req.on("error", fail);
-  return req;
+export function forward(pool: UpstreamPool, u: UpstreamRequest, req: IncomingMessage, res: ServerResponse, onFailure: (e: Error, headSent: boolean) => void): void {
+  const kept = pool.take(u.key);
+  new Exchange(pool, u, req, res, onFailure).start(kept ?? pool.open(u.host, u.port, u.key), kept !== undefined);
+}
+
+class Exchange {
+  private conn!: Conn;
+  private reused = false;
+  private pending: Buffer | null = null;
+  private head: ResponseHead | null = null;
+  private reader: BodyReader | null = null;
+  private gotBytes = false;
+  private sentBody = false;
+  private over = false;
+  private connectTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly pool: UpstreamPool,
+    private readonly u: UpstreamRequest,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    private readonly onFailed: (e: Error, headSent: boolean) => void,
+  ) {
+    // The client went away: the connection is left mid-answer, so it is not kept.
+    res.on("close", () => {
+      if (!this.over) this.end(false);
+    });
+  }
+
+  start(conn: Conn, reused: boolean): void {
+    this.conn = conn;
+    this.reused = reused;
+    conn.exchange = this;
+    const sock = conn.sock;
+    if (sock.connecting) {
+      this.connectTimer = setTimeout(() => this.onFailure(new ConnectTimeout(CONNECT_TIMEOUT_MS)), CONNECT_TIMEOUT_MS);
+      sock.once("connect", () => this.clearConnectTimer());
+    }
+    sock.write(requestHead(this.u.method, this.u.path, this.u.headers));
+    if (this.u.body === "none") this.sentBody = true;
+    else this.sendBody();
+  }
+
+  private sendBody(): void {
+    const { req } = this;
+    const sock = this.conn.sock;
+    const chunked = this.u.body === "chunked";
+    req.on("data", (d: Buffer) => {
+      if (this.over) return;
+      const ok = chunked ? sock.write(`${d.length.toString(16)}\r\n`) && sock.write(d) && sock.write("\r\n") : sock.write(d);
+      if (!ok) {
+        req.pause();
+        sock.once("drain", () => req.resume());
+      }
+    });
+    req.on("end", () => {
+      if (this.over) return;
+      if (chunked) sock.write("0\r\n\r\n");
+      this.sentBody = true;
+    });
+  }
+
+  onData(d: Buffer): void {
+    if (this.over) return;
+    this.gotBytes = true;
+    if (this.reader !== null) return this.body(d);
+    this.pending = this.pending === null ? d : Buffer.concat([this.pending, d]);
+    for (;;) {
+      const r = readResponseHead(this.pending, this.u.method, this.u.maxHeaderBytes);
+      if (r.kind === "more") return;
+      if (r.kind === "invalid") return this.onFailure(new InvalidAnswer(r.reason));
+      const rest = this.pending.subarray(r.used);
+      // 1xx: informational, the answer proper follows (the client already had its 100 Continue from the server).
+      if (r.head.status < 200) {
+        this.pending = rest;
+        continue;
+      }
+      this.pending = null;
+      return this.begin(r.head, rest);
+    }
+  }
+
+  private begin(head: ResponseHead, rest: Buffer): void {
+    this.head = head;
+    this.reader = new BodyReader(head.body);
+    let headers = downstreamResponseHeaders(head.rawHeaders);
+    // Read by its chunks, so any Content-Length beside them is not the client's either.
+    if (head.body.kind === "chunked") headers = withoutContentLength(headers);
+    try {
+      if (head.reason === "") this.res.writeHead(head.status, headers);
+      else this.res.writeHead(head.status, head.reason, headers);
+    } catch (e) {
+      return this.onFailure(new InvalidAnswer(`a head the client could not be sent (${(e as Error).message})`));
+    }
+    if (rest.length > 0 || this.reader.done) this.body(rest);
+  }
+
+  private body(d: Buffer): void {
+    const r = this.reader!.feed(d);
+    if (r.kind === "invalid") return this.onFailure(new InvalidAnswer(r.reason));
+    let full = false;
+    for (const piece of r.data) full = !this.res.write(piece) || full;
+    if (full && !this.conn.sock.isPaused()) {
+      // The client reads slower than the guest sends: hold the guest until it catches up.
+      const sock = this.conn.sock;
+      sock.pause();
+      this.res.once("drain", () => sock.resume());
+    }
+    if (r.done) this.finish(r.rest.length === 0);
+  }
+
+  private finish(clean: boolean): void {
+    this.res.end();
+    this.end(clean && this.head!.reusable && this.sentBody);
+  }
+
+  /** The guest ended its side: the end of a close-delimited body, or an answer cut short. */
+  onEnd(): void {
+    if (this.over) return;
+    if (this.reader?.ended()) return this.finish(false);
+    this.onFailure(new Error("the guest closed the connection before its answer was complete"));
+  }
+
+  onFailure(e: Error): void {
+    if (this.over) return;
+    // A kept connection the guest had closed meanwhile: a request without a body goes again, on a new one.
+    if (this.reused && !this.gotBytes && this.u.body === "none" && !(e instanceof InvalidAnswer)) {
+      this.detach(false);
+      this.reused = false;
+      this.start(this.pool.open(this.u.host, this.u.port, this.u.key), false);
+      return;
+    }
+    this.end(false);
+    this.onFailed(e, this.res.headersSent);
+  }
+
+  private end(keep: boolean): void {
+    this.over = true;
+    this.detach(keep);
+    // A body the guest did not wait for is still the client's: read it off so its connection can carry the next request.
+    if (!this.sentBody) this.req.resume();
+  }
+
+  private detach(keep: boolean): void {
+    this.clearConnectTimer();
+    const c = this.conn;
+    c.exchange = null;
+    if (keep) {
+      c.sock.resume();
+      this.pool.give(c);
+    } else c.sock.destroy();
+  }
+
+  private clearConnectTimer(): void {
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
+  }
+}
+
+function withoutContentLength(headers: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i]!.toLowerCase() !== "content-length") out.push(headers[i]!, headers[i + 1]!);
+  return out;
 }
 
 /** A raw TCP connection (the WebSocket path); resolves once connected. */
 export function rawUpstream(host: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect({ host, port, noDelay: true });
+    const timer = setTimeout(() => fail(new ConnectTimeout(CONNECT_TIMEOUT_MS)), CONNECT_TIMEOUT_MS);
     const fail = (e: Error) => {
+      clearTimeout(timer);
       s.destroy();
       reject(e);
     };
-    boundConnect(s, CONNECT_TIMEOUT_MS, fail);
     s.once("error", fail);
     s.once("connect", () => {
+      clearTimeout(timer);
       s.off("error", fail);
       resolve(s);
     });
