@@ -126,6 +126,8 @@ export interface UpstreamRequest {
  * yet: a page can answer) or after (the client's answer can only be cut).
  */
 export function forward(pool: UpstreamPool, u: UpstreamRequest, req: IncomingMessage, res: ServerResponse, onFailure: (e: Error, headSent: boolean) => void): void {
+  // The client left while the machine was looked up: nobody to answer.
+  if (res.destroyed) return;
   const kept = pool.take(u.key);
   new Exchange(pool, u, req, res, onFailure).start(kept ?? pool.open(u.host, u.port, u.key), kept !== undefined);
 }
@@ -174,7 +176,14 @@ class Exchange {
     const chunked = this.u.body === "chunked";
     req.on("data", (d: Buffer) => {
       if (this.over) return;
-      const ok = chunked ? sock.write(`${d.length.toString(16)}\r\n`) && sock.write(d) && sock.write("\r\n") : sock.write(d);
+      let ok: boolean;
+      if (chunked) {
+        sock.cork();
+        sock.write(`${d.length.toString(16)}\r\n`);
+        sock.write(d);
+        ok = sock.write("\r\n");
+        sock.uncork();
+      } else ok = sock.write(d);
       if (!ok) {
         req.pause();
         sock.once("drain", () => req.resume());
@@ -228,10 +237,13 @@ class Exchange {
     let full = false;
     for (const piece of r.data) full = !this.res.write(piece) || full;
     if (full && !this.conn.sock.isPaused()) {
-      // The client reads slower than the guest sends: hold the guest until it catches up.
+      // The client reads slower than the guest sends: hold the guest until it catches up (unless
+      // this answer is over by then and the connection carries another's).
       const sock = this.conn.sock;
       sock.pause();
-      this.res.once("drain", () => sock.resume());
+      this.res.once("drain", () => {
+        if (!this.over) sock.resume();
+      });
     }
     if (r.done) this.finish(r.rest.length === 0);
   }

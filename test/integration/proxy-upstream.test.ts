@@ -91,7 +91,9 @@ before(async () => {
   await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
   const port = (raw.address() as AddressInfo).port;
   const target: ProxyTarget = { id: ID, name: "raw", status: "running", ip: "127.0.0.1", token: null, services: [{ port, visibility: "public" }] };
-  const directory: ProxyDirectory = { byId: (id) => (id === ID ? target : undefined), byName: (n) => (n === "raw" ? [target] : []) };
+  // "slow": found only after 300 ms, as a lookup that missed the directory's kept answers and queued behind others.
+  const slow = (): Promise<ProxyTarget[]> => new Promise((r) => setTimeout(() => r([{ ...target, name: "slow" }]), 300));
+  const directory: ProxyDirectory = { byId: (id) => (id === ID ? target : undefined), byName: (n) => (n === "raw" ? [target] : n === "slow" ? slow() : []) };
   proxy = await ProxyServer.listen({ host: "127.0.0.1", port: 0, domain: D, tls: null, maxConnections: 64, maxHeaderBytes: 16384, directory, log: silent });
   at = { addr: "127.0.0.1", port: proxy.port, ca: null };
 });
@@ -195,4 +197,17 @@ test("a client slower than the guest holds the guest back; a client that leaves 
   assert.ok(written < 32 * 1024 * 1024, `the guest wrote ${written} bytes to a client reading none`);
   res.destroy();
   await Promise.race([held.closed, new Promise((_, rej) => setTimeout(() => rej(new Error("the guest's connection stayed open")), 5000))]);
+});
+
+test("a client that leaves while its machine is looked up opens nothing to the guest", async () => {
+  const before = connections;
+  const gone = await new Promise<string>((resolve) => {
+    const req = httpRequest({ host: at.addr, port: at.port, path: "/ka", headers: { host: `slow.${D}` } }, () => resolve("answered"));
+    req.on("error", (e) => resolve(e.message));
+    req.end();
+    setTimeout(() => req.destroy(new Error("left")), 100);
+  });
+  assert.equal(gone, "left");
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(connections, before, "no connection to the guest for a client already gone");
 });
