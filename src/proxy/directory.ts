@@ -33,7 +33,7 @@ export interface ProxyDirectory {
 /** A page instead of the upstream; `code` is one of core's error codes (X-Hyperfleet-Error). */
 export interface Refusal {
   status: number;
-  code: "MACHINE_NOT_FOUND" | "MACHINE_NOT_RUNNING" | "UNAUTHENTICATED" | "PROXY_UPSTREAM_UNREACHABLE" | "PROXY_UPSTREAM_TIMEOUT" | "PROXY_UPSTREAM_INVALID_RESPONSE";
+  code: "MACHINE_NOT_FOUND" | "MACHINE_NOT_RUNNING" | "UNAUTHENTICATED" | "PROXY_UPSTREAM_UNREACHABLE" | "PROXY_UPSTREAM_TIMEOUT" | "PROXY_UPSTREAM_INVALID_RESPONSE" | "INTERNAL";
   title: string;
   message: string;
 }

@@ -4,7 +4,7 @@
  * both ways (piped, never buffered), upstream sockets are kept alive, a WebSocket upgrade becomes
  * two raw sockets piped together with no idle timeout. Refusals are small pages (pages.ts).
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
@@ -45,8 +45,10 @@ export class ProxyServer {
     const common = { maxHeaderSize: o.maxHeaderBytes, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 0, keepAliveTimeout: 30_000 };
     this.server = o.tls ? createHttpsServer({ ...common, cert: o.tls.cert, key: o.tls.key }) : createHttpServer(common);
     this.server.maxConnections = o.maxConnections;
-    this.server.on("request", (req: IncomingMessage, res: ServerResponse) => void this.onRequest(req, res));
-    this.server.on("upgrade", (req: IncomingMessage, sock: Duplex, head: Buffer) => void this.onUpgrade(req, sock, head));
+    // A throw in a handler is the proxy's own bug: it costs that request, never the daemon (an
+    // unhandled rejection would end the process and every machine's URLs with it).
+    this.server.on("request", (req: IncomingMessage, res: ServerResponse) => void this.onRequest(req, res).catch((e: unknown) => this.failed(e, res)));
+    this.server.on("upgrade", (req: IncomingMessage, sock: Duplex, head: Buffer) => void this.onUpgrade(req, sock, head).catch((e: unknown) => this.failed(e, sock)));
     this.server.on("clientError", (e: NodeJS.ErrnoException, sock: Duplex) => {
       if (!sock.writable) return void sock.destroy();
       const status = e.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
@@ -168,6 +170,14 @@ export class ProxyServer {
   private internal(e: unknown): { refusal: Refusal } {
     this.o.log.error({ err: e }, "proxy: looking a machine up failed");
     return { refusal: { status: 502, code: "PROXY_UPSTREAM_UNREACHABLE", title: "Bad gateway", message: "the proxy could not look the machine up; retry" } };
+  }
+
+  private failed(e: unknown, to: ServerResponse | Duplex): void {
+    this.o.log.error({ err: e }, "proxy: a request failed inside the proxy");
+    const r: Refusal = { status: 500, code: "INTERNAL", title: "Internal error", message: "the proxy failed to pass the request on; the daemon's log has why" };
+    if (!(to instanceof ServerResponse)) return void to.end(rawPage(r));
+    if (to.headersSent) return void to.destroy();
+    this.refuse(to, r);
   }
 
   /**

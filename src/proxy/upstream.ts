@@ -129,7 +129,9 @@ export function forward(pool: UpstreamPool, u: UpstreamRequest, req: IncomingMes
   // The client left while the machine was looked up: nobody to answer.
   if (res.destroyed) return;
   const kept = pool.take(u.key);
-  new Exchange(pool, u, req, res, onFailure).start(kept ?? pool.open(u.host, u.port, u.key), kept !== undefined);
+  // The connection first: what throws here leaves no listener behind.
+  const conn = kept ?? pool.open(u.host, u.port, u.key);
+  new Exchange(pool, u, req, res, onFailure).start(conn, kept !== undefined);
 }
 
 class Exchange {
@@ -265,9 +267,14 @@ class Exchange {
     // A kept connection the guest had closed meanwhile: a request without a body goes again, on a new one.
     if (this.reused && !this.gotBytes && this.u.body === "none" && !(e instanceof InvalidAnswer)) {
       this.detach(false);
-      this.reused = false;
-      this.start(this.pool.open(this.u.host, this.u.port, this.u.key), false);
-      return;
+      let fresh: Conn;
+      try {
+        fresh = this.pool.open(this.u.host, this.u.port, this.u.key);
+      } catch (err) {
+        this.over = true;
+        return this.onFailed(err as Error, this.res.headersSent);
+      }
+      return this.start(fresh, false);
     }
     this.end(false);
     this.onFailed(e, this.res.headersSent);

@@ -93,7 +93,12 @@ before(async () => {
   const target: ProxyTarget = { id: ID, name: "raw", status: "running", ip: "127.0.0.1", token: null, services: [{ port, visibility: "public" }] };
   // "slow": found only after 300 ms, as a lookup that missed the directory's kept answers and queued behind others.
   const slow = (): Promise<ProxyTarget[]> => new Promise((r) => setTimeout(() => r([{ ...target, name: "slow" }]), 300));
-  const directory: ProxyDirectory = { byId: (id) => (id === ID ? target : undefined), byName: (n) => (n === "raw" ? [target] : n === "slow" ? slow() : []) };
+  // "broken": a port no socket can have, which the API never stores: a stand-in for a bug in the proxy.
+  const broken: ProxyTarget = { ...target, name: "broken", services: [{ port: 70000, visibility: "public" }] };
+  const directory: ProxyDirectory = {
+    byId: (id) => (id === ID ? target : undefined),
+    byName: (n) => (n === "raw" ? [target] : n === "slow" ? slow() : n === "broken" ? [broken] : []),
+  };
   proxy = await ProxyServer.listen({ host: "127.0.0.1", port: 0, domain: D, tls: null, maxConnections: 64, maxHeaderBytes: 16384, directory, log: silent });
   at = { addr: "127.0.0.1", port: proxy.port, ca: null };
 });
@@ -210,4 +215,10 @@ test("a client that leaves while its machine is looked up opens nothing to the g
   assert.equal(gone, "left");
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(connections, before, "no connection to the guest for a client already gone");
+});
+
+test("a throw inside the proxy costs that request a 500 page, not the daemon", async () => {
+  const r = await viaProxy(at, `broken.${D}`, "/");
+  assert.deepEqual([r.status, r.headers["x-hyperfleet-error"]], [500, "INTERNAL"]);
+  assert.equal((await get("/ka")).body, "ok", "the proxy still serves");
 });
