@@ -14,7 +14,8 @@ import { route, type ProxyDirectory, type Refusal, type Route } from "./director
 import { requestHead, upstreamRequestHeaders } from "./headers.js";
 import { parseHost } from "./host.js";
 import { INVALID_ANSWER, pageHeaders, pageHtml, rawPage, TIMED_OUT, UNAUTHORIZED, UNREACHABLE } from "./pages.js";
-import { ConnectTimeout, forward, InvalidAnswer, rawUpstream, UpstreamPool } from "./upstream.js";
+import { ConnectTimeout, forward, InvalidAnswer, rawUpstream } from "./upstream.js";
+import { UpstreamPool } from "./upstream-pool.js";
 
 type Decision = { refusal: Refusal } | { redirect: string; setCookie: string } | { host: string; port: number; path: string; id: string; name: string };
 

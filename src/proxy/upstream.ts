@@ -1,24 +1,16 @@
 /**
  * Requests to guests' services: HTTP/1.1 written on a plain socket and the answer read by http1.ts
- * (Node's http client cost 0.2-0.3 ms a request; see there), with idle connections kept per
- * machine and port for the next request; and the raw connection the WebSocket path pipes.
+ * (Node's http client cost 0.2-0.3 ms a request; see there) on a connection kept from an earlier
+ * request (upstream-pool.ts) or a new one; and the raw connection the WebSocket path pipes.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
 import { BodyReader, readResponseHead, type ResponseHead } from "./http1.js";
 import { downstreamResponseHeaders, requestHead } from "./headers.js";
+import type { Conn, ConnOwner, UpstreamPool } from "./upstream-pool.js";
 
 /** A guest that does not accept within this is answered 504. */
 export const CONNECT_TIMEOUT_MS = 5000;
-/**
- * An idle kept connection is closed after this. Servers close theirs too (Node's after 5 s), and
- * a request sent just as the server closes fails; staying under their timeout, as undici does with
- * the same 4 s, makes that rare, and a request without a body is then sent again once anyway.
- */
-const IDLE_MS = 4000;
-/** Idle connections kept per machine and port, and in all. */
-const MAX_IDLE_PER_TARGET = 16;
-const MAX_IDLE = 256;
 
 export class ConnectTimeout extends Error {
   constructor(readonly ms: number) {
@@ -28,83 +20,6 @@ export class ConnectTimeout extends Error {
 
 /** The guest's answer is not HTTP/1.1 the proxy can pass on (a 502 before its head, a cut after). */
 export class InvalidAnswer extends Error {}
-
-/** A connection to a guest's port; `exchange` is the request it carries, null while idle. */
-class Conn {
-  exchange: Exchange | null = null;
-  idle: NodeJS.Timeout | null = null;
-
-  constructor(
-    readonly sock: Socket,
-    readonly key: string,
-    pool: UpstreamPool,
-  ) {
-    // One set of listeners for the connection's life, whichever request it carries.
-    sock.on("data", (d: Buffer) => (this.exchange ? this.exchange.onData(d) : sock.destroy()));
-    sock.on("end", () => (this.exchange ? this.exchange.onEnd() : sock.destroy()));
-    sock.on("error", (e) => this.exchange?.onFailure(e));
-    sock.on("close", () => {
-      pool.forget(this);
-      this.exchange?.onFailure(new Error("the guest closed the connection"));
-    });
-  }
-}
-
-/** Idle connections by machine, address and port (a new machine on a reused address gets none of the old one's). */
-export class UpstreamPool {
-  private readonly idle = new Map<string, Conn[]>();
-  private count = 0;
-  private readonly live = new Set<Conn>();
-
-  take(key: string): Conn | undefined {
-    const list = this.idle.get(key);
-    if (list === undefined) return undefined;
-    let c: Conn | undefined;
-    // Most recently used first; one the guest has closed (its 'close' not yet seen) is skipped.
-    while ((c = list.pop()) !== undefined) {
-      this.count--;
-      clearTimeout(c.idle!);
-      c.idle = null;
-      if (!c.sock.destroyed && c.sock.writable) break;
-      c.sock.destroy();
-    }
-    if (list.length === 0) this.idle.delete(key);
-    return c;
-  }
-
-  open(host: string, port: number, key: string): Conn {
-    const c = new Conn(connect({ host, port, noDelay: true }), key, this);
-    this.live.add(c);
-    return c;
-  }
-
-  give(c: Conn): void {
-    c.exchange = null;
-    const list = this.idle.get(c.key) ?? [];
-    if (list.length >= MAX_IDLE_PER_TARGET || this.count >= MAX_IDLE) return void c.sock.destroy();
-    list.push(c);
-    this.idle.set(c.key, list);
-    this.count++;
-    c.idle = setTimeout(() => c.sock.destroy(), IDLE_MS).unref();
-  }
-
-  forget(c: Conn): void {
-    this.live.delete(c);
-    if (c.idle === null) return;
-    clearTimeout(c.idle);
-    c.idle = null;
-    const list = this.idle.get(c.key);
-    const i = list?.indexOf(c) ?? -1;
-    if (i < 0) return;
-    list!.splice(i, 1);
-    this.count--;
-    if (list!.length === 0) this.idle.delete(c.key);
-  }
-
-  destroy(): void {
-    for (const c of this.live) c.sock.destroy();
-  }
-}
 
 export interface UpstreamRequest {
   /** The pool's key: machine id, address and port. */
@@ -134,7 +49,7 @@ export function forward(pool: UpstreamPool, u: UpstreamRequest, req: IncomingMes
   new Exchange(pool, u, req, res, onFailure).start(conn, kept !== undefined);
 }
 
-class Exchange {
+class Exchange implements ConnOwner {
   private conn!: Conn;
   private reused = false;
   private pending: Buffer | null = null;
