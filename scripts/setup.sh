@@ -38,6 +38,7 @@ PACKAGES=(
   tmux                            # tests: the interactive shell driven like a terminal (test/cli/shell.test.ts)
   ca-certificates
   openssl                         # the per-VM URL proxy's local CA and wildcard certificate
+  curl                            # bench:proxy's download client
 )
 step "host packages"
 missing=()
