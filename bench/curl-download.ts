@@ -19,6 +19,11 @@ export function curlArgs(url: URL, o: { caPath?: string; resolveTo?: string } = 
     "--silent",
     "--show-error",
     "--fail",
+    // A download that stalls fails the run rather than hanging it.
+    "--speed-limit",
+    "1048576",
+    "--speed-time",
+    "30",
     "--output",
     "/dev/null",
     "--write-out",
