@@ -52,8 +52,11 @@ function upgradeOf(raw: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** The upstream's raw response headers without hop-by-hop ones (Node frames the body itself). */
-export function downstreamResponseHeaders(raw: readonly string[]): string[] {
+/**
+ * The upstream's raw response headers without hop-by-hop ones (Node frames the body itself), and
+ * without Content-Length when the proxy read the body by other framing (`dropLength`).
+ */
+export function downstreamResponseHeaders(raw: readonly string[], dropLength = false): string[] {
   const named = new Set<string>();
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() === "connection") for (const t of raw[i + 1]!.split(",")) named.add(t.trim().toLowerCase());
@@ -61,7 +64,7 @@ export function downstreamResponseHeaders(raw: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || named.has(lower) || (dropLength && lower === "content-length")) continue;
     out.push(raw[i]!, raw[i + 1]!);
   }
   return out;

@@ -1,7 +1,7 @@
 /**
  * The per-VM URL proxy (issue 14): HTTP/1.1 over TLS (or plain, behind another terminator) from
  * `<port>-<id>.<domain>` and `<name>.<domain>` to the guest's `network.ip:port`. Bodies stream
- * both ways (piped, never buffered), upstream sockets are kept alive, a WebSocket upgrade becomes
+ * both ways (never buffered), upstream connections are kept alive, a WebSocket upgrade becomes
  * two raw sockets piped together with no idle timeout. Refusals are small pages (pages.ts).
  */
 import { createServer as createHttpServer, ServerResponse, type IncomingMessage, type Server } from "node:http";

@@ -58,7 +58,6 @@ class Exchange implements ConnOwner {
   private gotBytes = false;
   private sentBody = false;
   private over = false;
-  private connectTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly pool: UpstreamPool,
@@ -78,10 +77,7 @@ class Exchange implements ConnOwner {
     this.reused = reused;
     conn.exchange = this;
     const sock = conn.sock;
-    if (sock.connecting) {
-      this.connectTimer = setTimeout(() => this.onFailure(new ConnectTimeout(CONNECT_TIMEOUT_MS)), CONNECT_TIMEOUT_MS);
-      sock.once("connect", () => this.clearConnectTimer());
-    }
+    boundConnect(sock, (e) => this.onFailure(e));
     sock.write(requestHead(this.u.method, this.u.path, this.u.headers));
     if (this.u.body === "none") this.sentBody = true;
     else this.sendBody();
@@ -136,9 +132,8 @@ class Exchange implements ConnOwner {
   private begin(head: ResponseHead, rest: Buffer): void {
     this.head = head;
     this.reader = new BodyReader(head.body);
-    let headers = downstreamResponseHeaders(head.rawHeaders);
-    // Read by its chunks, so any Content-Length beside them is not the client's either.
-    if (head.body.kind === "chunked") headers = withoutContentLength(headers);
+    // Read by its chunks, any Content-Length beside them is not the client's either.
+    const headers = downstreamResponseHeaders(head.rawHeaders, head.body.kind === "chunked");
     try {
       if (head.reason === "") this.res.writeHead(head.status, headers);
       else this.res.writeHead(head.status, head.reason, headers);
@@ -203,7 +198,6 @@ class Exchange implements ConnOwner {
   }
 
   private detach(keep: boolean): void {
-    this.clearConnectTimer();
     const c = this.conn;
     c.exchange = null;
     if (keep) {
@@ -211,32 +205,30 @@ class Exchange implements ConnOwner {
       this.pool.give(c);
     } else c.sock.destroy();
   }
-
-  private clearConnectTimer(): void {
-    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
-    this.connectTimer = null;
-  }
 }
 
-function withoutContentLength(headers: string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < headers.length; i += 2) if (headers[i]!.toLowerCase() !== "content-length") out.push(headers[i]!, headers[i + 1]!);
-  return out;
+/**
+ * Arms the connect bound on a socket still connecting (a kept one needs none); its connect or its
+ * close, whichever comes first, disarms it.
+ */
+function boundConnect(sock: Socket, fail: (e: Error) => void): void {
+  if (!sock.connecting) return;
+  const timer = setTimeout(() => fail(new ConnectTimeout(CONNECT_TIMEOUT_MS)), CONNECT_TIMEOUT_MS);
+  sock.once("connect", () => clearTimeout(timer));
+  sock.once("close", () => clearTimeout(timer));
 }
 
 /** A raw TCP connection (the WebSocket path); resolves once connected. */
 export function rawUpstream(host: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect({ host, port, noDelay: true });
-    const timer = setTimeout(() => fail(new ConnectTimeout(CONNECT_TIMEOUT_MS)), CONNECT_TIMEOUT_MS);
     const fail = (e: Error) => {
-      clearTimeout(timer);
       s.destroy();
       reject(e);
     };
+    boundConnect(s, fail);
     s.once("error", fail);
     s.once("connect", () => {
-      clearTimeout(timer);
       s.off("error", fail);
       resolve(s);
     });
